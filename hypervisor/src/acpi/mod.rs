@@ -1,0 +1,4 @@
+//! ACPI: finding and validating the RSDP. Table parsers come with NUMA
+//! discovery.
+
+pub mod rsdp;

@@ -1,0 +1,242 @@
+//! The boot sequence: console, CPU tables, boot information, reports, then
+//! whatever the command line asks for, then power-off with a status.
+
+use core::fmt::Write;
+use heapless::String;
+use serde::Serialize;
+
+use crate::acpi::rsdp;
+use crate::arch::{self, power, power::ExitCode};
+use crate::boot::{self, BootInfo, MemoryKind, Protocol};
+use crate::cmdline::{self, SelfTest};
+use crate::event::{self, Event, Hex, SCHEMA};
+use crate::phys::IdentityMapped;
+use crate::{cpu, serial};
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+#[derive(Serialize)]
+struct Boot<'a> {
+    schema: u32,
+    version: &'a str,
+    proto: Protocol,
+    loader: &'a str,
+    cmdline: &'a str,
+}
+impl Event for Boot<'_> {
+    const NAME: &'static str = "boot";
+}
+
+#[derive(Serialize)]
+struct Region {
+    base: Hex,
+    len: Hex,
+    kind: MemoryKind,
+}
+
+#[derive(Serialize)]
+struct MemoryMap {
+    regions: heapless::Vec<Region, { boot::MAX_REGIONS }>,
+    usable_bytes: u64,
+    dropped: u32,
+}
+impl Event for MemoryMap {
+    const NAME: &'static str = "memmap";
+}
+
+#[derive(Serialize)]
+struct Module<'a> {
+    start: Hex,
+    end: Hex,
+    size: u64,
+    cmdline: &'a str,
+}
+
+#[derive(Serialize)]
+struct Modules<'a> {
+    modules: heapless::Vec<Module<'a>, { boot::MAX_MODULES }>,
+}
+impl Event for Modules<'_> {
+    const NAME: &'static str = "modules";
+}
+
+#[derive(Serialize)]
+struct Acpi<'a> {
+    rsdp: Hex,
+    source: rsdp::Source,
+    revision: u8,
+    oem: &'a str,
+    rsdt: Hex,
+    xsdt: Option<Hex>,
+}
+impl Event for Acpi<'_> {
+    const NAME: &'static str = "acpi";
+}
+
+/// Bad input the kernel cannot go on with, or can go on without (`fatal`).
+#[derive(Serialize)]
+struct Error<'a> {
+    stage: &'a str,
+    message: &'a str,
+    fatal: bool,
+}
+impl Event for Error<'_> {
+    const NAME: &'static str = "error";
+}
+
+#[derive(Serialize)]
+struct Selftest {
+    test: &'static str,
+}
+impl Event for Selftest {
+    const NAME: &'static str = "selftest";
+}
+
+#[derive(Serialize)]
+struct Panic<'a> {
+    message: &'a str,
+    file: &'a str,
+    line: u32,
+}
+impl Event for Panic<'_> {
+    const NAME: &'static str = "panic";
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Status {
+    Pass,
+    Fail,
+}
+
+#[derive(Serialize)]
+struct Exit {
+    status: Status,
+}
+impl Event for Exit {
+    const NAME: &'static str = "exit";
+}
+
+type Message = String<256>;
+
+fn message(args: core::fmt::Arguments) -> Message {
+    let mut m = Message::new();
+    let _ = m.write_fmt(args); // truncation is acceptable
+    m
+}
+
+fn report_error(stage: &str, message: &str, fatal: bool) {
+    event::emit(&Error { stage, message, fatal });
+}
+
+fn fail(stage: &str, message: &str) -> ! {
+    report_error(stage, message, true);
+    event::emit(&Exit { status: Status::Fail });
+    power::exit(ExitCode::Failure)
+}
+
+pub fn main(magic: u32, info: u32) -> ! {
+    serial::init();
+    arch::init();
+    let mem = IdentityMapped;
+    let boot = match boot::parse(&mem, magic, info.into()) {
+        Ok(boot) => boot,
+        Err(e) => fail("boot-info", &message(format_args!("{e}"))),
+    };
+    event::emit(&Boot {
+        schema: SCHEMA,
+        version: VERSION,
+        proto: boot.protocol,
+        loader: &boot.loader,
+        cmdline: &boot.cmdline,
+    });
+    let options = match cmdline::parse(&boot.cmdline) {
+        Ok(options) => options,
+        Err(e) => fail("cmdline", &message(format_args!("{e}"))),
+    };
+    event::emit(&cpu::identify());
+    report_memory(&boot);
+    report_acpi(&mem, &boot);
+    if let Some(test) = options.selftest {
+        run_selftest(test);
+    }
+    event::emit(&Exit { status: Status::Pass });
+    power::exit(ExitCode::Success)
+}
+
+fn report_memory(boot: &BootInfo) {
+    let regions = boot
+        .memory
+        .iter()
+        .map(|r| Region { base: Hex(r.base), len: Hex(r.len), kind: r.kind })
+        .collect();
+    event::emit(&MemoryMap { regions, usable_bytes: boot.usable_bytes(), dropped: boot.dropped });
+    let modules = boot
+        .modules
+        .iter()
+        .map(|m| Module { start: Hex(m.start), end: Hex(m.end), size: m.end - m.start, cmdline: &m.cmdline })
+        .collect();
+    event::emit(&Modules { modules });
+}
+
+fn report_acpi(mem: &IdentityMapped, boot: &BootInfo) {
+    match rsdp::find(mem, boot.rsdp.map(|h| h.addr)) {
+        Ok(r) => event::emit(&Acpi {
+            rsdp: Hex(r.addr),
+            source: r.source,
+            revision: r.revision,
+            oem: core::str::from_utf8(&r.oem).unwrap_or("?"),
+            rsdt: Hex(r.rsdt.into()),
+            xsdt: r.xsdt.map(Hex),
+        }),
+        // Without ACPI the machine is taken as one node: not fatal.
+        Err(e) => report_error("acpi", &message(format_args!("{e}")), false),
+    }
+}
+
+fn run_selftest(test: SelfTest) {
+    let name = match test {
+        SelfTest::Hang => "hang",
+        SelfTest::InvalidOpcode => "invalid-opcode",
+        SelfTest::PageFault => "page-fault",
+        SelfTest::TripleFault => "triple-fault",
+        SelfTest::Panic => "panic",
+    };
+    event::emit(&Selftest { test: name });
+    match test {
+        SelfTest::Hang => loop {
+            core::hint::spin_loop();
+        },
+        SelfTest::InvalidOpcode => {
+            // SAFETY: raises #UD on purpose; the handler ends the run.
+            unsafe { core::arch::asm!("ud2") }
+        }
+        SelfTest::PageFault => {
+            // Above the 4 GiB identity map: not present.
+            let addr = 0x40_0000_0000u64 as *const u64;
+            // SAFETY: faults on purpose; the handler ends the run.
+            unsafe { core::ptr::read_volatile(addr) };
+        }
+        SelfTest::TripleFault => {
+            let empty = x86_64::structures::DescriptorTablePointer {
+                limit: 0,
+                base: x86_64::VirtAddr::zero(),
+            };
+            // SAFETY: with an empty IDT the breakpoint cannot be delivered,
+            // nor the #GP and #DF that follow: the CPU shuts down on purpose.
+            unsafe {
+                x86_64::instructions::tables::lidt(&empty);
+                core::arch::asm!("int3");
+            }
+        }
+        SelfTest::Panic => panic!("selftest panic"),
+    }
+}
+
+/// The panic handler's body: report and end the run.
+pub fn panic(info: &core::panic::PanicInfo) -> ! {
+    let text = message(format_args!("{}", info.message()));
+    let (file, line) = info.location().map_or(("?", 0), |l| (l.file(), l.line()));
+    event::emit_fatal(&Panic { message: &text, file, line });
+    power::exit(ExitCode::Failure)
+}
