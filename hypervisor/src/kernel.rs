@@ -203,6 +203,8 @@ fn run_selftest(test: SelfTest) {
         SelfTest::Panic => "panic",
     };
     event::emit(&Selftest { test: name });
+    // Bochs drops bytes still in the UART when the CPU dies.
+    serial::drain();
     match test {
         SelfTest::Hang => loop {
             core::hint::spin_loop();

@@ -1,0 +1,45 @@
+/** What every emulator backend provides to the runner. */
+import type { RunPlan } from "../scenario.ts";
+
+/** Build outputs, linked into the run directory under these names. */
+export interface Artifacts {
+  kernel: string;
+  iso?: string;
+  payload?: string;
+}
+
+export const RUN_FILES = {
+  kernel: "kernel.elf",
+  iso: "boot.iso",
+  payload: "payload.bin",
+  serial: "serial.log",
+} as const;
+
+/** How to start one run; every path is relative to the run directory. */
+export interface Launch {
+  bin: string;
+  args: string[];
+  /** Files to write into the run directory before starting. */
+  files: Record<string, string>;
+  /** Files to copy into the run directory (name: source), e.g. OVMF's VARS. */
+  copies: Record<string, string>;
+  /** The emulator's own log file. */
+  log: string;
+  /** Exit status of an emulator whose kernel powered off with success. */
+  successExitCode?: number;
+  /** SIGKILL for emulators that ignore SIGTERM. */
+  stopSignal: Deno.Signal;
+}
+
+export interface Backend {
+  /** Why this backend cannot run `plan` on this host; undefined when it can. */
+  unsupported(plan: RunPlan): string | undefined;
+  launch(plan: RunPlan, artifacts: Artifacts, cmdline: string): Launch;
+  /** A crash the emulator logged that the kernel could not report. */
+  crashIn(log: string): string | undefined;
+}
+
+/** Quotes an argument for a copy-pasteable shell command line. */
+export function shellQuote(arg: string): string {
+  return /^[A-Za-z0-9_.,:=+\/@%-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", `'\\''`)}'`;
+}

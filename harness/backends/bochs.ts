@@ -1,0 +1,58 @@
+/**
+ * Bochs, headless: the rfb display that waits for no client, the debugger
+ * told by an rc file to continue and then quit, serial to a file. Its exit
+ * status is always 1, so the verdict comes from the serial output alone.
+ */
+import type { RunPlan } from "../scenario.ts";
+import { DEFAULT_MEMORY_MIB, DEFAULT_SMP } from "../scenario.ts";
+import { type Artifacts, type Backend, RUN_FILES } from "./backend.ts";
+
+export const BOCHS_BIOS = "/usr/share/bochs/BIOS-bochs-latest";
+export const BOCHS_VGABIOS = "/usr/share/bochs/VGABIOS-lgpl-latest";
+
+export function bochsConfig(plan: RunPlan): string {
+  const m = plan.scenario.machine;
+  return [
+    `megs: ${m.memoryMiB ?? DEFAULT_MEMORY_MIB}`,
+    // Without a reset a triple fault becomes a panic, which ends Bochs.
+    `cpu: model=${plan.cpu}, count=${m.smp ?? DEFAULT_SMP}, reset_on_triple_fault=0`,
+    `romimage: file=${BOCHS_BIOS}`,
+    `vgaromimage: file=${BOCHS_VGABIOS}`,
+    `ata0-master: type=cdrom, path=${RUN_FILES.iso}, status=inserted`,
+    "boot: cdrom",
+    `com1: enabled=1, mode=file, dev=${RUN_FILES.serial}`,
+    'display_library: rfb, options="timeout=0"',
+    "speaker: enabled=0",
+    "sound: waveoutdrv=dummy",
+    "mouse: enabled=0",
+    // time0=local aborts Debian's Bochs 2.7 (glibc fortify): keep the default.
+    "clock: sync=none",
+    "port_e9_hack: enabled=1",
+    "log: bochs.log",
+    "panic: action=fatal",
+    "error: action=report",
+    "",
+  ].join("\n");
+}
+
+export const bochs: Backend = {
+  unsupported(plan) {
+    const nodes = plan.scenario.machine.numa?.nodes.length ?? 1;
+    if (nodes > 1) return "Bochs has no NUMA tables: fake the topology on the kernel command line";
+    return undefined;
+  },
+  launch(plan, _artifacts: Artifacts, _cmdline) {
+    return {
+      bin: "bochs",
+      args: ["-q", "-f", "bochsrc.txt", "-rc", "bochs.rc"],
+      files: { "bochsrc.txt": bochsConfig(plan), "bochs.rc": "continue\nquit\n" },
+      copies: {},
+      log: "bochs.log",
+      stopSignal: "SIGKILL",
+    };
+  },
+  crashIn(log) {
+    const m = /exception\(\): 3rd \((\d+)\) exception with no resolution/.exec(log);
+    return m ? `triple fault: Bochs saw a 3rd exception (${m[1]}) with no resolution` : undefined;
+  },
+};

@@ -1,0 +1,143 @@
+/**
+ * Builds what a run boots: the kernel (cargo), a GRUB ISO (grub-mkrescue)
+ * and the payload (nasm). ISOs and payloads are cached by the hash of their
+ * inputs, so a warm run rebuilds nothing; cargo keeps its own cache.
+ */
+import { join } from "node:path";
+import { CACHE_DIR, KERNEL, PAYLOADS_DIR, ROOT } from "./paths.ts";
+import type { Payload } from "./scenario.ts";
+
+export class BuildError extends Error {}
+
+async function sha256(...parts: (string | Uint8Array)[]): Promise<string> {
+  const chunks = parts.map((p) => typeof p === "string" ? new TextEncoder().encode(p) : p);
+  const all = new Uint8Array(chunks.reduce((n, c) => n + c.length + 1, 0));
+  let at = 0;
+  for (const c of chunks) {
+    all.set(c, at);
+    at += c.length + 1; // a zero between parts keeps ("ab","c") apart from ("a","bc")
+  }
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", all));
+  return Array.from(digest.slice(0, 12), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function run(cmd: string, args: string[], what: string, cwd = ROOT): Promise<string> {
+  let out: Deno.CommandOutput;
+  try {
+    out = await new Deno.Command(cmd, { args, cwd, stdout: "piped", stderr: "piped" }).output();
+  } catch (e) {
+    throw new BuildError(`${what}: cannot run ${cmd}: ${e instanceof Error ? e.message : e}`);
+  }
+  const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+  if (!out.success) throw new BuildError(`${what} failed:\n${text.trim()}`);
+  return text;
+}
+
+let kernelBuild: Promise<string> | undefined;
+
+/** `cargo build --release` of the kernel, once per harness process. */
+export function buildKernel(progress: (msg: string) => void): Promise<string> {
+  kernelBuild ??= (async () => {
+    progress("building kernel (cargo build --release)");
+    await run("cargo", ["build", "--release", "--quiet", "-p", "hypervisor"], "cargo build");
+    return KERNEL;
+  })();
+  return kernelBuild;
+}
+
+const pending = new Map<string, Promise<string>>();
+
+/** Runs `make` once per output path, also when several runs ask at once. */
+function cached(path: string, make: (tmp: string) => Promise<void>): Promise<string> {
+  let p = pending.get(path);
+  if (!p) {
+    p = (async () => {
+      if (await exists(path)) return path;
+      await Deno.mkdir(join(path, ".."), { recursive: true });
+      const tmp = `${path}.${Deno.pid}.tmp`;
+      await make(tmp);
+      await Deno.rename(tmp, path); // atomic: a cache entry is whole or absent
+      return path;
+    })();
+    pending.set(path, p);
+  }
+  return p;
+}
+
+export function grubConfig(cmdline: string, withPayload: boolean): string {
+  return [
+    "set timeout=0",
+    "set default=0",
+    'menuentry "scalevisor" {',
+    `  multiboot2 /boot/hypervisor.elf ${cmdline}`,
+    ...(withPayload ? ["  module2 /boot/payload.bin payload"] : []),
+    "  boot",
+    "}",
+    "",
+  ].join("\n");
+}
+
+/** A hybrid BIOS/UEFI GRUB ISO booting the kernel by multiboot2. */
+export async function buildIso(
+  kernel: string,
+  cmdline: string,
+  payload: string | undefined,
+  progress: (msg: string) => void,
+): Promise<string> {
+  const cfg = grubConfig(cmdline, payload !== undefined);
+  const kernelBytes = await Deno.readFile(kernel);
+  const payloadBytes = payload ? await Deno.readFile(payload) : new Uint8Array();
+  const hash = await sha256(kernelBytes, cfg, payloadBytes);
+  return cached(join(CACHE_DIR, "iso", `${hash}.iso`), async (out) => {
+    progress("building GRUB ISO (grub-mkrescue)");
+    const stage = await Deno.makeTempDir({ prefix: "scalevisor-iso-" });
+    try {
+      await Deno.mkdir(join(stage, "boot", "grub"), { recursive: true });
+      await Deno.writeFile(join(stage, "boot", "hypervisor.elf"), kernelBytes);
+      await Deno.writeTextFile(join(stage, "boot", "grub", "grub.cfg"), cfg);
+      if (payload) await Deno.writeFile(join(stage, "boot", "payload.bin"), payloadBytes);
+      await run("grub-mkrescue", ["-o", out, stage], "grub-mkrescue");
+    } finally {
+      await Deno.remove(stage, { recursive: true });
+    }
+  });
+}
+
+/** Assembles a payload with `nasm -f bin`. */
+export async function buildPayload(p: Payload, progress: (msg: string) => void): Promise<string> {
+  let source: string;
+  let name: string;
+  if ("file" in p) {
+    const path = join(PAYLOADS_DIR, p.file);
+    try {
+      source = await Deno.readTextFile(path);
+    } catch {
+      throw new BuildError(`payload ${p.file} not found in payloads/`);
+    }
+    name = p.file;
+  } else {
+    source = p.asm;
+    name = "inline payload";
+  }
+  const hash = await sha256(source);
+  return cached(join(CACHE_DIR, "payloads", `${hash}.bin`), async (out) => {
+    progress(`assembling ${name} (nasm)`);
+    const src = `${out}.asm`;
+    await Deno.writeTextFile(src, source);
+    try {
+      // -i lets inline payloads %include files from payloads/.
+      await run("nasm", ["-f", "bin", "-i", `${PAYLOADS_DIR}/`, "-o", out, src], `nasm ${name}`);
+    } finally {
+      await Deno.remove(src).catch(() => {});
+    }
+  });
+}

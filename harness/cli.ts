@@ -1,0 +1,209 @@
+/**
+ * The harness's command line (through `deno task`):
+ *   scenario <name> [--backend qemu|bochs|kvm] [--cpu MODEL] [--firmware bios|uefi]
+ *            [--boot kernel|iso] [--timeout S] [--json] [--verbose]
+ *   list [--json]
+ *   matrix [--vendor intel|amd|all] [--filter GLOB] [--jobs N] [--tap FILE] [--junit FILE]
+ *   test [--jobs N] [--no-matrix]
+ *   setup
+ * Exit codes: 0 pass, 1 fail, 77 skipped, 2 usage or setup error.
+ */
+import { parseArgs, type ParseArgsConfig } from "node:util";
+import { BuildError } from "./build.ts";
+import { loadAll, loadScenario, UnknownScenario } from "./load.ts";
+import { printSummary, runMatrix } from "./matrix.ts";
+import { ALL_TOOLS, ensureTools, SetupError, toolsFor } from "./prereq.ts";
+import { counts, outcome } from "./report.ts";
+import { runPlan } from "./runner.ts";
+import {
+  BACKENDS,
+  BOOT_PATHS,
+  expandTargets,
+  FIRMWARES,
+  planId,
+  ScenarioError,
+  selectPlan,
+} from "./scenario.ts";
+import { runTests } from "./test.ts";
+import { exitCodeFor } from "./verdict.ts";
+
+const USAGE = `usage: deno task <command> [options]
+  scenario <name> [--backend qemu|bochs|kvm] [--cpu MODEL] [--firmware bios|uefi]
+                  [--boot kernel|iso] [--timeout S] [--json] [--verbose]
+  list [--json]
+  matrix [--vendor intel|amd|all] [--filter GLOB] [--jobs N] [--tap FILE] [--junit FILE]
+  test [--jobs N] [--no-matrix]
+  setup     install every emulator and tool the scenarios use (as root or with CI=true)`;
+
+class UsageError extends Error {}
+
+const say = (msg: string) => console.error(msg);
+
+function oneOf<T extends string>(value: string | undefined, allowed: readonly T[], flag: string) {
+  if (value === undefined) return undefined;
+  if (!(allowed as readonly string[]).includes(value)) {
+    throw new UsageError(`--${flag} must be one of ${allowed.join(", ")}, not "${value}"`);
+  }
+  return value as T;
+}
+
+function positiveNumber(value: string | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new UsageError(`--${flag} must be a positive number`);
+  return n;
+}
+
+function parse<T extends NonNullable<ParseArgsConfig["options"]>>(args: string[], options: T) {
+  try {
+    return parseArgs({ args, options, allowPositionals: true, strict: true as const });
+  } catch (e) {
+    throw new UsageError(e instanceof Error ? e.message : String(e));
+  }
+}
+
+async function scenarioCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parse(args, {
+    backend: { type: "string" },
+    cpu: { type: "string" },
+    firmware: { type: "string" },
+    boot: { type: "string" },
+    timeout: { type: "string" },
+    json: { type: "boolean" },
+    verbose: { type: "boolean" },
+  });
+  if (positionals.length !== 1) throw new UsageError("scenario takes exactly one scenario name");
+  const scenario = await loadScenario(positionals[0]!);
+  const choice = selectPlan(scenario, {
+    backend: oneOf(values.backend, BACKENDS, "backend"),
+    cpu: values.cpu,
+    firmware: oneOf(values.firmware, FIRMWARES, "firmware"),
+    boot: oneOf(values.boot, BOOT_PATHS, "boot"),
+    timeoutS: positiveNumber(values.timeout, "timeout"),
+  });
+  if (typeof choice === "string") throw new UsageError(choice);
+  const { plan, declared } = choice;
+  if (!declared) say(`note: ${planId(plan)} is not among the targets the scenario declares`);
+  await ensureTools(toolsFor(plan), say);
+  const result = await runPlan(plan, { progress: say, verbose: Boolean(values.verbose) });
+  const human = [
+    `${planId(plan)}: ${result.status.toUpperCase()} (${(result.durationMs / 1000).toFixed(1)}s)`,
+    `  ${result.reason}`,
+    ...result.problems.map((p) => `  - ${p}`),
+    `  run dir: ${result.runDir}`,
+  ].join("\n");
+  if (values.json) {
+    console.error(human);
+    console.log(JSON.stringify(result));
+  } else {
+    console.log(human);
+  }
+  return exitCodeFor(result.status);
+}
+
+async function listCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parse(args, { json: { type: "boolean" } });
+  if (positionals.length) throw new UsageError("list takes no arguments");
+  const scenarios = await loadAll();
+  if (values.json) {
+    console.log(JSON.stringify(scenarios.map((s) => ({
+      name: s.name,
+      description: s.description,
+      runs: expandTargets(s).map((p) => ({
+        backend: p.backend,
+        cpu: p.cpu,
+        boot: p.boot,
+        firmware: p.firmware,
+      })),
+    }))));
+    return 0;
+  }
+  const width = Math.max(...scenarios.map((s) => s.name.length));
+  for (const s of scenarios) {
+    const runs = expandTargets(s).length;
+    console.log(`${s.name.padEnd(width)}  ${s.description} (${runs} run${runs === 1 ? "" : "s"})`);
+  }
+  return 0;
+}
+
+async function matrixCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parse(args, {
+    vendor: { type: "string", default: "all" },
+    filter: { type: "string" },
+    jobs: { type: "string" },
+    tap: { type: "string" },
+    junit: { type: "string" },
+  });
+  if (positionals.length) throw new UsageError("matrix takes no positional arguments");
+  const results = await runMatrix({
+    vendor: oneOf(values.vendor, ["intel", "amd", "all"] as const, "vendor")!,
+    filter: values.filter,
+    jobs: positiveNumber(values.jobs, "jobs") ?? defaultJobs(),
+    tap: values.tap,
+    junit: values.junit,
+    say,
+  });
+  printSummary(results);
+  const c = counts(results);
+  if (c.failed > 0) return 1;
+  return results.length > 0 && results.every((r) => outcome(r) === "skipped") ? 77 : 0;
+}
+
+function defaultJobs(): number {
+  return Math.max(1, navigator.hardwareConcurrency || 1);
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case "scenario":
+      return await scenarioCommand(rest);
+    case "list":
+      return await listCommand(rest);
+    case "matrix":
+      return await matrixCommand(rest);
+    case "test": {
+      const { values, positionals } = parse(rest, {
+        jobs: { type: "string" },
+        "no-matrix": { type: "boolean" },
+      });
+      if (positionals.length) throw new UsageError("test takes no positional arguments");
+      return await runTests({
+        jobs: positiveNumber(values.jobs, "jobs") ?? defaultJobs(),
+        matrix: !values["no-matrix"],
+      });
+    }
+    case "setup":
+      await ensureTools(ALL_TOOLS, say);
+      say("every tool the scenarios use is installed");
+      return 0;
+    case undefined:
+    case "help":
+    case "--help":
+      console.log(USAGE);
+      return command === undefined ? 2 : 0;
+    default:
+      throw new UsageError(`unknown command "${command}"`);
+  }
+}
+
+if (import.meta.main) {
+  let code: number;
+  try {
+    code = await main(Deno.args);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      console.error(`error: ${e.message}\n\n${USAGE}`);
+      code = 2;
+    } else if (
+      e instanceof UnknownScenario || e instanceof ScenarioError || e instanceof SetupError ||
+      e instanceof BuildError
+    ) {
+      console.error(`error: ${e.message}`);
+      code = 2;
+    } else {
+      throw e;
+    }
+  }
+  Deno.exit(code);
+}

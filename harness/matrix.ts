@@ -1,0 +1,104 @@
+/** Every scenario on every backend and CPU model it declares, in parallel. */
+import { BuildError, buildKernel } from "./build.ts";
+import { hostCpu, resolveCpu } from "./cpus.ts";
+import { loadAll } from "./load.ts";
+import { ensureTools, toolsFor } from "./prereq.ts";
+import { counts, junit, outcome, statusText, summaryLine, table, tap, title } from "./report.ts";
+import { runPlan, type RunResult } from "./runner.ts";
+import { expandTargets, type RunPlan, type Vendor } from "./scenario.ts";
+
+export interface MatrixOptions {
+  vendor: Vendor | "all";
+  filter?: string;
+  jobs: number;
+  tap?: string;
+  junit?: string;
+  say: (msg: string) => void;
+}
+
+/** A shell-style glob (`*`, `?`) as a whole-string regular expression. */
+export function globRegExp(glob: string): RegExp {
+  const body = glob.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".");
+  return new RegExp(`^${body}$`);
+}
+
+export function planVendor(plan: RunPlan, cpuinfo: () => string): Vendor | undefined {
+  const model = resolveCpu(plan.backend, plan.cpu, hostCpu(cpuinfo()));
+  return typeof model === "string" ? undefined : model.vendor;
+}
+
+export async function selectPlans(opts: Pick<MatrixOptions, "vendor" | "filter">) {
+  const cpuinfo = () => {
+    try {
+      return Deno.readTextFileSync("/proc/cpuinfo");
+    } catch {
+      return "";
+    }
+  };
+  const glob = opts.filter ? globRegExp(opts.filter) : undefined;
+  return (await loadAll())
+    .filter((s) => !glob || glob.test(s.name))
+    .flatMap(expandTargets)
+    .filter((p) => opts.vendor === "all" || planVendor(p, cpuinfo) === opts.vendor);
+}
+
+export async function runMatrix(opts: MatrixOptions): Promise<RunResult[]> {
+  const plans = await selectPlans(opts);
+  if (plans.length === 0) {
+    opts.say("no run matches the selection");
+    return [];
+  }
+  await ensureTools(plans.flatMap(toolsFor), opts.say);
+  await buildKernel(opts.say);
+  opts.say(`running ${plans.length} runs, ${opts.jobs} at a time`);
+  const results: RunResult[] = new Array(plans.length);
+  let next = 0, done = 0;
+  const worker = async () => {
+    while (next < plans.length) {
+      const i = next++;
+      const plan = plans[i]!;
+      let r: RunResult;
+      try {
+        r = await runPlan(plan, { progress: () => {} });
+      } catch (e) {
+        if (!(e instanceof BuildError)) throw e;
+        r = {
+          scenario: plan.scenario.name,
+          backend: plan.backend,
+          cpu: plan.cpu,
+          boot: plan.boot,
+          firmware: plan.firmware,
+          status: "fail",
+          expected: plan.scenario.expectStatus ?? "pass",
+          reason: e.message,
+          problems: [],
+          durationMs: 0,
+          runDir: "",
+          events: [],
+        };
+      }
+      results[i] = r;
+      done++;
+      const o = outcome(r);
+      const note = o === "passed" ? "" : `  ${r.reason}`;
+      opts.say(
+        `[${done}/${plans.length}] ${statusText(r).padEnd(16)} ${title(r)}  ${
+          (r.durationMs / 1000).toFixed(1)
+        }s${note}`,
+      );
+      if (o === "failed") {
+        for (const p of r.problems) opts.say(`      ${p}`);
+        if (r.runDir) opts.say(`      run dir: ${r.runDir}`);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, opts.jobs) }, worker));
+  if (opts.tap) await Deno.writeTextFile(opts.tap, tap(results));
+  if (opts.junit) await Deno.writeTextFile(opts.junit, junit(results));
+  return results;
+}
+
+export function printSummary(results: RunResult[]) {
+  console.log(table(results));
+  console.log(summaryLine(counts(results)));
+}

@@ -1,0 +1,90 @@
+/**
+ * The host tools a run needs, found before anything runs. As root or in CI
+ * the missing Debian packages are installed (and that is said); otherwise
+ * the one apt-get line to run is printed.
+ */
+import { existsSync } from "node:fs";
+import { BOCHS_BIOS, BOCHS_VGABIOS } from "./backends/bochs.ts";
+import { findOvmf } from "./backends/qemu.ts";
+import type { RunPlan } from "./scenario.ts";
+
+export type Tool = "cargo" | "qemu" | "bochs" | "ovmf" | "grub" | "nasm";
+
+interface Requirement {
+  present(): boolean;
+  packages: string[];
+}
+
+function onPath(cmd: string): boolean {
+  const dirs = (Deno.env.get("PATH") ?? "").split(":");
+  return dirs.some((d) => d && existsSync(`${d}/${cmd}`));
+}
+
+const REQUIREMENTS: Record<Tool, Requirement> = {
+  cargo: { present: () => onPath("cargo"), packages: [] },
+  qemu: { present: () => onPath("qemu-system-x86_64"), packages: ["qemu-system-x86"] },
+  bochs: {
+    present: () => onPath("bochs") && existsSync(BOCHS_BIOS) && existsSync(BOCHS_VGABIOS),
+    packages: ["bochs", "bochsbios", "vgabios"],
+  },
+  ovmf: { present: () => findOvmf() !== undefined, packages: ["ovmf"] },
+  grub: {
+    present: () =>
+      ["grub-mkrescue", "xorriso", "mformat"].every(onPath) &&
+      existsSync("/usr/lib/grub/i386-pc") && existsSync("/usr/lib/grub/x86_64-efi"),
+    packages: ["grub-common", "grub-pc-bin", "grub-efi-amd64-bin", "xorriso", "mtools"],
+  },
+  nasm: { present: () => onPath("nasm"), packages: ["nasm"] },
+};
+
+export const ALL_TOOLS = Object.keys(REQUIREMENTS) as Tool[];
+
+export function toolsFor(plan: RunPlan): Tool[] {
+  const tools: Tool[] = ["cargo", plan.backend === "bochs" ? "bochs" : "qemu"];
+  if (plan.boot === "iso") tools.push("grub");
+  if (plan.firmware === "uefi") tools.push("ovmf");
+  if (plan.scenario.payload) tools.push("nasm");
+  return tools;
+}
+
+export class SetupError extends Error {}
+
+export function missing(tools: Iterable<Tool>): Tool[] {
+  return [...new Set(tools)].filter((t) => !REQUIREMENTS[t].present());
+}
+
+/** Makes sure `tools` are there; throws SetupError with the fix when not. */
+export async function ensureTools(tools: Iterable<Tool>, say: (msg: string) => void) {
+  const absent = missing(tools);
+  if (absent.length === 0) return;
+  if (absent.includes("cargo")) {
+    throw new SetupError(
+      "cargo not found: install Rust (https://rustup.rs) and make sure cargo is on PATH",
+    );
+  }
+  const packages = [...new Set(absent.flatMap((t) => REQUIREMENTS[t].packages))];
+  const root = Deno.uid() === 0;
+  const ci = Deno.env.get("CI") === "true";
+  if (!root && !ci) {
+    throw new SetupError(
+      `missing ${absent.join(", ")}; install with:\n  sudo apt-get install -y ${
+        packages.join(" ")
+      }`,
+    );
+  }
+  say(`installing Debian packages: ${packages.join(" ")}`);
+  const sudo = root ? [] : ["sudo", "-n"];
+  const env = { DEBIAN_FRONTEND: "noninteractive" };
+  for (
+    const args of [["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", ...packages]]
+  ) {
+    const [cmd, ...rest] = [...sudo, ...args];
+    const out = await new Deno.Command(cmd!, { args: rest, env, stdout: "piped", stderr: "piped" })
+      .output();
+    if (!out.success) {
+      throw new SetupError(`${args.join(" ")} failed:\n${new TextDecoder().decode(out.stderr)}`);
+    }
+  }
+  const still = missing(absent);
+  if (still.length > 0) throw new SetupError(`still missing after install: ${still.join(", ")}`);
+}

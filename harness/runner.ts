@@ -1,0 +1,260 @@
+/**
+ * Runs one plan: builds what it boots, starts the emulator in a run
+ * directory of its own, follows the serial output as events, stops the
+ * emulator at the end, the deadline or a crash, and gives the verdict.
+ */
+import { join } from "node:path";
+import { type Artifacts, type Backend, RUN_FILES, shellQuote } from "./backends/backend.ts";
+import { bochs } from "./backends/bochs.ts";
+import { qemu } from "./backends/qemu.ts";
+import { buildIso, buildKernel, buildPayload } from "./build.ts";
+import { type CpuModel, hostCpu, resolveCpu } from "./cpus.ts";
+import { describe, EventStream, type SvEvent } from "./events.ts";
+import { checkExpectations } from "./expect.ts";
+import { RUNS_DIR } from "./paths.ts";
+import { DEFAULT_MEMORY_MIB, planId, type RunInfo, type RunPlan, type Status } from "./scenario.ts";
+import { classify } from "./verdict.ts";
+
+export interface RunResult {
+  scenario: string;
+  backend: string;
+  cpu: string;
+  firmware: string;
+  boot: string;
+  status: Status;
+  /** The verdict the scenario is meant to produce. */
+  expected: Status;
+  reason: string;
+  problems: string[];
+  durationMs: number;
+  runDir: string;
+  events: SvEvent[];
+}
+
+export interface RunOptions {
+  progress: (msg: string) => void;
+  /** Echo the serial output as it comes. */
+  verbose?: boolean;
+}
+
+const POLL_MS = 50;
+/** How long an emulator may take to exit after the kernel's last event. */
+const GRACE_MS = 5000;
+const TERMINAL = new Set(["exit", "exception", "panic"]);
+
+export function backendFor(plan: RunPlan): Backend {
+  return plan.backend === "bochs" ? bochs : qemu;
+}
+
+function cpuModel(plan: RunPlan): CpuModel {
+  const host = plan.backend === "kvm" ? hostCpu(readOr("/proc/cpuinfo", "")) : undefined;
+  const model = resolveCpu(plan.backend, plan.cpu, host);
+  if (typeof model === "string") throw new Error(model); // validated with the scenario
+  return model;
+}
+
+function readOr(path: string, fallback: string): string {
+  try {
+    return Deno.readTextFileSync(path);
+  } catch {
+    return fallback;
+  }
+}
+
+function runDirName(plan: RunPlan): string {
+  const stamp = new Date().toISOString().replace(/[:.]/g, "-");
+  const rand = crypto.getRandomValues(new Uint8Array(2)).reduce(
+    (s, b) => s + b.toString(16).padStart(2, "0"),
+    "",
+  );
+  const cpu = plan.cpu.replace(/[^A-Za-z0-9_-]/g, "_");
+  return `${stamp}-${rand}-${plan.scenario.name}-${plan.backend}-${cpu}-${plan.boot}-${plan.firmware}`;
+}
+
+async function build(plan: RunPlan, progress: (m: string) => void): Promise<Artifacts> {
+  const kernel = await buildKernel(progress);
+  const payload = plan.scenario.payload
+    ? await buildPayload(plan.scenario.payload, progress)
+    : undefined;
+  const iso = plan.boot === "iso"
+    ? await buildIso(kernel, plan.scenario.cmdline ?? "", payload, progress)
+    : undefined;
+  return { kernel, payload, iso };
+}
+
+async function tail(path: string, chars: number): Promise<string> {
+  try {
+    return (await Deno.readTextFile(path)).slice(-chars);
+  } catch {
+    return "";
+  }
+}
+
+/** Runs `plan`; throws BuildError when its kernel, ISO or payload cannot be built. */
+export async function runPlan(plan: RunPlan, opts: RunOptions): Promise<RunResult> {
+  const backend = backendFor(plan);
+  const base = {
+    scenario: plan.scenario.name,
+    backend: plan.backend,
+    cpu: plan.cpu,
+    firmware: plan.firmware,
+    boot: plan.boot,
+    expected: plan.scenario.expectStatus ?? "pass",
+  };
+  const dir = join(RUNS_DIR, runDirName(plan));
+  await Deno.mkdir(dir, { recursive: true });
+  const finish = async (r: RunResult) => {
+    await Deno.writeTextFile(join(dir, "result.json"), JSON.stringify(r, null, 2) + "\n");
+    await Deno.remove(join(RUNS_DIR, "latest")).catch(() => {});
+    await Deno.symlink(dir, join(RUNS_DIR, "latest")).catch(() => {});
+    return r;
+  };
+
+  const unsupported = backend.unsupported(plan);
+  if (unsupported) {
+    return finish({
+      ...base,
+      status: "skip",
+      reason: unsupported,
+      problems: [],
+      durationMs: 0,
+      runDir: dir,
+      events: [],
+    });
+  }
+
+  const artifacts = await build(plan, opts.progress);
+  const cmdline = plan.scenario.cmdline ?? "";
+  for (const [name, path] of Object.entries(artifacts)) {
+    if (path) await Deno.symlink(path, join(dir, RUN_FILES[name as keyof Artifacts]));
+  }
+  const launch = backend.launch(plan, artifacts, cmdline);
+  for (const [name, text] of Object.entries(launch.files)) {
+    await Deno.writeTextFile(join(dir, name), text);
+  }
+  for (const [name, source] of Object.entries(launch.copies)) {
+    await Deno.copyFile(source, join(dir, name));
+  }
+  await Deno.writeTextFile(
+    join(dir, "command.txt"),
+    `cd ${shellQuote(dir)} && ${[launch.bin, ...launch.args].map(shellQuote).join(" ")}\n`,
+  );
+
+  opts.progress(`booting ${planId(plan)}`);
+  const stream = new EventStream();
+  const started = performance.now();
+  let spawnError: string | undefined;
+  let exitCode: number | null = null;
+  let timedOut = false;
+  try {
+    const child = new Deno.Command(launch.bin, {
+      args: launch.args,
+      cwd: dir,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const outputs = Promise.all([
+      child.stdout.pipeTo((await Deno.create(join(dir, "stdout.log"))).writable),
+      child.stderr.pipeTo((await Deno.create(join(dir, "stderr.log"))).writable),
+    ]);
+    let exited = false;
+    const status = child.status.then((s) => {
+      exited = true;
+      return s;
+    });
+    const serialPath = join(dir, RUN_FILES.serial);
+    let offset = 0;
+    const readSerial = async () => {
+      let bytes: Uint8Array;
+      try {
+        bytes = await Deno.readFile(serialPath);
+      } catch {
+        return; // not created yet
+      }
+      if (bytes.length <= offset) return;
+      const fresh = stream.push(bytes.subarray(offset));
+      offset = bytes.length;
+      if (opts.verbose) { for (const e of fresh) opts.progress(`  ${describe(e)}`); }
+    };
+    const deadline = started + plan.timeoutS * 1000;
+    let endedAt: number | undefined;
+    while (!exited) {
+      await new Promise((r) => setTimeout(r, POLL_MS));
+      await readSerial();
+      const now = performance.now();
+      if (endedAt === undefined && stream.events.some((e) => TERMINAL.has(e.ev))) endedAt = now;
+      const graceOver = endedAt !== undefined && now - endedAt > GRACE_MS;
+      if (!exited && (now > deadline || graceOver)) {
+        timedOut = endedAt === undefined;
+        try {
+          child.kill(launch.stopSignal);
+        } catch { /* exited meanwhile */ }
+        const killed = await Promise.race([
+          status.then(() => true),
+          new Promise<boolean>((r) => setTimeout(() => r(false), 2000)),
+        ]);
+        if (!killed) {
+          try {
+            child.kill("SIGKILL");
+          } catch { /* exited meanwhile */ }
+        }
+        break;
+      }
+    }
+    const s = await status;
+    exitCode = s.signal ? null : s.code;
+    await outputs;
+    await readSerial();
+  } catch (e) {
+    spawnError = e instanceof Deno.errors.NotFound
+      ? `${launch.bin} not found`
+      : `cannot start ${launch.bin}: ${e instanceof Error ? e.message : e}`;
+  }
+  stream.end();
+  const durationMs = Math.round(performance.now() - started);
+
+  const model = cpuModel(plan);
+  const info: RunInfo = {
+    backend: plan.backend,
+    cpu: plan.cpu,
+    boot: plan.boot,
+    firmware: plan.firmware,
+    timeoutS: plan.timeoutS,
+    vendor: model.vendor,
+    features: model.features,
+    cmdline,
+    memoryMiB: plan.scenario.machine.memoryMiB ?? DEFAULT_MEMORY_MIB,
+    payloadSize: artifacts.payload ? (await Deno.stat(artifacts.payload)).size : undefined,
+  };
+  const events = stream.events;
+  const problems = checkExpectations(events, plan.scenario.expect, info, plan.scenario.absent);
+  const stderrTail = (await tail(join(dir, "stderr.log"), 1500)) +
+    (await tail(join(dir, "stdout.log"), 500));
+  const verdict = classify({
+    events,
+    timedOut,
+    exitCode,
+    spawnError,
+    emulatorCrash: backend.crashIn(await tail(join(dir, launch.log), 200_000)),
+    stderrTail,
+    successExitCode: launch.successExitCode,
+    problems,
+  });
+  await Deno.writeTextFile(
+    join(dir, "events.jsonl"),
+    events.map((e) => JSON.stringify(e)).join("\n") + (events.length ? "\n" : ""),
+  );
+  if (stream.malformed.length > 0) {
+    await Deno.writeTextFile(join(dir, "malformed.txt"), stream.malformed.join("\n") + "\n");
+  }
+  return finish({
+    ...base,
+    status: verdict.status,
+    reason: verdict.reason,
+    problems: verdict.status === "fail" ? problems : [],
+    durationMs,
+    runDir: dir,
+    events,
+  });
+}

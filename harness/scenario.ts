@@ -1,0 +1,337 @@
+/**
+ * The scenario model: what a `scenarios/*.ts` file exports, how it is
+ * validated, and how its targets expand into runs.
+ */
+import { resolveCpu } from "./cpus.ts";
+import type { SvEvent } from "./events.ts";
+
+export type Backend = "qemu" | "bochs" | "kvm";
+export type Firmware = "bios" | "uefi";
+export type BootPath = "kernel" | "iso";
+export type Vendor = "intel" | "amd";
+export type Status = "pass" | "fail" | "crash" | "timeout" | "emulator-error" | "skip";
+
+export const BACKENDS: readonly Backend[] = ["qemu", "bochs", "kvm"];
+export const FIRMWARES: readonly Firmware[] = ["bios", "uefi"];
+export const BOOT_PATHS: readonly BootPath[] = ["kernel", "iso"];
+export const STATUSES: readonly Status[] = [
+  "pass",
+  "fail",
+  "crash",
+  "timeout",
+  "emulator-error",
+  "skip",
+];
+
+/** A guest payload: a file under `payloads/`, or NASM source given inline. */
+export type Payload = { file: string } | { asm: string };
+
+export interface NumaNode {
+  /** CPU indexes (0-based, below `smp`) in this node; empty for a CPU-less node. */
+  cpus: number[];
+  /** Memory of this node; 0 for a memory-less node. */
+  memoryMiB: number;
+}
+
+export interface Numa {
+  nodes: NumaNode[];
+  /** distances[i][j], 10 on the diagonal; omitted: QEMU's defaults. */
+  distances?: number[][];
+}
+
+export interface Machine {
+  /** Restricts the scenario to one vendor's CPU models. */
+  vendor?: Vendor;
+  smp?: number;
+  memoryMiB?: number;
+  numa?: Numa;
+}
+
+/** Where a scenario runs: a backend, its boot path and firmware, and CPU models. */
+export interface Target {
+  backend: Backend;
+  /** Default: `kernel` on QEMU and KVM, `iso` on Bochs. */
+  boot?: BootPath;
+  /** Default: `bios`. */
+  firmware?: Firmware;
+  cpus: string[];
+  /** Overrides the scenario's timeout for this target (OVMF is slower). */
+  timeoutS?: number;
+}
+
+/** One concrete run of a scenario. */
+export interface RunPlan {
+  scenario: Scenario;
+  backend: Backend;
+  cpu: string;
+  boot: BootPath;
+  firmware: Firmware;
+  timeoutS: number;
+}
+
+/** What expectations see of the run that produced the events. */
+export type RunInfo = Omit<RunPlan, "scenario"> & {
+  vendor: Vendor;
+  features: ReadonlySet<string>;
+  cmdline: string;
+  memoryMiB: number;
+  /** Size in bytes of the assembled payload, when there is one. */
+  payloadSize?: number;
+};
+
+/**
+ * An event that must appear, after the previous expectation's match. Events
+ * in between are allowed. `fields` are compared for deep equality (only the
+ * keys given); `check` returns a description of each further problem.
+ */
+export interface EventExpectation {
+  ev: string;
+  fields?: Record<string, unknown> | ((run: RunInfo) => Record<string, unknown>);
+  check?: (event: SvEvent, run: RunInfo) => string[];
+}
+
+export interface Scenario {
+  name: string;
+  description: string;
+  payload?: Payload;
+  /** Kernel command line. */
+  cmdline?: string;
+  machine: Machine;
+  targets: Target[];
+  timeoutS: number;
+  expect: EventExpectation[];
+  /** Events that must not appear at all. */
+  absent?: string[];
+  /**
+   * The verdict this scenario is meant to produce (default `pass`): the
+   * harness's own selftests expect `timeout` or `crash`. `scenario` still
+   * exits with the real verdict; `matrix` counts a match as passed.
+   */
+  expectStatus?: Status;
+}
+
+/** Identity, for type checking in scenario files. */
+export function defineScenario(s: Scenario): Scenario {
+  return s;
+}
+
+export const DEFAULT_SMP = 1;
+export const DEFAULT_MEMORY_MIB = 256;
+
+export class ScenarioError extends Error {
+  constructor(public readonly scenario: string, public readonly problems: string[]) {
+    super(`scenario ${scenario} is invalid:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+  }
+}
+
+/** GRUB and QEMU pass the command line through; keep it to plain words. */
+const CMDLINE_RE = /^[A-Za-z0-9_.,:=+\/ -]*$/;
+
+export function defaultBoot(backend: Backend): BootPath {
+  return backend === "bochs" ? "iso" : "kernel";
+}
+
+/** Why a backend, boot path and firmware cannot go together, if they cannot. */
+export function comboProblem(
+  backend: Backend,
+  boot: BootPath,
+  firmware: Firmware,
+): string | undefined {
+  if (backend === "bochs" && boot === "kernel") {
+    return "Bochs has no direct kernel boot: use --boot iso";
+  }
+  if (backend === "bochs" && firmware === "uefi") return "Bochs runs no OVMF: use --firmware bios";
+  if (boot === "kernel" && firmware === "uefi") {
+    return "QEMU -kernel does not work with OVMF: use --boot iso with --firmware uefi";
+  }
+  return undefined;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/** Checks a scenario module's export; returns it typed or throws ScenarioError. */
+export function validateScenario(value: unknown, fileName: string): Scenario {
+  const problems: string[] = [];
+  const need = (ok: boolean, problem: string) => {
+    if (!ok) problems.push(problem);
+  };
+  if (!isRecord(value)) throw new ScenarioError(fileName, ["the default export is not an object"]);
+  const s = value as Partial<Scenario>;
+  need(
+    s.name === fileName,
+    `name must be "${fileName}" (the file name), found ${JSON.stringify(s.name)}`,
+  );
+  need(typeof s.description === "string" && s.description.length > 0, "description is missing");
+  need(
+    s.cmdline === undefined || (typeof s.cmdline === "string" && CMDLINE_RE.test(s.cmdline)),
+    `cmdline must be plain words (${CMDLINE_RE.source})`,
+  );
+  need(typeof s.timeoutS === "number" && s.timeoutS > 0, "timeoutS must be a positive number");
+  if (s.payload !== undefined) {
+    const p = s.payload as Record<string, unknown>;
+    need(
+      isRecord(p) && (typeof p.file === "string" || typeof p.asm === "string"),
+      "payload must be { file } or { asm }",
+    );
+  }
+  const m = s.machine as Partial<Machine> | undefined;
+  if (!isRecord(m)) {
+    problems.push("machine is missing");
+  } else {
+    const smp = m.smp ?? DEFAULT_SMP;
+    need(Number.isInteger(smp) && smp >= 1 && smp <= 64, "machine.smp must be an integer in 1..64");
+    const mem = m.memoryMiB ?? DEFAULT_MEMORY_MIB;
+    need(Number.isInteger(mem) && mem >= 32, "machine.memoryMiB must be an integer of at least 32");
+    need(
+      m.vendor === undefined || m.vendor === "intel" || m.vendor === "amd",
+      "machine.vendor must be intel or amd",
+    );
+    if (m.numa) problems.push(...numaProblems(m.numa, smp, mem));
+  }
+  if (!Array.isArray(s.targets) || s.targets.length === 0) {
+    problems.push("targets must list at least one target");
+  } else {
+    s.targets.forEach((t, i) => {
+      const at = `targets[${i}]`;
+      if (!isRecord(t) || !BACKENDS.includes(t.backend)) {
+        problems.push(`${at}.backend must be one of ${BACKENDS.join(", ")}`);
+        return;
+      }
+      const boot = t.boot ?? defaultBoot(t.backend);
+      const firmware = t.firmware ?? "bios";
+      need(BOOT_PATHS.includes(boot), `${at}.boot must be one of ${BOOT_PATHS.join(", ")}`);
+      need(FIRMWARES.includes(firmware), `${at}.firmware must be one of ${FIRMWARES.join(", ")}`);
+      const combo = comboProblem(t.backend, boot, firmware);
+      if (combo) problems.push(`${at}: ${combo}`);
+      if (!Array.isArray(t.cpus) || t.cpus.length === 0) {
+        problems.push(`${at}.cpus must list at least one CPU model`);
+      } else {
+        for (const cpu of t.cpus) {
+          const r = resolveCpu(t.backend, cpu);
+          if (typeof r === "string") problems.push(`${at}: ${r}`);
+          else if (isRecord(m) && m.vendor && r.vendor !== m.vendor && t.backend !== "kvm") {
+            problems.push(`${at}: CPU model ${cpu} is ${r.vendor}, the machine is ${m.vendor}`);
+          }
+        }
+      }
+    });
+  }
+  if (!Array.isArray(s.expect)) {
+    problems.push("expect must be a list of event expectations");
+  } else {
+    s.expect.forEach((e, i) => {
+      need(isRecord(e) && typeof e.ev === "string", `expect[${i}].ev must be an event name`);
+    });
+  }
+  need(
+    s.expectStatus === undefined || STATUSES.includes(s.expectStatus),
+    `expectStatus must be one of ${STATUSES.join(", ")}`,
+  );
+  if (problems.length > 0) throw new ScenarioError(fileName, problems);
+  return s as Scenario;
+}
+
+function numaProblems(numa: Numa, smp: number, memoryMiB: number): string[] {
+  const problems: string[] = [];
+  const n = numa.nodes?.length ?? 0;
+  if (n === 0) return ["machine.numa.nodes must list at least one node"];
+  const seen = new Set<number>();
+  numa.nodes.forEach((node, i) => {
+    for (const cpu of node.cpus) {
+      if (!Number.isInteger(cpu) || cpu < 0 || cpu >= smp) {
+        problems.push(`numa.nodes[${i}]: CPU ${cpu} is not below smp (${smp})`);
+      } else if (seen.has(cpu)) problems.push(`numa.nodes[${i}]: CPU ${cpu} is in two nodes`);
+      seen.add(cpu);
+    }
+  });
+  if (seen.size !== smp) problems.push(`numa nodes cover ${seen.size} of ${smp} CPUs`);
+  const total = numa.nodes.reduce((sum, node) => sum + node.memoryMiB, 0);
+  if (total !== memoryMiB) {
+    problems.push(`numa node memory adds up to ${total} MiB, machine.memoryMiB is ${memoryMiB}`);
+  }
+  const d = numa.distances;
+  if (d) {
+    const square = d.length === n && d.every((row) => row.length === n);
+    if (!square) problems.push(`numa.distances must be ${n}x${n}`);
+    else {
+      d.forEach((row, i) =>
+        row.forEach((v, j) => {
+          if (i === j && v !== 10) problems.push(`numa.distances[${i}][${i}] must be 10`);
+          if (i !== j && (!Number.isInteger(v) || v <= 10 || v > 255)) {
+            problems.push(`numa.distances[${i}][${j}] must be an integer in 11..255`);
+          }
+        })
+      );
+    }
+  }
+  return problems;
+}
+
+/** Every run a scenario declares, in declaration order. */
+export function expandTargets(s: Scenario): RunPlan[] {
+  return s.targets.flatMap((t) =>
+    t.cpus.map((cpu) => ({
+      scenario: s,
+      backend: t.backend,
+      cpu,
+      boot: t.boot ?? defaultBoot(t.backend),
+      firmware: t.firmware ?? "bios",
+      timeoutS: t.timeoutS ?? s.timeoutS,
+    }))
+  );
+}
+
+export function planId(p: Omit<RunPlan, "scenario" | "timeoutS"> & { scenario: { name: string } }) {
+  return `${p.scenario.name} ${p.backend} ${p.cpu} ${p.boot}/${p.firmware}`;
+}
+
+export interface PlanChoice {
+  backend?: Backend;
+  cpu?: string;
+  firmware?: Firmware;
+  boot?: BootPath;
+  timeoutS?: number;
+}
+
+/**
+ * The run `scenario` performs: the first declared run that fits the choice;
+ * else the closest declared run with the choice applied (`declared: false`),
+ * when that combination is valid. Returns why not otherwise.
+ */
+export function selectPlan(
+  s: Scenario,
+  c: PlanChoice,
+): { plan: RunPlan; declared: boolean } | string {
+  const runs = expandTargets(s);
+  const withTimeout = (p: RunPlan) => (c.timeoutS ? { ...p, timeoutS: c.timeoutS } : p);
+  const fits = (p: RunPlan) =>
+    (!c.backend || p.backend === c.backend) && (!c.cpu || p.cpu === c.cpu) &&
+    (!c.firmware || p.firmware === c.firmware) && (!c.boot || p.boot === c.boot);
+  const exact = runs.find(fits);
+  if (exact) return { plan: withTimeout(exact), declared: true };
+
+  const backend = c.backend ?? runs[0]!.backend;
+  // KVM runs what QEMU runs, on the host CPU.
+  const sameFamily = (p: RunPlan) =>
+    p.backend === backend || (backend === "kvm" && p.backend === "qemu");
+  const base = runs.find(sameFamily) ?? runs[0]!;
+  const cpu = c.cpu ?? (backend === "kvm" ? "host" : base.backend === backend ? base.cpu : "");
+  if (!cpu) return `scenario ${s.name} declares no ${backend} run: give --cpu`;
+  const boot = c.boot ??
+    (c.firmware === "uefi" ? "iso" : sameFamily(base) ? base.boot : defaultBoot(backend));
+  const firmware = c.firmware ?? (boot === "kernel" ? "bios" : base.firmware);
+  const combo = comboProblem(backend, boot, firmware);
+  if (combo) return combo;
+  const model = resolveCpu(backend, cpu);
+  if (typeof model === "string") return model;
+  if (s.machine.vendor && backend !== "kvm" && model.vendor !== s.machine.vendor) {
+    return `scenario ${s.name} needs a ${s.machine.vendor} CPU; ${cpu} is ${model.vendor}`;
+  }
+  const timeoutS = base.backend === backend ? base.timeoutS : s.timeoutS;
+  return {
+    plan: withTimeout({ scenario: s, backend, cpu, boot, firmware, timeoutS }),
+    declared: false,
+  };
+}

@@ -1,0 +1,106 @@
+/**
+ * `deno task test`: static checks, unit tests of both languages, then the
+ * matrix of every scenario. Every step runs even when one fails; the last
+ * line counts checks, unit tests and runs together.
+ */
+import { runMatrix } from "./matrix.ts";
+import { ROOT } from "./paths.ts";
+import { counts, type Outcome, summaryLine, table } from "./report.ts";
+
+interface Step {
+  name: string;
+  cmd: string;
+  args: string[];
+  /** Counts from the tool's closing lines; a step without counts is one check. */
+  count?: (output: string) => Record<Outcome, number> | undefined;
+}
+
+const deno = Deno.execPath();
+
+/** `ok | 12 passed | 0 failed | 1 ignored` */
+export function denoTestCounts(out: string): Record<Outcome, number> | undefined {
+  const m = /(\d+) passed(?: \(\d+ steps?\))? \| (\d+) failed(?: \| (\d+) ignored)?/.exec(out);
+  return m ? { passed: +m[1]!, failed: +m[2]!, skipped: +(m[3] ?? 0) } : undefined;
+}
+
+/** Sum of every `test result: ok. 30 passed; 0 failed; 1 ignored` line. */
+export function cargoTestCounts(out: string): Record<Outcome, number> | undefined {
+  const all = [...out.matchAll(/test result: \w+\. (\d+) passed; (\d+) failed; (\d+) ignored/g)];
+  if (all.length === 0) return undefined;
+  return all.reduce((c, m) => ({
+    passed: c.passed + +m[1]!,
+    failed: c.failed + +m[2]!,
+    skipped: c.skipped + +m[3]!,
+  }), { passed: 0, failed: 0, skipped: 0 });
+}
+
+const STEPS: Step[] = [
+  { name: "deno fmt", cmd: deno, args: ["fmt", "--check"] },
+  { name: "deno lint", cmd: deno, args: ["lint"] },
+  { name: "deno check", cmd: deno, args: ["check", "harness/", "scenarios/"] },
+  {
+    name: "deno test",
+    cmd: deno,
+    args: ["test", "--allow-all", "harness/"],
+    count: denoTestCounts,
+  },
+  { name: "cargo fmt", cmd: "cargo", args: ["fmt", "--all", "--check"] },
+  {
+    name: "cargo clippy",
+    cmd: "cargo",
+    args: ["clippy", "--all-targets", "--quiet", "--", "-D", "warnings"],
+  },
+  { name: "cargo test", cmd: "cargo", args: ["test", "--quiet"], count: cargoTestCounts },
+];
+
+async function runStep(step: Step): Promise<{ ok: boolean; counts: Record<Outcome, number> }> {
+  console.log(`\n=== ${step.name}: ${[step.name.split(" ")[0], ...step.args].join(" ")}`);
+  const child = new Deno.Command(step.cmd, {
+    args: step.args,
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).spawn();
+  let output = "";
+  const decoder = new TextDecoder();
+  const tee = async (stream: ReadableStream<Uint8Array>, to: typeof Deno.stdout) => {
+    for await (const chunk of stream) {
+      output += decoder.decode(chunk, { stream: true });
+      await to.write(chunk);
+    }
+  };
+  await Promise.all([tee(child.stdout, Deno.stdout), tee(child.stderr, Deno.stderr)]);
+  const ok = (await child.status).success;
+  const counted = step.count?.(output);
+  const c = counted ?? { passed: ok ? 1 : 0, failed: ok ? 0 : 1, skipped: 0 };
+  // A runner that failed without a failed test (a build error) still fails.
+  if (!ok && c.failed === 0) c.failed = 1;
+  return { ok, counts: c };
+}
+
+export async function runTests(opts: { jobs: number; matrix: boolean }): Promise<number> {
+  const rows: [string, string][] = [];
+  const total = { passed: 0, failed: 0, skipped: 0 };
+  const add = (name: string, c: Record<Outcome, number>) => {
+    total.passed += c.passed;
+    total.failed += c.failed;
+    total.skipped += c.skipped;
+    rows.push([name, summaryLine(c)]);
+  };
+  for (const step of STEPS) add(step.name, (await runStep(step)).counts);
+  if (opts.matrix) {
+    console.log("\n=== matrix");
+    const results = await runMatrix({
+      vendor: "all",
+      jobs: opts.jobs,
+      say: (m) => console.error(m),
+    });
+    console.log(table(results));
+    add("matrix", counts(results));
+  }
+  console.log("\n=== summary");
+  for (const [name, line] of rows) console.log(`${name.padEnd(14)} ${line}`);
+  console.log(summaryLine(total));
+  return total.failed > 0 ? 1 : 0;
+}

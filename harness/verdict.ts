@@ -1,0 +1,92 @@
+/** Turns what happened during a run into one verdict with its reason. */
+import type { SvEvent } from "./events.ts";
+import type { Status } from "./scenario.ts";
+
+export interface Outcome {
+  events: SvEvent[];
+  /** The run was stopped at its deadline. */
+  timedOut: boolean;
+  /** The emulator's exit status (null: killed or never started). */
+  exitCode: number | null;
+  /** Set when the emulator could not be started at all. */
+  spawnError?: string;
+  /** A crash the emulator logged that the kernel could not report (triple fault). */
+  emulatorCrash?: string;
+  /** The tail of the emulator's stderr, to explain its failures. */
+  stderrTail: string;
+  /** QEMU's isa-debug-exit status for a kernel that powered off with success. */
+  successExitCode?: number;
+  /** Problems found by the scenario's expectations. */
+  problems: string[];
+}
+
+export interface Verdict {
+  status: Status;
+  reason: string;
+}
+
+function first(events: SvEvent[], ev: string): SvEvent | undefined {
+  return events.find((e) => e.ev === ev);
+}
+
+function crashReason(e: SvEvent): string {
+  if (e.ev === "panic") return `kernel panic: ${e.message} at ${e.file}:${e.line}`;
+  return `exception ${e.vector} (${e.name}) at rip ${e.rip}, error code ${e.error_code}, cr2 ${e.cr2}`;
+}
+
+export function classify(o: Outcome): Verdict {
+  if (o.spawnError) return { status: "emulator-error", reason: o.spawnError };
+  const crash = o.events.find((e) => e.ev === "exception" || e.ev === "panic");
+  if (crash) return { status: "crash", reason: crashReason(crash) };
+  if (o.emulatorCrash) return { status: "crash", reason: o.emulatorCrash };
+  const skip = first(o.events, "skip");
+  if (skip) return { status: "skip", reason: String(skip.reason ?? "the kernel skipped the run") };
+  const last = o.events.at(-1);
+  if (o.timedOut) {
+    return {
+      status: "timeout",
+      reason: last ? `no end after the last event "${last.ev}"` : "the kernel never wrote an event",
+    };
+  }
+  const boot = first(o.events, "boot");
+  if (!boot) {
+    const errorExit = o.exitCode !== null && o.exitCode !== 0 &&
+      o.exitCode !== o.successExitCode && o.stderrTail.trim().length > 0;
+    if (errorExit) {
+      return {
+        status: "emulator-error",
+        reason: `emulator exited with status ${o.exitCode}: ${o.stderrTail.trim()}`,
+      };
+    }
+  }
+  const error = o.events.find((e) => e.ev === "error" && e.fatal === true);
+  if (error) return { status: "fail", reason: `kernel error in ${error.stage}: ${error.message}` };
+  const exit = first(o.events, "exit");
+  if (!exit) {
+    return {
+      status: "fail",
+      reason: last
+        ? `output ended without an exit event, after "${last.ev}" (emulator status ${o.exitCode})`
+        : `no event at all (emulator status ${o.exitCode})`,
+    };
+  }
+  if (exit.status !== "pass") {
+    return { status: "fail", reason: `kernel exit status ${exit.status}` };
+  }
+  if (o.successExitCode !== undefined && o.exitCode !== o.successExitCode) {
+    return {
+      status: "fail",
+      reason: `kernel reported pass but the emulator exited ${o.exitCode}, ` +
+        `not ${o.successExitCode}`,
+    };
+  }
+  if (o.problems.length > 0) {
+    return { status: "fail", reason: `${o.problems.length} expectation(s) not met` };
+  }
+  return { status: "pass", reason: "all expectations met" };
+}
+
+/** Process exit code of the `scenario` command for a verdict. */
+export function exitCodeFor(status: Status): number {
+  return status === "pass" ? 0 : status === "skip" ? 77 : 1;
+}
