@@ -15,9 +15,9 @@ export interface CpuModel {
 
 const VMX_FULL: Feature[] = ["vmx", "ept", "unrestricted_guest"];
 
-/** QEMU TCG never offers VMX; its EPYC models offer SVM with NPT. */
+/** QEMU TCG never offers VMX; its EPYC models offer SVM with NPT, qemu64 SVM alone. */
 const QEMU: Record<string, { vendor: Vendor; features: Feature[] }> = {
-  qemu64: { vendor: "amd", features: [] },
+  qemu64: { vendor: "amd", features: ["svm"] },
   EPYC: { vendor: "amd", features: ["svm", "npt"] },
   "EPYC-Rome": { vendor: "amd", features: ["svm", "npt"] },
   "EPYC-Milan": { vendor: "amd", features: ["svm", "npt"] },

@@ -3,10 +3,13 @@ import type { RunResult } from "./runner.ts";
 
 export type Outcome = "passed" | "failed" | "skipped";
 
-/** A run passes when it gave the verdict its scenario is meant to give. */
+/**
+ * A run passes when it gave the verdict its scenario is meant to give and
+ * met its expectations (a selftest's crash must be the crash it provokes).
+ */
 export function outcome(r: RunResult): Outcome {
   if (r.status === "skip") return "skipped";
-  return r.status === r.expected ? "passed" : "failed";
+  return r.status === r.expected && r.problems.length === 0 ? "passed" : "failed";
 }
 
 export function title(r: RunResult): string {

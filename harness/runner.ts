@@ -25,6 +25,7 @@ export interface RunResult {
   /** The verdict the scenario is meant to produce. */
   expected: Status;
   reason: string;
+  /** Expectations not met, whatever the verdict. */
   problems: string[];
   durationMs: number;
   runDir: string;
@@ -252,7 +253,7 @@ export async function runPlan(plan: RunPlan, opts: RunOptions): Promise<RunResul
     ...base,
     status: verdict.status,
     reason: verdict.reason,
-    problems: verdict.status === "fail" ? problems : [],
+    problems,
     durationMs,
     runDir: dir,
     events,

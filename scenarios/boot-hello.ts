@@ -16,10 +16,25 @@ export default defineScenario({
   description: "boots, reports banner, protocol, CPU, memory map and ACPI, powers off",
   machine: { smp: 1, memoryMiB: 256 },
   targets: [
-    { backend: "qemu", boot: "kernel", cpus: ["EPYC", "qemu64"] },
+    {
+      backend: "qemu",
+      boot: "kernel",
+      cpus: ["EPYC", "EPYC-Rome", "EPYC-Milan", "qemu64", "qemu64,+svm,+npt", "qemu64,-svm"],
+    },
     { backend: "qemu", boot: "iso", firmware: "bios", cpus: ["EPYC"] },
     { backend: "qemu", boot: "iso", firmware: "uefi", cpus: ["EPYC"], timeoutS: 120 },
-    { backend: "bochs", cpus: ["tigerlake", "ryzen"] },
+    {
+      backend: "bochs",
+      cpus: [
+        "tigerlake",
+        "corei7_icelake_u",
+        "corei7_skylake_x",
+        "corei7_haswell_4770",
+        "broadwell_ult",
+        "core2_penryn_t9600",
+        "ryzen",
+      ],
+    },
     { backend: "kvm", cpus: ["host"] },
   ],
   timeoutS: 60,

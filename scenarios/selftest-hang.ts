@@ -7,7 +7,7 @@ export default defineScenario({
   machine: { memoryMiB: 64 },
   targets: [
     { backend: "qemu", boot: "kernel", cpus: ["qemu64"] },
-    { backend: "bochs", cpus: ["tigerlake"], timeoutS: 20 },
+    { backend: "bochs", cpus: ["tigerlake"], timeoutS: 10 },
   ],
   timeoutS: 3,
   expectStatus: "timeout",

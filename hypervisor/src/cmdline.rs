@@ -26,15 +26,26 @@ pub struct Options {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OptionError<'a> {
     Unknown(&'a str),
-    BadValue { key: &'a str, value: &'a str, expected: &'static str },
+    BadValue {
+        key: &'a str,
+        value: &'a str,
+        expected: &'static str,
+    },
 }
 
 impl fmt::Display for OptionError<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Unknown(opt) => write!(f, "unknown option '{opt}'"),
-            Self::BadValue { key, value, expected } => {
-                write!(f, "bad value '{value}' for '{key}': expected one of {expected}")
+            Self::BadValue {
+                key,
+                value,
+                expected,
+            } => {
+                write!(
+                    f,
+                    "bad value '{value}' for '{key}': expected one of {expected}"
+                )
             }
         }
     }
@@ -55,7 +66,13 @@ pub fn parse(line: &str) -> Result<Options, OptionError<'_>> {
                     "page-fault" => SelfTest::PageFault,
                     "triple-fault" => SelfTest::TripleFault,
                     "panic" => SelfTest::Panic,
-                    _ => return Err(OptionError::BadValue { key, value, expected: SELFTESTS }),
+                    _ => {
+                        return Err(OptionError::BadValue {
+                            key,
+                            value,
+                            expected: SELFTESTS,
+                        });
+                    }
                 })
             }
             _ => return Err(OptionError::Unknown(word)),
@@ -76,15 +93,30 @@ mod tests {
 
     #[test]
     fn parses_selftests() {
-        assert_eq!(parse("selftest=hang").unwrap().selftest, Some(SelfTest::Hang));
-        assert_eq!(parse(" selftest=page-fault ").unwrap().selftest, Some(SelfTest::PageFault));
+        assert_eq!(
+            parse("selftest=hang").unwrap().selftest,
+            Some(SelfTest::Hang)
+        );
+        assert_eq!(
+            parse(" selftest=page-fault ").unwrap().selftest,
+            Some(SelfTest::PageFault)
+        );
     }
 
     #[test]
     fn names_the_bad_option() {
-        assert_eq!(parse("selftest=hang bogus"), Err(OptionError::Unknown("bogus")));
+        assert_eq!(
+            parse("selftest=hang bogus"),
+            Err(OptionError::Unknown("bogus"))
+        );
         let err = parse("selftest=explode").unwrap_err();
-        assert!(matches!(err, OptionError::BadValue { value: "explode", .. }));
+        assert!(matches!(
+            err,
+            OptionError::BadValue {
+                value: "explode",
+                ..
+            }
+        ));
         let text = format!("{err}");
         assert!(text.contains("hang, invalid-opcode"), "{text}");
     }

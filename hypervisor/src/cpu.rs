@@ -54,7 +54,11 @@ const IA32_VMX_PROCBASED_CTLS2: u32 = 0x48b;
 /// controls themselves cannot be enabled (SDM 3D A.3.2, A.3.3).
 pub fn secondary_allowed(procbased: u64, procbased2: u64) -> u32 {
     const ACTIVATE_SECONDARY: u64 = 1 << 31;
-    if (procbased >> 32) & ACTIVATE_SECONDARY == 0 { 0 } else { (procbased2 >> 32) as u32 }
+    if (procbased >> 32) & ACTIVATE_SECONDARY == 0 {
+        0
+    } else {
+        (procbased2 >> 32) as u32
+    }
 }
 pub const SECONDARY_EPT: u32 = 1 << 1;
 pub const SECONDARY_UNRESTRICTED_GUEST: u32 = 1 << 7;
@@ -71,32 +75,50 @@ fn text<const N: usize>(s: &str) -> String<N> {
 
 pub fn identify() -> CpuInfo {
     let cpuid = CpuId::new();
-    let signature = cpuid.get_vendor_info().map(|v| text(v.as_str())).unwrap_or_default();
+    let signature = cpuid
+        .get_vendor_info()
+        .map(|v| text(v.as_str()))
+        .unwrap_or_default();
     let features = cpuid.get_feature_info();
     let vmx = features.as_ref().is_some_and(|f| f.has_vmx());
-    let svm = cpuid.get_extended_processor_and_feature_identifiers().is_some_and(|f| f.has_svm());
+    let svm = cpuid
+        .get_extended_processor_and_feature_identifiers()
+        .is_some_and(|f| f.has_svm());
     let secondary = if vmx {
         // SAFETY: the VMX capability MSRs exist whenever CPUID reports VMX.
         unsafe {
-            secondary_allowed(Msr::new(IA32_VMX_PROCBASED_CTLS).read(), Msr::new(IA32_VMX_PROCBASED_CTLS2).read())
+            secondary_allowed(
+                Msr::new(IA32_VMX_PROCBASED_CTLS).read(),
+                Msr::new(IA32_VMX_PROCBASED_CTLS2).read(),
+            )
         }
     } else {
         0
     };
-    let hypervisor = features.as_ref().is_some_and(|f| f.has_hypervisor()).then(|| {
-        let leaf = raw_cpuid::cpuid!(0x4000_0000);
-        let mut sig = [0u8; 12];
-        for (i, reg) in [leaf.ebx, leaf.ecx, leaf.edx].iter().enumerate() {
-            sig[i * 4..i * 4 + 4].copy_from_slice(&reg.to_le_bytes());
-        }
-        text(core::str::from_utf8(&sig).unwrap_or("?").trim_end_matches('\0'))
-    });
+    let hypervisor = features
+        .as_ref()
+        .is_some_and(|f| f.has_hypervisor())
+        .then(|| {
+            let leaf = raw_cpuid::cpuid!(0x4000_0000);
+            let mut sig = [0u8; 12];
+            for (i, reg) in [leaf.ebx, leaf.ecx, leaf.edx].iter().enumerate() {
+                sig[i * 4..i * 4 + 4].copy_from_slice(&reg.to_le_bytes());
+            }
+            text(
+                core::str::from_utf8(&sig)
+                    .unwrap_or("?")
+                    .trim_end_matches('\0'),
+            )
+        });
     CpuInfo {
         vendor: Vendor::from_signature(&signature),
         family: features.as_ref().map_or(0, |f| f.family_id()),
         model: features.as_ref().map_or(0, |f| f.model_id()),
         stepping: features.as_ref().map_or(0, |f| f.stepping_id()),
-        brand: cpuid.get_processor_brand_string().map(|b| text(b.as_str())).unwrap_or_default(),
+        brand: cpuid
+            .get_processor_brand_string()
+            .map(|b| text(b.as_str()))
+            .unwrap_or_default(),
         signature,
         hypervisor,
         vmx,
@@ -121,7 +143,10 @@ mod tests {
     #[test]
     fn secondary_controls_count_only_when_they_can_be_activated() {
         let ctls2 = u64::from(SECONDARY_EPT | SECONDARY_UNRESTRICTED_GUEST) << 32;
-        assert_eq!(secondary_allowed(1 << 63, ctls2), SECONDARY_EPT | SECONDARY_UNRESTRICTED_GUEST);
+        assert_eq!(
+            secondary_allowed(1 << 63, ctls2),
+            SECONDARY_EPT | SECONDARY_UNRESTRICTED_GUEST
+        );
         assert_eq!(secondary_allowed(1 << 31, ctls2), 0); // allowed-0 half, not allowed-1
         assert_eq!(secondary_allowed(0, ctls2), 0);
     }

@@ -64,7 +64,9 @@ struct Cursor<'a> {
 
 impl Cursor<'_> {
     fn put(&mut self, bytes: &[u8]) -> Option<()> {
-        self.buf.get_mut(self.at..self.at + bytes.len())?.copy_from_slice(bytes);
+        self.buf
+            .get_mut(self.at..self.at + bytes.len())?
+            .copy_from_slice(bytes);
         self.at += bytes.len();
         Some(())
     }
@@ -94,8 +96,8 @@ pub fn emit_fatal<E: Event>(event: &E) {
 
 fn emit_with<E: Event>(event: &E, forced: bool) {
     let mut buf = BUF.lock();
-    let len = format(event, &mut buf[..])
-        .or_else(|| format(&Overflow { event: E::NAME }, &mut buf[..]));
+    let len =
+        format(event, &mut buf[..]).or_else(|| format(&Overflow { event: E::NAME }, &mut buf[..]));
     if let Some(n) = len {
         let write = |uart: &mut serial::Uart| uart.write(&buf[..n]);
         if forced {
@@ -133,7 +135,11 @@ mod tests {
 
     #[test]
     fn formats_name_first_then_fields() {
-        let e = Sample { name: "a\"b", addr: Hex(0xffff_ffff_ffff_f000), n: 7 };
+        let e = Sample {
+            name: "a\"b",
+            addr: Hex(0xffff_ffff_ffff_f000),
+            n: 7,
+        };
         assert_eq!(
             line(&e, 256).unwrap(),
             "@sv {\"ev\":\"sample\",\"name\":\"a\\\"b\",\"addr\":\"0xfffffffffffff000\",\"n\":7}\n"
@@ -147,7 +153,11 @@ mod tests {
 
     #[test]
     fn refuses_a_line_that_does_not_fit() {
-        let e = Sample { name: "long enough to overflow", addr: Hex(0), n: 0 };
+        let e = Sample {
+            name: "long enough to overflow",
+            addr: Hex(0),
+            n: 0,
+        };
         assert!(line(&e, 40).is_none());
     }
 }

@@ -126,12 +126,18 @@ fn message(args: core::fmt::Arguments) -> Message {
 }
 
 fn report_error(stage: &str, message: &str, fatal: bool) {
-    event::emit(&Error { stage, message, fatal });
+    event::emit(&Error {
+        stage,
+        message,
+        fatal,
+    });
 }
 
 fn fail(stage: &str, message: &str) -> ! {
     report_error(stage, message, true);
-    event::emit(&Exit { status: Status::Fail });
+    event::emit(&Exit {
+        status: Status::Fail,
+    });
     power::exit(ExitCode::Failure)
 }
 
@@ -160,7 +166,9 @@ pub fn main(magic: u32, info: u32) -> ! {
     if let Some(test) = options.selftest {
         run_selftest(test);
     }
-    event::emit(&Exit { status: Status::Pass });
+    event::emit(&Exit {
+        status: Status::Pass,
+    });
     power::exit(ExitCode::Success)
 }
 
@@ -168,13 +176,26 @@ fn report_memory(boot: &BootInfo) {
     let regions = boot
         .memory
         .iter()
-        .map(|r| Region { base: Hex(r.base), len: Hex(r.len), kind: r.kind })
+        .map(|r| Region {
+            base: Hex(r.base),
+            len: Hex(r.len),
+            kind: r.kind,
+        })
         .collect();
-    event::emit(&MemoryMap { regions, usable_bytes: boot.usable_bytes(), dropped: boot.dropped });
+    event::emit(&MemoryMap {
+        regions,
+        usable_bytes: boot.usable_bytes(),
+        dropped: boot.dropped,
+    });
     let modules = boot
         .modules
         .iter()
-        .map(|m| Module { start: Hex(m.start), end: Hex(m.end), size: m.end - m.start, cmdline: &m.cmdline })
+        .map(|m| Module {
+            start: Hex(m.start),
+            end: Hex(m.end),
+            size: m.end - m.start,
+            cmdline: &m.cmdline,
+        })
         .collect();
     event::emit(&Modules { modules });
 }
@@ -239,6 +260,10 @@ fn run_selftest(test: SelfTest) {
 pub fn panic(info: &core::panic::PanicInfo) -> ! {
     let text = message(format_args!("{}", info.message()));
     let (file, line) = info.location().map_or(("?", 0), |l| (l.file(), l.line()));
-    event::emit_fatal(&Panic { message: &text, file, line });
+    event::emit_fatal(&Panic {
+        message: &text,
+        file,
+        line,
+    });
     power::exit(ExitCode::Failure)
 }

@@ -11,13 +11,18 @@ pub trait PhysMem {
         self.bytes(addr, 1).map(|b| b[0])
     }
     fn u16(&self, addr: u64) -> Option<u16> {
-        self.bytes(addr, 2).map(|b| u16::from_le_bytes([b[0], b[1]]))
+        self.bytes(addr, 2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]))
     }
     fn u32(&self, addr: u64) -> Option<u32> {
-        self.bytes(addr, 4).and_then(|b| b.try_into().ok()).map(u32::from_le_bytes)
+        self.bytes(addr, 4)
+            .and_then(|b| b.try_into().ok())
+            .map(u32::from_le_bytes)
     }
     fn u64(&self, addr: u64) -> Option<u64> {
-        self.bytes(addr, 8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes)
+        self.bytes(addr, 8)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_le_bytes)
     }
 
     /// A NUL-terminated string of at most `max` bytes (the NUL excluded).
@@ -58,7 +63,10 @@ pub struct FakeMem {
 #[cfg(test)]
 impl FakeMem {
     pub fn new(base: u64, size: usize) -> Self {
-        Self { base, data: vec![0; size] }
+        Self {
+            base,
+            data: vec![0; size],
+        }
     }
     pub fn put(&mut self, addr: u64, bytes: &[u8]) {
         let at = (addr - self.base) as usize;

@@ -73,7 +73,9 @@ pub fn read(mem: &impl PhysMem, addr: u64, source: Source) -> Result<Rsdp, RsdpE
         if !(V2_LEN..=4096).contains(&len) {
             return Err(RsdpError::BadLength(addr));
         }
-        let all = mem.bytes(addr, len as usize).ok_or(RsdpError::BadLength(addr))?;
+        let all = mem
+            .bytes(addr, len as usize)
+            .ok_or(RsdpError::BadLength(addr))?;
         if !checksum_ok(all) {
             return Err(RsdpError::BadChecksum(addr));
         }
@@ -88,14 +90,20 @@ pub fn find(mem: &impl PhysMem, hint: Option<u64>) -> Result<Rsdp, RsdpError> {
     if let Some(addr) = hint {
         return read(mem, addr, Source::Loader);
     }
-    let ebda = mem.u16(0x40e).map(|seg| u64::from(seg) << 4).filter(|&a| a >= 0x8_0000);
-    let areas = ebda.map(|a| (a, a + 1024)).into_iter().chain([(0xe_0000, 0x10_0000)]);
+    let ebda = mem
+        .u16(0x40e)
+        .map(|seg| u64::from(seg) << 4)
+        .filter(|&a| a >= 0x8_0000);
+    let areas = ebda
+        .map(|a| (a, a + 1024))
+        .into_iter()
+        .chain([(0xe_0000, 0x10_0000)]);
     for (start, end) in areas {
         for addr in (start..end).step_by(16) {
-            if mem.bytes(addr, 8) == Some(&SIGNATURE[..]) {
-                if let Ok(rsdp) = read(mem, addr, Source::BiosScan) {
-                    return Ok(rsdp);
-                }
+            if mem.bytes(addr, 8) == Some(&SIGNATURE[..])
+                && let Ok(rsdp) = read(mem, addr, Source::BiosScan)
+            {
+                return Ok(rsdp);
             }
         }
     }
@@ -134,7 +142,10 @@ mod tests {
         let mut m = bios();
         m.put(0xf_5a00, &build(0, 0x7fe_1234, 0));
         let r = find(&m, None).unwrap();
-        assert_eq!((r.addr, r.revision, r.rsdt, r.xsdt), (0xf_5a00, 0, 0x7fe_1234, None));
+        assert_eq!(
+            (r.addr, r.revision, r.rsdt, r.xsdt),
+            (0xf_5a00, 0, 0x7fe_1234, None)
+        );
         assert_eq!(&r.oem, b"BOCHS ");
         assert_eq!(r.source, Source::BiosScan);
     }
@@ -170,13 +181,22 @@ mod tests {
         let mut v2 = build(2, 1, 2);
         v2[30] = 1; // breaks the extended checksum only
         m.put(0x8000, &v2);
-        assert_eq!(find(&m, Some(0x8000)).unwrap_err(), RsdpError::BadChecksum(0x8000));
+        assert_eq!(
+            find(&m, Some(0x8000)).unwrap_err(),
+            RsdpError::BadChecksum(0x8000)
+        );
         m.put(0x8000, b"NOT RSDP");
-        assert_eq!(find(&m, Some(0x8000)).unwrap_err(), RsdpError::BadSignature(0x8000));
+        assert_eq!(
+            find(&m, Some(0x8000)).unwrap_err(),
+            RsdpError::BadSignature(0x8000)
+        );
         let mut v2 = build(2, 1, 2);
         v2[20] = 200; // length beyond what the table holds is re-summed and fails
         m.put(0x8000, &v2);
         assert!(find(&m, Some(0x8000)).is_err());
-        assert_eq!(find(&m, Some(0xff_ffff)).unwrap_err(), RsdpError::BadLength(0xff_ffff));
+        assert_eq!(
+            find(&m, Some(0xff_ffff)).unwrap_err(),
+            RsdpError::BadLength(0xff_ffff)
+        );
     }
 }

@@ -39,11 +39,16 @@ static GDT: Once<(GlobalDescriptorTable, Selectors)> = Once::new();
 pub fn init() -> Selectors {
     let tss = TSS.call_once(|| {
         let mut tss = TaskStateSegment::new();
-        for slot in 0..IST_COUNT {
-            // Only the address is taken; the stacks are used by the CPU alone.
-            let base = unsafe { &raw const IST_STACKS[slot] };
-            tss.interrupt_stack_table[slot] = VirtAddr::from_ptr(base) + IST_STACK as u64;
+        // The TSS is packed: fill a copy of the table, then store it whole.
+        let mut table = tss.interrupt_stack_table;
+        let stacks = &raw const IST_STACKS;
+        for (slot, entry) in table.iter_mut().take(IST_COUNT).enumerate() {
+            // SAFETY: only the address of a stack in the static is taken; the
+            // stacks are used by the CPU alone.
+            let base = unsafe { &raw const (*stacks)[slot] };
+            *entry = VirtAddr::from_ptr(base) + IST_STACK as u64;
         }
+        tss.interrupt_stack_table = table;
         tss
     });
     let (gdt, selectors) = GDT.call_once(|| {

@@ -82,7 +82,12 @@ mod tests {
         let g = Gate::interrupt(0x1234_5678_9abc_def0, 0x08, Ist::DoubleFault);
         // SAFETY: Gate is repr(C) plain data of 16 bytes.
         let bytes: [u8; 16] = unsafe { core::mem::transmute(g) };
-        assert_eq!(bytes, [0xf0, 0xde, 0x08, 0x00, 2, 0x8e, 0xbc, 0x9a, 0x78, 0x56, 0x34, 0x12, 0, 0, 0, 0]);
+        assert_eq!(
+            bytes,
+            [
+                0xf0, 0xde, 0x08, 0x00, 2, 0x8e, 0xbc, 0x9a, 0x78, 0x56, 0x34, 0x12, 0, 0, 0, 0
+            ]
+        );
     }
 
     #[test]

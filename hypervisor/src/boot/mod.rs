@@ -155,7 +155,11 @@ pub fn parse(mem: &impl PhysMem, magic: u32, info: u64) -> Result<BootInfo, Boot
 fn text<const N: usize>(bytes: &[u8]) -> String<N> {
     let mut s = String::new();
     for &b in bytes.iter().take(N) {
-        let c = if (0x20..0x7f).contains(&b) { b as char } else { '?' };
+        let c = if (0x20..0x7f).contains(&b) {
+            b as char
+        } else {
+            '?'
+        };
         let _ = s.push(c); // cannot fail: at most N pushes
     }
     s

@@ -22,21 +22,26 @@ pub fn parse(mem: &impl PhysMem, info: u64) -> Result<BootInfo, BootError> {
         return Err(BootError::Malformed("multiboot2 total size out of range"));
     }
     let end = info + u64::from(total);
-    mem.bytes(info, total as usize).ok_or(unreadable("multiboot2 information"))?;
+    mem.bytes(info, total as usize)
+        .ok_or(unreadable("multiboot2 information"))?;
 
     let mut boot = BootInfo::new(Protocol::Multiboot2);
     let mut have_mmap = false;
     let mut at = info + 8;
     loop {
         if at + 8 > end {
-            return Err(BootError::Malformed("multiboot2 tags run past the end without an end tag"));
+            return Err(BootError::Malformed(
+                "multiboot2 tags run past the end without an end tag",
+            ));
         }
         let kind = mem.u32(at).ok_or(unreadable("tag"))?;
         let size = u64::from(mem.u32(at + 4).ok_or(unreadable("tag"))?);
         if size < 8 || at + size > end {
             return Err(BootError::Malformed("multiboot2 tag size out of bounds"));
         }
-        let body = mem.bytes(at + 8, (size - 8) as usize).ok_or(unreadable("tag"))?;
+        let body = mem
+            .bytes(at + 8, (size - 8) as usize)
+            .ok_or(unreadable("tag"))?;
         match kind {
             TAG_END => break,
             TAG_CMDLINE => boot.cmdline = text(until_nul(body)),
@@ -46,12 +51,9 @@ pub fn parse(mem: &impl PhysMem, info: u64) -> Result<BootInfo, BootError> {
                 memory_map(body, &mut boot)?;
                 have_mmap = true;
             }
-            TAG_ACPI_OLD | TAG_ACPI_NEW => {
-                // Prefer the ACPI 2.0+ copy when both are given.
-                if boot.rsdp.is_none() || kind == TAG_ACPI_NEW {
-                    boot.rsdp = Some(RsdpHint { addr: at + 8 });
-                }
-            }
+            // Prefer the ACPI 2.0+ copy when both are given.
+            TAG_ACPI_NEW => boot.rsdp = Some(RsdpHint { addr: at + 8 }),
+            TAG_ACPI_OLD if boot.rsdp.is_none() => boot.rsdp = Some(RsdpHint { addr: at + 8 }),
             _ => {}
         }
         at += size.next_multiple_of(8);
@@ -80,9 +82,15 @@ fn module(body: &[u8]) -> Result<Module, BootError> {
     }
     let (start, end) = (le32(body, 0), le32(body, 4));
     if end < start {
-        return Err(BootError::Malformed("multiboot2 module ends before it starts"));
+        return Err(BootError::Malformed(
+            "multiboot2 module ends before it starts",
+        ));
     }
-    Ok(Module { start: start.into(), end: end.into(), cmdline: text(until_nul(&body[8..])) })
+    Ok(Module {
+        start: start.into(),
+        end: end.into(),
+        cmdline: text(until_nul(&body[8..])),
+    })
 }
 
 fn memory_map(body: &[u8], boot: &mut BootInfo) -> Result<(), BootError> {
@@ -91,7 +99,9 @@ fn memory_map(body: &[u8], boot: &mut BootInfo) -> Result<(), BootError> {
     }
     let entry_size = le32(body, 0) as usize;
     if entry_size < 24 {
-        return Err(BootError::Malformed("multiboot2 memory map entry size below 24"));
+        return Err(BootError::Malformed(
+            "multiboot2 memory map entry size below 24",
+        ));
     }
     for entry in body[8..].chunks_exact(entry_size) {
         boot.add_region(MemoryRegion {
@@ -108,15 +118,22 @@ fn memory_map(body: &[u8], boot: &mut BootInfo) -> Result<(), BootError> {
 pub mod build {
     pub struct Mbi(pub Vec<u8>);
 
+    impl Default for Mbi {
+        fn default() -> Self {
+            Mbi(vec![0; 8]) // total size and reserved, filled in by `finish`
+        }
+    }
+
     impl Mbi {
         pub fn new() -> Self {
-            Mbi(vec![0; 8])
+            Self::default()
         }
         pub fn tag(mut self, kind: u32, body: &[u8]) -> Self {
             self.0.extend_from_slice(&kind.to_le_bytes());
-            self.0.extend_from_slice(&(8 + body.len() as u32).to_le_bytes());
+            self.0
+                .extend_from_slice(&(8 + body.len() as u32).to_le_bytes());
             self.0.extend_from_slice(body);
-            while self.0.len() % 8 != 0 {
+            while !self.0.len().is_multiple_of(8) {
                 self.0.push(0);
             }
             self
@@ -165,7 +182,12 @@ mod tests {
             .tag(TAG_CMDLINE, b"test=hang numa=fake:2\0")
             .tag(TAG_LOADER, b"GRUB 2.06\0")
             .tag(TAG_MODULE, &module)
-            .mmap(&[(0, 0x9fc00, 1), (0x9fc00, 0x400, 2), (0x10_0000, 0xff0_0000, 1), (0, 0, 1)])
+            .mmap(&[
+                (0, 0x9fc00, 1),
+                (0x9fc00, 0x400, 2),
+                (0x10_0000, 0xff0_0000, 1),
+                (0, 0, 1),
+            ])
             .tag(TAG_ACPI_OLD, b"RSD PTR ")
             .tag(TAG_ACPI_NEW, b"RSD PTR ")
             .finish()
@@ -197,11 +219,20 @@ mod tests {
         let mut bytes = grub_like();
         let real = bytes.len() as u32;
         bytes[0..4].copy_from_slice(&(real + 4096).to_le_bytes());
-        assert!(matches!(parse(&mem_with(&bytes), AT), Err(BootError::Unreadable { .. })));
+        assert!(matches!(
+            parse(&mem_with(&bytes), AT),
+            Err(BootError::Unreadable { .. })
+        ));
         bytes[0..4].copy_from_slice(&8u32.to_le_bytes());
-        assert!(matches!(parse(&mem_with(&bytes), AT), Err(BootError::Malformed(_))));
+        assert!(matches!(
+            parse(&mem_with(&bytes), AT),
+            Err(BootError::Malformed(_))
+        ));
         bytes[0..4].copy_from_slice(&(2u32 << 20).to_le_bytes());
-        assert!(matches!(parse(&mem_with(&bytes), AT), Err(BootError::Malformed(_))));
+        assert!(matches!(
+            parse(&mem_with(&bytes), AT),
+            Err(BootError::Malformed(_))
+        ));
     }
 
     #[test]
@@ -215,18 +246,30 @@ mod tests {
         let mut bytes = grub_like();
         let n = bytes.len();
         bytes[n - 8..].copy_from_slice(&[9, 0, 0, 0, 8, 0, 0, 0]); // end tag -> unknown tag
-        assert!(matches!(parse(&mem_with(&bytes), AT), Err(BootError::Malformed(_))));
+        assert!(matches!(
+            parse(&mem_with(&bytes), AT),
+            Err(BootError::Malformed(_))
+        ));
         let mut bytes = grub_like();
         bytes[12..16].copy_from_slice(&4u32.to_le_bytes()); // size below a tag header
-        assert!(matches!(parse(&mem_with(&bytes), AT), Err(BootError::Malformed(_))));
+        assert!(matches!(
+            parse(&mem_with(&bytes), AT),
+            Err(BootError::Malformed(_))
+        ));
     }
 
     #[test]
     fn requires_a_memory_map_with_sane_entries() {
         let bytes = Mbi::new().tag(TAG_CMDLINE, b"x\0").finish();
-        assert_eq!(parse(&mem_with(&bytes), AT).unwrap_err(), BootError::NoMemoryMap);
+        assert_eq!(
+            parse(&mem_with(&bytes), AT).unwrap_err(),
+            BootError::NoMemoryMap
+        );
         let bytes = Mbi::new().tag(TAG_MMAP, &[8, 0, 0, 0, 0, 0, 0, 0]).finish();
-        assert!(matches!(parse(&mem_with(&bytes), AT), Err(BootError::Malformed(_))));
+        assert!(matches!(
+            parse(&mem_with(&bytes), AT),
+            Err(BootError::Malformed(_))
+        ));
     }
 
     #[test]
@@ -240,7 +283,13 @@ mod tests {
 
     #[test]
     fn replaces_unprintable_bytes_in_strings() {
-        let bytes = Mbi::new().tag(TAG_CMDLINE, b"a\x01b\xffc\0").mmap(&[(0, 4096, 1)]).finish();
-        assert_eq!(parse(&mem_with(&bytes), AT).unwrap().cmdline.as_str(), "a?b?c");
+        let bytes = Mbi::new()
+            .tag(TAG_CMDLINE, b"a\x01b\xffc\0")
+            .mmap(&[(0, 4096, 1)])
+            .finish();
+        assert_eq!(
+            parse(&mem_with(&bytes), AT).unwrap().cmdline.as_str(),
+            "a?b?c"
+        );
     }
 }

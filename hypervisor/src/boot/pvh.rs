@@ -1,7 +1,10 @@
 //! PVH boot (QEMU -kernel): `hvm_start_info` as defined by Xen's
 //! `arch-x86/hvm/start_info.h`; version 1 adds the memory map.
 
-use super::{BootError, BootInfo, CMDLINE_MAX, MemoryKind, MemoryRegion, Module, PVH_MAGIC, Protocol, RsdpHint, text};
+use super::{
+    BootError, BootInfo, CMDLINE_MAX, MemoryKind, MemoryRegion, Module, PVH_MAGIC, Protocol,
+    RsdpHint, text,
+};
 use crate::phys::PhysMem;
 
 const START_INFO_V1_SIZE: usize = 56;
@@ -11,12 +14,18 @@ const MEMMAP_ENTRY_SIZE: u64 = 24;
 pub fn parse(mem: &impl PhysMem, info: u64) -> Result<BootInfo, BootError> {
     let si = mem
         .bytes(info, START_INFO_V1_SIZE)
-        .ok_or(BootError::Unreadable { what: "PVH start info", addr: info })?;
+        .ok_or(BootError::Unreadable {
+            what: "PVH start info",
+            addr: info,
+        })?;
     let u32_at = |at: usize| u32::from_le_bytes(si[at..at + 4].try_into().expect("4 bytes"));
     let u64_at = |at: usize| u64::from_le_bytes(si[at..at + 8].try_into().expect("8 bytes"));
     let magic = u32_at(0);
     if magic != PVH_MAGIC {
-        return Err(BootError::BadMagic { what: "PVH start info", found: magic });
+        return Err(BootError::BadMagic {
+            what: "PVH start info",
+            found: magic,
+        });
     }
     if u32_at(4) < 1 {
         return Err(BootError::NoMemoryMap); // version 0 has no memory map
@@ -30,7 +39,10 @@ pub fn parse(mem: &impl PhysMem, info: u64) -> Result<BootInfo, BootError> {
     if cmdline != 0 {
         let s = mem
             .c_str(cmdline, CMDLINE_MAX)
-            .ok_or(BootError::Unreadable { what: "PVH command line", addr: cmdline })?;
+            .ok_or(BootError::Unreadable {
+                what: "PVH command line",
+                addr: cmdline,
+            })?;
         boot.cmdline = text(s);
     }
     if rsdp != 0 {
@@ -41,21 +53,41 @@ pub fn parse(mem: &impl PhysMem, info: u64) -> Result<BootInfo, BootError> {
     }
     for i in 0..u64::from(memmap_entries) {
         let at = memmap + i * MEMMAP_ENTRY_SIZE;
-        let entry = (|| Some((mem.u64(at)?, mem.u64(at + 8)?, mem.u32(at + 16)?)))()
-            .ok_or(BootError::Unreadable { what: "PVH memory map entry", addr: at })?;
-        boot.add_region(MemoryRegion { base: entry.0, len: entry.1, kind: MemoryKind::from_e820(entry.2) });
+        let entry = (|| Some((mem.u64(at)?, mem.u64(at + 8)?, mem.u32(at + 16)?)))().ok_or(
+            BootError::Unreadable {
+                what: "PVH memory map entry",
+                addr: at,
+            },
+        )?;
+        boot.add_region(MemoryRegion {
+            base: entry.0,
+            len: entry.1,
+            kind: MemoryKind::from_e820(entry.2),
+        });
     }
     for i in 0..u64::from(nr_modules) {
         let at = modlist + i * MODLIST_ENTRY_SIZE;
-        let unreadable = BootError::Unreadable { what: "PVH module entry", addr: at };
+        let unreadable = BootError::Unreadable {
+            what: "PVH module entry",
+            addr: at,
+        };
         let (start, size, name) =
             (|| Some((mem.u64(at)?, mem.u64(at + 8)?, mem.u64(at + 16)?)))().ok_or(unreadable)?;
-        let end = start.checked_add(size).ok_or(BootError::Malformed("PVH module wraps around"))?;
+        let end = start
+            .checked_add(size)
+            .ok_or(BootError::Malformed("PVH module wraps around"))?;
         let cmdline = match name {
             0 => Default::default(),
-            addr => text(mem.c_str(addr, 128).ok_or(BootError::Unreadable { what: "PVH module name", addr })?),
+            addr => text(mem.c_str(addr, 128).ok_or(BootError::Unreadable {
+                what: "PVH module name",
+                addr,
+            })?),
         };
-        boot.add_module(Module { start, end, cmdline });
+        boot.add_module(Module {
+            start,
+            end,
+            cmdline,
+        });
     }
     Ok(boot)
 }
@@ -83,7 +115,11 @@ mod tests {
         si.extend_from_slice(&0u32.to_le_bytes());
         m.put(INFO, &si);
         let mut map = Vec::new();
-        for (base, len, kind) in [(0u64, 0x9fc00u64, 1u32), (0xf0000, 0x10000, 2), (0x10_0000, 0x7f0_0000, 1)] {
+        for (base, len, kind) in [
+            (0u64, 0x9fc00u64, 1u32),
+            (0xf0000, 0x10000, 2),
+            (0x10_0000, 0x7f0_0000, 1),
+        ] {
             map.extend_from_slice(&base.to_le_bytes());
             map.extend_from_slice(&len.to_le_bytes());
             map.extend_from_slice(&kind.to_le_bytes());
@@ -116,7 +152,13 @@ mod tests {
     fn refuses_bad_magic_version_0_and_unreadable_parts() {
         let mut m = qemu_like();
         m.put(INFO, &0xdead_beefu32.to_le_bytes());
-        assert!(matches!(parse(&m, INFO), Err(BootError::BadMagic { found: 0xdead_beef, .. })));
+        assert!(matches!(
+            parse(&m, INFO),
+            Err(BootError::BadMagic {
+                found: 0xdead_beef,
+                ..
+            })
+        ));
         let mut m = qemu_like();
         m.put(INFO + 4, &0u32.to_le_bytes());
         assert_eq!(parse(&m, INFO).unwrap_err(), BootError::NoMemoryMap);
@@ -128,7 +170,10 @@ mod tests {
         m.put(INFO + 24, &(0x6f00u64).to_le_bytes());
         m.put(0x6f00, &[b'y'; 0x100]);
         assert!(matches!(parse(&m, INFO), Err(BootError::Unreadable { .. })));
-        assert!(matches!(parse(&qemu_like(), 0x5000), Err(BootError::Unreadable { .. })));
+        assert!(matches!(
+            parse(&qemu_like(), 0x5000),
+            Err(BootError::Unreadable { .. })
+        ));
     }
 
     #[test]
