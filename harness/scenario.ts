@@ -242,8 +242,11 @@ function numaProblems(numa: Numa, smp: number, memoryMiB: number): string[] {
     for (const cpu of node.cpus) {
       if (!Number.isInteger(cpu) || cpu < 0 || cpu >= smp) {
         problems.push(`numa.nodes[${i}]: CPU ${cpu} is not below smp (${smp})`);
-      } else if (seen.has(cpu)) problems.push(`numa.nodes[${i}]: CPU ${cpu} is in two nodes`);
-      seen.add(cpu);
+      } else if (seen.has(cpu)) {
+        problems.push(`numa.nodes[${i}]: CPU ${cpu} is in two nodes`);
+      } else {
+        seen.add(cpu);
+      }
     }
   });
   if (seen.size !== smp) problems.push(`numa nodes cover ${seen.size} of ${smp} CPUs`);

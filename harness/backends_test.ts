@@ -1,0 +1,148 @@
+import assert from "node:assert/strict";
+import { bochs, bochsConfig } from "./backends/bochs.ts";
+import { shellQuote } from "./backends/backend.ts";
+import { kvmProblem, numaArgs, qemu, qemuArgs } from "./backends/qemu.ts";
+import type { RunPlan, Scenario } from "./scenario.ts";
+
+const scenario: Scenario = {
+  name: "demo",
+  description: "d",
+  machine: { smp: 2, memoryMiB: 128 },
+  targets: [{ backend: "qemu", cpus: ["EPYC"] }],
+  timeoutS: 10,
+  expect: [],
+};
+
+function plan(over: Partial<RunPlan> = {}): RunPlan {
+  return {
+    scenario,
+    backend: "qemu",
+    cpu: "EPYC",
+    boot: "kernel",
+    firmware: "bios",
+    timeoutS: 10,
+    ...over,
+  };
+}
+
+function after(args: string[], flag: string): string[] {
+  return args.flatMap((a, i) => (a === flag ? [args[i + 1]!] : []));
+}
+
+Deno.test("QEMU -kernel: PVH kernel, command line, payload as initrd, exit device", () => {
+  const args = qemuArgs(plan(), { kernel: "/k", payload: "/p" }, "selftest=hang");
+  assert.deepEqual(after(args, "-kernel"), ["kernel.elf"]);
+  assert.deepEqual(after(args, "-append"), ["selftest=hang"]);
+  assert.deepEqual(after(args, "-initrd"), ["payload.bin"]);
+  assert.deepEqual(after(args, "-cpu"), ["EPYC"]);
+  assert.deepEqual(after(args, "-smp"), ["2"]);
+  assert.deepEqual(after(args, "-m"), ["128M"]);
+  assert.deepEqual(after(args, "-accel"), ["tcg"]);
+  assert.ok(args.includes("-no-reboot"));
+  assert.deepEqual(after(args, "-device"), ["isa-debug-exit,iobase=0xf4,iosize=0x04"]);
+  assert.deepEqual(after(args, "-serial"), ["file:serial.log"]);
+  assert.ok(!args.includes("-drive"));
+});
+
+Deno.test("QEMU ISO under OVMF: cdrom, pflash code read-only, per-run VARS copy", () => {
+  const args = qemuArgs(plan({ boot: "iso", firmware: "uefi" }), { kernel: "/k", iso: "/i" }, "", {
+    code: "/nix/store/a,b/OVMF_CODE.fd",
+    vars: "/v",
+  });
+  assert.ok(!args.includes("-kernel"));
+  assert.deepEqual(after(args, "-drive"), [
+    "file=boot.iso,media=cdrom,if=ide,readonly=on",
+    "if=pflash,format=raw,unit=0,readonly=on,file=/nix/store/a,,b/OVMF_CODE.fd",
+    "if=pflash,format=raw,unit=1,file=OVMF_VARS.fd",
+  ]);
+  assert.throws(() => qemuArgs(plan({ boot: "iso", firmware: "uefi" }), { kernel: "/k" }, ""));
+});
+
+Deno.test("the launch copies OVMF's VARS into the run and expects QEMU's success code", () => {
+  const l = qemu.launch(plan(), { kernel: "/k" }, "");
+  assert.equal(l.successExitCode, 33);
+  assert.deepEqual(l.copies, {});
+});
+
+Deno.test("KVM uses the host CPU", () => {
+  const args = qemuArgs(plan({ backend: "kvm", cpu: "host" }), { kernel: "/k" }, "");
+  assert.deepEqual(after(args, "-accel"), ["kvm"]);
+  assert.deepEqual(after(args, "-cpu"), ["host"]);
+});
+
+Deno.test("NUMA topologies become memory backends, nodes and distances", () => {
+  assert.deepEqual(
+    numaArgs({
+      nodes: [
+        { cpus: [0, 1, 2, 5], memoryMiB: 64 },
+        { cpus: [3, 4], memoryMiB: 0 },
+        { cpus: [], memoryMiB: 64 },
+      ],
+      distances: [[10, 16, 22], [16, 10, 28], [22, 28, 10]],
+    }),
+    [
+      "-object",
+      "memory-backend-ram,id=mem0,size=64M",
+      "-numa",
+      "node,nodeid=0,memdev=mem0,cpus=0-2,cpus=5",
+      "-numa",
+      "node,nodeid=1,cpus=3-4",
+      "-object",
+      "memory-backend-ram,id=mem2,size=64M",
+      "-numa",
+      "node,nodeid=2,memdev=mem2",
+      ...["0,dst=1,val=16", "0,dst=2,val=22", "1,dst=0,val=16", "1,dst=2,val=28"].flatMap(
+        (d) => ["-numa", `dist,src=${d}`],
+      ),
+      ...["2,dst=0,val=22", "2,dst=1,val=28"].flatMap((d) => ["-numa", `dist,src=${d}`]),
+    ],
+  );
+});
+
+Deno.test("KVM is refused on kvm_pvm, without nesting, and accepted with it", () => {
+  const files = (m: Record<string, string>) => (p: string) => m[p];
+  assert.match(kvmProblem(files({}), (p) => p === "/sys/module/kvm_pvm") ?? "", /kvm_pvm/);
+  assert.match(kvmProblem(files({}), () => false) ?? "", /no \/dev\/kvm/);
+});
+
+Deno.test("Bochs config: model, CPU count, memory, ISO, serial file, no reset on triple fault", () => {
+  const cfg = bochsConfig(plan({ backend: "bochs", cpu: "ryzen", boot: "iso" }));
+  for (
+    const line of [
+      "megs: 128",
+      "cpu: model=ryzen, count=2, reset_on_triple_fault=0",
+      "ata0-master: type=cdrom, path=boot.iso, status=inserted",
+      "boot: cdrom",
+      "com1: enabled=1, mode=file, dev=serial.log",
+      'display_library: rfb, options="timeout=0"',
+      "panic: action=fatal",
+    ]
+  ) assert.ok(cfg.split("\n").includes(line), `missing ${line}`);
+  assert.ok(!cfg.includes("time0"), "time0=local aborts Debian's Bochs");
+});
+
+Deno.test("Bochs refuses a multi-node machine", () => {
+  const numa = { nodes: [{ cpus: [0], memoryMiB: 64 }, { cpus: [1], memoryMiB: 64 }] };
+  const p = plan({
+    backend: "bochs",
+    scenario: { ...scenario, machine: { smp: 2, memoryMiB: 128, numa } },
+  });
+  assert.match(bochs.unsupported(p) ?? "", /no NUMA tables/);
+  assert.equal(bochs.unsupported(plan({ backend: "bochs" })), undefined);
+});
+
+Deno.test("triple faults are recognised in each emulator's log", () => {
+  assert.ok(qemu.crashIn("CPU Reset (CPU 0)\nTriple fault\nCPU Reset"));
+  assert.equal(qemu.crashIn("CPU Reset (CPU 0)\nEAX=00000000"), undefined);
+  assert.match(
+    bochs.crashIn(">>PANIC<< exception(): 3rd (13) exception with no resolution") ?? "",
+    /3rd exception \(13\)/,
+  );
+  assert.equal(bochs.crashIn("[BIOS  ] Shutdown flag 0"), undefined);
+});
+
+Deno.test("command lines are quoted for copy and paste", () => {
+  assert.equal(shellQuote("file:serial.log"), "file:serial.log");
+  assert.equal(shellQuote(""), "''");
+  assert.equal(shellQuote("a b'c"), "'a b'\\''c'");
+});

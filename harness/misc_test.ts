@@ -1,0 +1,105 @@
+import assert from "node:assert/strict";
+import { grubConfig } from "./build.ts";
+import { hostCpu, resolveCpu } from "./cpus.ts";
+import { globRegExp } from "./matrix.ts";
+import { counts, junit, outcome, summaryLine, tap } from "./report.ts";
+import type { RunResult } from "./runner.ts";
+import { cargoTestCounts, denoTestCounts } from "./test.ts";
+
+Deno.test("CPU models: flags change SVM and NPT, VMX is refused on TCG", () => {
+  const m = resolveCpu("qemu", "qemu64,+svm,+npt,+avx2");
+  assert.ok(typeof m !== "string");
+  assert.deepEqual([...m.features].sort(), ["npt", "svm"]);
+  const no = resolveCpu("qemu", "EPYC,-svm");
+  assert.ok(typeof no !== "string");
+  assert.deepEqual([...no.features], [], "NPT goes with SVM");
+  assert.match(resolveCpu("qemu", "qemu64,+vmx") as string, /cannot emulate VMX/);
+  assert.match(resolveCpu("qemu", "qemu64,svm") as string, /bad CPU flag/);
+  assert.match(resolveCpu("bochs", "ryzen,+svm") as string, /no flags/);
+  assert.match(resolveCpu("kvm", "EPYC") as string, /"host" only/);
+});
+
+Deno.test("the host CPU is read from /proc/cpuinfo", () => {
+  const amd = hostCpu("vendor_id\t: AuthenticAMD\nflags\t\t: fpu svm npt sse2\n");
+  assert.deepEqual([amd.vendor, [...amd.features].sort()], ["amd", ["npt", "svm"]]);
+  const intel = hostCpu("vendor_id\t: GenuineIntel\nflags\t\t: fpu vmx ept\n");
+  assert.deepEqual([...intel.features].sort(), ["ept", "unrestricted_guest", "vmx"]);
+});
+
+Deno.test("the GRUB config boots by multiboot2 and adds the payload as module2", () => {
+  const cfg = grubConfig("selftest=hang", true);
+  assert.match(cfg, /^ {2}multiboot2 \/boot\/hypervisor.elf selftest=hang$/m);
+  assert.match(cfg, /^ {2}module2 \/boot\/payload.bin payload$/m);
+  assert.doesNotMatch(grubConfig("", false), /module2/);
+});
+
+Deno.test("globs match whole scenario names", () => {
+  assert.ok(globRegExp("boot-*").test("boot-hello"));
+  assert.ok(!globRegExp("boot").test("boot-hello"));
+  assert.ok(globRegExp("numa-?node").test("numa-2node"));
+  assert.ok(!globRegExp("a.b").test("axb"), "dots are literal");
+});
+
+Deno.test("closing lines of deno test and cargo test are counted", () => {
+  assert.deepEqual(denoTestCounts("ok | 41 passed | 0 failed | 2 ignored (1s)"), {
+    passed: 41,
+    failed: 0,
+    skipped: 2,
+  });
+  assert.deepEqual(denoTestCounts("FAILED | 3 passed (2 steps) | 1 failed (9ms)"), {
+    passed: 3,
+    failed: 1,
+    skipped: 0,
+  });
+  assert.deepEqual(
+    cargoTestCounts(
+      "test result: ok. 27 passed; 0 failed; 1 ignored; 0 measured\n" +
+        "test result: FAILED. 2 passed; 1 failed; 0 ignored; 0 measured",
+    ),
+    { passed: 29, failed: 1, skipped: 1 },
+  );
+  assert.equal(cargoTestCounts("error: could not compile"), undefined);
+});
+
+function result(over: Partial<RunResult>): RunResult {
+  return {
+    scenario: "s",
+    backend: "qemu",
+    cpu: "EPYC",
+    firmware: "bios",
+    boot: "kernel",
+    status: "pass",
+    expected: "pass",
+    reason: "ok",
+    problems: [],
+    durationMs: 1500,
+    runDir: "/r",
+    events: [],
+    ...over,
+  };
+}
+
+Deno.test("outcomes: expected verdicts pass only with their expectations met", () => {
+  assert.equal(outcome(result({})), "passed");
+  assert.equal(outcome(result({ status: "timeout", expected: "timeout" })), "passed");
+  assert.equal(outcome(result({ status: "crash", expected: "crash", problems: ["x"] })), "failed");
+  assert.equal(outcome(result({ status: "pass", expected: "crash" })), "failed");
+  assert.equal(outcome(result({ status: "skip", reason: "no KVM" })), "skipped");
+});
+
+Deno.test("TAP, JUnit and the summary line report the same counts", () => {
+  const rs = [
+    result({}),
+    result({ status: "timeout", reason: 'no end <after> "boot"', problems: ["p & q"] }),
+    result({ status: "skip", reason: "no KVM" }),
+  ];
+  assert.equal(summaryLine(counts(rs)), "1 passed, 1 failed, 1 skipped");
+  const t = tap(rs);
+  assert.match(t, /^TAP version 13\n1\.\.3\nok 1 - s qemu EPYC kernel\/bios\nnot ok 2/);
+  assert.match(t, /ok 3 - s qemu EPYC kernel\/bios # SKIP no KVM/);
+  assert.match(t, / {2}status: timeout/);
+  const x = junit(rs);
+  assert.match(x, /tests="3" failures="1" skipped="1"/);
+  assert.match(x, /<failure message="timeout: no end &#60;after&#62; &#34;boot&#34;">p &#38; q/);
+  assert.match(x, /<skipped message="no KVM"\/>/);
+});

@@ -1,0 +1,92 @@
+import assert from "node:assert/strict";
+import type { SvEvent } from "./events.ts";
+import { classify, exitCodeFor, type Outcome } from "./verdict.ts";
+
+const boot: SvEvent = { ev: "boot", proto: "pvh" };
+const pass: SvEvent = { ev: "exit", status: "pass" };
+
+function outcome(o: Partial<Outcome>): Outcome {
+  return {
+    events: [boot, pass],
+    timedOut: false,
+    exitCode: 33,
+    stderrTail: "",
+    successExitCode: 33,
+    problems: [],
+    ...o,
+  };
+}
+
+Deno.test("pass needs an exit event, the success status and no problems", () => {
+  assert.equal(classify(outcome({})).status, "pass");
+  const failed = classify(outcome({ problems: ["cpu.vendor: expected ..."] }));
+  assert.equal(failed.status, "fail");
+  assert.match(failed.reason, /1 expectation/);
+});
+
+Deno.test("an exception or panic event is a crash, whatever else happened", () => {
+  const ex: SvEvent = { ev: "exception", vector: 14, name: "page-fault", rip: "0x1", cr2: "0x2" };
+  const v = classify(outcome({ events: [boot, ex], timedOut: true }));
+  assert.equal(v.status, "crash");
+  assert.match(v.reason, /exception 14 \(page-fault\)/);
+  const panic: SvEvent = { ev: "panic", message: "boom", file: "k.rs", line: 3 };
+  assert.equal(classify(outcome({ events: [boot, panic] })).status, "crash");
+});
+
+Deno.test("a triple fault seen in the emulator log is a crash", () => {
+  const v = classify(outcome({ events: [boot], exitCode: 0, emulatorCrash: "triple fault" }));
+  assert.deepEqual(v, { status: "crash", reason: "triple fault" });
+});
+
+Deno.test("timeout names the last event; an early end is a failure, not a timeout", () => {
+  const t = classify(outcome({ events: [boot], timedOut: true, exitCode: null }));
+  assert.equal(t.status, "timeout");
+  assert.match(t.reason, /"boot"/);
+  const early = classify(outcome({ events: [boot], exitCode: 0 }));
+  assert.equal(early.status, "fail");
+  assert.match(early.reason, /without an exit event/);
+});
+
+Deno.test("an emulator that fails before the kernel boots is an emulator error", () => {
+  const spawn = classify(outcome({ events: [], spawnError: "qemu-system-x86_64 not found" }));
+  assert.equal(spawn.status, "emulator-error");
+  const bad = classify(
+    outcome({ events: [], exitCode: 1, stderrTail: "qemu: -cpu bogus: unknown CPU model" }),
+  );
+  assert.equal(bad.status, "emulator-error");
+  assert.match(bad.reason, /unknown CPU model/);
+});
+
+Deno.test("a fatal kernel error and a failed exit status are failures", () => {
+  const err: SvEvent = {
+    ev: "error",
+    stage: "cmdline",
+    message: "unknown option 'x'",
+    fatal: true,
+  };
+  const v = classify(
+    outcome({ events: [boot, err, { ev: "exit", status: "fail" }], exitCode: 35 }),
+  );
+  assert.equal(v.status, "fail");
+  assert.match(v.reason, /cmdline: unknown option/);
+  const quiet = classify(outcome({ events: [boot, { ev: "exit", status: "fail" }] }));
+  assert.equal(quiet.status, "fail");
+});
+
+Deno.test("a pass the emulator contradicts is a failure", () => {
+  assert.equal(classify(outcome({ exitCode: 35 })).status, "fail");
+  assert.equal(classify(outcome({ exitCode: 1, successExitCode: undefined })).status, "pass");
+});
+
+Deno.test("the kernel may skip a run, naming why", () => {
+  const v = classify(outcome({ events: [boot, { ev: "skip", reason: "no EPT" }] }));
+  assert.deepEqual(v, { status: "skip", reason: "no EPT" });
+});
+
+Deno.test("exit codes of the scenario command", () => {
+  assert.equal(exitCodeFor("pass"), 0);
+  assert.equal(exitCodeFor("skip"), 77);
+  for (const s of ["fail", "crash", "timeout", "emulator-error"] as const) {
+    assert.equal(exitCodeFor(s), 1);
+  }
+});
