@@ -8,16 +8,25 @@ import { BOCHS_BIOS, BOCHS_VGABIOS } from "./backends/bochs.ts";
 import { findOvmf } from "./backends/qemu.ts";
 import type { RunPlan } from "./scenario.ts";
 
-export type Tool = "cargo" | "qemu" | "bochs" | "ovmf" | "grub" | "nasm";
+export type Tool = "cargo" | "qemu" | "bochs" | "ovmf" | "grub" | "grub-efi" | "nasm";
 
 interface Requirement {
   present(): boolean;
   packages: string[];
 }
 
-function onPath(cmd: string): boolean {
+function which(cmd: string): string | undefined {
   const dirs = (Deno.env.get("PATH") ?? "").split(":");
-  return dirs.some((d) => d && existsSync(`${d}/${cmd}`));
+  return dirs.map((d) => `${d}/${cmd}`).find((p) => p.length > cmd.length + 1 && existsSync(p));
+}
+
+const onPath = (cmd: string) => which(cmd) !== undefined;
+
+/** GRUB's modules for a platform: Debian's, or beside grub-mkrescue (Nix). */
+function grubPlatform(platform: string): boolean {
+  const mkrescue = which("grub-mkrescue");
+  const prefix = mkrescue ? Deno.realPathSync(mkrescue).replace(/\/bin\/[^/]+$/, "") : "";
+  return [`/usr/lib/grub/${platform}`, `${prefix}/lib/grub/${platform}`].some(existsSync);
 }
 
 const REQUIREMENTS: Record<Tool, Requirement> = {
@@ -29,11 +38,10 @@ const REQUIREMENTS: Record<Tool, Requirement> = {
   },
   ovmf: { present: () => findOvmf() !== undefined, packages: ["ovmf"] },
   grub: {
-    present: () =>
-      ["grub-mkrescue", "xorriso", "mformat"].every(onPath) &&
-      existsSync("/usr/lib/grub/i386-pc") && existsSync("/usr/lib/grub/x86_64-efi"),
-    packages: ["grub-common", "grub-pc-bin", "grub-efi-amd64-bin", "xorriso", "mtools"],
+    present: () => ["grub-mkrescue", "xorriso", "mformat"].every(onPath) && grubPlatform("i386-pc"),
+    packages: ["grub-common", "grub-pc-bin", "xorriso", "mtools"],
   },
+  "grub-efi": { present: () => grubPlatform("x86_64-efi"), packages: ["grub-efi-amd64-bin"] },
   nasm: { present: () => onPath("nasm"), packages: ["nasm"] },
 };
 
@@ -42,7 +50,7 @@ export const ALL_TOOLS = Object.keys(REQUIREMENTS) as Tool[];
 export function toolsFor(plan: RunPlan): Tool[] {
   const tools: Tool[] = ["cargo", plan.backend === "bochs" ? "bochs" : "qemu"];
   if (plan.boot === "iso") tools.push("grub");
-  if (plan.firmware === "uefi") tools.push("ovmf");
+  if (plan.firmware === "uefi") tools.push("ovmf", "grub-efi");
   if (plan.scenario.payload) tools.push("nasm");
   return tools;
 }

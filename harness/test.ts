@@ -4,6 +4,7 @@
  * line counts checks, unit tests and runs together.
  */
 import { runMatrix } from "./matrix.ts";
+import { ALL_TOOLS, ensureTools } from "./prereq.ts";
 import { ROOT } from "./paths.ts";
 import { counts, type Outcome, summaryLine, table } from "./report.ts";
 
@@ -88,6 +89,8 @@ export async function runTests(opts: { jobs: number; matrix: boolean }): Promise
     total.skipped += c.skipped;
     rows.push([name, summaryLine(c)]);
   };
+  // Missing emulators are found before anything runs, not after the unit tests.
+  if (opts.matrix) await ensureTools(ALL_TOOLS, (m) => console.log(m));
   for (const step of STEPS) add(step.name, (await runStep(step)).counts);
   if (opts.matrix) {
     console.log("\n=== matrix");
