@@ -7,8 +7,10 @@ import type { RunPlan } from "../scenario.ts";
 import { DEFAULT_MEMORY_MIB, DEFAULT_SMP } from "../scenario.ts";
 import { type Artifacts, type Backend, RUN_FILES } from "./backend.ts";
 
-export const BOCHS_BIOS = "/usr/share/bochs/BIOS-bochs-latest";
-export const BOCHS_VGABIOS = "/usr/share/bochs/VGABIOS-lgpl-latest";
+/** Bochs' own convention: BXSHARE names its share directory (the Nix shell sets it). */
+const SHARE = Deno.env.get("BXSHARE") ?? "/usr/share/bochs";
+export const BOCHS_BIOS = `${SHARE}/BIOS-bochs-latest`;
+export const BOCHS_VGABIOS = `${SHARE}/VGABIOS-lgpl-latest`;
 
 export function bochsConfig(plan: RunPlan): string {
   const m = plan.scenario.machine;
