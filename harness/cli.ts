@@ -5,10 +5,12 @@
  *   list [--json]
  *   matrix [--vendor intel|amd|all] [--filter GLOB] [--jobs N] [--tap FILE] [--junit FILE]
  *   test [--jobs N] [--no-matrix]
+ *   bench [--filter GLOB] [--runs N]
  *   setup
  * Exit codes: 0 pass, 1 fail, 77 skipped, 2 usage or setup error.
  */
 import { parseArgs, type ParseArgsConfig } from "node:util";
+import { runBench } from "./bench.ts";
 import { BuildError } from "./build.ts";
 import { loadAll, loadScenario, UnknownScenario } from "./load.ts";
 import { printSummary, runMatrix } from "./matrix.ts";
@@ -33,6 +35,7 @@ const USAGE = `usage: deno task <command> [options]
   list [--json]
   matrix [--vendor intel|amd|all] [--filter GLOB] [--jobs N] [--tap FILE] [--junit FILE]
   test [--jobs N] [--no-matrix]
+  bench [--filter GLOB] [--runs N]   median warm boot times (default: boot-hello, 5 runs)
   setup     install every emulator and tool the scenarios use (as root or with CI=true)`;
 
 class UsageError extends Error {}
@@ -172,6 +175,16 @@ async function main(argv: string[]): Promise<number> {
         jobs: positiveNumber(values.jobs, "jobs") ?? defaultJobs(),
         matrix: !values["no-matrix"],
       });
+    }
+    case "bench": {
+      const { values, positionals } = parse(rest, {
+        filter: { type: "string", default: "boot-hello" },
+        runs: { type: "string" },
+      });
+      if (positionals.length) throw new UsageError("bench takes no positional arguments");
+      const runs = positiveNumber(values.runs, "runs") ?? 5;
+      await runBench({ filter: values.filter, runs: Math.round(runs), say });
+      return 0;
     }
     case "setup":
       await ensureTools(ALL_TOOLS, say);

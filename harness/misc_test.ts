@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { median } from "./bench.ts";
 import { grubConfig } from "./build.ts";
 import { hostCpu, resolveCpu } from "./cpus.ts";
 import { globRegExp } from "./matrix.ts";
@@ -102,4 +103,9 @@ Deno.test("TAP, JUnit and the summary line report the same counts", () => {
   assert.match(x, /tests="3" failures="1" skipped="1"/);
   assert.match(x, /<failure message="timeout: no end &#60;after&#62; &#34;boot&#34;">p &#38; q/);
   assert.match(x, /<skipped message="no KVM"\/>/);
+});
+
+Deno.test("medians of odd and even counts", () => {
+  assert.equal(median([3, 1, 2]), 2);
+  assert.equal(median([4, 1, 3, 2]), 2.5);
 });

@@ -1,0 +1,49 @@
+/**
+ * `deno task bench`: warm boot times. Each selected run is done once to warm
+ * the caches, then `runs` times; the medians are printed. Figures, not
+ * assertions: speed is watched here, not in timed tests.
+ */
+import { buildKernel } from "./build.ts";
+import { selectPlans } from "./matrix.ts";
+import { ensureTools, toolsFor } from "./prereq.ts";
+import { runPlan } from "./runner.ts";
+import { planId } from "./scenario.ts";
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+export async function runBench(opts: { filter: string; runs: number; say: (m: string) => void }) {
+  const plans = await selectPlans({ vendor: "all", filter: opts.filter });
+  await ensureTools(plans.flatMap(toolsFor), opts.say);
+  await buildKernel(opts.say);
+  const rows: string[][] = [];
+  for (const plan of plans) {
+    const walls: number[] = [], boots: number[] = [];
+    let status = "";
+    for (let i = 0; i <= opts.runs; i++) {
+      const t0 = performance.now();
+      const r = await runPlan(plan, { progress: () => {} });
+      if (i === 0) continue; // warm-up
+      walls.push(performance.now() - t0);
+      boots.push(r.durationMs);
+      status = r.status;
+    }
+    const row = [
+      planId(plan),
+      status,
+      `${(median(boots) / 1000).toFixed(2)}s`,
+      `${(median(walls) / 1000).toFixed(2)}s`,
+      `${(Math.min(...walls) / 1000).toFixed(2)}-${(Math.max(...walls) / 1000).toFixed(2)}s`,
+    ];
+    opts.say(row.join("  "));
+    rows.push(row);
+  }
+  const head = ["run", "status", "emulator (median)", "total (median)", "total (min-max)"];
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd();
+  console.log(`median of ${opts.runs} warm runs each`);
+  console.log([line(head), ...rows.map(line)].join("\n"));
+}
