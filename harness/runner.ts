@@ -42,6 +42,22 @@ const POLL_MS = 50;
 /** How long an emulator may take to exit after the kernel's last event. */
 const GRACE_MS = 5000;
 const TERMINAL = new Set(["exit", "exception", "panic"]);
+/** Run directories kept; older ones are removed when a new run starts. */
+const KEEP_RUNS = 500;
+
+/** Removes all but the newest `keep` run directories (their names start with the time). */
+export async function pruneRuns(keep = KEEP_RUNS) {
+  const dirs: string[] = [];
+  try {
+    for await (const e of Deno.readDir(RUNS_DIR)) if (e.isDirectory) dirs.push(e.name);
+  } catch {
+    return; // no runs yet
+  }
+  dirs.sort();
+  for (const name of dirs.slice(0, Math.max(0, dirs.length - keep))) {
+    await Deno.remove(join(RUNS_DIR, name), { recursive: true }).catch(() => {});
+  }
+}
 
 export function backendFor(plan: RunPlan): Backend {
   return plan.backend === "bochs" ? bochs : qemu;

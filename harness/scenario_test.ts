@@ -23,6 +23,12 @@ function scenario(over: Partial<Scenario> = {}): Scenario {
   };
 }
 
+/** Asserts that each of `wants` appears in one of the problems. */
+function assertMentions(problems: string[], wants: string[]) {
+  const text = problems.join("\n");
+  for (const want of wants) assert.ok(text.includes(want), `missing "${want}" in:\n${text}`);
+}
+
 function problems(value: unknown, name = "demo"): string[] {
   try {
     validateScenario(value, name);
@@ -52,21 +58,18 @@ Deno.test("validation names every problem", () => {
     ],
     expect: [{ name: "boot" }],
   });
-  const text = p.join("\n");
-  for (
-    const want of [
-      'name must be "demo"',
-      "description is missing",
-      "cmdline must be plain words",
-      "timeoutS must be a positive number",
-      "targets[0]: Bochs runs no OVMF",
-      "targets[1]: QEMU -kernel does not work with OVMF",
-      'unknown qemu CPU model "Nehalem"',
-      "targets[2].backend must be one of",
-      "targets[3].cpus must list at least one",
-      "expect[0].ev must be an event name",
-    ]
-  ) assert.ok(text.includes(want), `missing "${want}" in:\n${text}`);
+  assertMentions(p, [
+    'name must be "demo"',
+    "description is missing",
+    "cmdline must be plain words",
+    "timeoutS must be a positive number",
+    "targets[0]: Bochs runs no OVMF",
+    "targets[1]: QEMU -kernel does not work with OVMF",
+    'unknown qemu CPU model "Nehalem"',
+    "targets[2].backend must be one of",
+    "targets[3].cpus must list at least one",
+    "expect[0].ev must be an event name",
+  ]);
 });
 
 Deno.test("a non-object export is refused", () => {
@@ -89,16 +92,13 @@ Deno.test("NUMA topologies must cover every CPU and the memory, with sane distan
       },
     },
   }));
-  const text = p.join("\n");
-  for (
-    const want of [
-      "CPU 5 is not below smp (4)",
-      "CPU 1 is in two nodes",
-      "numa nodes cover 2 of 4 CPUs",
-      "adds up to 192 MiB",
-      "distances[1][1] must be 10",
-    ]
-  ) assert.ok(text.includes(want), `missing "${want}" in:\n${text}`);
+  assertMentions(p, [
+    "CPU 5 is not below smp (4)",
+    "CPU 1 is in two nodes",
+    "numa nodes cover 2 of 4 CPUs",
+    "adds up to 192 MiB",
+    "distances[1][1] must be 10",
+  ]);
 });
 
 Deno.test("targets expand per CPU with defaults per backend", () => {
