@@ -16,7 +16,7 @@ import { loadAll, loadScenario, UnknownScenario } from "./load.ts";
 import { printSummary, runMatrix } from "./matrix.ts";
 import { ALL_TOOLS, ensureTools, SetupError, toolsFor } from "./prereq.ts";
 import { counts, outcome } from "./report.ts";
-import { runPlan } from "./runner.ts";
+import { pruneRuns, runPlan } from "./runner.ts";
 import {
   BACKENDS,
   BOOT_PATHS,
@@ -88,6 +88,7 @@ async function scenarioCommand(args: string[]): Promise<number> {
   const { plan, declared } = choice;
   if (!declared) say(`note: ${planId(plan)} is not among the targets the scenario declares`);
   await ensureTools(toolsFor(plan), say);
+  await pruneRuns();
   const result = await runPlan(plan, { progress: say, verbose: Boolean(values.verbose) });
   const human = [
     `${planId(plan)}: ${result.status.toUpperCase()} (${(result.durationMs / 1000).toFixed(1)}s)`,

@@ -50,6 +50,7 @@ export async function runMatrix(opts: MatrixOptions): Promise<RunResult[]> {
   }
   await ensureTools(plans.flatMap(toolsFor), opts.say);
   await buildKernel(opts.say);
+  await pruneRuns();
   opts.say(`running ${plans.length} runs, ${opts.jobs} at a time`);
   const results: RunResult[] = new Array(plans.length);
   let next = 0, done = 0;
