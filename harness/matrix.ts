@@ -4,7 +4,7 @@ import { hostCpu, resolveCpu } from "./cpus.ts";
 import { loadAll } from "./load.ts";
 import { ensureTools, toolsFor } from "./prereq.ts";
 import { counts, junit, outcome, statusText, summaryLine, table, tap, title } from "./report.ts";
-import { runPlan, type RunResult } from "./runner.ts";
+import { pruneRuns, runPlan, type RunResult } from "./runner.ts";
 import { expandTargets, type RunPlan, type Vendor } from "./scenario.ts";
 
 export interface MatrixOptions {
