@@ -1,6 +1,16 @@
 //! The kernel command line: space-separated `key=value` options.
+//!
+//! - `guest=real|protected|long`: run the first boot module as a guest that
+//!   starts in that mode (docs/hypercalls.md describes the payload contract);
+//! - `guest.io=PORT,PORT,...`: I/O ports whose accesses exit and are reported;
+//! - `guest.memory=MIB`: guest RAM, 2 MiB by default;
+//! - `selftest=...`: provoke a fault, for the harness's own tests.
 
 use core::fmt;
+use heapless::Vec;
+
+use crate::vcpu::GuestConfig;
+use crate::vcpu::guest::{DEFAULT_MEMORY, GuestMode};
 
 /// Faults the kernel can be told to provoke, so that the harness's crash and
 /// timeout verdicts are tested against a real emulator.
@@ -18,46 +28,46 @@ pub enum SelfTest {
     Panic,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Options {
     pub selftest: Option<SelfTest>,
+    pub guest: Option<GuestConfig>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OptionError<'a> {
     Unknown(&'a str),
-    BadValue {
-        key: &'a str,
-        value: &'a str,
-        expected: &'static str,
-    },
+    BadValue { key: &'a str, value: &'a str, expected: &'static str },
+    /// `guest.*` given without `guest=`.
+    NoGuest(&'a str),
 }
 
 impl fmt::Display for OptionError<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Unknown(opt) => write!(f, "unknown option '{opt}'"),
-            Self::BadValue {
-                key,
-                value,
-                expected,
-            } => {
-                write!(
-                    f,
-                    "bad value '{value}' for '{key}': expected one of {expected}"
-                )
+            Self::BadValue { key, value, expected } => {
+                write!(f, "bad value '{value}' for '{key}': expected {expected}")
             }
+            Self::NoGuest(opt) => write!(f, "'{opt}' needs 'guest=' to say which mode the guest starts in"),
         }
     }
 }
 
-const SELFTESTS: &str = "hang, invalid-opcode, page-fault, triple-fault, panic";
+const SELFTESTS: &str = "one of hang, invalid-opcode, page-fault, triple-fault, panic";
+/// Guest RAM bounds, in MiB: room for the layout below the payload, and for
+/// the first GiB the long-mode tables map.
+const GUEST_MIB: core::ops::RangeInclusive<u64> = 1..=1024;
 
 /// Parses `line`; the first bad option is returned as an error.
 pub fn parse(line: &str) -> Result<Options, OptionError<'_>> {
     let mut opts = Options::default();
+    let mut io = None;
+    let mut memory = None;
+    let mut guest_option = None;
     for word in line.split_ascii_whitespace() {
         let (key, value) = word.split_once('=').unwrap_or((word, ""));
+        let bad = |expected| OptionError::BadValue { key, value, expected };
         match key {
             "selftest" => {
                 opts.selftest = Some(match value {
@@ -66,17 +76,37 @@ pub fn parse(line: &str) -> Result<Options, OptionError<'_>> {
                     "page-fault" => SelfTest::PageFault,
                     "triple-fault" => SelfTest::TripleFault,
                     "panic" => SelfTest::Panic,
-                    _ => {
-                        return Err(OptionError::BadValue {
-                            key,
-                            value,
-                            expected: SELFTESTS,
-                        });
-                    }
+                    _ => return Err(bad(SELFTESTS)),
                 })
+            }
+            "guest" => {
+                let mode = match value {
+                    "real" => GuestMode::Real,
+                    "protected" => GuestMode::Protected,
+                    "long" => GuestMode::Long,
+                    _ => return Err(bad("one of real, protected, long")),
+                };
+                opts.guest = Some(GuestConfig { mode, memory: DEFAULT_MEMORY, intercept_io: Vec::new() });
+            }
+            "guest.io" => {
+                io = Some(crate::vcpu::parse_ports(value).ok_or(bad("up to 16 ports, e.g. 0x80,0x70"))?);
+                guest_option.get_or_insert(word);
+            }
+            "guest.memory" => {
+                let mib = value.parse::<u64>().ok().filter(|m| GUEST_MIB.contains(m));
+                memory = Some(mib.ok_or(bad("a size in MiB from 1 to 1024"))? << 20);
+                guest_option.get_or_insert(word);
             }
             _ => return Err(OptionError::Unknown(word)),
         }
+    }
+    match (&mut opts.guest, guest_option) {
+        (Some(guest), _) => {
+            guest.intercept_io = io.unwrap_or_default();
+            guest.memory = memory.unwrap_or(DEFAULT_MEMORY);
+        }
+        (None, Some(word)) => return Err(OptionError::NoGuest(word)),
+        (None, None) => {}
     }
     Ok(opts)
 }
@@ -93,31 +123,30 @@ mod tests {
 
     #[test]
     fn parses_selftests() {
-        assert_eq!(
-            parse("selftest=hang").unwrap().selftest,
-            Some(SelfTest::Hang)
-        );
-        assert_eq!(
-            parse(" selftest=page-fault ").unwrap().selftest,
-            Some(SelfTest::PageFault)
-        );
+        assert_eq!(parse("selftest=hang").unwrap().selftest, Some(SelfTest::Hang));
+        assert_eq!(parse(" selftest=page-fault ").unwrap().selftest, Some(SelfTest::PageFault));
+    }
+
+    #[test]
+    fn parses_guest_options_in_any_order() {
+        let g = parse("guest.io=0x80,113 guest=real guest.memory=4").unwrap().guest.unwrap();
+        assert_eq!(g.mode, GuestMode::Real);
+        assert_eq!(g.intercept_io.as_slice(), &[0x80, 113]);
+        assert_eq!(g.memory, 4 << 20);
+        let g = parse("guest=long").unwrap().guest.unwrap();
+        assert_eq!((g.memory, g.intercept_io.len()), (DEFAULT_MEMORY, 0));
     }
 
     #[test]
     fn names_the_bad_option() {
-        assert_eq!(
-            parse("selftest=hang bogus"),
-            Err(OptionError::Unknown("bogus"))
-        );
+        assert_eq!(parse("selftest=hang bogus"), Err(OptionError::Unknown("bogus")));
         let err = parse("selftest=explode").unwrap_err();
-        assert!(matches!(
-            err,
-            OptionError::BadValue {
-                value: "explode",
-                ..
-            }
-        ));
+        assert!(matches!(err, OptionError::BadValue { value: "explode", .. }));
         let text = format!("{err}");
         assert!(text.contains("hang, invalid-opcode"), "{text}");
+        assert!(matches!(parse("guest=virtual86"), Err(OptionError::BadValue { key: "guest", .. })));
+        assert!(matches!(parse("guest=long guest.memory=0"), Err(OptionError::BadValue { .. })));
+        assert!(matches!(parse("guest=long guest.io=0x80,zz"), Err(OptionError::BadValue { .. })));
+        assert_eq!(parse("guest.io=0x80"), Err(OptionError::NoGuest("guest.io=0x80")));
     }
 }

@@ -19,7 +19,7 @@ pub trait Event: Serialize {
 
 /// A 64-bit value shown as a `"0x…"` string: JSON numbers lose precision
 /// above 2^53 in the harness, and addresses read better in hex.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Hex(pub u64);
 
 impl Serialize for Hex {

@@ -9,9 +9,12 @@ use crate::acpi::rsdp;
 use crate::arch::{self, power, power::ExitCode};
 use crate::boot::{self, BootInfo, MemoryKind, Protocol};
 use crate::cmdline::{self, SelfTest};
+use crate::cpu::{self, Vendor};
 use crate::event::{self, Event, Hex, SCHEMA};
-use crate::phys::IdentityMapped;
-use crate::{cpu, serial};
+use crate::frames::{self, FrameAllocator};
+use crate::phys::{IdentityMapped, PhysMem};
+use crate::vcpu::{GuestConfig, Refusal};
+use crate::{serial, vmx};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -103,10 +106,20 @@ impl Event for Panic<'_> {
 }
 
 #[derive(Serialize)]
+struct Skip<'a> {
+    reason: &'a str,
+}
+impl Event for Skip<'_> {
+    const NAME: &'static str = "skip";
+}
+
+#[derive(Serialize)]
 #[serde(rename_all = "lowercase")]
 enum Status {
     Pass,
     Fail,
+    /// The CPU lacks what the command line asked for (see the `skip` event).
+    Skip,
 }
 
 #[derive(Serialize)]
@@ -160,16 +173,58 @@ pub fn main(magic: u32, info: u32) -> ! {
         Ok(options) => options,
         Err(e) => fail("cmdline", &message(format_args!("{e}"))),
     };
-    event::emit(&cpu::identify());
+    let cpu = cpu::identify();
+    event::emit(&cpu);
     report_memory(&boot);
     report_acpi(&mem, &boot);
+    frames::init(FrameAllocator::new(&boot.memory, &reserved(&boot)));
     if let Some(test) = options.selftest {
         run_selftest(test);
     }
-    event::emit(&Exit {
-        status: Status::Pass,
-    });
+    if let Some(guest) = &options.guest {
+        run_guest(guest, &boot, cpu.vendor);
+    }
+    event::emit(&Exit { status: Status::Pass });
     power::exit(ExitCode::Success)
+}
+
+unsafe extern "C" {
+    static __kernel_start: u8;
+    static __kernel_end: u8;
+}
+
+/// Memory the frame allocator must not hand out: the kernel and the modules.
+fn reserved(boot: &BootInfo) -> heapless::Vec<(u64, u64), { boot::MAX_MODULES + 1 }> {
+    let kernel = (&raw const __kernel_start as u64, &raw const __kernel_end as u64);
+    core::iter::once(kernel).chain(boot.modules.iter().map(|m| (m.start, m.end))).collect()
+}
+
+/// Runs the first boot module as the guest, then ends the run with its outcome.
+fn run_guest(config: &GuestConfig, boot: &BootInfo, vendor: Vendor) -> ! {
+    let Some(module) = boot.modules.first() else {
+        fail("guest", "guest= needs a payload, and no boot module was given")
+    };
+    let Some(payload) = IdentityMapped.bytes(module.start, (module.end - module.start) as usize) else {
+        fail("guest", "the payload module lies outside the identity map")
+    };
+    let result = match vendor {
+        Vendor::Intel => vmx::launch(config, payload),
+        Vendor::Amd => Err(Refusal::Unsupported("AMD SVM is not supported yet")),
+        Vendor::Other => Err(Refusal::Unsupported("the CPU is neither Intel nor AMD")),
+    };
+    match result {
+        Ok(end) => {
+            let status = if end.failed { Status::Fail } else { Status::Pass };
+            event::emit(&Exit { status });
+            power::exit(if end.failed { ExitCode::Failure } else { ExitCode::Success })
+        }
+        Err(Refusal::Unsupported(reason)) => {
+            event::emit(&Skip { reason });
+            event::emit(&Exit { status: Status::Skip });
+            power::exit(ExitCode::Success)
+        }
+        Err(Refusal::Failed(message)) => fail("guest", &message),
+    }
 }
 
 fn report_memory(boot: &BootInfo) {

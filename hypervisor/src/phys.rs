@@ -53,6 +53,17 @@ impl PhysMem for IdentityMapped {
     }
 }
 
+/// Copies `bytes` to physical address `addr` through the identity map.
+///
+/// # Safety
+/// The range must be memory the caller owns (a frame from `frames`), inside
+/// the identity map.
+pub unsafe fn write(addr: u64, bytes: &[u8]) {
+    debug_assert!(addr != 0 && addr + bytes.len() as u64 <= IDENTITY_LIMIT);
+    // SAFETY: the caller owns the range, which the identity map covers.
+    unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), addr as *mut u8, bytes.len()) };
+}
+
 /// Host tests: `data` seen at physical address `base`.
 #[cfg(test)]
 pub struct FakeMem {

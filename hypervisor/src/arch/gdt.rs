@@ -29,8 +29,8 @@ static mut IST_STACKS: [Stack; IST_COUNT] = [const { Stack([0; IST_STACK]) }; IS
 #[derive(Clone, Copy)]
 pub struct Selectors {
     pub code: SegmentSelector,
-    data: SegmentSelector,
-    tss: SegmentSelector,
+    pub data: SegmentSelector,
+    pub tss: SegmentSelector,
 }
 
 static TSS: Once<TaskStateSegment> = Once::new();
@@ -69,4 +69,14 @@ pub fn init() -> Selectors {
         load_tss(selectors.tss);
     }
     *selectors
+}
+
+/// The selectors of the loaded GDT (the VMCS host state needs them).
+pub fn selectors() -> Selectors {
+    GDT.get().expect("arch::init ran first").1
+}
+
+/// Where the TSS is (the VMCS host state needs it).
+pub fn tss_base() -> u64 {
+    TSS.get().map_or(0, |tss| tss as *const TaskStateSegment as u64)
 }

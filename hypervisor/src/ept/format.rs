@@ -1,0 +1,88 @@
+//! Intel EPT entries (SDM 3C 29.3.2): bits 0-2 read, write, execute; leaves
+//! carry the memory type in bits 3-5.
+
+use super::{Access, Format};
+
+pub struct Ept;
+
+const R: u64 = 1 << 0;
+const W: u64 = 1 << 1;
+const X: u64 = 1 << 2;
+/// Write-back, the type every guest page gets until MTRR/PAT emulation.
+pub const MEMORY_TYPE_WB: u64 = 6;
+
+impl Format for Ept {
+    fn table(table: u64) -> u64 {
+        table | R | W | X
+    }
+
+    fn page(frame: u64, access: Access) -> u64 {
+        let mut e = frame | (MEMORY_TYPE_WB << 3);
+        if access.read {
+            e |= R;
+        }
+        if access.write {
+            e |= W;
+        }
+        if access.execute {
+            e |= X;
+        }
+        e
+    }
+
+    fn is_present(entry: u64) -> bool {
+        entry & (R | W | X) != 0
+    }
+
+    fn access(entry: u64) -> Access {
+        Access { read: entry & R != 0, write: entry & W != 0, execute: entry & X != 0 }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fake::FakeTables;
+    use super::super::{MapError, PageTable};
+    use super::*;
+
+    #[test]
+    fn first_map_builds_three_tables_and_a_leaf() {
+        let mut mem = FakeTables::new(16);
+        let pt = PageTable::<Ept>::new(&mut mem).unwrap();
+        let gpa = 0x0000_7fff_ffe0_1000; // every level's index is non-zero
+        pt.map(&mut mem, gpa, 0x4567_8000, Access::ALL).unwrap();
+        assert_eq!(mem.writes.len(), 4);
+        let (root, pdpt, pd, pt_frame) = (pt.root(), 0x10_1000, 0x10_2000, 0x10_3000);
+        assert_eq!(mem.writes[0], (root, 0xff, pdpt | 7));
+        assert_eq!(mem.writes[1], (pdpt, 0x1ff, pd | 7));
+        assert_eq!(mem.writes[2], (pd, 0x1ff, pt_frame | 7));
+        assert_eq!(mem.writes[3], (pt_frame, 1, 0x4567_8000 | (6 << 3) | 7));
+    }
+
+    #[test]
+    fn translate_unmap_and_errors() {
+        let mut mem = FakeTables::new(16);
+        let pt = PageTable::<Ept>::new(&mut mem).unwrap();
+        let ro = Access { read: true, write: false, execute: false };
+        pt.map(&mut mem, 0x2000, 0x9000, ro).unwrap();
+        pt.map(&mut mem, 0x3000, 0xa000, Access::ALL).unwrap();
+        assert_eq!(mem.writes.len(), 5, "the second page reuses the tables");
+        assert_eq!(pt.translate(&mut mem, 0x2abc), Some((0x9abc, ro)));
+        assert_eq!(pt.translate(&mut mem, 0x4000), None);
+        assert_eq!(pt.translate(&mut mem, 0x40_0000_0000), None, "no table there");
+        assert_eq!(pt.map(&mut mem, 0x2000, 0xb000, ro), Err(MapError::AlreadyMapped));
+        assert_eq!(pt.map(&mut mem, 0x2001, 0xb000, ro), Err(MapError::Unaligned));
+        assert_eq!(pt.map(&mut mem, 1 << 48, 0xb000, ro), Err(MapError::OutOfRange));
+        assert_eq!(pt.unmap(&mut mem, 0x2000), Some(0x9000));
+        assert_eq!(pt.unmap(&mut mem, 0x2000), None);
+        assert_eq!(pt.translate(&mut mem, 0x2000), None);
+        assert_eq!(*mem.writes.last().unwrap(), (0x10_3000, 2, 0));
+    }
+
+    #[test]
+    fn running_out_of_table_memory_is_an_error() {
+        let mut mem = FakeTables::new(2);
+        let pt = PageTable::<Ept>::new(&mut mem).unwrap();
+        assert_eq!(pt.map(&mut mem, 0, 0x9000, Access::ALL), Err(MapError::OutOfMemory));
+    }
+}

@@ -1,0 +1,459 @@
+//! The vendor-neutral virtual CPU: what a VM exit means, how each is
+//! handled, and the run loop. The VMX and SVM layers only enter the guest,
+//! decode their exits into `Exit` and give access to the guest's registers;
+//! everything else (CPUID, hypercalls, I/O, MSRs, faults) is settled here.
+
+pub mod cpuid;
+pub mod guest;
+pub mod hypercall;
+pub mod memory;
+
+use heapless::{String, Vec};
+use serde::Serialize;
+
+use crate::event::{self, Event, Hex};
+use guest::GuestMode;
+use hypercall::Hypercall;
+
+/// General registers of the guest; RSP and RIP live in the VMCS or VMCB.
+#[derive(Clone, Copy, Debug, Default)]
+#[repr(C)]
+pub struct GuestRegs {
+    pub rax: u64,
+    pub rbx: u64,
+    pub rcx: u64,
+    pub rdx: u64,
+    pub rsi: u64,
+    pub rdi: u64,
+    pub rbp: u64,
+    pub r8: u64,
+    pub r9: u64,
+    pub r10: u64,
+    pub r11: u64,
+    pub r12: u64,
+    pub r13: u64,
+    pub r14: u64,
+    pub r15: u64,
+}
+
+/// Why the guest stopped running, in words common to both vendors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    Cpuid,
+    Hypercall,
+    Hlt,
+    Io { port: u16, size: u8, input: bool, string: bool },
+    Msr { index: u32, write: bool },
+    /// A virtualization instruction (VMXON, VMRUN, ...): the guest gets #UD.
+    VirtInstruction(&'static str),
+    Exception { vector: u8, error_code: Option<u32> },
+    /// A second-level page fault: an EPT violation or an AMD nested page fault.
+    NestedFault { gpa: u64, read: bool, write: bool, fetch: bool, mapped: bool },
+    TripleFault,
+    /// Anything else, by the vendor's name for it: reported, and the guest stops.
+    Unhandled { code: u64, name: &'static str },
+}
+
+/// The vendor could not enter the guest.
+#[derive(Clone, Copy, Debug)]
+pub struct EntryFailure {
+    pub code: u64,
+    pub reason: &'static str,
+}
+
+pub trait VirtCpu {
+    fn run(&mut self) -> Result<Exit, EntryFailure>;
+    fn regs(&mut self) -> &mut GuestRegs;
+    fn rip(&self) -> u64;
+    /// Moves RIP past the instruction that exited.
+    fn skip_instruction(&mut self);
+    /// Delivers an exception to the guest at the next entry.
+    fn inject_exception(&mut self, vector: u8, error_code: Option<u32>);
+    fn set_efer(&mut self, efer: u64);
+    /// Guest memory, for hypercalls that pass buffers.
+    fn read_guest(&self, gpa: u64, out: &mut [u8]) -> bool;
+}
+
+/// What the scenario's command line asks of the guest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GuestConfig {
+    pub mode: GuestMode,
+    pub memory: u64,
+    /// Ports whose accesses exit and are reported; others go to the hardware.
+    pub intercept_io: Vec<u16, 16>,
+}
+
+/// How a guest run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GuestEnd {
+    pub how: &'static str,
+    /// The guest reported a failed check or exited with a non-zero status,
+    /// or the hypervisor could not serve it.
+    pub failed: bool,
+    pub exits: u32,
+}
+
+/// Why no guest ran.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// This CPU lacks what the guest needs: the run is skipped, saying what.
+    Unsupported(&'static str),
+    /// Something went wrong that should not have.
+    Failed(Message),
+}
+
+/// Guest RAM with the payload at `LOAD_ADDRESS`, the GDT and, for long
+/// mode, the page tables in place.
+pub fn prepare_memory<F: crate::ept::Format>(
+    config: &GuestConfig,
+    payload: &[u8],
+) -> Result<memory::GuestMemory<F>, Refusal> {
+    use core::fmt::Write;
+    let fail = |args: core::fmt::Arguments| {
+        let mut m = Message::new();
+        let _ = m.write_fmt(args);
+        Refusal::Failed(m)
+    };
+    let mem = memory::GuestMemory::<F>::new(config.memory)
+        .map_err(|e| fail(format_args!("guest memory of {} bytes: {e:?}", config.memory)))?;
+    if !mem.write(guest::LOAD_ADDRESS, payload) {
+        return Err(fail(format_args!(
+            "a payload of {} bytes does not fit {} bytes of guest memory at {:#x}",
+            payload.len(),
+            config.memory,
+            guest::LOAD_ADDRESS
+        )));
+    }
+    let mut ok = mem.write(guest::GDT, &le_bytes::<40>(&guest::gdt()));
+    if config.mode == GuestMode::Long {
+        for (at, table) in guest::page_tables() {
+            ok &= mem.write(at, &le_bytes::<4096>(&table));
+        }
+    }
+    if !ok {
+        return Err(fail(format_args!("guest memory too small for the guest's tables")));
+    }
+    Ok(mem)
+}
+
+/// Words as the little-endian bytes guest memory holds them.
+fn le_bytes<const N: usize>(words: &[u64]) -> [u8; N] {
+    let mut out = [0u8; N];
+    for (chunk, w) in out.chunks_exact_mut(8).zip(words) {
+        chunk.copy_from_slice(&w.to_le_bytes());
+    }
+    out
+}
+
+/// Ports the guest never reaches: the emulators' exit devices.
+pub const ALWAYS_INTERCEPTED: [u16; 5] = [0xf4, 0xf5, 0xf6, 0xf7, 0x8900];
+
+const IA32_FEATURE_CONTROL: u32 = 0x3a;
+const IA32_EFER: u32 = 0xc000_0080;
+/// The VMX capability MSRs: the guest sees no VMX, so reading them faults.
+pub const VMX_MSRS: core::ops::RangeInclusive<u32> = 0x480..=0x493;
+/// MSR reads that exit: the rest read the hardware (or the guest's loaded values).
+pub const INTERCEPTED_MSR_READS: [core::ops::RangeInclusive<u32>; 2] =
+    [IA32_FEATURE_CONTROL..=IA32_FEATURE_CONTROL, VMX_MSRS];
+/// A runaway guest that does nothing but exit is stopped.
+const EXIT_LIMIT: u32 = 100_000;
+
+const UD: u8 = 6;
+const GP: u8 = 13;
+
+#[derive(Serialize, Default)]
+struct VmExit<'a> {
+    vcpu: u32,
+    reason: &'a str,
+    rip: Hex,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    leaf: Option<Hex>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subleaf: Option<Hex>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    eax: Option<Hex>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ebx: Option<Hex>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ecx: Option<Hex>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    edx: Option<Hex>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    call: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    value: Option<Hex>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tag: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    passed: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    check: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    port: Option<Hex>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    size: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dir: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    msr: Option<Hex>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    action: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    vector: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_code: Option<Hex>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    instruction: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gpa: Option<Hex>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    access: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mapped: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code: Option<Hex>,
+}
+impl Event for VmExit<'_> {
+    const NAME: &'static str = "vmexit";
+}
+
+#[derive(Serialize)]
+struct GuestEndEvent<'a> {
+    vcpu: u32,
+    how: &'a str,
+    failed: bool,
+    exits: u32,
+}
+impl Event for GuestEndEvent<'_> {
+    const NAME: &'static str = "guest-end";
+}
+
+fn host_cpuid(leaf: u32, subleaf: u32) -> [u32; 4] {
+    let r = raw_cpuid::cpuid!(leaf, subleaf);
+    [r.eax, r.ebx, r.ecx, r.edx]
+}
+
+/// Runs the guest until it halts, exits, faults beyond repair or the
+/// hypervisor cannot serve it. Never panics on what the guest does.
+pub fn run(cpu: &mut impl VirtCpu, config: &GuestConfig) -> GuestEnd {
+    let mut failed = false;
+    let mut exits = 0;
+    let (how, failed) = loop {
+        let exit = match cpu.run() {
+            Ok(exit) => exit,
+            Err(_) => break ("entry-failure", true),
+        };
+        exits += 1;
+        let rip = Hex(cpu.rip());
+        let base = VmExit { rip, ..Default::default() };
+        match exit {
+            Exit::Cpuid => {
+                let regs = cpu.regs();
+                let (leaf, subleaf) = (regs.rax as u32, regs.rcx as u32);
+                let [a, b, c, d] = cpuid::filter(leaf, host_cpuid(leaf, subleaf));
+                (regs.rax, regs.rbx, regs.rcx, regs.rdx) = (a.into(), b.into(), c.into(), d.into());
+                cpu.skip_instruction();
+                event::emit(&VmExit {
+                    reason: "cpuid",
+                    leaf: Some(Hex(leaf.into())),
+                    subleaf: Some(Hex(subleaf.into())),
+                    eax: Some(Hex(a.into())),
+                    ebx: Some(Hex(b.into())),
+                    ecx: Some(Hex(c.into())),
+                    edx: Some(Hex(d.into())),
+                    ..base
+                });
+            }
+            Exit::Hypercall => {
+                let regs = *cpu.regs();
+                let call = Hypercall::decode(regs.rax, regs.rbx, regs.rcx);
+                let mut e = VmExit { reason: "hypercall", call: Some(call.name()), ..base };
+                let mut text = [0u8; hypercall::PRINT_MAX as usize];
+                let mut result = 0;
+                match call {
+                    Hypercall::Report { value, tag } => (e.value, e.tag) = (Some(Hex(value)), Some(tag)),
+                    Hypercall::Print { gpa, len } => {
+                        let n = len.min(hypercall::PRINT_MAX) as usize;
+                        if cpu.read_guest(gpa, &mut text[..n]) {
+                            e.text = Some(core::str::from_utf8(&text[..n]).unwrap_or("<not UTF-8>"));
+                        } else {
+                            e.text = Some("<outside guest memory>");
+                            result = hypercall::UNKNOWN;
+                        }
+                    }
+                    Hypercall::Result { passed, check } => {
+                        failed |= !passed;
+                        (e.passed, e.check) = (Some(passed), Some(check));
+                    }
+                    Hypercall::Exit { status } => {
+                        failed |= status != 0;
+                        e.status = Some(status);
+                        event::emit(&e);
+                        break ("hypercall-exit", failed);
+                    }
+                    Hypercall::Unknown { nr } => {
+                        e.value = Some(Hex(nr));
+                        result = hypercall::UNKNOWN;
+                    }
+                }
+                event::emit(&e);
+                cpu.regs().rax = result;
+                cpu.skip_instruction();
+            }
+            Exit::Hlt => {
+                event::emit(&VmExit { reason: "hlt", ..base });
+                break ("hlt", failed);
+            }
+            Exit::Io { port, size, input, string } => {
+                let mut e = VmExit {
+                    reason: "io",
+                    port: Some(Hex(port.into())),
+                    size: Some(size),
+                    dir: Some(if input { "in" } else { "out" }),
+                    ..base
+                };
+                if string {
+                    e.action = Some("string I/O is not emulated");
+                    event::emit(&e);
+                    break ("unhandled", true);
+                }
+                let mask = u64::MAX >> (64 - 8 * u32::from(size.clamp(1, 4)));
+                let regs = cpu.regs();
+                if input {
+                    regs.rax |= mask; // no device: all ones
+                } else {
+                    e.value = Some(Hex(regs.rax & mask));
+                }
+                e.action = Some(if config.intercept_io.contains(&port) { "reported" } else { "blocked" });
+                event::emit(&e);
+                cpu.skip_instruction();
+            }
+            Exit::Msr { index, write } => {
+                let regs = *cpu.regs();
+                let value = (regs.rdx << 32) | (regs.rax & 0xffff_ffff);
+                let mut e = VmExit {
+                    reason: "msr",
+                    msr: Some(Hex(index.into())),
+                    dir: Some(if write { "write" } else { "read" }),
+                    ..base
+                };
+                let emulated = match (index, write) {
+                    // Locked, VMX off: what a CPU without VMX shows.
+                    (IA32_FEATURE_CONTROL, false) => Some(1),
+                    (IA32_EFER, true) => {
+                        cpu.set_efer(value);
+                        Some(value)
+                    }
+                    _ => None,
+                };
+                match emulated {
+                    Some(v) => {
+                        if !write {
+                            let regs = cpu.regs();
+                            (regs.rax, regs.rdx) = (v & 0xffff_ffff, v >> 32);
+                        }
+                        e.value = Some(Hex(v));
+                        e.action = Some("emulated");
+                        cpu.skip_instruction();
+                    }
+                    None => {
+                        if write {
+                            e.value = Some(Hex(value));
+                        }
+                        e.action = Some("gp");
+                        cpu.inject_exception(GP, Some(0));
+                    }
+                }
+                event::emit(&e);
+            }
+            Exit::VirtInstruction(name) => {
+                cpu.inject_exception(UD, None);
+                event::emit(&VmExit {
+                    reason: "exception",
+                    vector: Some(UD),
+                    name: Some(crate::arch::trap::vector_name(UD.into())),
+                    instruction: Some(name),
+                    action: Some("injected"),
+                    ..base
+                });
+            }
+            Exit::Exception { vector, error_code } => {
+                event::emit(&VmExit {
+                    reason: "exception",
+                    vector: Some(vector),
+                    name: Some(crate::arch::trap::vector_name(vector.into())),
+                    error_code: error_code.map(|c| Hex(c.into())),
+                    ..base
+                });
+                break ("exception", true);
+            }
+            Exit::NestedFault { gpa, read, write, fetch, mapped } => {
+                let access = if fetch {
+                    "fetch"
+                } else if write {
+                    "write"
+                } else if read {
+                    "read"
+                } else {
+                    "none"
+                };
+                event::emit(&VmExit {
+                    reason: "ept-violation",
+                    gpa: Some(Hex(gpa)),
+                    access: Some(access),
+                    mapped: Some(mapped),
+                    ..base
+                });
+                // No memory there: the guest cannot go on (lazy backing comes with NUMA policies).
+                break ("ept-violation", failed);
+            }
+            Exit::TripleFault => {
+                event::emit(&VmExit { reason: "triple-fault", ..base });
+                break ("triple-fault", failed);
+            }
+            Exit::Unhandled { code, name } => {
+                event::emit(&VmExit { reason: "unhandled", name: Some(name), code: Some(Hex(code)), ..base });
+                break ("unhandled", true);
+            }
+        }
+        if exits >= EXIT_LIMIT {
+            break ("exit-limit", true);
+        }
+    };
+    event::emit(&GuestEndEvent { vcpu: 0, how, failed, exits });
+    GuestEnd { how, failed, exits }
+}
+
+/// Parses a port list like `0x80,0x70,113`.
+pub fn parse_ports(list: &str) -> Option<Vec<u16, 16>> {
+    let mut ports = Vec::new();
+    for item in list.split(',') {
+        let port = match item.strip_prefix("0x") {
+            Some(hex) => u16::from_str_radix(hex, 16).ok()?,
+            None => item.parse().ok()?,
+        };
+        ports.push(port).ok()?;
+    }
+    Some(ports)
+}
+
+pub type Message = String<128>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_port_lists() {
+        assert_eq!(parse_ports("0x80,113").unwrap().as_slice(), &[0x80, 113]);
+        assert!(parse_ports("0x80,").is_none());
+        assert!(parse_ports("0x10000").is_none());
+        assert!(parse_ports("zz").is_none());
+    }
+}

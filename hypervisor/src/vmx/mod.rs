@@ -1,0 +1,568 @@
+//! Intel VMX (SDM 3C chapters 24-33): bring-up, the VMCS of one vCPU, the
+//! exits decoded into the vendor-neutral `vcpu::Exit`, and leaving VMX
+//! operation. Every step is reported as an event.
+
+pub mod bitmaps;
+pub mod controls;
+pub mod fields;
+pub mod instructions;
+pub mod names;
+pub mod vmcs;
+
+use core::fmt::Write;
+use serde::Serialize;
+use x86_64::registers::control::{Cr0, Cr3, Cr4};
+use x86_64::registers::model_specific::Msr;
+
+use crate::ept::format::Ept;
+use crate::event::{self, Event, Hex};
+use crate::frames;
+use crate::vcpu::guest::{GuestMode, GuestState, Segment};
+use crate::vcpu::memory::GuestMemory;
+use crate::vcpu::{self, EntryFailure, Exit, GuestConfig, GuestRegs, Message, Refusal, VirtCpu};
+use controls::{Capabilities, Controls, ept_vpid, proc2};
+use fields::{Field16 as F16, Field32 as F32, Field64 as F64, FieldNatural as FN};
+use instructions::VmFail;
+
+core::arch::global_asm!(include_str!("run.s"), options(att_syntax));
+
+unsafe extern "C" {
+    fn vmx_enter(ctx: *mut VmxContext, launched: u64) -> u64;
+    fn vmx_exit();
+}
+
+const IA32_FEATURE_CONTROL: u32 = 0x3a;
+const IA32_VMX_BASIC: u32 = 0x480;
+const IA32_VMX_CR0_FIXED0: u32 = 0x486;
+const IA32_VMX_CR0_FIXED1: u32 = 0x487;
+const IA32_VMX_CR4_FIXED0: u32 = 0x488;
+const IA32_VMX_CR4_FIXED1: u32 = 0x489;
+const IA32_VMX_EPT_VPID_CAP: u32 = 0x48c;
+const IA32_EFER: u32 = 0xc000_0080;
+const FEATURE_LOCK: u64 = 1 << 0;
+const FEATURE_VMX_OUTSIDE_SMX: u64 = 1 << 2;
+const CR4_VMXE: u64 = 1 << 13;
+
+fn rdmsr(msr: u32) -> u64 {
+    // SAFETY: only called for MSRs that exist once CPUID reports VMX.
+    unsafe { Msr::new(msr).read() }
+}
+
+fn message(args: core::fmt::Arguments) -> Message {
+    let mut m = Message::new();
+    let _ = m.write_fmt(args);
+    m
+}
+
+fn failed(what: &str, e: VmFail) -> Refusal {
+    Refusal::Failed(match e {
+        VmFail::Invalid => message(format_args!("{what} failed: VMfailInvalid")),
+        VmFail::Valid(n) => message(format_args!("{what} failed: {} ({n})", names::instruction_error(n))),
+    })
+}
+
+#[derive(Serialize)]
+struct VmxOn {
+    revision: u32,
+    vmcs_size: u32,
+    true_controls: bool,
+    region: Hex,
+    vpid: bool,
+}
+impl Event for VmxOn {
+    const NAME: &'static str = "vmxon";
+}
+
+/// vmclear, vmptrld, vmlaunch and vmxoff: the step and the VMCS it concerns.
+#[derive(Serialize)]
+struct Step {
+    vcpu: u32,
+    vmcs: Hex,
+}
+macro_rules! step_event {
+    ($ty:ident, $name:literal) => {
+        #[derive(Serialize)]
+        #[serde(transparent)]
+        struct $ty(Step);
+        impl Event for $ty {
+            const NAME: &'static str = $name;
+        }
+    };
+}
+step_event!(VmClear, "vmclear");
+step_event!(VmPtrLd, "vmptrld");
+step_event!(VmLaunch, "vmlaunch");
+
+#[derive(Serialize)]
+struct VmxOff {
+    exits: u32,
+}
+impl Event for VmxOff {
+    const NAME: &'static str = "vmxoff";
+}
+
+/// The guest-state area, dumped when VM entry fails.
+#[derive(Serialize)]
+struct GuestDump {
+    cr0: Hex,
+    cr3: Hex,
+    cr4: Hex,
+    efer: Hex,
+    rip: Hex,
+    rsp: Hex,
+    rflags: Hex,
+    cs: Hex,
+    cs_access: Hex,
+    cs_limit: Hex,
+    ss_access: Hex,
+    ds_access: Hex,
+    tr_access: Hex,
+    ldtr_access: Hex,
+    gdtr: Hex,
+    idtr: Hex,
+    interruptibility: Hex,
+    activity: Hex,
+    link: Hex,
+    entry_controls: Hex,
+    proc_controls: Hex,
+    secondary_controls: Hex,
+}
+
+#[derive(Serialize)]
+struct EntryFailed<'a> {
+    vcpu: u32,
+    instruction: &'a str,
+    code: u64,
+    reason: &'a str,
+    guest: GuestDump,
+}
+impl Event for EntryFailed<'_> {
+    const NAME: &'static str = "entry-failure";
+}
+
+fn dump() -> GuestDump {
+    GuestDump {
+        cr0: Hex(vmcs::read(FN::GuestCr0)),
+        cr3: Hex(vmcs::read(FN::GuestCr3)),
+        cr4: Hex(vmcs::read(FN::GuestCr4)),
+        efer: Hex(vmcs::read64(F64::GuestEfer)),
+        rip: Hex(vmcs::read(FN::GuestRip)),
+        rsp: Hex(vmcs::read(FN::GuestRsp)),
+        rflags: Hex(vmcs::read(FN::GuestRflags)),
+        cs: Hex(vmcs::read16(F16::GuestCsSelector).into()),
+        cs_access: Hex(vmcs::read32(F32::GuestCsAccess).into()),
+        cs_limit: Hex(vmcs::read32(F32::GuestCsLimit).into()),
+        ss_access: Hex(vmcs::read32(F32::GuestSsAccess).into()),
+        ds_access: Hex(vmcs::read32(F32::GuestDsAccess).into()),
+        tr_access: Hex(vmcs::read32(F32::GuestTrAccess).into()),
+        ldtr_access: Hex(vmcs::read32(F32::GuestLdtrAccess).into()),
+        gdtr: Hex(vmcs::read(FN::GuestGdtrBase)),
+        idtr: Hex(vmcs::read(FN::GuestIdtrBase)),
+        interruptibility: Hex(vmcs::read32(F32::GuestInterruptibility).into()),
+        activity: Hex(vmcs::read32(F32::GuestActivityState).into()),
+        link: Hex(vmcs::read64(F64::VmcsLinkPointer)),
+        entry_controls: Hex(vmcs::read32(F32::EntryControls).into()),
+        proc_controls: Hex(vmcs::read32(F32::ProcControls).into()),
+        secondary_controls: Hex(vmcs::read32(F32::SecondaryControls).into()),
+    }
+}
+
+/// VMX operation on this CPU.
+pub struct Vmx {
+    revision: u32,
+    caps: Capabilities,
+    cr0_fixed: (u64, u64),
+    cr4_fixed: (u64, u64),
+}
+
+impl Vmx {
+    /// Enters VMX operation, or says why this CPU cannot.
+    pub fn enable() -> Result<Self, Refusal> {
+        let cpuid = raw_cpuid::CpuId::new();
+        if !cpuid.get_feature_info().is_some_and(|f| f.has_vmx()) {
+            return Err(Refusal::Unsupported("the CPU has no VMX"));
+        }
+        let basic = rdmsr(IA32_VMX_BASIC);
+        let true_controls = basic & (1 << 55) != 0;
+        let msr = |plain: u32, true_msr: u32| rdmsr(if true_controls { true_msr } else { plain });
+        let mut caps = Capabilities {
+            pin: msr(0x481, 0x48d),
+            proc: msr(0x482, 0x48e),
+            exit: msr(0x483, 0x48f),
+            entry: msr(0x484, 0x490),
+            ..Default::default()
+        };
+        if (caps.proc >> 32) & u64::from(controls::proc::ACTIVATE_SECONDARY) != 0 {
+            caps.proc2 = rdmsr(0x48b);
+        }
+        if (caps.proc2 >> 32) & u64::from(proc2::ENABLE_EPT | proc2::ENABLE_VPID) != 0 {
+            caps.ept_vpid = rdmsr(IA32_VMX_EPT_VPID_CAP);
+        }
+        if let Err(missing) = controls::compute(&caps, false) {
+            return Err(Refusal::Unsupported(if missing.bits & proc2::ENABLE_EPT != 0 {
+                "the CPU has no EPT"
+            } else if missing.bits & proc2::UNRESTRICTED_GUEST != 0 {
+                "the CPU has no unrestricted guest"
+            } else {
+                "the CPU lacks a VMX control Scalevisor needs"
+            }));
+        }
+        if caps.ept_vpid & (ept_vpid::WALK_4 | ept_vpid::MEMORY_TYPE_WB) != ept_vpid::WALK_4 | ept_vpid::MEMORY_TYPE_WB {
+            return Err(Refusal::Unsupported("the CPU's EPT lacks 4-level walks or write-back memory"));
+        }
+
+        let mut feature = Msr::new(IA32_FEATURE_CONTROL);
+        // SAFETY: IA32_FEATURE_CONTROL exists on every CPU with VMX.
+        let value = unsafe { feature.read() };
+        if value & FEATURE_LOCK == 0 {
+            // SAFETY: enabling VMX outside SMX and locking is what firmware would do.
+            unsafe { feature.write(value | FEATURE_LOCK | FEATURE_VMX_OUTSIDE_SMX) };
+        } else if value & FEATURE_VMX_OUTSIDE_SMX == 0 {
+            return Err(Refusal::Unsupported("VMX is disabled by firmware (IA32_FEATURE_CONTROL locked)"));
+        }
+
+        let vmx = Self {
+            revision: (basic & 0x7fff_ffff) as u32,
+            caps,
+            cr0_fixed: (rdmsr(IA32_VMX_CR0_FIXED0), rdmsr(IA32_VMX_CR0_FIXED1)),
+            cr4_fixed: (rdmsr(IA32_VMX_CR4_FIXED0), rdmsr(IA32_VMX_CR4_FIXED1)),
+        };
+        let cr0 = controls::fixed_cr(Cr0::read_raw(), vmx.cr0_fixed.0, vmx.cr0_fixed.1, 0);
+        let cr4 = controls::fixed_cr(Cr4::read_raw() | CR4_VMXE, vmx.cr4_fixed.0, vmx.cr4_fixed.1, 0);
+        // SAFETY: the VMX fixed bits (CR0.NE, CR4.VMXE) change nothing the
+        // kernel relies on.
+        unsafe {
+            Cr0::write_raw(cr0);
+            Cr4::write_raw(cr4);
+        }
+        let region = vmx.region().ok_or(Refusal::Failed(message(format_args!("out of memory for VMXON"))))?;
+        // SAFETY: a fresh frame with the revision id; CR0/CR4 fixed above.
+        unsafe { instructions::vmxon(region) }.map_err(|e| failed("VMXON", e))?;
+        event::emit(&VmxOn {
+            revision: vmx.revision,
+            vmcs_size: ((basic >> 32) & 0x1fff) as u32,
+            true_controls,
+            region: Hex(region),
+            vpid: (caps.proc2 >> 32) & u64::from(proc2::ENABLE_VPID) != 0,
+        });
+        Ok(vmx)
+    }
+
+    /// A zeroed frame starting with the VMCS revision id (VMXON region or VMCS).
+    fn region(&self) -> Option<u64> {
+        let frame = frames::alloc_zeroed()?;
+        // SAFETY: the frame was just allocated for this region.
+        unsafe { crate::phys::write(frame, &self.revision.to_le_bytes()) };
+        Some(frame)
+    }
+
+    /// Leaves VMX operation and clears CR4.VMXE.
+    pub fn disable(self, exits: u32) {
+        // SAFETY: the vCPU's VMCS was cleared; nothing runs in VMX anymore.
+        let _ = unsafe { instructions::vmxoff() };
+        // SAFETY: clearing VMXE outside VMX operation is always allowed.
+        unsafe { Cr4::write_raw(Cr4::read_raw() & !CR4_VMXE) };
+        event::emit(&VmxOff { exits });
+    }
+}
+
+/// The registers and FPU/SSE areas `run.s` works on; offsets are fixed there.
+#[repr(C, align(16))]
+struct VmxContext {
+    regs: GuestRegs,
+    _pad: u64,
+    guest_fx: [u8; 512],
+    host_fx: [u8; 512],
+}
+const _: () = {
+    assert!(core::mem::offset_of!(VmxContext, regs) == 0);
+    assert!(core::mem::offset_of!(VmxContext, guest_fx) == 128);
+    assert!(core::mem::offset_of!(VmxContext, host_fx) == 640);
+};
+
+/// An FXSAVE image a fresh CPU would have: x87 control word 0x37f, MXCSR 0x1f80.
+fn initial_fx() -> [u8; 512] {
+    let mut fx = [0u8; 512];
+    fx[0..2].copy_from_slice(&0x037fu16.to_le_bytes());
+    fx[24..28].copy_from_slice(&0x1f80u32.to_le_bytes());
+    fx
+}
+
+pub struct Vcpu<'m> {
+    ctx: VmxContext,
+    vmcs: u64,
+    launched: bool,
+    memory: &'m GuestMemory<Ept>,
+    controls: Controls,
+}
+
+fn vmwrites(writes: &[(u32, u64)]) -> Result<(), Refusal> {
+    for &(field, value) in writes {
+        // SAFETY: our VMCS is current; VM entry checks the values.
+        unsafe { instructions::vmwrite(field, value) }.map_err(|e| {
+            failed("VMWRITE", e)
+        })?;
+    }
+    Ok(())
+}
+
+impl<'m> Vcpu<'m> {
+    pub fn new(vmx: &Vmx, config: &GuestConfig, state: &GuestState, memory: &'m GuestMemory<Ept>) -> Result<Self, Refusal> {
+        let oom = || Refusal::Failed(message(format_args!("out of memory for the VMCS")));
+        let vmcs = vmx.region().ok_or_else(oom)?;
+        // SAFETY: our fresh VMCS region.
+        unsafe { instructions::vmclear(vmcs) }.map_err(|e| failed("VMCLEAR", e))?;
+        event::emit(&VmClear(Step { vcpu: 0, vmcs: Hex(vmcs) }));
+        // SAFETY: the region was just cleared and carries the revision id.
+        unsafe { instructions::vmptrld(vmcs) }.map_err(|e| failed("VMPTRLD", e))?;
+        let current = instructions::vmptrst().map_err(|e| failed("VMPTRST", e))?;
+        if current != vmcs {
+            return Err(Refusal::Failed(message(format_args!("VMPTRST gave {current:#x}, not {vmcs:#x}"))));
+        }
+        event::emit(&VmPtrLd(Step { vcpu: 0, vmcs: Hex(vmcs) }));
+
+        let controls = controls::compute(&vmx.caps, state.mode == GuestMode::Long).map_err(|m| {
+            Refusal::Failed(message(format_args!("{} controls lack bits {:#x}", m.field, m.bits)))
+        })?;
+        let io = bitmaps::io_bitmaps(vcpu::ALWAYS_INTERCEPTED.iter().chain(config.intercept_io.iter()).copied());
+        let msr = bitmaps::msr_bitmap(vcpu::INTERCEPTED_MSR_READS.iter().flat_map(|r| r.clone()), true);
+        let mut pages = [0u64; 3];
+        for (page, bytes) in pages.iter_mut().zip([&io[0], &io[1], &msr]) {
+            *page = frames::alloc_zeroed().ok_or_else(oom)?;
+            // SAFETY: a frame just allocated for this bitmap.
+            unsafe { crate::phys::write(*page, bytes) };
+        }
+        let eptp = memory.table.root() | (3 << 3) | crate::ept::format::MEMORY_TYPE_WB;
+        let vpid = controls.proc2 & proc2::ENABLE_VPID != 0;
+
+        // Host state: what the CPU reloads at every VM exit.
+        let gdt = x86_64::instructions::tables::sgdt();
+        let idt = x86_64::instructions::tables::sidt();
+        let selectors = crate::arch::gdt::selectors();
+        let host = [
+            (F16::HostCsSelector as u32, u64::from(selectors.code.0)),
+            (F16::HostSsSelector as u32, u64::from(selectors.data.0)),
+            (F16::HostDsSelector as u32, u64::from(selectors.data.0)),
+            (F16::HostEsSelector as u32, u64::from(selectors.data.0)),
+            (F16::HostFsSelector as u32, 0),
+            (F16::HostGsSelector as u32, 0),
+            (F16::HostTrSelector as u32, u64::from(selectors.tss.0)),
+            (FN::HostCr0 as u32, Cr0::read_raw()),
+            (FN::HostCr3 as u32, Cr3::read_raw().0.start_address().as_u64()),
+            (FN::HostCr4 as u32, Cr4::read_raw()),
+            (FN::HostFsBase as u32, 0),
+            (FN::HostGsBase as u32, 0),
+            (FN::HostTrBase as u32, crate::arch::gdt::tss_base()),
+            (FN::HostGdtrBase as u32, gdt.base.as_u64()),
+            (FN::HostIdtrBase as u32, idt.base.as_u64()),
+            (FN::HostSysenterEsp as u32, 0),
+            (FN::HostSysenterEip as u32, 0),
+            (F32::HostSysenterCs as u32, 0),
+            (F64::HostEfer as u32, rdmsr(IA32_EFER)),
+            (FN::HostRip as u32, vmx_exit as *const () as u64),
+        ];
+        let execution = [
+            (F32::PinControls as u32, u64::from(controls.pin)),
+            (F32::ProcControls as u32, u64::from(controls.proc)),
+            (F32::SecondaryControls as u32, u64::from(controls.proc2)),
+            (F32::ExitControls as u32, u64::from(controls.exit)),
+            (F32::EntryControls as u32, u64::from(controls.entry)),
+            (F32::ExceptionBitmap as u32, 0),
+            (F32::Cr3TargetCount as u32, 0),
+            (F32::ExitMsrStoreCount as u32, 0),
+            (F32::ExitMsrLoadCount as u32, 0),
+            (F32::EntryMsrLoadCount as u32, 0),
+            (F32::EntryInterruptionInfo as u32, 0),
+            (F64::IoBitmapA as u32, pages[0]),
+            (F64::IoBitmapB as u32, pages[1]),
+            (F64::MsrBitmap as u32, pages[2]),
+            (F64::EptPointer as u32, eptp),
+            (F16::Vpid as u32, u64::from(vpid)),
+            // The guest sees CR4 without VMXE, which VMX operation forces on.
+            (FN::Cr0GuestHostMask as u32, 0),
+            (FN::Cr4GuestHostMask as u32, CR4_VMXE),
+            (FN::Cr0ReadShadow as u32, state.cr0),
+            (FN::Cr4ReadShadow as u32, state.cr4),
+            (F64::VmcsLinkPointer as u32, u64::MAX),
+        ];
+        let (cr0_0, cr0_1) = vmx.cr0_fixed;
+        let (cr4_0, cr4_1) = vmx.cr4_fixed;
+        // An unrestricted guest may run with paging or protection off.
+        let cr0 = controls::fixed_cr(state.cr0, cr0_0, cr0_1, crate::vcpu::guest::CR0_PE | crate::vcpu::guest::CR0_PG);
+        let cr4 = controls::fixed_cr(state.cr4, cr4_0, cr4_1, 0);
+        let guest = [
+            (FN::GuestCr0 as u32, cr0),
+            (FN::GuestCr3 as u32, state.cr3),
+            (FN::GuestCr4 as u32, cr4),
+            (FN::GuestDr7 as u32, 0x400),
+            (FN::GuestRsp as u32, state.rsp),
+            (FN::GuestRip as u32, state.rip),
+            (FN::GuestRflags as u32, state.rflags),
+            (FN::GuestPendingDebug as u32, 0),
+            (FN::GuestSysenterEsp as u32, 0),
+            (FN::GuestSysenterEip as u32, 0),
+            (F32::GuestSysenterCs as u32, 0),
+            (F32::GuestInterruptibility as u32, 0),
+            (F32::GuestActivityState as u32, 0),
+            (F64::GuestDebugCtl as u32, 0),
+            (F64::GuestEfer as u32, state.efer),
+            (FN::GuestGdtrBase as u32, state.gdtr.base),
+            (F32::GuestGdtrLimit as u32, state.gdtr.limit.into()),
+            (FN::GuestIdtrBase as u32, state.idtr.base),
+            (F32::GuestIdtrLimit as u32, state.idtr.limit.into()),
+            (F16::GuestLdtrSelector as u32, 0),
+            (FN::GuestLdtrBase as u32, 0),
+            (F32::GuestLdtrLimit as u32, 0),
+            (F32::GuestLdtrAccess as u32, u64::from(crate::vcpu::guest::access::UNUSABLE)),
+        ];
+        vmwrites(&host)?;
+        vmwrites(&execution)?;
+        vmwrites(&guest)?;
+        let segments: [(F16, FN, F32, F32, &Segment); 7] = [
+            (F16::GuestCsSelector, FN::GuestCsBase, F32::GuestCsLimit, F32::GuestCsAccess, &state.cs),
+            (F16::GuestSsSelector, FN::GuestSsBase, F32::GuestSsLimit, F32::GuestSsAccess, &state.data),
+            (F16::GuestDsSelector, FN::GuestDsBase, F32::GuestDsLimit, F32::GuestDsAccess, &state.data),
+            (F16::GuestEsSelector, FN::GuestEsBase, F32::GuestEsLimit, F32::GuestEsAccess, &state.data),
+            (F16::GuestFsSelector, FN::GuestFsBase, F32::GuestFsLimit, F32::GuestFsAccess, &state.data),
+            (F16::GuestGsSelector, FN::GuestGsBase, F32::GuestGsLimit, F32::GuestGsAccess, &state.data),
+            (F16::GuestTrSelector, FN::GuestTrBase, F32::GuestTrLimit, F32::GuestTrAccess, &state.tr),
+        ];
+        for (sel, base, limit, access, s) in segments {
+            vmwrites(&[
+                (sel as u32, s.selector.into()),
+                (base as u32, s.base),
+                (limit as u32, s.limit.into()),
+                (access as u32, s.access.into()),
+            ])?;
+        }
+        // Translations cached from an earlier use of these frames must go.
+        let single = vmx.caps.ept_vpid & ept_vpid::INVEPT_SINGLE != 0;
+        if vmx.caps.ept_vpid & ept_vpid::INVEPT != 0 {
+            instructions::invept(if single { 1 } else { 2 }, eptp).map_err(|e| failed("INVEPT", e))?;
+        }
+        Ok(Self { ctx: VmxContext { regs: GuestRegs::default(), _pad: 0, guest_fx: initial_fx(), host_fx: [0; 512] }, vmcs, launched: false, memory, controls })
+    }
+
+    /// Clears the VMCS so that VMX operation can end.
+    pub fn clear(&self) {
+        // SAFETY: our VMCS; nothing enters the guest after this.
+        let _ = unsafe { instructions::vmclear(self.vmcs) };
+    }
+
+    fn decode(&self, reason: u32) -> Exit {
+        let basic = reason as u16;
+        let qualification = vmcs::read(FN::ExitQualification);
+        match basic {
+            0 => {
+                let info = vmcs::read32(F32::ExitInterruptionInfo);
+                let error_code = (info & (1 << 11) != 0).then(|| vmcs::read32(F32::ExitInterruptionErrorCode));
+                Exit::Exception { vector: info as u8, error_code }
+            }
+            2 => Exit::TripleFault,
+            10 => Exit::Cpuid,
+            12 => Exit::Hlt,
+            18 => Exit::Hypercall,
+            19..=27 | 50 | 53 => Exit::VirtInstruction(names::exit_reason(basic)),
+            30 => Exit::Io {
+                size: (qualification & 7) as u8 + 1,
+                input: qualification & (1 << 3) != 0,
+                string: qualification & (1 << 4) != 0,
+                port: (qualification >> 16) as u16,
+            },
+            31 | 32 => Exit::Msr { index: self.ctx.regs.rcx as u32, write: basic == 32 },
+            48 => Exit::NestedFault {
+                gpa: vmcs::read64(F64::GuestPhysicalAddress),
+                read: qualification & 1 != 0,
+                write: qualification & 2 != 0,
+                fetch: qualification & 4 != 0,
+                mapped: qualification & 0x38 != 0,
+            },
+            _ => Exit::Unhandled { code: basic.into(), name: names::exit_reason(basic) },
+        }
+    }
+
+    fn entry_failed(&self, instruction: &str, code: u64, reason: &'static str) -> EntryFailure {
+        event::emit(&EntryFailed { vcpu: 0, instruction, code, reason, guest: dump() });
+        EntryFailure { code, reason }
+    }
+}
+
+impl VirtCpu for Vcpu<'_> {
+    fn run(&mut self) -> Result<Exit, EntryFailure> {
+        let instruction = if self.launched { "vmresume" } else { "vmlaunch" };
+        if !self.launched {
+            event::emit(&VmLaunch(Step { vcpu: 0, vmcs: Hex(self.vmcs) }));
+        }
+        // SAFETY: our VMCS is current and complete; `run.s` saves and
+        // restores every register the host uses.
+        let status = unsafe { vmx_enter(&mut self.ctx, u64::from(self.launched)) };
+        if status != 0 {
+            let error = if status == 2 { vmcs::read32(F32::InstructionError) } else { 0 };
+            let name = if status == 2 { names::instruction_error(error) } else { "VMfailInvalid" };
+            return Err(self.entry_failed(instruction, error.into(), name));
+        }
+        self.launched = true;
+        let reason = vmcs::read32(F32::ExitReason);
+        if reason & (1 << 31) != 0 {
+            let basic = reason as u16;
+            return Err(self.entry_failed(instruction, basic.into(), names::exit_reason(basic)));
+        }
+        Ok(self.decode(reason))
+    }
+
+    fn regs(&mut self) -> &mut GuestRegs {
+        &mut self.ctx.regs
+    }
+
+    fn rip(&self) -> u64 {
+        vmcs::read(FN::GuestRip)
+    }
+
+    fn skip_instruction(&mut self) {
+        let len = u64::from(vmcs::read32(F32::ExitInstructionLength));
+        let _ = vmcs::write(FN::GuestRip, self.rip() + len);
+    }
+
+    fn inject_exception(&mut self, vector: u8, error_code: Option<u32>) {
+        const HARDWARE_EXCEPTION: u32 = 3 << 8;
+        const DELIVER_ERROR_CODE: u32 = 1 << 11;
+        const VALID: u32 = 1 << 31;
+        // Real mode delivers no error code (SDM 3C 27.2.1.3).
+        let protected = vmcs::read(FN::GuestCr0) & crate::vcpu::guest::CR0_PE != 0;
+        let code = error_code.filter(|_| protected);
+        let mut info = u32::from(vector) | HARDWARE_EXCEPTION | VALID;
+        if let Some(c) = code {
+            info |= DELIVER_ERROR_CODE;
+            let _ = vmcs::write32(F32::EntryExceptionErrorCode, c);
+        }
+        let _ = vmcs::write32(F32::EntryInterruptionInfo, info);
+    }
+
+    fn set_efer(&mut self, efer: u64) {
+        let _ = vmcs::write64(F64::GuestEfer, efer);
+        // IA-32e mode follows EFER.LMA.
+        let lma = efer & crate::vcpu::guest::EFER_LMA != 0;
+        let ia32e = controls::entry::IA32E_MODE_GUEST;
+        self.controls.entry = if lma { self.controls.entry | ia32e } else { self.controls.entry & !ia32e };
+        let _ = vmcs::write32(F32::EntryControls, self.controls.entry);
+    }
+
+    fn read_guest(&self, gpa: u64, out: &mut [u8]) -> bool {
+        self.memory.read(gpa, out)
+    }
+}
+
+/// Runs `payload` as the guest `config` describes, from VMXON to VMXOFF.
+pub fn launch(config: &GuestConfig, payload: &[u8]) -> Result<vcpu::GuestEnd, Refusal> {
+    let vmx = Vmx::enable()?;
+    let result = (|| {
+        let memory = vcpu::prepare_memory::<Ept>(config, payload)?;
+        let state = vcpu::guest::initial_state(config.mode);
+        let mut cpu = Vcpu::new(&vmx, config, &state, &memory)?;
+        let end = vcpu::run(&mut cpu, config);
+        cpu.clear();
+        Ok(end)
+    })();
+    vmx.disable(result.as_ref().map_or(0, |e: &vcpu::GuestEnd| e.exits));
+    result
+}
