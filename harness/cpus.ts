@@ -76,3 +76,15 @@ export function hostCpu(cpuinfo: string): CpuModel {
   if (flags.has("ept") && flags.has("vmx")) features.add("unrestricted_guest");
   return { vendor, features };
 }
+
+/** The models of a backend and vendor that have every feature in `features`. */
+export function modelsWith(
+  backend: "qemu" | "bochs",
+  vendor: Vendor,
+  features: Feature[],
+): string[] {
+  const table = backend === "qemu" ? QEMU : BOCHS;
+  return Object.entries(table)
+    .filter(([, m]) => m.vendor === vendor && features.every((f) => m.features.includes(f)))
+    .map(([name]) => name);
+}

@@ -43,8 +43,15 @@ export function checkExpectations(
   expect: EventExpectation[],
   run: RunInfo,
   absent: string[] = [],
+  exits?: string[],
 ): string[] {
   const problems: string[] = [];
+  if (exits) {
+    const got = events.filter((e) => e.ev === "vmexit").map((e) => String(e.reason));
+    if (!deepEqual(got, exits)) {
+      problems.push(`VM exits: expected [${exits.join(", ")}], got [${got.join(", ")}]`);
+    }
+  }
   let from = 0;
   let previous = "the start";
   for (const x of expect) {

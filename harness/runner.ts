@@ -245,7 +245,9 @@ export async function runPlan(plan: RunPlan, opts: RunOptions): Promise<RunResul
     payloadSize: artifacts.payload ? (await Deno.stat(artifacts.payload)).size : undefined,
   };
   const events = stream.events;
-  const problems = checkExpectations(events, plan.scenario.expect, info, plan.scenario.absent);
+  const s = plan.scenario;
+  const expect = typeof s.expect === "function" ? s.expect(info) : s.expect;
+  const problems = checkExpectations(events, expect, info, s.absent, s.exits);
   const stderrTail = (await tail(join(dir, "stderr.log"), 1500)) +
     (await tail(join(dir, "stdout.log"), 500));
   const verdict = classify({

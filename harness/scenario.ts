@@ -99,9 +99,12 @@ export interface Scenario {
   machine: Machine;
   targets: Target[];
   timeoutS: number;
-  expect: EventExpectation[];
+  /** Expected events in order; a function when they depend on the run (vendor, boot path). */
+  expect: EventExpectation[] | ((run: RunInfo) => EventExpectation[]);
   /** Events that must not appear at all. */
   absent?: string[];
+  /** The exact sequence of VM exit reasons (`vmexit` events), when given. */
+  exits?: string[];
   /**
    * The verdict this scenario is meant to produce (default `pass`): the
    * harness's own selftests expect `timeout` or `crash`. `scenario` still
@@ -218,8 +221,17 @@ export function validateScenario(value: unknown, fileName: string): Scenario {
       }
     });
   }
-  if (!Array.isArray(s.expect)) {
-    problems.push("expect must be a list of event expectations");
+  need(
+    s.exits === undefined ||
+      (Array.isArray(s.exits) && s.exits.every((x) => typeof x === "string")),
+    "exits must be a list of exit reasons",
+  );
+  if (typeof s.expect === "function") {
+    // Checked when the run is known.
+  } else if (!Array.isArray(s.expect)) {
+    problems.push(
+      "expect must be a list of event expectations, or a function of the run giving one",
+    );
   } else {
     s.expect.forEach((e, i) => {
       need(isRecord(e) && typeof e.ev === "string", `expect[${i}].ev must be an event name`);

@@ -1,5 +1,5 @@
 import { defineScenario } from "../harness/scenario.ts";
-import { INTEL_EPT_MODELS, lifecycle } from "../harness/guests.ts";
+import { guestEnds, INTEL_GUEST_TARGETS, lifecycle } from "../harness/guests.ts";
 
 export default defineScenario({
   name: "vmlaunch-basic",
@@ -7,7 +7,7 @@ export default defineScenario({
   payload: { file: "vmlaunch-basic.asm" },
   cmdline: "guest=long",
   machine: { memoryMiB: 128 },
-  targets: [{ backend: "bochs", cpus: [...INTEL_EPT_MODELS, "core2_penryn_t9600"] }],
+  targets: INTEL_GUEST_TARGETS,
   timeoutS: 60,
   exits: ["cpuid", "hypercall", "hlt"],
   expect: (run) => [
@@ -18,9 +18,7 @@ export default defineScenario({
       fields: { reason: "hypercall", call: "report", value: "0x5ca1ab1e", tag: 1 },
     },
     { ev: "vmexit", fields: { reason: "hlt" } },
-    { ev: "guest-end", fields: { how: "hlt", failed: false, exits: 3 } },
-    ...lifecycle(run).end,
-    { ev: "exit", fields: { status: "pass" } },
+    ...guestEnds(run, "hlt", 3),
   ],
   absent: ["error", "entry-failure"],
 });

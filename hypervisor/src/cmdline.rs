@@ -4,6 +4,7 @@
 //!   starts in that mode (docs/hypercalls.md describes the payload contract);
 //! - `guest.io=PORT,PORT,...`: I/O ports whose accesses exit and are reported;
 //! - `guest.memory=MIB`: guest RAM, 2 MiB by default;
+//! - `guest.selftest=entry-failure`: start the guest in a state VM entry refuses;
 //! - `selftest=...`: provoke a fault, for the harness's own tests.
 
 use core::fmt;
@@ -37,7 +38,11 @@ pub struct Options {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OptionError<'a> {
     Unknown(&'a str),
-    BadValue { key: &'a str, value: &'a str, expected: &'static str },
+    BadValue {
+        key: &'a str,
+        value: &'a str,
+        expected: &'static str,
+    },
     /// `guest.*` given without `guest=`.
     NoGuest(&'a str),
 }
@@ -46,10 +51,17 @@ impl fmt::Display for OptionError<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Unknown(opt) => write!(f, "unknown option '{opt}'"),
-            Self::BadValue { key, value, expected } => {
+            Self::BadValue {
+                key,
+                value,
+                expected,
+            } => {
                 write!(f, "bad value '{value}' for '{key}': expected {expected}")
             }
-            Self::NoGuest(opt) => write!(f, "'{opt}' needs 'guest=' to say which mode the guest starts in"),
+            Self::NoGuest(opt) => write!(
+                f,
+                "'{opt}' needs 'guest=' to say which mode the guest starts in"
+            ),
         }
     }
 }
@@ -64,10 +76,15 @@ pub fn parse(line: &str) -> Result<Options, OptionError<'_>> {
     let mut opts = Options::default();
     let mut io = None;
     let mut memory = None;
+    let mut invalid_state = false;
     let mut guest_option = None;
     for word in line.split_ascii_whitespace() {
         let (key, value) = word.split_once('=').unwrap_or((word, ""));
-        let bad = |expected| OptionError::BadValue { key, value, expected };
+        let bad = |expected| OptionError::BadValue {
+            key,
+            value,
+            expected,
+        };
         match key {
             "selftest" => {
                 opts.selftest = Some(match value {
@@ -86,10 +103,24 @@ pub fn parse(line: &str) -> Result<Options, OptionError<'_>> {
                     "long" => GuestMode::Long,
                     _ => return Err(bad("one of real, protected, long")),
                 };
-                opts.guest = Some(GuestConfig { mode, memory: DEFAULT_MEMORY, intercept_io: Vec::new() });
+                opts.guest = Some(GuestConfig {
+                    mode,
+                    memory: DEFAULT_MEMORY,
+                    intercept_io: Vec::new(),
+                    invalid_state: false,
+                });
             }
             "guest.io" => {
-                io = Some(crate::vcpu::parse_ports(value).ok_or(bad("up to 16 ports, e.g. 0x80,0x70"))?);
+                io = Some(
+                    crate::vcpu::parse_ports(value).ok_or(bad("up to 16 ports, e.g. 0x80,0x70"))?,
+                );
+                guest_option.get_or_insert(word);
+            }
+            "guest.selftest" => {
+                if value != "entry-failure" {
+                    return Err(bad("entry-failure"));
+                }
+                invalid_state = true;
                 guest_option.get_or_insert(word);
             }
             "guest.memory" => {
@@ -104,6 +135,7 @@ pub fn parse(line: &str) -> Result<Options, OptionError<'_>> {
         (Some(guest), _) => {
             guest.intercept_io = io.unwrap_or_default();
             guest.memory = memory.unwrap_or(DEFAULT_MEMORY);
+            guest.invalid_state = invalid_state;
         }
         (None, Some(word)) => return Err(OptionError::NoGuest(word)),
         (None, None) => {}
@@ -123,30 +155,71 @@ mod tests {
 
     #[test]
     fn parses_selftests() {
-        assert_eq!(parse("selftest=hang").unwrap().selftest, Some(SelfTest::Hang));
-        assert_eq!(parse(" selftest=page-fault ").unwrap().selftest, Some(SelfTest::PageFault));
+        assert_eq!(
+            parse("selftest=hang").unwrap().selftest,
+            Some(SelfTest::Hang)
+        );
+        assert_eq!(
+            parse(" selftest=page-fault ").unwrap().selftest,
+            Some(SelfTest::PageFault)
+        );
     }
 
     #[test]
     fn parses_guest_options_in_any_order() {
-        let g = parse("guest.io=0x80,113 guest=real guest.memory=4").unwrap().guest.unwrap();
+        let g = parse("guest.io=0x80,113 guest=real guest.memory=4")
+            .unwrap()
+            .guest
+            .unwrap();
         assert_eq!(g.mode, GuestMode::Real);
         assert_eq!(g.intercept_io.as_slice(), &[0x80, 113]);
         assert_eq!(g.memory, 4 << 20);
         let g = parse("guest=long").unwrap().guest.unwrap();
-        assert_eq!((g.memory, g.intercept_io.len()), (DEFAULT_MEMORY, 0));
+        assert_eq!(
+            (g.memory, g.intercept_io.len(), g.invalid_state),
+            (DEFAULT_MEMORY, 0, false)
+        );
+        assert!(
+            parse("guest=long guest.selftest=entry-failure")
+                .unwrap()
+                .guest
+                .unwrap()
+                .invalid_state
+        );
+        assert!(parse("guest=long guest.selftest=other").is_err());
     }
 
     #[test]
     fn names_the_bad_option() {
-        assert_eq!(parse("selftest=hang bogus"), Err(OptionError::Unknown("bogus")));
+        assert_eq!(
+            parse("selftest=hang bogus"),
+            Err(OptionError::Unknown("bogus"))
+        );
         let err = parse("selftest=explode").unwrap_err();
-        assert!(matches!(err, OptionError::BadValue { value: "explode", .. }));
+        assert!(matches!(
+            err,
+            OptionError::BadValue {
+                value: "explode",
+                ..
+            }
+        ));
         let text = format!("{err}");
         assert!(text.contains("hang, invalid-opcode"), "{text}");
-        assert!(matches!(parse("guest=virtual86"), Err(OptionError::BadValue { key: "guest", .. })));
-        assert!(matches!(parse("guest=long guest.memory=0"), Err(OptionError::BadValue { .. })));
-        assert!(matches!(parse("guest=long guest.io=0x80,zz"), Err(OptionError::BadValue { .. })));
-        assert_eq!(parse("guest.io=0x80"), Err(OptionError::NoGuest("guest.io=0x80")));
+        assert!(matches!(
+            parse("guest=virtual86"),
+            Err(OptionError::BadValue { key: "guest", .. })
+        ));
+        assert!(matches!(
+            parse("guest=long guest.memory=0"),
+            Err(OptionError::BadValue { .. })
+        ));
+        assert!(matches!(
+            parse("guest=long guest.io=0x80,zz"),
+            Err(OptionError::BadValue { .. })
+        ));
+        assert_eq!(
+            parse("guest.io=0x80"),
+            Err(OptionError::NoGuest("guest.io=0x80"))
+        );
     }
 }

@@ -55,7 +55,11 @@ impl FrameAllocator {
         }
         ranges.sort_unstable();
         let next = ranges.first().map_or(0, |r| r.0);
-        Self { ranges, current: 0, next }
+        Self {
+            ranges,
+            current: 0,
+            next,
+        }
     }
 
     /// A free 4 KiB frame (not zeroed), or None when memory is exhausted.
@@ -73,10 +77,33 @@ impl FrameAllocator {
     }
 
     pub fn free_bytes(&self) -> u64 {
-        let rest: u64 = self.ranges.iter().skip(self.current + 1).map(|(s, e)| e - s).sum();
-        let here = self.ranges.get(self.current).map_or(0, |&(_, e)| e - self.next);
+        let rest: u64 = self
+            .ranges
+            .iter()
+            .skip(self.current + 1)
+            .map(|(s, e)| e - s)
+            .sum();
+        let here = self
+            .ranges
+            .get(self.current)
+            .map_or(0, |&(_, e)| e - self.next);
         rest + here
     }
+}
+
+/// The kernel's allocator, set up once the memory map is known.
+static GLOBAL: spin::Mutex<Option<FrameAllocator>> = spin::Mutex::new(None);
+
+pub fn init(allocator: FrameAllocator) {
+    *GLOBAL.lock() = Some(allocator);
+}
+
+/// A zeroed frame from the kernel's allocator.
+pub fn alloc_zeroed() -> Option<u64> {
+    let frame = GLOBAL.lock().as_mut()?.alloc()?;
+    // SAFETY: the allocator hands each frame out once; it is ours to clear.
+    unsafe { crate::phys::write(frame, &[0; FRAME as usize]) };
+    Some(frame)
 }
 
 #[cfg(test)]
@@ -84,14 +111,22 @@ mod tests {
     use super::*;
 
     fn usable(base: u64, len: u64) -> MemoryRegion {
-        MemoryRegion { base, len, kind: MemoryKind::Usable }
+        MemoryRegion {
+            base,
+            len,
+            kind: MemoryKind::Usable,
+        }
     }
 
     #[test]
     fn skips_low_memory_reserved_ranges_and_unusable_regions() {
         let map = [
             usable(0, 0x9fc00),
-            MemoryRegion { base: 0x9fc00, len: 0x400, kind: MemoryKind::Reserved },
+            MemoryRegion {
+                base: 0x9fc00,
+                len: 0x400,
+                kind: MemoryKind::Reserved,
+            },
             usable(0x10_0000, 0x70_0000), // 1 MiB .. 8 MiB
         ];
         // Kernel at 2 MiB .. 2.5 MiB (unaligned end), a module at 4 MiB.
@@ -101,7 +136,10 @@ mod tests {
         let mut last = 0;
         let mut n = 1;
         while let Some(f) = a.alloc() {
-            assert!(!(0x20_0000..0x28_0000).contains(&f), "{f:#x} is the kernel's");
+            assert!(
+                !(0x20_0000..0x28_0000).contains(&f),
+                "{f:#x} is the kernel's"
+            );
             assert_ne!(f, 0x40_0000, "the module's frame");
             assert!(f > last);
             last = f;
@@ -119,19 +157,4 @@ mod tests {
         assert_eq!(a.alloc(), Some(0xffff_f000));
         assert_eq!(a.alloc(), None);
     }
-}
-
-/// The kernel's allocator, set up once the memory map is known.
-static GLOBAL: spin::Mutex<Option<FrameAllocator>> = spin::Mutex::new(None);
-
-pub fn init(allocator: FrameAllocator) {
-    *GLOBAL.lock() = Some(allocator);
-}
-
-/// A zeroed frame from the kernel's allocator.
-pub fn alloc_zeroed() -> Option<u64> {
-    let frame = GLOBAL.lock().as_mut()?.alloc()?;
-    // SAFETY: the allocator hands each frame out once; it is ours to clear.
-    unsafe { crate::phys::write(frame, &[0; FRAME as usize]) };
-    Some(frame)
 }

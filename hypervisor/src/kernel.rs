@@ -184,7 +184,9 @@ pub fn main(magic: u32, info: u32) -> ! {
     if let Some(guest) = &options.guest {
         run_guest(guest, &boot, cpu.vendor);
     }
-    event::emit(&Exit { status: Status::Pass });
+    event::emit(&Exit {
+        status: Status::Pass,
+    });
     power::exit(ExitCode::Success)
 }
 
@@ -195,16 +197,25 @@ unsafe extern "C" {
 
 /// Memory the frame allocator must not hand out: the kernel and the modules.
 fn reserved(boot: &BootInfo) -> heapless::Vec<(u64, u64), { boot::MAX_MODULES + 1 }> {
-    let kernel = (&raw const __kernel_start as u64, &raw const __kernel_end as u64);
-    core::iter::once(kernel).chain(boot.modules.iter().map(|m| (m.start, m.end))).collect()
+    let kernel = (
+        &raw const __kernel_start as u64,
+        &raw const __kernel_end as u64,
+    );
+    core::iter::once(kernel)
+        .chain(boot.modules.iter().map(|m| (m.start, m.end)))
+        .collect()
 }
 
 /// Runs the first boot module as the guest, then ends the run with its outcome.
 fn run_guest(config: &GuestConfig, boot: &BootInfo, vendor: Vendor) -> ! {
     let Some(module) = boot.modules.first() else {
-        fail("guest", "guest= needs a payload, and no boot module was given")
+        fail(
+            "guest",
+            "guest= needs a payload, and no boot module was given",
+        )
     };
-    let Some(payload) = IdentityMapped.bytes(module.start, (module.end - module.start) as usize) else {
+    let Some(payload) = IdentityMapped.bytes(module.start, (module.end - module.start) as usize)
+    else {
         fail("guest", "the payload module lies outside the identity map")
     };
     let result = match vendor {
@@ -214,13 +225,23 @@ fn run_guest(config: &GuestConfig, boot: &BootInfo, vendor: Vendor) -> ! {
     };
     match result {
         Ok(end) => {
-            let status = if end.failed { Status::Fail } else { Status::Pass };
+            let status = if end.failed {
+                Status::Fail
+            } else {
+                Status::Pass
+            };
             event::emit(&Exit { status });
-            power::exit(if end.failed { ExitCode::Failure } else { ExitCode::Success })
+            power::exit(if end.failed {
+                ExitCode::Failure
+            } else {
+                ExitCode::Success
+            })
         }
         Err(Refusal::Unsupported(reason)) => {
             event::emit(&Skip { reason });
-            event::emit(&Exit { status: Status::Skip });
+            event::emit(&Exit {
+                status: Status::Skip,
+            });
             power::exit(ExitCode::Success)
         }
         Err(Refusal::Failed(message)) => fail("guest", &message),

@@ -30,6 +30,7 @@ impl Uart {
         unsafe { Port::new(self.base + 5).read() }
     }
 
+    #[cfg_attr(test, allow(dead_code))]
     fn init(&self) {
         self.out(1, 0x00); // no interrupts
         self.out(3, 0x80); // DLAB on
@@ -40,6 +41,7 @@ impl Uart {
         self.out(4, 0x03); // DTR, RTS
     }
 
+    #[cfg_attr(test, allow(dead_code))]
     fn put(&self, byte: u8) {
         while self.lsr() & LSR_THRE == 0 {
             core::hint::spin_loop();
@@ -47,10 +49,17 @@ impl Uart {
         self.out(0, byte);
     }
 
+    #[cfg(not(test))]
     pub fn write(&self, bytes: &[u8]) {
         for &b in bytes {
             self.put(b);
         }
+    }
+
+    /// Host tests capture the console per thread instead of touching ports.
+    #[cfg(test)]
+    pub fn write(&self, bytes: &[u8]) {
+        CAPTURED.with(|c| c.borrow_mut().extend_from_slice(bytes));
     }
 
     fn drain(&self) {
@@ -65,6 +74,21 @@ impl core::fmt::Write for Uart {
         self.write(s.as_bytes());
         Ok(())
     }
+}
+
+#[cfg(test)]
+std::thread_local! {
+    static CAPTURED: core::cell::RefCell<std::vec::Vec<u8>> = const { core::cell::RefCell::new(std::vec::Vec::new()) };
+}
+
+/// Host tests: the events written so far on this thread, as JSON strings, cleared.
+#[cfg(test)]
+pub fn take_events() -> std::vec::Vec<std::string::String> {
+    let text = CAPTURED.with(|c| std::string::String::from_utf8(c.take()).expect("UTF-8 console"));
+    text.lines()
+        .filter_map(|l| l.strip_prefix(crate::event::PREFIX))
+        .map(str::to_owned)
+        .collect()
 }
 
 /// One lock for the console, so that lines from several CPUs never interleave.

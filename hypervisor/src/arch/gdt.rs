@@ -78,5 +78,6 @@ pub fn selectors() -> Selectors {
 
 /// Where the TSS is (the VMCS host state needs it).
 pub fn tss_base() -> u64 {
-    TSS.get().map_or(0, |tss| tss as *const TaskStateSegment as u64)
+    TSS.get()
+        .map_or(0, |tss| tss as *const TaskStateSegment as u64)
 }

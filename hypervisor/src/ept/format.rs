@@ -35,7 +35,11 @@ impl Format for Ept {
     }
 
     fn access(entry: u64) -> Access {
-        Access { read: entry & R != 0, write: entry & W != 0, execute: entry & X != 0 }
+        Access {
+            read: entry & R != 0,
+            write: entry & W != 0,
+            execute: entry & X != 0,
+        }
     }
 }
 
@@ -63,16 +67,33 @@ mod tests {
     fn translate_unmap_and_errors() {
         let mut mem = FakeTables::new(16);
         let pt = PageTable::<Ept>::new(&mut mem).unwrap();
-        let ro = Access { read: true, write: false, execute: false };
+        let ro = Access {
+            read: true,
+            write: false,
+            execute: false,
+        };
         pt.map(&mut mem, 0x2000, 0x9000, ro).unwrap();
         pt.map(&mut mem, 0x3000, 0xa000, Access::ALL).unwrap();
         assert_eq!(mem.writes.len(), 5, "the second page reuses the tables");
         assert_eq!(pt.translate(&mut mem, 0x2abc), Some((0x9abc, ro)));
         assert_eq!(pt.translate(&mut mem, 0x4000), None);
-        assert_eq!(pt.translate(&mut mem, 0x40_0000_0000), None, "no table there");
-        assert_eq!(pt.map(&mut mem, 0x2000, 0xb000, ro), Err(MapError::AlreadyMapped));
-        assert_eq!(pt.map(&mut mem, 0x2001, 0xb000, ro), Err(MapError::Unaligned));
-        assert_eq!(pt.map(&mut mem, 1 << 48, 0xb000, ro), Err(MapError::OutOfRange));
+        assert_eq!(
+            pt.translate(&mut mem, 0x40_0000_0000),
+            None,
+            "no table there"
+        );
+        assert_eq!(
+            pt.map(&mut mem, 0x2000, 0xb000, ro),
+            Err(MapError::AlreadyMapped)
+        );
+        assert_eq!(
+            pt.map(&mut mem, 0x2001, 0xb000, ro),
+            Err(MapError::Unaligned)
+        );
+        assert_eq!(
+            pt.map(&mut mem, 1 << 48, 0xb000, ro),
+            Err(MapError::OutOfRange)
+        );
         assert_eq!(pt.unmap(&mut mem, 0x2000), Some(0x9000));
         assert_eq!(pt.unmap(&mut mem, 0x2000), None);
         assert_eq!(pt.translate(&mut mem, 0x2000), None);
@@ -83,6 +104,9 @@ mod tests {
     fn running_out_of_table_memory_is_an_error() {
         let mut mem = FakeTables::new(2);
         let pt = PageTable::<Ept>::new(&mut mem).unwrap();
-        assert_eq!(pt.map(&mut mem, 0, 0x9000, Access::ALL), Err(MapError::OutOfMemory));
+        assert_eq!(
+            pt.map(&mut mem, 0, 0x9000, Access::ALL),
+            Err(MapError::OutOfMemory)
+        );
     }
 }

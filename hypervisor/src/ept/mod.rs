@@ -15,7 +15,11 @@ pub struct Access {
 }
 
 impl Access {
-    pub const ALL: Self = Self { read: true, write: true, execute: true };
+    pub const ALL: Self = Self {
+        read: true,
+        write: true,
+        execute: true,
+    };
 }
 
 /// How a table entry is encoded.
@@ -65,7 +69,10 @@ pub struct PageTable<F: Format> {
 impl<F: Format> PageTable<F> {
     pub fn new(mem: &mut impl TableMemory) -> Result<Self, MapError> {
         let root = mem.alloc_table().ok_or(MapError::OutOfMemory)?;
-        Ok(Self { root, _format: PhantomData })
+        Ok(Self {
+            root,
+            _format: PhantomData,
+        })
     }
 
     pub fn root(&self) -> u64 {
@@ -73,7 +80,12 @@ impl<F: Format> PageTable<F> {
     }
 
     /// The leaf table holding `gpa`, created on the way when `create`.
-    fn leaf_table(&self, mem: &mut impl TableMemory, gpa: u64, create: bool) -> Result<Option<u64>, MapError> {
+    fn leaf_table(
+        &self,
+        mem: &mut impl TableMemory,
+        gpa: u64,
+        create: bool,
+    ) -> Result<Option<u64>, MapError> {
         let mut table = self.root;
         for level in (1..LEVELS).rev() {
             let i = index(gpa, level);
@@ -92,14 +104,22 @@ impl<F: Format> PageTable<F> {
     }
 
     /// Maps the 4 KiB page at `gpa` to `frame`.
-    pub fn map(&self, mem: &mut impl TableMemory, gpa: u64, frame: u64, access: Access) -> Result<(), MapError> {
-        if gpa % PAGE != 0 || frame % PAGE != 0 {
+    pub fn map(
+        &self,
+        mem: &mut impl TableMemory,
+        gpa: u64,
+        frame: u64,
+        access: Access,
+    ) -> Result<(), MapError> {
+        if !gpa.is_multiple_of(PAGE) || !frame.is_multiple_of(PAGE) {
             return Err(MapError::Unaligned);
         }
         if gpa >> 48 != 0 {
             return Err(MapError::OutOfRange);
         }
-        let table = self.leaf_table(mem, gpa, true)?.ok_or(MapError::OutOfMemory)?;
+        let table = self
+            .leaf_table(mem, gpa, true)?
+            .ok_or(MapError::OutOfMemory)?;
         let i = index(gpa, 0);
         if F::is_present(mem.read(table, i)) {
             return Err(MapError::AlreadyMapped);
@@ -144,7 +164,11 @@ pub mod fake {
 
     impl FakeTables {
         pub fn new(limit: usize) -> Self {
-            Self { next: 0x10_0000, limit, ..Default::default() }
+            Self {
+                next: 0x10_0000,
+                limit,
+                ..Default::default()
+            }
         }
     }
 

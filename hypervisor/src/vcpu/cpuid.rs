@@ -19,9 +19,10 @@ pub fn filter(leaf: u32, host: [u32; 4]) -> [u32; 4] {
             [eax, ebx, ecx, edx]
         }
         0x8000_0001 => [eax, ebx, ecx & !(1 << 2), edx], // SVM
-        0x8000_000a => [0; 4],                            // SVM features
+        0x8000_000a => [0; 4],                           // SVM features
         LEAF_BASE => {
-            let word = |i: usize| u32::from_le_bytes(SIGNATURE[i..i + 4].try_into().expect("4 bytes"));
+            let word =
+                |i: usize| u32::from_le_bytes(SIGNATURE[i..i + 4].try_into().expect("4 bytes"));
             [LEAF_BASE + 1, word(0), word(4), word(8)]
         }
         0x4000_0001 => [ABI_VERSION, 0, 0, 0],

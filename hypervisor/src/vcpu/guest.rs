@@ -86,9 +86,21 @@ pub const EFER_LME: u64 = 1 << 8;
 pub const EFER_LMA: u64 = 1 << 10;
 
 pub fn initial_state(mode: GuestMode) -> GuestState {
-    let seg = |selector, limit, access| Segment { selector, base: 0, limit, access };
+    let seg = |selector, limit, access| Segment {
+        selector,
+        base: 0,
+        limit,
+        access,
+    };
     let (cs, data, cr0, cr3, cr4, efer) = match mode {
-        GuestMode::Real => (seg(0, 0xffff, access::CODE16), seg(0, 0xffff, access::DATA16), CR0_ET, 0, 0, 0),
+        GuestMode::Real => (
+            seg(0, 0xffff, access::CODE16),
+            seg(0, 0xffff, access::DATA16),
+            CR0_ET,
+            0,
+            0,
+            0,
+        ),
         GuestMode::Protected => (
             seg(CODE32, 0xffff_ffff, access::CODE32),
             seg(DATA, 0xffff_ffff, access::DATA32),
@@ -118,16 +130,37 @@ pub fn initial_state(mode: GuestMode) -> GuestState {
         cs,
         data,
         // VM entry wants a usable TR even when the guest has none.
-        tr: Segment { selector: if mode == GuestMode::Real { 0 } else { TSS }, base: 0, limit: 0x67, access: access::TSS_BUSY },
-        gdtr: DescriptorTable { base: if mode == GuestMode::Real { 0 } else { GDT }, limit: if mode == GuestMode::Real { 0xffff } else { 5 * 8 - 1 } },
-        idtr: DescriptorTable { base: 0, limit: if mode == GuestMode::Real { 0x3ff } else { 0 } },
+        tr: Segment {
+            selector: if mode == GuestMode::Real { 0 } else { TSS },
+            base: 0,
+            limit: 0x67,
+            access: access::TSS_BUSY,
+        },
+        gdtr: DescriptorTable {
+            base: if mode == GuestMode::Real { 0 } else { GDT },
+            limit: if mode == GuestMode::Real {
+                0xffff
+            } else {
+                5 * 8 - 1
+            },
+        },
+        idtr: DescriptorTable {
+            base: 0,
+            limit: if mode == GuestMode::Real { 0x3ff } else { 0 },
+        },
     }
 }
 
 /// The guest GDT: null, 64-bit code, data, 32-bit code, and a TSS
 /// descriptor (base 0), matching the selectors above.
 pub fn gdt() -> [u64; 5] {
-    [0, 0x00af_9b00_0000_ffff, 0x00cf_9300_0000_ffff, 0x00cf_9b00_0000_ffff, 0x0000_8b00_0000_0067]
+    [
+        0,
+        0x00af_9b00_0000_ffff,
+        0x00cf_9300_0000_ffff,
+        0x00cf_9b00_0000_ffff,
+        0x0000_8b00_0000_0067,
+    ]
 }
 
 /// Long-mode page tables: PML4[0] -> PDPT[0] -> PD with 512 2 MiB pages,
@@ -150,15 +183,24 @@ mod tests {
     #[test]
     fn each_mode_starts_at_the_payload_with_its_paging_and_segments() {
         let real = initial_state(GuestMode::Real);
-        assert_eq!((real.rip, real.rsp, real.cr0 & (CR0_PE | CR0_PG)), (0x8000, 0x7000, 0));
+        assert_eq!(
+            (real.rip, real.rsp, real.cr0 & (CR0_PE | CR0_PG)),
+            (0x8000, 0x7000, 0)
+        );
         assert_eq!(real.cs.access, 0x9b);
         let prot = initial_state(GuestMode::Protected);
         assert_eq!(prot.cr0 & (CR0_PE | CR0_PG), CR0_PE);
         assert_eq!((prot.cs.selector, prot.cs.access), (CODE32, 0xc09b));
         let long = initial_state(GuestMode::Long);
         assert_eq!(long.cr0 & (CR0_PE | CR0_PG), CR0_PE | CR0_PG);
-        assert_eq!((long.cr3, long.cr4, long.efer), (PML4, CR4_PAE, EFER_LME | EFER_LMA));
-        assert_eq!((long.cs.selector, long.cs.access & (1 << 13)), (CODE64, 1 << 13));
+        assert_eq!(
+            (long.cr3, long.cr4, long.efer),
+            (PML4, CR4_PAE, EFER_LME | EFER_LMA)
+        );
+        assert_eq!(
+            (long.cs.selector, long.cs.access & (1 << 13)),
+            (CODE64, 1 << 13)
+        );
     }
 
     #[test]

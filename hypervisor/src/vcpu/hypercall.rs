@@ -5,14 +5,27 @@
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Hypercall {
     /// Report `value` under a `tag` the scenario chooses.
-    Report { value: u64, tag: u64 },
+    Report {
+        value: u64,
+        tag: u64,
+    },
     /// Print `len` bytes (at most `PRINT_MAX`) at guest-physical `gpa`.
-    Print { gpa: u64, len: u64 },
+    Print {
+        gpa: u64,
+        len: u64,
+    },
     /// A check the guest made: `passed` or not, numbered `check`.
-    Result { passed: bool, check: u64 },
+    Result {
+        passed: bool,
+        check: u64,
+    },
     /// The guest is done, with `status` (0: success).
-    Exit { status: u64 },
-    Unknown { nr: u64 },
+    Exit {
+        status: u64,
+    },
+    Unknown {
+        nr: u64,
+    },
 }
 
 pub const REPORT: u64 = 0;
@@ -26,9 +39,15 @@ pub const UNKNOWN: u64 = u64::MAX;
 impl Hypercall {
     pub fn decode(rax: u64, rbx: u64, rcx: u64) -> Self {
         match rax {
-            REPORT => Self::Report { value: rbx, tag: rcx },
+            REPORT => Self::Report {
+                value: rbx,
+                tag: rcx,
+            },
             PRINT => Self::Print { gpa: rbx, len: rcx },
-            RESULT => Self::Result { passed: rbx == 0, check: rcx },
+            RESULT => Self::Result {
+                passed: rbx == 0,
+                check: rcx,
+            },
             EXIT => Self::Exit { status: rbx },
             nr => Self::Unknown { nr },
         }
@@ -51,10 +70,34 @@ mod tests {
 
     #[test]
     fn decodes_each_call() {
-        assert_eq!(Hypercall::decode(0, 0x5ca1ab1e, 7), Hypercall::Report { value: 0x5ca1ab1e, tag: 7 });
-        assert_eq!(Hypercall::decode(1, 0x9000, 12), Hypercall::Print { gpa: 0x9000, len: 12 });
-        assert_eq!(Hypercall::decode(2, 0, 3), Hypercall::Result { passed: true, check: 3 });
-        assert_eq!(Hypercall::decode(2, 1, 3), Hypercall::Result { passed: false, check: 3 });
+        assert_eq!(
+            Hypercall::decode(0, 0x5ca1ab1e, 7),
+            Hypercall::Report {
+                value: 0x5ca1ab1e,
+                tag: 7
+            }
+        );
+        assert_eq!(
+            Hypercall::decode(1, 0x9000, 12),
+            Hypercall::Print {
+                gpa: 0x9000,
+                len: 12
+            }
+        );
+        assert_eq!(
+            Hypercall::decode(2, 0, 3),
+            Hypercall::Result {
+                passed: true,
+                check: 3
+            }
+        );
+        assert_eq!(
+            Hypercall::decode(2, 1, 3),
+            Hypercall::Result {
+                passed: false,
+                check: 3
+            }
+        );
         assert_eq!(Hypercall::decode(3, 4, 0), Hypercall::Exit { status: 4 });
         assert_eq!(Hypercall::decode(99, 0, 0).name(), "unknown");
     }

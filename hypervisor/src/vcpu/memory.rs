@@ -45,13 +45,18 @@ impl<F: Format> GuestMemory<F> {
 
     /// Copies `bytes` into guest memory at `gpa`; false when it does not fit.
     pub fn write(&self, gpa: u64, bytes: &[u8]) -> bool {
-        if gpa.checked_add(bytes.len() as u64).is_none_or(|end| end > self.size) {
+        if gpa
+            .checked_add(bytes.len() as u64)
+            .is_none_or(|end| end > self.size)
+        {
             return false;
         }
         let mut done = 0;
         while done < bytes.len() {
             let at = gpa + done as u64;
-            let Some((hpa, _)) = self.table.translate(&mut IdentityTables, at) else { return false };
+            let Some((hpa, _)) = self.table.translate(&mut IdentityTables, at) else {
+                return false;
+            };
             let n = ((PAGE - at % PAGE) as usize).min(bytes.len() - done);
             // SAFETY: `hpa` is a frame backing this guest's memory, and the
             // copy stays within its page.
@@ -63,13 +68,18 @@ impl<F: Format> GuestMemory<F> {
 
     /// Reads guest memory at `gpa` into `out`; false outside guest RAM.
     pub fn read(&self, gpa: u64, out: &mut [u8]) -> bool {
-        if gpa.checked_add(out.len() as u64).is_none_or(|end| end > self.size) {
+        if gpa
+            .checked_add(out.len() as u64)
+            .is_none_or(|end| end > self.size)
+        {
             return false;
         }
         let mut done = 0;
         while done < out.len() {
             let at = gpa + done as u64;
-            let Some((hpa, _)) = self.table.translate(&mut IdentityTables, at) else { return false };
+            let Some((hpa, _)) = self.table.translate(&mut IdentityTables, at) else {
+                return false;
+            };
             let n = ((PAGE - at % PAGE) as usize).min(out.len() - done);
             match IdentityMapped.bytes(hpa, n) {
                 Some(b) => out[done..done + n].copy_from_slice(b),

@@ -12,6 +12,8 @@ use heapless::{String, Vec};
 use serde::Serialize;
 
 use crate::event::{self, Event, Hex};
+#[cfg(test)]
+use crate::serial;
 use guest::GuestMode;
 use hypercall::Hypercall;
 
@@ -42,16 +44,36 @@ pub enum Exit {
     Cpuid,
     Hypercall,
     Hlt,
-    Io { port: u16, size: u8, input: bool, string: bool },
-    Msr { index: u32, write: bool },
+    Io {
+        port: u16,
+        size: u8,
+        input: bool,
+        string: bool,
+    },
+    Msr {
+        index: u32,
+        write: bool,
+    },
     /// A virtualization instruction (VMXON, VMRUN, ...): the guest gets #UD.
     VirtInstruction(&'static str),
-    Exception { vector: u8, error_code: Option<u32> },
+    Exception {
+        vector: u8,
+        error_code: Option<u32>,
+    },
     /// A second-level page fault: an EPT violation or an AMD nested page fault.
-    NestedFault { gpa: u64, read: bool, write: bool, fetch: bool, mapped: bool },
+    NestedFault {
+        gpa: u64,
+        read: bool,
+        write: bool,
+        fetch: bool,
+        mapped: bool,
+    },
     TripleFault,
     /// Anything else, by the vendor's name for it: reported, and the guest stops.
-    Unhandled { code: u64, name: &'static str },
+    Unhandled {
+        code: u64,
+        name: &'static str,
+    },
 }
 
 /// The vendor could not enter the guest.
@@ -81,6 +103,9 @@ pub struct GuestConfig {
     pub memory: u64,
     /// Ports whose accesses exit and are reported; others go to the hardware.
     pub intercept_io: Vec<u16, 16>,
+    /// Start the guest with a state VM entry must refuse (RFLAGS bit 1
+    /// clear), to test how entry failures are reported.
+    pub invalid_state: bool,
 }
 
 /// How a guest run ended.
@@ -114,8 +139,12 @@ pub fn prepare_memory<F: crate::ept::Format>(
         let _ = m.write_fmt(args);
         Refusal::Failed(m)
     };
-    let mem = memory::GuestMemory::<F>::new(config.memory)
-        .map_err(|e| fail(format_args!("guest memory of {} bytes: {e:?}", config.memory)))?;
+    let mem = memory::GuestMemory::<F>::new(config.memory).map_err(|e| {
+        fail(format_args!(
+            "guest memory of {} bytes: {e:?}",
+            config.memory
+        ))
+    })?;
     if !mem.write(guest::LOAD_ADDRESS, payload) {
         return Err(fail(format_args!(
             "a payload of {} bytes does not fit {} bytes of guest memory at {:#x}",
@@ -131,7 +160,9 @@ pub fn prepare_memory<F: crate::ept::Format>(
         }
     }
     if !ok {
-        return Err(fail(format_args!("guest memory too small for the guest's tables")));
+        return Err(fail(format_args!(
+            "guest memory too small for the guest's tables"
+        )));
     }
     Ok(mem)
 }
@@ -251,7 +282,10 @@ pub fn run(cpu: &mut impl VirtCpu, config: &GuestConfig) -> GuestEnd {
         };
         exits += 1;
         let rip = Hex(cpu.rip());
-        let base = VmExit { rip, ..Default::default() };
+        let base = VmExit {
+            rip,
+            ..Default::default()
+        };
         match exit {
             Exit::Cpuid => {
                 let regs = cpu.regs();
@@ -273,15 +307,22 @@ pub fn run(cpu: &mut impl VirtCpu, config: &GuestConfig) -> GuestEnd {
             Exit::Hypercall => {
                 let regs = *cpu.regs();
                 let call = Hypercall::decode(regs.rax, regs.rbx, regs.rcx);
-                let mut e = VmExit { reason: "hypercall", call: Some(call.name()), ..base };
+                let mut e = VmExit {
+                    reason: "hypercall",
+                    call: Some(call.name()),
+                    ..base
+                };
                 let mut text = [0u8; hypercall::PRINT_MAX as usize];
                 let mut result = 0;
                 match call {
-                    Hypercall::Report { value, tag } => (e.value, e.tag) = (Some(Hex(value)), Some(tag)),
+                    Hypercall::Report { value, tag } => {
+                        (e.value, e.tag) = (Some(Hex(value)), Some(tag))
+                    }
                     Hypercall::Print { gpa, len } => {
                         let n = len.min(hypercall::PRINT_MAX) as usize;
                         if cpu.read_guest(gpa, &mut text[..n]) {
-                            e.text = Some(core::str::from_utf8(&text[..n]).unwrap_or("<not UTF-8>"));
+                            e.text =
+                                Some(core::str::from_utf8(&text[..n]).unwrap_or("<not UTF-8>"));
                         } else {
                             e.text = Some("<outside guest memory>");
                             result = hypercall::UNKNOWN;
@@ -307,10 +348,18 @@ pub fn run(cpu: &mut impl VirtCpu, config: &GuestConfig) -> GuestEnd {
                 cpu.skip_instruction();
             }
             Exit::Hlt => {
-                event::emit(&VmExit { reason: "hlt", ..base });
+                event::emit(&VmExit {
+                    reason: "hlt",
+                    ..base
+                });
                 break ("hlt", failed);
             }
-            Exit::Io { port, size, input, string } => {
+            Exit::Io {
+                port,
+                size,
+                input,
+                string,
+            } => {
                 let mut e = VmExit {
                     reason: "io",
                     port: Some(Hex(port.into())),
@@ -330,7 +379,11 @@ pub fn run(cpu: &mut impl VirtCpu, config: &GuestConfig) -> GuestEnd {
                 } else {
                     e.value = Some(Hex(regs.rax & mask));
                 }
-                e.action = Some(if config.intercept_io.contains(&port) { "reported" } else { "blocked" });
+                e.action = Some(if config.intercept_io.contains(&port) {
+                    "reported"
+                } else {
+                    "blocked"
+                });
                 event::emit(&e);
                 cpu.skip_instruction();
             }
@@ -393,7 +446,13 @@ pub fn run(cpu: &mut impl VirtCpu, config: &GuestConfig) -> GuestEnd {
                 });
                 break ("exception", true);
             }
-            Exit::NestedFault { gpa, read, write, fetch, mapped } => {
+            Exit::NestedFault {
+                gpa,
+                read,
+                write,
+                fetch,
+                mapped,
+            } => {
                 let access = if fetch {
                     "fetch"
                 } else if write {
@@ -414,11 +473,19 @@ pub fn run(cpu: &mut impl VirtCpu, config: &GuestConfig) -> GuestEnd {
                 break ("ept-violation", failed);
             }
             Exit::TripleFault => {
-                event::emit(&VmExit { reason: "triple-fault", ..base });
+                event::emit(&VmExit {
+                    reason: "triple-fault",
+                    ..base
+                });
                 break ("triple-fault", failed);
             }
             Exit::Unhandled { code, name } => {
-                event::emit(&VmExit { reason: "unhandled", name: Some(name), code: Some(Hex(code)), ..base });
+                event::emit(&VmExit {
+                    reason: "unhandled",
+                    name: Some(name),
+                    code: Some(Hex(code)),
+                    ..base
+                });
                 break ("unhandled", true);
             }
         }
@@ -426,7 +493,12 @@ pub fn run(cpu: &mut impl VirtCpu, config: &GuestConfig) -> GuestEnd {
             break ("exit-limit", true);
         }
     };
-    event::emit(&GuestEndEvent { vcpu: 0, how, failed, exits });
+    event::emit(&GuestEndEvent {
+        vcpu: 0,
+        how,
+        failed,
+        exits,
+    });
     GuestEnd { how, failed, exits }
 }
 
@@ -443,7 +515,8 @@ pub fn parse_ports(list: &str) -> Option<Vec<u16, 16>> {
     Some(ports)
 }
 
-pub type Message = String<128>;
+/// Small enough that `Result<_, Refusal>` stays cheap to return.
+pub type Message = String<96>;
 
 #[cfg(test)]
 mod tests {
@@ -455,5 +528,343 @@ mod tests {
         assert!(parse_ports("0x80,").is_none());
         assert!(parse_ports("0x10000").is_none());
         assert!(parse_ports("zz").is_none());
+    }
+}
+
+#[cfg(test)]
+mod run_tests {
+    use super::*;
+    use serde_json::{Value, json};
+    use std::collections::VecDeque;
+
+    /// A vCPU that replays scripted exits and records what the handler did.
+    struct FakeCpu {
+        exits: VecDeque<(Exit, GuestRegs)>,
+        regs: GuestRegs,
+        /// The registers as the handler left them after each exit.
+        after: std::vec::Vec<GuestRegs>,
+        skipped: u32,
+        injected: std::vec::Vec<(u8, Option<u32>)>,
+        efer: Option<u64>,
+        started: bool,
+    }
+
+    impl FakeCpu {
+        fn new(exits: impl IntoIterator<Item = (Exit, GuestRegs)>) -> Self {
+            Self {
+                exits: exits.into_iter().collect(),
+                regs: GuestRegs::default(),
+                after: std::vec::Vec::new(),
+                skipped: 0,
+                injected: std::vec::Vec::new(),
+                efer: None,
+                started: false,
+            }
+        }
+    }
+
+    const MEMORY: &[u8] = b"hello from the guest";
+
+    impl VirtCpu for FakeCpu {
+        fn run(&mut self) -> Result<Exit, EntryFailure> {
+            if self.started {
+                self.after.push(self.regs);
+            }
+            self.started = true;
+            let (exit, regs) = self.exits.pop_front().ok_or(EntryFailure {
+                code: 0,
+                reason: "script ended",
+            })?;
+            self.regs = regs;
+            Ok(exit)
+        }
+        fn regs(&mut self) -> &mut GuestRegs {
+            &mut self.regs
+        }
+        fn rip(&self) -> u64 {
+            0x8000
+        }
+        fn skip_instruction(&mut self) {
+            self.skipped += 1;
+        }
+        fn inject_exception(&mut self, vector: u8, error_code: Option<u32>) {
+            self.injected.push((vector, error_code));
+        }
+        fn set_efer(&mut self, efer: u64) {
+            self.efer = Some(efer);
+        }
+        fn read_guest(&self, gpa: u64, out: &mut [u8]) -> bool {
+            let Some(src) = MEMORY.get(gpa as usize..gpa as usize + out.len()) else {
+                return false;
+            };
+            out.copy_from_slice(src);
+            true
+        }
+    }
+
+    fn config() -> GuestConfig {
+        GuestConfig {
+            mode: GuestMode::Long,
+            memory: guest::DEFAULT_MEMORY,
+            intercept_io: Vec::new(),
+            invalid_state: false,
+        }
+    }
+
+    fn regs(rax: u64, rbx: u64, rcx: u64) -> GuestRegs {
+        GuestRegs {
+            rax,
+            rbx,
+            rcx,
+            ..Default::default()
+        }
+    }
+
+    /// Runs the script; returns how it ended and the events it wrote, parsed.
+    fn run_script(cpu: &mut FakeCpu, config: &GuestConfig) -> (GuestEnd, std::vec::Vec<Value>) {
+        let _ = serial::take_events();
+        let end = run(cpu, config);
+        let events = serial::take_events()
+            .iter()
+            .map(|e| serde_json::from_str(e).expect("JSON"))
+            .collect();
+        (end, events)
+    }
+
+    /// Asserts that `event` has these fields with these values.
+    fn has(event: &Value, fields: Value) {
+        for (k, v) in fields.as_object().expect("an object") {
+            assert_eq!(&event[k], v, "field {k} of {event}");
+        }
+    }
+
+    #[test]
+    fn cpuid_is_filtered_into_the_guest_registers() {
+        let mut cpu = FakeCpu::new([
+            (Exit::Cpuid, regs(0x4000_0000, 0, 0)),
+            (Exit::Hlt, regs(0, 0, 0)),
+        ]);
+        let (end, e) = run_script(&mut cpu, &config());
+        assert_eq!(
+            end,
+            GuestEnd {
+                how: "hlt",
+                failed: false,
+                exits: 2
+            }
+        );
+        has(
+            &e[0],
+            json!({"ev": "vmexit", "reason": "cpuid", "rip": "0x8000", "leaf": "0x40000000", "eax": "0x40000001"}),
+        );
+        has(&e[1], json!({"reason": "hlt"}));
+        has(
+            &e[2],
+            json!({"ev": "guest-end", "how": "hlt", "failed": false, "exits": 2}),
+        );
+        assert_eq!(
+            (cpu.after[0].rax, cpu.after[0].rbx),
+            (0x4000_0001, 0x6c61_6353),
+            "the guest sees the filtered values"
+        );
+        assert_eq!(cpu.skipped, 1, "CPUID is skipped; HLT ends the guest");
+    }
+
+    #[test]
+    fn hypercalls_report_print_judge_and_exit() {
+        let mut cpu = FakeCpu::new([
+            (Exit::Hypercall, regs(hypercall::REPORT, 0x5ca1ab1e, 7)),
+            (Exit::Hypercall, regs(hypercall::PRINT, 6, 4)),
+            (Exit::Hypercall, regs(hypercall::PRINT, 10, 100)), // runs past guest memory
+            (Exit::Hypercall, regs(hypercall::RESULT, 1, 3)),
+            (Exit::Hypercall, regs(99, 0, 0)),
+            (Exit::Hypercall, regs(hypercall::EXIT, 0, 0)),
+        ]);
+        let (end, e) = run_script(&mut cpu, &config());
+        assert_eq!(
+            end,
+            GuestEnd {
+                how: "hypercall-exit",
+                failed: true,
+                exits: 6
+            },
+            "a failed check fails the guest"
+        );
+        has(
+            &e[0],
+            json!({"reason": "hypercall", "call": "report", "value": "0x5ca1ab1e", "tag": 7}),
+        );
+        has(&e[1], json!({"call": "print", "text": "from"}));
+        has(
+            &e[2],
+            json!({"call": "print", "text": "<outside guest memory>"}),
+        );
+        has(
+            &e[3],
+            json!({"call": "result", "passed": false, "check": 3}),
+        );
+        has(&e[4], json!({"call": "unknown", "value": "0x63"}));
+        has(&e[5], json!({"call": "exit", "status": 0}));
+        let results: std::vec::Vec<u64> = cpu.after.iter().map(|r| r.rax).collect();
+        assert_eq!(results, [0, 0, hypercall::UNKNOWN, 0, hypercall::UNKNOWN]);
+        assert_eq!(cpu.skipped, 5);
+    }
+
+    #[test]
+    fn msr_accesses_are_emulated_or_fault() {
+        let mut cpu = FakeCpu::new([
+            (
+                Exit::Msr {
+                    index: 0x3a,
+                    write: false,
+                },
+                regs(0, 0, 0x3a),
+            ),
+            (
+                Exit::Msr {
+                    index: 0x480,
+                    write: false,
+                },
+                regs(0, 0, 0x480),
+            ),
+            (
+                Exit::Msr {
+                    index: IA32_EFER,
+                    write: true,
+                },
+                regs(0x500, 0, IA32_EFER.into()),
+            ),
+            (
+                Exit::Msr {
+                    index: 0x1b,
+                    write: true,
+                },
+                regs(0, 0, 0x1b),
+            ),
+            (Exit::Hlt, GuestRegs::default()),
+        ]);
+        let (_, e) = run_script(&mut cpu, &config());
+        assert_eq!(cpu.injected, [(GP, Some(0)), (GP, Some(0))]);
+        assert_eq!(cpu.efer, Some(0x500));
+        assert_eq!(cpu.skipped, 2, "only emulated accesses move RIP");
+        assert_eq!(
+            (cpu.after[0].rax, cpu.after[0].rdx),
+            (1, 0),
+            "IA32_FEATURE_CONTROL: locked, VMX off"
+        );
+        has(
+            &e[0],
+            json!({"reason": "msr", "msr": "0x3a", "dir": "read", "value": "0x1", "action": "emulated"}),
+        );
+        has(&e[1], json!({"msr": "0x480", "action": "gp"}));
+        has(
+            &e[2],
+            json!({"msr": "0xc0000080", "dir": "write", "value": "0x500", "action": "emulated"}),
+        );
+        has(
+            &e[3],
+            json!({"msr": "0x1b", "dir": "write", "action": "gp"}),
+        );
+    }
+
+    #[test]
+    fn intercepted_io_reads_all_ones_and_string_io_stops_the_guest() {
+        let mut cpu = FakeCpu::new([
+            (
+                Exit::Io {
+                    port: 0x71,
+                    size: 1,
+                    input: true,
+                    string: false,
+                },
+                regs(0x1200, 0, 0),
+            ),
+            (
+                Exit::Io {
+                    port: 0x80,
+                    size: 2,
+                    input: false,
+                    string: false,
+                },
+                regs(0xabcd_1234, 0, 0),
+            ),
+            (
+                Exit::Io {
+                    port: 0x80,
+                    size: 1,
+                    input: false,
+                    string: true,
+                },
+                GuestRegs::default(),
+            ),
+        ]);
+        let mut c = config();
+        c.intercept_io.push(0x80).unwrap();
+        let (end, e) = run_script(&mut cpu, &c);
+        assert_eq!((end.how, end.failed), ("unhandled", true));
+        assert_eq!(
+            cpu.after[0].rax, 0x12ff,
+            "IN without a device reads all ones"
+        );
+        has(
+            &e[0],
+            json!({"reason": "io", "port": "0x71", "size": 1, "dir": "in", "action": "blocked"}),
+        );
+        has(
+            &e[1],
+            json!({"port": "0x80", "size": 2, "dir": "out", "value": "0x1234", "action": "reported"}),
+        );
+    }
+
+    #[test]
+    fn virtualization_instructions_get_ud_and_faults_stop_the_guest() {
+        let fault = Exit::NestedFault {
+            gpa: 0x3000_0000,
+            read: true,
+            write: false,
+            fetch: false,
+            mapped: false,
+        };
+        let mut cpu = FakeCpu::new([
+            (Exit::VirtInstruction("vmxon"), GuestRegs::default()),
+            (fault, GuestRegs::default()),
+        ]);
+        let (end, e) = run_script(&mut cpu, &config());
+        assert_eq!(cpu.injected, [(UD, None)]);
+        assert_eq!((end.how, end.failed), ("ept-violation", false));
+        has(
+            &e[0],
+            json!({"reason": "exception", "vector": 6, "instruction": "vmxon", "action": "injected"}),
+        );
+        has(
+            &e[1],
+            json!({"reason": "ept-violation", "gpa": "0x30000000", "access": "read", "mapped": false}),
+        );
+    }
+
+    #[test]
+    fn an_entry_failure_or_an_unknown_exit_fails_the_guest() {
+        let mut cpu = FakeCpu::new([(
+            Exit::Unhandled {
+                code: 55,
+                name: "xsetbv",
+            },
+            GuestRegs::default(),
+        )]);
+        let (end, e) = run_script(&mut cpu, &config());
+        assert_eq!((end.how, end.failed), ("unhandled", true));
+        has(
+            &e[0],
+            json!({"reason": "unhandled", "name": "xsetbv", "code": "0x37"}),
+        );
+        let (end, _) = run_script(&mut FakeCpu::new([]), &config());
+        assert_eq!(
+            end,
+            GuestEnd {
+                how: "entry-failure",
+                failed: true,
+                exits: 0
+            }
+        );
     }
 }

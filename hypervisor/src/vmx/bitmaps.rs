@@ -48,7 +48,13 @@ mod tests {
         assert_eq!(a[0x10], 1, "0x80");
         assert_eq!(a[0x1e], 1 << 4, "0xf4");
         assert_eq!(b[0x120], 1, "0x8900");
-        assert_eq!(a.iter().chain(b.iter()).map(|x| x.count_ones()).sum::<u32>(), 3);
+        assert_eq!(
+            a.iter()
+                .chain(b.iter())
+                .map(|x| x.count_ones())
+                .sum::<u32>(),
+            3
+        );
     }
 
     #[test]

@@ -73,12 +73,20 @@ pub struct Missing {
 
 /// `required` and whatever of `optional` the CPU allows, plus what it
 /// insists on; `Missing` names required bits it does not allow.
-pub fn adjust(field: &'static str, capability: u64, required: u32, optional: u32) -> Result<u32, Missing> {
+pub fn adjust(
+    field: &'static str,
+    capability: u64,
+    required: u32,
+    optional: u32,
+) -> Result<u32, Missing> {
     let must = capability as u32;
     let may = (capability >> 32) as u32;
     let missing = required & !may;
     if missing != 0 {
-        return Err(Missing { field, bits: missing });
+        return Err(Missing {
+            field,
+            bits: missing,
+        });
     }
     Ok(must | required | (optional & may))
 }
@@ -103,9 +111,19 @@ pub fn compute(caps: &Capabilities, long_mode_guest: bool) -> Result<Controls, M
         exit::HOST_ADDRESS_SPACE_SIZE | exit::SAVE_EFER | exit::LOAD_EFER,
         0,
     )?;
-    let guest_mode = if long_mode_guest { entry::IA32E_MODE_GUEST } else { 0 };
+    let guest_mode = if long_mode_guest {
+        entry::IA32E_MODE_GUEST
+    } else {
+        0
+    };
     let entry = adjust("VM-entry", caps.entry, entry::LOAD_EFER | guest_mode, 0)?;
-    Ok(Controls { pin, proc, proc2, exit, entry })
+    Ok(Controls {
+        pin,
+        proc,
+        proc2,
+        exit,
+        entry,
+    })
 }
 
 /// CR0 or CR4 as VMX operation requires: FIXED0 bits set, bits outside
@@ -137,10 +155,20 @@ mod tests {
         assert_ne!(c.proc & proc::HLT_EXITING, 0);
         assert_ne!(c.proc & proc::ACTIVATE_SECONDARY, 0);
         assert_eq!(c.proc & 0x0401_e172, 0x0401_e172, "default-1 bits kept");
-        assert_eq!(c.proc2, proc2::ENABLE_EPT | proc2::UNRESTRICTED_GUEST | proc2::ENABLE_VPID | proc2::ENABLE_RDTSCP | proc2::ENABLE_XSAVES);
+        assert_eq!(
+            c.proc2,
+            proc2::ENABLE_EPT
+                | proc2::UNRESTRICTED_GUEST
+                | proc2::ENABLE_VPID
+                | proc2::ENABLE_RDTSCP
+                | proc2::ENABLE_XSAVES
+        );
         assert_ne!(c.exit & exit::HOST_ADDRESS_SPACE_SIZE, 0);
         assert_ne!(c.entry & entry::IA32E_MODE_GUEST, 0);
-        assert_eq!(compute(&caps(), false).unwrap().entry & entry::IA32E_MODE_GUEST, 0);
+        assert_eq!(
+            compute(&caps(), false).unwrap().entry & entry::IA32E_MODE_GUEST,
+            0
+        );
     }
 
     #[test]
@@ -149,7 +177,10 @@ mod tests {
         no_ept.proc2 &= !(u64::from(proc2::ENABLE_EPT) << 32);
         assert_eq!(
             compute(&no_ept, true),
-            Err(Missing { field: "secondary processor-based", bits: proc2::ENABLE_EPT })
+            Err(Missing {
+                field: "secondary processor-based",
+                bits: proc2::ENABLE_EPT
+            })
         );
         let mut no_hlt = caps();
         no_hlt.proc &= !(u64::from(proc::HLT_EXITING) << 32);

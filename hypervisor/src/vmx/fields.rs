@@ -149,6 +149,9 @@ mod tests {
         check(Field16::ALL.iter().map(|f| *f as u32), Field16::WIDTH);
         check(Field64::ALL.iter().map(|f| *f as u32), Field64::WIDTH);
         check(Field32::ALL.iter().map(|f| *f as u32), Field32::WIDTH);
-        check(FieldNatural::ALL.iter().map(|f| *f as u32), FieldNatural::WIDTH);
+        check(
+            FieldNatural::ALL.iter().map(|f| *f as u32),
+            FieldNatural::WIDTH,
+        );
     }
 }

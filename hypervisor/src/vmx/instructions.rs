@@ -20,7 +20,9 @@ fn check(rflags: u64) -> Result<(), VmFail> {
     if rflags & CF != 0 {
         Err(VmFail::Invalid)
     } else if rflags & ZF != 0 {
-        Err(VmFail::Valid(vmread(Field32::InstructionError as u32).map_or(0, |v| v as u32)))
+        Err(VmFail::Valid(
+            vmread(Field32::InstructionError as u32).map_or(0, |v| v as u32),
+        ))
     } else {
         Ok(())
     }
@@ -80,7 +82,11 @@ pub fn vmread(field: u32) -> Result<u64, VmFail> {
         asm!("vmread {}, {}", "pushfq", "pop {}", out(reg) value, in(reg) u64::from(field), out(reg) flags)
     };
     // Not through `check`: reading the error number must not recurse.
-    if flags & (CF | ZF) != 0 { Err(VmFail::Invalid) } else { Ok(value) }
+    if flags & (CF | ZF) != 0 {
+        Err(VmFail::Invalid)
+    } else {
+        Ok(value)
+    }
 }
 
 /// # Safety
@@ -89,7 +95,9 @@ pub fn vmread(field: u32) -> Result<u64, VmFail> {
 pub unsafe fn vmwrite(field: u32, value: u64) -> Result<(), VmFail> {
     let flags: u64;
     // SAFETY: per this function's contract.
-    unsafe { asm!("vmwrite {}, {}", "pushfq", "pop {}", in(reg) u64::from(field), in(reg) value, out(reg) flags) };
+    unsafe {
+        asm!("vmwrite {}, {}", "pushfq", "pop {}", in(reg) u64::from(field), in(reg) value, out(reg) flags)
+    };
     check(flags)
 }
 
@@ -98,6 +106,8 @@ pub fn invept(kind: u64, eptp: u64) -> Result<(), VmFail> {
     let descriptor: [u64; 2] = [eptp, 0];
     let flags: u64;
     // SAFETY: only invalidates cached EPT translations.
-    unsafe { asm!("invept {}, [{}]", "pushfq", "pop {}", in(reg) kind, in(reg) &descriptor, out(reg) flags) };
+    unsafe {
+        asm!("invept {}, [{}]", "pushfq", "pop {}", in(reg) kind, in(reg) &descriptor, out(reg) flags)
+    };
     check(flags)
 }

@@ -57,7 +57,10 @@ fn message(args: core::fmt::Arguments) -> Message {
 fn failed(what: &str, e: VmFail) -> Refusal {
     Refusal::Failed(match e {
         VmFail::Invalid => message(format_args!("{what} failed: VMfailInvalid")),
-        VmFail::Valid(n) => message(format_args!("{what} failed: {} ({n})", names::instruction_error(n))),
+        VmFail::Valid(n) => message(format_args!(
+            "{what} failed: {} ({n})",
+            names::instruction_error(n)
+        )),
     })
 }
 
@@ -199,16 +202,22 @@ impl Vmx {
             caps.ept_vpid = rdmsr(IA32_VMX_EPT_VPID_CAP);
         }
         if let Err(missing) = controls::compute(&caps, false) {
-            return Err(Refusal::Unsupported(if missing.bits & proc2::ENABLE_EPT != 0 {
-                "the CPU has no EPT"
-            } else if missing.bits & proc2::UNRESTRICTED_GUEST != 0 {
-                "the CPU has no unrestricted guest"
-            } else {
-                "the CPU lacks a VMX control Scalevisor needs"
-            }));
+            return Err(Refusal::Unsupported(
+                if missing.bits & proc2::ENABLE_EPT != 0 {
+                    "the CPU has no EPT"
+                } else if missing.bits & proc2::UNRESTRICTED_GUEST != 0 {
+                    "the CPU has no unrestricted guest"
+                } else {
+                    "the CPU lacks a VMX control Scalevisor needs"
+                },
+            ));
         }
-        if caps.ept_vpid & (ept_vpid::WALK_4 | ept_vpid::MEMORY_TYPE_WB) != ept_vpid::WALK_4 | ept_vpid::MEMORY_TYPE_WB {
-            return Err(Refusal::Unsupported("the CPU's EPT lacks 4-level walks or write-back memory"));
+        if caps.ept_vpid & (ept_vpid::WALK_4 | ept_vpid::MEMORY_TYPE_WB)
+            != ept_vpid::WALK_4 | ept_vpid::MEMORY_TYPE_WB
+        {
+            return Err(Refusal::Unsupported(
+                "the CPU's EPT lacks 4-level walks or write-back memory",
+            ));
         }
 
         let mut feature = Msr::new(IA32_FEATURE_CONTROL);
@@ -218,7 +227,9 @@ impl Vmx {
             // SAFETY: enabling VMX outside SMX and locking is what firmware would do.
             unsafe { feature.write(value | FEATURE_LOCK | FEATURE_VMX_OUTSIDE_SMX) };
         } else if value & FEATURE_VMX_OUTSIDE_SMX == 0 {
-            return Err(Refusal::Unsupported("VMX is disabled by firmware (IA32_FEATURE_CONTROL locked)"));
+            return Err(Refusal::Unsupported(
+                "VMX is disabled by firmware (IA32_FEATURE_CONTROL locked)",
+            ));
         }
 
         let vmx = Self {
@@ -228,14 +239,21 @@ impl Vmx {
             cr4_fixed: (rdmsr(IA32_VMX_CR4_FIXED0), rdmsr(IA32_VMX_CR4_FIXED1)),
         };
         let cr0 = controls::fixed_cr(Cr0::read_raw(), vmx.cr0_fixed.0, vmx.cr0_fixed.1, 0);
-        let cr4 = controls::fixed_cr(Cr4::read_raw() | CR4_VMXE, vmx.cr4_fixed.0, vmx.cr4_fixed.1, 0);
+        let cr4 = controls::fixed_cr(
+            Cr4::read_raw() | CR4_VMXE,
+            vmx.cr4_fixed.0,
+            vmx.cr4_fixed.1,
+            0,
+        );
         // SAFETY: the VMX fixed bits (CR0.NE, CR4.VMXE) change nothing the
         // kernel relies on.
         unsafe {
             Cr0::write_raw(cr0);
             Cr4::write_raw(cr4);
         }
-        let region = vmx.region().ok_or(Refusal::Failed(message(format_args!("out of memory for VMXON"))))?;
+        let region = vmx.region().ok_or(Refusal::Failed(message(format_args!(
+            "out of memory for VMXON"
+        ))))?;
         // SAFETY: a fresh frame with the revision id; CR0/CR4 fixed above.
         unsafe { instructions::vmxon(region) }.map_err(|e| failed("VMXON", e))?;
         event::emit(&VmxOn {
@@ -299,33 +317,56 @@ pub struct Vcpu<'m> {
 fn vmwrites(writes: &[(u32, u64)]) -> Result<(), Refusal> {
     for &(field, value) in writes {
         // SAFETY: our VMCS is current; VM entry checks the values.
-        unsafe { instructions::vmwrite(field, value) }.map_err(|e| {
-            failed("VMWRITE", e)
-        })?;
+        unsafe { instructions::vmwrite(field, value) }.map_err(|e| failed("VMWRITE", e))?;
     }
     Ok(())
 }
 
 impl<'m> Vcpu<'m> {
-    pub fn new(vmx: &Vmx, config: &GuestConfig, state: &GuestState, memory: &'m GuestMemory<Ept>) -> Result<Self, Refusal> {
+    pub fn new(
+        vmx: &Vmx,
+        config: &GuestConfig,
+        state: &GuestState,
+        memory: &'m GuestMemory<Ept>,
+    ) -> Result<Self, Refusal> {
         let oom = || Refusal::Failed(message(format_args!("out of memory for the VMCS")));
         let vmcs = vmx.region().ok_or_else(oom)?;
         // SAFETY: our fresh VMCS region.
         unsafe { instructions::vmclear(vmcs) }.map_err(|e| failed("VMCLEAR", e))?;
-        event::emit(&VmClear(Step { vcpu: 0, vmcs: Hex(vmcs) }));
+        event::emit(&VmClear(Step {
+            vcpu: 0,
+            vmcs: Hex(vmcs),
+        }));
         // SAFETY: the region was just cleared and carries the revision id.
         unsafe { instructions::vmptrld(vmcs) }.map_err(|e| failed("VMPTRLD", e))?;
         let current = instructions::vmptrst().map_err(|e| failed("VMPTRST", e))?;
         if current != vmcs {
-            return Err(Refusal::Failed(message(format_args!("VMPTRST gave {current:#x}, not {vmcs:#x}"))));
+            return Err(Refusal::Failed(message(format_args!(
+                "VMPTRST gave {current:#x}, not {vmcs:#x}"
+            ))));
         }
-        event::emit(&VmPtrLd(Step { vcpu: 0, vmcs: Hex(vmcs) }));
+        event::emit(&VmPtrLd(Step {
+            vcpu: 0,
+            vmcs: Hex(vmcs),
+        }));
 
-        let controls = controls::compute(&vmx.caps, state.mode == GuestMode::Long).map_err(|m| {
-            Refusal::Failed(message(format_args!("{} controls lack bits {:#x}", m.field, m.bits)))
-        })?;
-        let io = bitmaps::io_bitmaps(vcpu::ALWAYS_INTERCEPTED.iter().chain(config.intercept_io.iter()).copied());
-        let msr = bitmaps::msr_bitmap(vcpu::INTERCEPTED_MSR_READS.iter().flat_map(|r| r.clone()), true);
+        let controls =
+            controls::compute(&vmx.caps, state.mode == GuestMode::Long).map_err(|m| {
+                Refusal::Failed(message(format_args!(
+                    "{} controls lack bits {:#x}",
+                    m.field, m.bits
+                )))
+            })?;
+        let io = bitmaps::io_bitmaps(
+            vcpu::ALWAYS_INTERCEPTED
+                .iter()
+                .chain(config.intercept_io.iter())
+                .copied(),
+        );
+        let msr = bitmaps::msr_bitmap(
+            vcpu::INTERCEPTED_MSR_READS.iter().flat_map(|r| r.clone()),
+            true,
+        );
         let mut pages = [0u64; 3];
         for (page, bytes) in pages.iter_mut().zip([&io[0], &io[1], &msr]) {
             *page = frames::alloc_zeroed().ok_or_else(oom)?;
@@ -348,7 +389,10 @@ impl<'m> Vcpu<'m> {
             (F16::HostGsSelector as u32, 0),
             (F16::HostTrSelector as u32, u64::from(selectors.tss.0)),
             (FN::HostCr0 as u32, Cr0::read_raw()),
-            (FN::HostCr3 as u32, Cr3::read_raw().0.start_address().as_u64()),
+            (
+                FN::HostCr3 as u32,
+                Cr3::read_raw().0.start_address().as_u64(),
+            ),
             (FN::HostCr4 as u32, Cr4::read_raw()),
             (FN::HostFsBase as u32, 0),
             (FN::HostGsBase as u32, 0),
@@ -388,7 +432,12 @@ impl<'m> Vcpu<'m> {
         let (cr0_0, cr0_1) = vmx.cr0_fixed;
         let (cr4_0, cr4_1) = vmx.cr4_fixed;
         // An unrestricted guest may run with paging or protection off.
-        let cr0 = controls::fixed_cr(state.cr0, cr0_0, cr0_1, crate::vcpu::guest::CR0_PE | crate::vcpu::guest::CR0_PG);
+        let cr0 = controls::fixed_cr(
+            state.cr0,
+            cr0_0,
+            cr0_1,
+            crate::vcpu::guest::CR0_PE | crate::vcpu::guest::CR0_PG,
+        );
         let cr4 = controls::fixed_cr(state.cr4, cr4_0, cr4_1, 0);
         let guest = [
             (FN::GuestCr0 as u32, cr0),
@@ -397,7 +446,15 @@ impl<'m> Vcpu<'m> {
             (FN::GuestDr7 as u32, 0x400),
             (FN::GuestRsp as u32, state.rsp),
             (FN::GuestRip as u32, state.rip),
-            (FN::GuestRflags as u32, state.rflags),
+            // Bit 1 of RFLAGS is reserved as 1: clearing it makes entry fail.
+            (
+                FN::GuestRflags as u32,
+                if config.invalid_state {
+                    0
+                } else {
+                    state.rflags
+                },
+            ),
             (FN::GuestPendingDebug as u32, 0),
             (FN::GuestSysenterEsp as u32, 0),
             (FN::GuestSysenterEip as u32, 0),
@@ -413,19 +470,64 @@ impl<'m> Vcpu<'m> {
             (F16::GuestLdtrSelector as u32, 0),
             (FN::GuestLdtrBase as u32, 0),
             (F32::GuestLdtrLimit as u32, 0),
-            (F32::GuestLdtrAccess as u32, u64::from(crate::vcpu::guest::access::UNUSABLE)),
+            (
+                F32::GuestLdtrAccess as u32,
+                u64::from(crate::vcpu::guest::access::UNUSABLE),
+            ),
         ];
         vmwrites(&host)?;
         vmwrites(&execution)?;
         vmwrites(&guest)?;
         let segments: [(F16, FN, F32, F32, &Segment); 7] = [
-            (F16::GuestCsSelector, FN::GuestCsBase, F32::GuestCsLimit, F32::GuestCsAccess, &state.cs),
-            (F16::GuestSsSelector, FN::GuestSsBase, F32::GuestSsLimit, F32::GuestSsAccess, &state.data),
-            (F16::GuestDsSelector, FN::GuestDsBase, F32::GuestDsLimit, F32::GuestDsAccess, &state.data),
-            (F16::GuestEsSelector, FN::GuestEsBase, F32::GuestEsLimit, F32::GuestEsAccess, &state.data),
-            (F16::GuestFsSelector, FN::GuestFsBase, F32::GuestFsLimit, F32::GuestFsAccess, &state.data),
-            (F16::GuestGsSelector, FN::GuestGsBase, F32::GuestGsLimit, F32::GuestGsAccess, &state.data),
-            (F16::GuestTrSelector, FN::GuestTrBase, F32::GuestTrLimit, F32::GuestTrAccess, &state.tr),
+            (
+                F16::GuestCsSelector,
+                FN::GuestCsBase,
+                F32::GuestCsLimit,
+                F32::GuestCsAccess,
+                &state.cs,
+            ),
+            (
+                F16::GuestSsSelector,
+                FN::GuestSsBase,
+                F32::GuestSsLimit,
+                F32::GuestSsAccess,
+                &state.data,
+            ),
+            (
+                F16::GuestDsSelector,
+                FN::GuestDsBase,
+                F32::GuestDsLimit,
+                F32::GuestDsAccess,
+                &state.data,
+            ),
+            (
+                F16::GuestEsSelector,
+                FN::GuestEsBase,
+                F32::GuestEsLimit,
+                F32::GuestEsAccess,
+                &state.data,
+            ),
+            (
+                F16::GuestFsSelector,
+                FN::GuestFsBase,
+                F32::GuestFsLimit,
+                F32::GuestFsAccess,
+                &state.data,
+            ),
+            (
+                F16::GuestGsSelector,
+                FN::GuestGsBase,
+                F32::GuestGsLimit,
+                F32::GuestGsAccess,
+                &state.data,
+            ),
+            (
+                F16::GuestTrSelector,
+                FN::GuestTrBase,
+                F32::GuestTrLimit,
+                F32::GuestTrAccess,
+                &state.tr,
+            ),
         ];
         for (sel, base, limit, access, s) in segments {
             vmwrites(&[
@@ -438,9 +540,21 @@ impl<'m> Vcpu<'m> {
         // Translations cached from an earlier use of these frames must go.
         let single = vmx.caps.ept_vpid & ept_vpid::INVEPT_SINGLE != 0;
         if vmx.caps.ept_vpid & ept_vpid::INVEPT != 0 {
-            instructions::invept(if single { 1 } else { 2 }, eptp).map_err(|e| failed("INVEPT", e))?;
+            instructions::invept(if single { 1 } else { 2 }, eptp)
+                .map_err(|e| failed("INVEPT", e))?;
         }
-        Ok(Self { ctx: VmxContext { regs: GuestRegs::default(), _pad: 0, guest_fx: initial_fx(), host_fx: [0; 512] }, vmcs, launched: false, memory, controls })
+        Ok(Self {
+            ctx: VmxContext {
+                regs: GuestRegs::default(),
+                _pad: 0,
+                guest_fx: initial_fx(),
+                host_fx: [0; 512],
+            },
+            vmcs,
+            launched: false,
+            memory,
+            controls,
+        })
     }
 
     /// Clears the VMCS so that VMX operation can end.
@@ -455,8 +569,12 @@ impl<'m> Vcpu<'m> {
         match basic {
             0 => {
                 let info = vmcs::read32(F32::ExitInterruptionInfo);
-                let error_code = (info & (1 << 11) != 0).then(|| vmcs::read32(F32::ExitInterruptionErrorCode));
-                Exit::Exception { vector: info as u8, error_code }
+                let error_code =
+                    (info & (1 << 11) != 0).then(|| vmcs::read32(F32::ExitInterruptionErrorCode));
+                Exit::Exception {
+                    vector: info as u8,
+                    error_code,
+                }
             }
             2 => Exit::TripleFault,
             10 => Exit::Cpuid,
@@ -469,7 +587,10 @@ impl<'m> Vcpu<'m> {
                 string: qualification & (1 << 4) != 0,
                 port: (qualification >> 16) as u16,
             },
-            31 | 32 => Exit::Msr { index: self.ctx.regs.rcx as u32, write: basic == 32 },
+            31 | 32 => Exit::Msr {
+                index: self.ctx.regs.rcx as u32,
+                write: basic == 32,
+            },
             48 => Exit::NestedFault {
                 gpa: vmcs::read64(F64::GuestPhysicalAddress),
                 read: qualification & 1 != 0,
@@ -477,28 +598,52 @@ impl<'m> Vcpu<'m> {
                 fetch: qualification & 4 != 0,
                 mapped: qualification & 0x38 != 0,
             },
-            _ => Exit::Unhandled { code: basic.into(), name: names::exit_reason(basic) },
+            _ => Exit::Unhandled {
+                code: basic.into(),
+                name: names::exit_reason(basic),
+            },
         }
     }
 
     fn entry_failed(&self, instruction: &str, code: u64, reason: &'static str) -> EntryFailure {
-        event::emit(&EntryFailed { vcpu: 0, instruction, code, reason, guest: dump() });
+        event::emit(&EntryFailed {
+            vcpu: 0,
+            instruction,
+            code,
+            reason,
+            guest: dump(),
+        });
         EntryFailure { code, reason }
     }
 }
 
 impl VirtCpu for Vcpu<'_> {
     fn run(&mut self) -> Result<Exit, EntryFailure> {
-        let instruction = if self.launched { "vmresume" } else { "vmlaunch" };
+        let instruction = if self.launched {
+            "vmresume"
+        } else {
+            "vmlaunch"
+        };
         if !self.launched {
-            event::emit(&VmLaunch(Step { vcpu: 0, vmcs: Hex(self.vmcs) }));
+            event::emit(&VmLaunch(Step {
+                vcpu: 0,
+                vmcs: Hex(self.vmcs),
+            }));
         }
         // SAFETY: our VMCS is current and complete; `run.s` saves and
         // restores every register the host uses.
         let status = unsafe { vmx_enter(&mut self.ctx, u64::from(self.launched)) };
         if status != 0 {
-            let error = if status == 2 { vmcs::read32(F32::InstructionError) } else { 0 };
-            let name = if status == 2 { names::instruction_error(error) } else { "VMfailInvalid" };
+            let error = if status == 2 {
+                vmcs::read32(F32::InstructionError)
+            } else {
+                0
+            };
+            let name = if status == 2 {
+                names::instruction_error(error)
+            } else {
+                "VMfailInvalid"
+            };
             return Err(self.entry_failed(instruction, error.into(), name));
         }
         self.launched = true;
@@ -543,7 +688,11 @@ impl VirtCpu for Vcpu<'_> {
         // IA-32e mode follows EFER.LMA.
         let lma = efer & crate::vcpu::guest::EFER_LMA != 0;
         let ia32e = controls::entry::IA32E_MODE_GUEST;
-        self.controls.entry = if lma { self.controls.entry | ia32e } else { self.controls.entry & !ia32e };
+        self.controls.entry = if lma {
+            self.controls.entry | ia32e
+        } else {
+            self.controls.entry & !ia32e
+        };
         let _ = vmcs::write32(F32::EntryControls, self.controls.entry);
     }
 

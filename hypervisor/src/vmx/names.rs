@@ -100,8 +100,14 @@ mod tests {
 
     #[test]
     fn names_errors_and_reasons() {
-        assert_eq!(instruction_error(7), "VM entry with invalid control field(s)");
-        assert_eq!(instruction_error(8), "VM entry with invalid host-state field(s)");
+        assert_eq!(
+            instruction_error(7),
+            "VM entry with invalid control field(s)"
+        );
+        assert_eq!(
+            instruction_error(8),
+            "VM entry with invalid host-state field(s)"
+        );
         assert_eq!(instruction_error(99), "unknown VM-instruction error");
         assert_eq!(exit_reason(10), "cpuid");
         assert_eq!(exit_reason(48), "ept-violation");

@@ -1,0 +1,62 @@
+/**
+ * Helpers for scenarios that run a guest: the CPU models that can, the
+ * events that open and close virtualization, and the values a guest reports
+ * through the `report` hypercall.
+ */
+import { modelsWith } from "./cpus.ts";
+import type { SvEvent } from "./events.ts";
+import type { EventExpectation, RunInfo, Target } from "./scenario.ts";
+
+/** Bochs Intel models with VMX, EPT and unrestricted guest. */
+export const INTEL_EPT_MODELS = modelsWith("bochs", "intel", ["vmx", "ept", "unrestricted_guest"]);
+/** Bochs Intel models with VMX but no EPT: the kernel must skip, naming EPT. */
+export const INTEL_NO_EPT_MODELS = modelsWith("bochs", "intel", ["vmx"]).filter(
+  (m) => !INTEL_EPT_MODELS.includes(m),
+);
+/**
+ * Where an Intel guest scenario runs: every model above on Bochs (QEMU's
+ * TCG has no VMX), and the host CPU under KVM where it nests.
+ */
+export const INTEL_GUEST_TARGETS: Target[] = [
+  { backend: "bochs", cpus: [...INTEL_EPT_MODELS, ...INTEL_NO_EPT_MODELS] },
+  { backend: "kvm", cpus: ["host"] },
+];
+
+/** The events that enter and leave virtualization, in order, for the run's vendor. */
+export function lifecycle(run: RunInfo): { start: EventExpectation[]; end: EventExpectation[] } {
+  if (run.vendor !== "intel") throw new Error("only the VMX lifecycle exists so far");
+  return {
+    start: [{ ev: "vmxon" }, { ev: "vmclear" }, { ev: "vmptrld" }, { ev: "vmlaunch" }],
+    end: [{ ev: "vmxoff" }],
+  };
+}
+
+/** A `report` hypercall with this tag; `check` judges its value. */
+export function report(
+  tag: number,
+  check: (value: bigint) => string | undefined,
+): EventExpectation {
+  return {
+    ev: "vmexit",
+    fields: { reason: "hypercall", call: "report", tag },
+    check: (e: SvEvent) => {
+      if (typeof e.value !== "string") return []; // the fields check names what is wrong
+      const problem = check(BigInt(e.value));
+      return problem ? [`report ${tag}: ${problem} (value ${e.value})`] : [];
+    },
+  };
+}
+
+/** A report whose value must be exactly `want`. */
+export function reportEquals(tag: number, want: bigint): EventExpectation {
+  return report(tag, (v) => (v === want ? undefined : `expected 0x${want.toString(16)}`));
+}
+
+/** The guest's end and the kernel's, after a guest that ended `how`. */
+export function guestEnds(run: RunInfo, how: string, exits: number): EventExpectation[] {
+  return [
+    { ev: "guest-end", fields: { how, failed: false, exits } },
+    ...lifecycle(run).end,
+    { ev: "exit", fields: { status: "pass" } },
+  ];
+}
