@@ -5,7 +5,13 @@
  */
 import { modelsWith } from "./cpus.ts";
 import type { SvEvent } from "./events.ts";
-import type { EventExpectation, RunInfo, Target } from "./scenario.ts";
+import {
+  defineScenario,
+  type EventExpectation,
+  type RunInfo,
+  type Scenario,
+  type Target,
+} from "./scenario.ts";
 
 /** Bochs Intel models with VMX, EPT and unrestricted guest. */
 export const INTEL_EPT_MODELS = modelsWith("bochs", "intel", ["vmx", "ept", "unrestricted_guest"]);
@@ -59,4 +65,43 @@ export function guestEnds(run: RunInfo, how: string, exits: number): EventExpect
     ...lifecycle(run).end,
     { ev: "exit", fields: { status: "pass" } },
   ];
+}
+
+export interface GuestScenario {
+  name: string;
+  description: string;
+  /** A file in payloads/. */
+  payload: string;
+  /** Default: `guest=long`. */
+  cmdline?: string;
+  /** The exact VM exits, in order. */
+  exits: string[];
+  /** What happens between VM entry and the guest's end. */
+  expect: (run: RunInfo) => EventExpectation[];
+  /** How the guest ends (`guest-end`'s `how`); default `hlt`. */
+  ends?: string;
+}
+
+/**
+ * A guest scenario on every Intel target: virtualization is entered, `expect`
+ * happens with exactly `exits`, the guest ends as `ends` says without
+ * failing, virtualization is left and the run passes.
+ */
+export function defineGuestScenario(g: GuestScenario): Scenario {
+  return defineScenario({
+    name: g.name,
+    description: g.description,
+    payload: { file: g.payload },
+    cmdline: g.cmdline ?? "guest=long",
+    machine: { memoryMiB: 128 },
+    targets: INTEL_GUEST_TARGETS,
+    timeoutS: 60,
+    exits: g.exits,
+    expect: (run) => [
+      ...lifecycle(run).start,
+      ...g.expect(run),
+      ...guestEnds(run, g.ends ?? "hlt", g.exits.length),
+    ],
+    absent: ["error", "entry-failure"],
+  });
 }

@@ -43,50 +43,52 @@ impl<F: Format> GuestMemory<F> {
         Ok(Self { table, size })
     }
 
-    /// Copies `bytes` into guest memory at `gpa`; false when it does not fit.
-    pub fn write(&self, gpa: u64, bytes: &[u8]) -> bool {
+    /// Calls `f(hpa, done, n)` for each piece of `[gpa, gpa + len)` that
+    /// lies in one page: `n` bytes at host-physical `hpa`, `done` bytes in.
+    /// False when the range leaves guest RAM or `f` fails.
+    fn pages(&self, gpa: u64, len: usize, mut f: impl FnMut(u64, usize, usize) -> bool) -> bool {
         if gpa
-            .checked_add(bytes.len() as u64)
+            .checked_add(len as u64)
             .is_none_or(|end| end > self.size)
         {
             return false;
         }
         let mut done = 0;
-        while done < bytes.len() {
+        while done < len {
             let at = gpa + done as u64;
             let Some((hpa, _)) = self.table.translate(&mut IdentityTables, at) else {
                 return false;
             };
-            let n = ((PAGE - at % PAGE) as usize).min(bytes.len() - done);
-            // SAFETY: `hpa` is a frame backing this guest's memory, and the
-            // copy stays within its page.
-            unsafe { crate::phys::write(hpa, &bytes[done..done + n]) };
+            let n = ((PAGE - at % PAGE) as usize).min(len - done);
+            if !f(hpa, done, n) {
+                return false;
+            }
             done += n;
         }
         true
     }
 
+    /// Copies `bytes` into guest memory at `gpa`; false when it does not fit.
+    pub fn write(&self, gpa: u64, bytes: &[u8]) -> bool {
+        self.pages(gpa, bytes.len(), |hpa, done, n| {
+            // SAFETY: `hpa` is a frame backing this guest's memory, and the
+            // copy stays within its page.
+            unsafe { crate::phys::write(hpa, &bytes[done..done + n]) };
+            true
+        })
+    }
+
     /// Reads guest memory at `gpa` into `out`; false outside guest RAM.
     pub fn read(&self, gpa: u64, out: &mut [u8]) -> bool {
-        if gpa
-            .checked_add(out.len() as u64)
-            .is_none_or(|end| end > self.size)
-        {
-            return false;
-        }
-        let mut done = 0;
-        while done < out.len() {
-            let at = gpa + done as u64;
-            let Some((hpa, _)) = self.table.translate(&mut IdentityTables, at) else {
-                return false;
-            };
-            let n = ((PAGE - at % PAGE) as usize).min(out.len() - done);
+        let len = out.len();
+        self.pages(gpa, len, |hpa, done, n| {
             match IdentityMapped.bytes(hpa, n) {
-                Some(b) => out[done..done + n].copy_from_slice(b),
-                None => return false,
+                Some(b) => {
+                    out[done..done + n].copy_from_slice(b);
+                    true
+                }
+                None => false,
             }
-            done += n;
-        }
-        true
+        })
     }
 }
