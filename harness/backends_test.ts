@@ -114,7 +114,7 @@ Deno.test("Bochs config: model, CPU count, memory, ISO, serial file, no reset on
       "ata0-master: type=cdrom, path=boot.iso, status=inserted",
       "boot: cdrom",
       "com1: enabled=1, mode=file, dev=serial.log",
-      'display_library: rfb, options="timeout=0"',
+      "display_library: term",
       "panic: action=fatal",
     ]
   ) assert.ok(cfg.split("\n").includes(line), `missing ${line}`);

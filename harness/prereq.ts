@@ -4,7 +4,7 @@
  * the one apt-get line to run is printed.
  */
 import { existsSync } from "node:fs";
-import { BOCHS_BIOS, BOCHS_VGABIOS } from "./backends/bochs.ts";
+import { BOCHS_BIOS, BOCHS_TERM_PLUGINS, BOCHS_VGABIOS } from "./backends/bochs.ts";
 import { findOvmf } from "./backends/qemu.ts";
 import type { RunPlan } from "./scenario.ts";
 
@@ -33,8 +33,10 @@ const REQUIREMENTS: Record<Tool, Requirement> = {
   cargo: { present: () => onPath("cargo"), packages: [] },
   qemu: { present: () => onPath("qemu-system-x86_64"), packages: ["qemu-system-x86"] },
   bochs: {
-    present: () => onPath("bochs") && existsSync(BOCHS_BIOS) && existsSync(BOCHS_VGABIOS),
-    packages: ["bochs", "bochsbios", "vgabios"],
+    present: () =>
+      onPath("bochs") && existsSync(BOCHS_BIOS) && existsSync(BOCHS_VGABIOS) &&
+      BOCHS_TERM_PLUGINS.some((f) => existsSync(f)),
+    packages: ["bochs", "bochs-term", "bochsbios", "vgabios"],
   },
   ovmf: { present: () => findOvmf() !== undefined, packages: ["ovmf"] },
   grub: {

@@ -166,6 +166,7 @@ export async function runPlan(plan: RunPlan, opts: RunOptions): Promise<RunResul
   try {
     const child = new Deno.Command(launch.bin, {
       args: launch.args,
+      env: launch.env,
       cwd: dir,
       stdin: "null",
       stdout: "piped",

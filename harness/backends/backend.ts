@@ -19,6 +19,8 @@ export const RUN_FILES = {
 export interface Launch {
   bin: string;
   args: string[];
+  /** Environment variables added to the harness's own. */
+  env?: Record<string, string>;
   /** Files to write into the run directory before starting. */
   files: Record<string, string>;
   /** Files to copy into the run directory (name: source), e.g. OVMF's VARS. */

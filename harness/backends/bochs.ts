@@ -1,7 +1,9 @@
 /**
- * Bochs, headless: the rfb display that waits for no client, the debugger
- * told by an rc file to continue and then quit, serial to a file. Its exit
- * status is always 1, so the verdict comes from the serial output alone.
+ * Bochs, headless: the curses `term` display drawing into a file, the
+ * debugger told by an rc file to continue and then quit, serial to a file.
+ * Its exit status is always 1, so the verdict comes from the serial output
+ * alone. (The `rfb` display is no good in parallel: with a second Bochs on
+ * port 5900 its bind/listen retry fails on every other port.)
  */
 import type { RunPlan } from "../scenario.ts";
 import { DEFAULT_MEMORY_MIB, DEFAULT_SMP } from "../scenario.ts";
@@ -11,6 +13,11 @@ import { type Artifacts, type Backend, RUN_FILES } from "./backend.ts";
 const SHARE = Deno.env.get("BXSHARE") ?? "/usr/share/bochs";
 export const BOCHS_BIOS = `${SHARE}/BIOS-bochs-latest`;
 export const BOCHS_VGABIOS = `${SHARE}/VGABIOS-lgpl-latest`;
+/** Where the `term` display plugin may be: Debian's bochs-term, or beside BXSHARE (Nix). */
+export const BOCHS_TERM_PLUGINS = [
+  "/usr/lib/x86_64-linux-gnu/bochs/plugins/libbx_term_gui.so",
+  `${SHARE}/../../lib/bochs/plugins/libbx_term_gui.so`,
+];
 
 export function bochsConfig(plan: RunPlan): string {
   const m = plan.scenario.machine;
@@ -23,7 +30,7 @@ export function bochsConfig(plan: RunPlan): string {
     `ata0-master: type=cdrom, path=${RUN_FILES.iso}, status=inserted`,
     "boot: cdrom",
     `com1: enabled=1, mode=file, dev=${RUN_FILES.serial}`,
-    'display_library: rfb, options="timeout=0"',
+    "display_library: term",
     "speaker: enabled=0",
     "sound: waveoutdrv=dummy",
     "mouse: enabled=0",
@@ -46,6 +53,8 @@ export const bochs: Backend = {
   launch(plan, _artifacts: Artifacts, _cmdline) {
     return {
       bin: "bochs",
+      // curses wants a terminal type; the screen goes to stdout.log.
+      env: { TERM: "xterm" },
       args: ["-q", "-f", "bochsrc.txt", "-rc", "bochs.rc"],
       files: { "bochsrc.txt": bochsConfig(plan), "bochs.rc": "continue\nquit\n" },
       copies: {},
