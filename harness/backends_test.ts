@@ -115,7 +115,7 @@ Deno.test("Bochs config: model, CPU count, memory, ISO, serial file, no reset on
       "boot: cdrom",
       "com1: enabled=1, mode=file, dev=serial.log",
       "display_library: term",
-      "panic: action=fatal",
+      "panic: action=fatal, cpu0=report",
     ]
   ) assert.ok(cfg.split("\n").includes(line), `missing ${line}`);
   assert.ok(!cfg.includes("time0"), "time0=local aborts Debian's Bochs");

@@ -19,22 +19,29 @@ export const INTEL_EPT_MODELS = modelsWith("bochs", "intel", ["vmx", "ept", "unr
 export const INTEL_NO_EPT_MODELS = modelsWith("bochs", "intel", ["vmx"]).filter(
   (m) => !INTEL_EPT_MODELS.includes(m),
 );
+/** QEMU models with SVM and NPT, and one with SVM but no NPT: the kernel must skip it. */
+export const AMD_NPT_MODELS = [...modelsWith("qemu", "amd", ["svm", "npt"]), "qemu64,+svm,+npt"];
+export const AMD_NO_NPT_MODELS = ["qemu64,+svm,-npt"];
+
 /**
- * Where an Intel guest scenario runs: every model above on Bochs (QEMU's
- * TCG has no VMX), and the host CPU under KVM where it nests.
+ * Where a guest scenario runs: every Intel model on Bochs (QEMU's TCG has no
+ * VMX), the AMD models on QEMU TCG and Bochs' ryzen, and the host CPU under
+ * KVM where it nests. The same expectations hold on both vendors.
  */
-export const INTEL_GUEST_TARGETS: Target[] = [
-  { backend: "bochs", cpus: [...INTEL_EPT_MODELS, ...INTEL_NO_EPT_MODELS] },
+export const GUEST_TARGETS: Target[] = [
+  { backend: "bochs", cpus: [...INTEL_EPT_MODELS, ...INTEL_NO_EPT_MODELS, "ryzen"] },
+  { backend: "qemu", boot: "kernel", cpus: [...AMD_NPT_MODELS, ...AMD_NO_NPT_MODELS] },
   { backend: "kvm", cpus: ["host"] },
 ];
 
 /** The events that enter and leave virtualization, in order, for the run's vendor. */
 export function lifecycle(run: RunInfo): { start: EventExpectation[]; end: EventExpectation[] } {
-  if (run.vendor !== "intel") throw new Error("only the VMX lifecycle exists so far");
-  return {
-    start: [{ ev: "vmxon" }, { ev: "vmclear" }, { ev: "vmptrld" }, { ev: "vmlaunch" }],
-    end: [{ ev: "vmxoff" }],
-  };
+  return run.vendor === "intel"
+    ? {
+      start: [{ ev: "vmxon" }, { ev: "vmclear" }, { ev: "vmptrld" }, { ev: "vmlaunch" }],
+      end: [{ ev: "vmxoff" }],
+    }
+    : { start: [{ ev: "svm-on" }, { ev: "vmrun" }], end: [{ ev: "svm-off" }] };
 }
 
 /** A `report` hypercall with this tag; `check` judges its value. */
@@ -94,7 +101,7 @@ export function defineGuestScenario(g: GuestScenario): Scenario {
     payload: { file: g.payload },
     cmdline: g.cmdline ?? "guest=long",
     machine: { memoryMiB: 128 },
-    targets: INTEL_GUEST_TARGETS,
+    targets: GUEST_TARGETS,
     timeoutS: 60,
     exits: g.exits,
     expect: (run) => [

@@ -41,6 +41,8 @@ export interface RunOptions {
 const POLL_MS = 50;
 /** How long an emulator may take to exit after the kernel's last event. */
 const GRACE_MS = 5000;
+/** How long the kernel has to go on after the emulator logged a crash. */
+const CRASH_GRACE_MS = 2000;
 const TERMINAL = new Set(["exit", "exception", "panic"]);
 /** Run directories kept; older ones are removed when a new run starts. */
 const KEEP_RUNS = 500;
@@ -97,6 +99,35 @@ async function build(plan: RunPlan, progress: (m: string) => void): Promise<Arti
     ? await buildIso(kernel, plan.scenario.cmdline ?? "", payload, progress)
     : undefined;
   return { kernel, payload, iso };
+}
+
+/** The bytes a growing file gained since the last read. */
+class FileTail {
+  #offset = 0;
+  constructor(readonly path: string) {}
+
+  async read(): Promise<Uint8Array> {
+    let file: Deno.FsFile;
+    try {
+      file = await Deno.open(this.path);
+    } catch {
+      return new Uint8Array(); // not created yet
+    }
+    try {
+      await file.seek(this.#offset, Deno.SeekMode.Start);
+      const chunks: Uint8Array[] = [];
+      const buf = new Uint8Array(65536);
+      for (let n = await file.read(buf); n !== null && n > 0; n = await file.read(buf)) {
+        chunks.push(buf.slice(0, n));
+        this.#offset += n;
+      }
+      const all = new Uint8Array(chunks.reduce((s, c) => s + c.length, 0));
+      chunks.reduce((at, c) => (all.set(c, at), at + c.length), 0);
+      return all;
+    } finally {
+      file.close();
+    }
+  }
 }
 
 async function tail(path: string, chars: number): Promise<string> {
@@ -181,30 +212,28 @@ export async function runPlan(plan: RunPlan, opts: RunOptions): Promise<RunResul
       exited = true;
       return s;
     });
-    const serialPath = join(dir, RUN_FILES.serial);
-    let offset = 0;
+    const serial = new FileTail(join(dir, RUN_FILES.serial));
+    const emulatorLog = new FileTail(join(dir, launch.log));
+    let logText = "";
     const readSerial = async () => {
-      let bytes: Uint8Array;
-      try {
-        bytes = await Deno.readFile(serialPath);
-      } catch {
-        return; // not created yet
-      }
-      if (bytes.length <= offset) return;
-      const fresh = stream.push(bytes.subarray(offset));
-      offset = bytes.length;
+      const fresh = stream.push(await serial.read());
       if (opts.verbose) { for (const e of fresh) opts.progress(`  ${describe(e)}`); }
     };
     const deadline = started + plan.timeoutS * 1000;
     let endedAt: number | undefined;
+    let crashedAt: number | undefined;
     while (!exited) {
       await new Promise((r) => setTimeout(r, POLL_MS));
       await readSerial();
       const now = performance.now();
       if (endedAt === undefined && stream.events.some((e) => TERMINAL.has(e.ev))) endedAt = now;
-      const graceOver = endedAt !== undefined && now - endedAt > GRACE_MS;
+      // A crash the emulator logs may leave it running (Bochs in shutdown state).
+      logText = (logText + new TextDecoder().decode(await emulatorLog.read())).slice(-4096);
+      if (crashedAt === undefined && backend.crashIn(logText)) crashedAt = now;
+      const graceOver = (endedAt !== undefined && now - endedAt > GRACE_MS) ||
+        (crashedAt !== undefined && now - crashedAt > CRASH_GRACE_MS);
       if (!exited && (now > deadline || graceOver)) {
-        timedOut = endedAt === undefined;
+        timedOut = endedAt === undefined && crashedAt === undefined;
         try {
           child.kill(launch.stopSignal);
         } catch { /* exited meanwhile */ }

@@ -10,7 +10,11 @@ export interface Outcome {
   exitCode: number | null;
   /** Set when the emulator could not be started at all. */
   spawnError?: string;
-  /** A crash the emulator logged that the kernel could not report (triple fault). */
+  /**
+   * A crash the emulator logged (a triple fault). It is the verdict only when
+   * the kernel did not go on to report its `exit`: a guest's triple fault,
+   * which the hypervisor handles, can leave the same line in Bochs' log.
+   */
   emulatorCrash?: string;
   /** The tail of the emulator's stderr, to explain its failures. */
   stderrTail: string;
@@ -38,7 +42,9 @@ export function classify(o: Outcome): Verdict {
   if (o.spawnError) return { status: "emulator-error", reason: o.spawnError };
   const crash = o.events.find((e) => e.ev === "exception" || e.ev === "panic");
   if (crash) return { status: "crash", reason: crashReason(crash) };
-  if (o.emulatorCrash) return { status: "crash", reason: o.emulatorCrash };
+  if (o.emulatorCrash && !first(o.events, "exit")) {
+    return { status: "crash", reason: o.emulatorCrash };
+  }
   const skip = first(o.events, "skip");
   if (skip) return { status: "skip", reason: String(skip.reason ?? "the kernel skipped the run") };
   const last = o.events.at(-1);

@@ -4,7 +4,15 @@ export default defineGuestScenario({
   name: "longmode-guest",
   description: "a guest that starts in long mode; its SSE registers survive exits",
   payload: "longmode-guest.asm",
-  exits: [...Array(3).fill("hypercall"), "cpuid", ...Array(3).fill("hypercall"), "hlt"],
+  exits: [
+    "hypercall",
+    "hypercall",
+    "msr",
+    "hypercall",
+    "cpuid",
+    ...Array(3).fill("hypercall"),
+    "hlt",
+  ],
   expect: () => [
     report(1, (cr0) => ((cr0 & 0x80000001n) === 0x80000001n ? undefined : "expected PE and PG")),
     report(

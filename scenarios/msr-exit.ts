@@ -9,13 +9,13 @@ const gp = [reportEquals(101, 0n), reportEquals(100, 13n)];
 
 export default defineGuestScenario({
   name: "msr-exit",
-  description: "MSR accesses exit: VMX MSRs and unknown writes give #GP, EFER writes are emulated",
+  description: "MSR accesses exit: VMX MSRs and unknown writes give #GP, EFER is emulated",
   payload: "msr-exit.asm",
   exits: [
     ...["msr", "hypercall"],
     ...["msr", "hypercall", "hypercall"],
     ...["msr", "hypercall", "hypercall"],
-    ...["hypercall", "msr", "hlt"],
+    ...["msr", "hypercall", "msr", "hlt"],
   ],
   expect: () => [
     msr({ msr: "0x3a", dir: "read", value: "0x1", action: "emulated" }),
@@ -24,7 +24,16 @@ export default defineGuestScenario({
     ...gp,
     msr({ msr: "0x1b", dir: "write", action: "gp" }),
     ...gp,
-    report(3, (efer) => ((efer & 0x500n) === 0x500n ? undefined : "EFER without LME and LMA")),
+    msr({ msr: "0xc0000080", dir: "read", action: "emulated" }),
+    report(
+      3,
+      (efer) =>
+        (efer & 0x500n) !== 0x500n
+          ? "EFER without LME and LMA"
+          : (efer & 0x1000n) !== 0n
+          ? "EFER.SVME visible to the guest"
+          : undefined,
+    ),
     msr({ msr: "0xc0000080", dir: "write", action: "emulated" }),
   ],
 });

@@ -64,11 +64,16 @@ impl FrameAllocator {
 
     /// A free 4 KiB frame (not zeroed), or None when memory is exhausted.
     pub fn alloc(&mut self) -> Option<u64> {
+        self.alloc_run(1)
+    }
+
+    /// `n` physically contiguous frames (not zeroed); the start of the run.
+    pub fn alloc_run(&mut self, n: u64) -> Option<u64> {
         while let Some(&(_, end)) = self.ranges.get(self.current) {
-            if self.next + FRAME <= end {
-                let frame = self.next;
-                self.next += FRAME;
-                return Some(frame);
+            if self.next + n * FRAME <= end {
+                let start = self.next;
+                self.next += n * FRAME;
+                return Some(start);
             }
             self.current += 1;
             self.next = self.ranges.get(self.current).map_or(0, |r| r.0);
@@ -100,10 +105,17 @@ pub fn init(allocator: FrameAllocator) {
 
 /// A zeroed frame from the kernel's allocator.
 pub fn alloc_zeroed() -> Option<u64> {
-    let frame = GLOBAL.lock().as_mut()?.alloc()?;
-    // SAFETY: the allocator hands each frame out once; it is ours to clear.
-    unsafe { crate::phys::write(frame, &[0; FRAME as usize]) };
-    Some(frame)
+    alloc_run_zeroed(1)
+}
+
+/// `n` zeroed, physically contiguous frames from the kernel's allocator.
+pub fn alloc_run_zeroed(n: u64) -> Option<u64> {
+    let start = GLOBAL.lock().as_mut()?.alloc_run(n)?;
+    for frame in (0..n).map(|i| start + i * FRAME) {
+        // SAFETY: the allocator hands each frame out once; it is ours to clear.
+        unsafe { crate::phys::write(frame, &[0; FRAME as usize]) };
+    }
+    Some(start)
 }
 
 #[cfg(test)]
@@ -148,6 +160,19 @@ mod tests {
         assert_eq!(n * FRAME, 0x70_0000 - 0x8_0000 - 0x1000);
         assert_eq!(last, 0x7f_f000);
         assert_eq!(a.free_bytes(), 0);
+    }
+
+    #[test]
+    fn runs_are_contiguous_and_skip_ranges_too_small() {
+        let map = [usable(0x10_0000, 0x3000), usable(0x20_0000, 0x10_0000)];
+        let mut a = FrameAllocator::new(&map, &[]);
+        assert_eq!(a.alloc(), Some(0x10_0000));
+        assert_eq!(
+            a.alloc_run(3),
+            Some(0x20_0000),
+            "two frames left below: too few"
+        );
+        assert_eq!(a.alloc(), Some(0x20_3000));
     }
 
     #[test]

@@ -14,7 +14,7 @@ use crate::event::{self, Event, Hex, SCHEMA};
 use crate::frames::{self, FrameAllocator};
 use crate::phys::{IdentityMapped, PhysMem};
 use crate::vcpu::{GuestConfig, Refusal};
-use crate::{serial, vmx};
+use crate::{serial, svm, vmx};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -220,7 +220,7 @@ fn run_guest(config: &GuestConfig, boot: &BootInfo, vendor: Vendor) -> ! {
     };
     let result = match vendor {
         Vendor::Intel => vmx::launch(config, payload),
-        Vendor::Amd => Err(Refusal::Unsupported("AMD SVM is not supported yet")),
+        Vendor::Amd => svm::launch(config, payload),
         Vendor::Other => Err(Refusal::Unsupported("the CPU is neither Intel nor AMD")),
     };
     match result {

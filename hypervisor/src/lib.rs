@@ -15,5 +15,6 @@ pub mod frames;
 pub mod kernel;
 pub mod phys;
 pub mod serial;
+pub mod svm;
 pub mod vcpu;
 pub mod vmx;

@@ -110,3 +110,66 @@ mod tests {
         );
     }
 }
+
+/// AMD nested page tables (APM 2, 15.25): ordinary x86-64 entries. Guest
+/// accesses are user accesses, so every entry has U/S set; NX is left clear
+/// (the host runs without EFER.NXE, which makes bit 63 reserved).
+pub struct Npt;
+
+const P: u64 = 1 << 0;
+const RW: u64 = 1 << 1;
+const US: u64 = 1 << 2;
+
+impl Format for Npt {
+    fn table(table: u64) -> u64 {
+        table | P | RW | US
+    }
+
+    fn page(frame: u64, access: Access) -> u64 {
+        let mut e = frame | P | US;
+        if access.write {
+            e |= RW;
+        }
+        e
+    }
+
+    fn is_present(entry: u64) -> bool {
+        entry & P != 0
+    }
+
+    fn access(entry: u64) -> Access {
+        let present = entry & P != 0;
+        Access {
+            read: present,
+            write: present && entry & RW != 0,
+            execute: present,
+        }
+    }
+}
+
+#[cfg(test)]
+mod npt_tests {
+    use super::super::PageTable;
+    use super::super::fake::FakeTables;
+    use super::*;
+
+    #[test]
+    fn nested_entries_are_user_present_and_writable_as_asked() {
+        let mut mem = FakeTables::new(16);
+        let pt = PageTable::<Npt>::new(&mut mem).unwrap();
+        pt.map(&mut mem, 0x8000, 0x12_3000, Access::ALL).unwrap();
+        let ro = Access {
+            read: true,
+            write: false,
+            execute: true,
+        };
+        pt.map(&mut mem, 0x9000, 0x12_4000, ro).unwrap();
+        let leaves: Vec<u64> = mem.writes.iter().skip(3).map(|w| w.2).collect();
+        assert_eq!(leaves, [0x12_3000 | 7, 0x12_4000 | 5]);
+        assert!(
+            mem.writes.iter().take(3).all(|w| w.2 & 7 == 7),
+            "tables are P|RW|US"
+        );
+        assert_eq!(pt.translate(&mut mem, 0x9010), Some((0x12_4010, ro)));
+    }
+}

@@ -4,6 +4,7 @@
 //! everything else (CPUID, hypercalls, I/O, MSRs, faults) is settled here.
 
 pub mod cpuid;
+pub mod decode;
 pub mod guest;
 pub mod hypercall;
 pub mod memory;
@@ -36,6 +37,44 @@ pub struct GuestRegs {
     pub r13: u64,
     pub r14: u64,
     pub r15: u64,
+}
+
+/// What the vendors' entry code (`vmx/run.s`, `svm/run.s`) works on: the
+/// guest's general registers and the FXSAVE areas of guest and host. The
+/// offsets are fixed in the assembly.
+#[repr(C, align(16))]
+pub struct CpuContext {
+    pub regs: GuestRegs,
+    _pad: u64,
+    guest_fx: [u8; 512],
+    host_fx: [u8; 512],
+}
+const _: () = {
+    assert!(core::mem::offset_of!(CpuContext, regs) == 0);
+    assert!(core::mem::offset_of!(CpuContext, guest_fx) == 128);
+    assert!(core::mem::offset_of!(CpuContext, host_fx) == 640);
+};
+
+impl CpuContext {
+    /// Zeroed registers, and the FPU/SSE state of a CPU after reset: x87
+    /// control word 0x37f, MXCSR 0x1f80.
+    pub fn new() -> Self {
+        let mut guest_fx = [0u8; 512];
+        guest_fx[0..2].copy_from_slice(&0x037fu16.to_le_bytes());
+        guest_fx[24..28].copy_from_slice(&0x1f80u32.to_le_bytes());
+        Self {
+            regs: GuestRegs::default(),
+            _pad: 0,
+            guest_fx,
+            host_fx: [0; 512],
+        }
+    }
+}
+
+impl Default for CpuContext {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// Why the guest stopped running, in words common to both vendors.
@@ -92,6 +131,8 @@ pub trait VirtCpu {
     /// Delivers an exception to the guest at the next entry.
     fn inject_exception(&mut self, vector: u8, error_code: Option<u32>);
     fn set_efer(&mut self, efer: u64);
+    /// EFER as the guest may see it (without SVME on AMD).
+    fn efer(&self) -> u64;
     /// Guest memory, for hypercalls that pass buffers.
     fn read_guest(&self, gpa: u64, out: &mut [u8]) -> bool;
 }
@@ -183,9 +224,18 @@ const IA32_FEATURE_CONTROL: u32 = 0x3a;
 const IA32_EFER: u32 = 0xc000_0080;
 /// The VMX capability MSRs: the guest sees no VMX, so reading them faults.
 pub const VMX_MSRS: core::ops::RangeInclusive<u32> = 0x480..=0x493;
-/// MSR reads that exit: the rest read the hardware (or the guest's loaded values).
-pub const INTERCEPTED_MSR_READS: [core::ops::RangeInclusive<u32>; 2] =
-    [IA32_FEATURE_CONTROL..=IA32_FEATURE_CONTROL, VMX_MSRS];
+/// AMD's SVM MSRs: VM_CR and VM_HSAVE_PA. The guest sees no SVM either.
+pub const SVM_MSRS: [u32; 2] = [0xc001_0114, 0xc001_0117];
+/// MSR reads that exit: the rest read the hardware (or the guest's loaded
+/// values). EFER is read through the hypervisor so that the guest never sees
+/// AMD's EFER.SVME, on either vendor alike.
+pub const INTERCEPTED_MSR_READS: [core::ops::RangeInclusive<u32>; 5] = [
+    IA32_FEATURE_CONTROL..=IA32_FEATURE_CONTROL,
+    VMX_MSRS,
+    IA32_EFER..=IA32_EFER,
+    SVM_MSRS[0]..=SVM_MSRS[0],
+    SVM_MSRS[1]..=SVM_MSRS[1],
+];
 /// A runaway guest that does nothing but exit is stopped.
 const EXIT_LIMIT: u32 = 100_000;
 
@@ -399,6 +449,7 @@ pub fn run(cpu: &mut impl VirtCpu, config: &GuestConfig) -> GuestEnd {
                 let emulated = match (index, write) {
                     // Locked, VMX off: what a CPU without VMX shows.
                     (IA32_FEATURE_CONTROL, false) => Some(1),
+                    (IA32_EFER, false) => Some(cpu.efer()),
                     (IA32_EFER, true) => {
                         cpu.set_efer(value);
                         Some(value)
@@ -592,6 +643,9 @@ mod run_tests {
         }
         fn set_efer(&mut self, efer: u64) {
             self.efer = Some(efer);
+        }
+        fn efer(&self) -> u64 {
+            self.efer.unwrap_or(0xd01)
         }
         fn read_guest(&self, gpa: u64, out: &mut [u8]) -> bool {
             let Some(src) = MEMORY.get(gpa as usize..gpa as usize + out.len()) else {

@@ -19,7 +19,9 @@ use crate::event::{self, Event, Hex};
 use crate::frames;
 use crate::vcpu::guest::{GuestMode, GuestState, Segment};
 use crate::vcpu::memory::GuestMemory;
-use crate::vcpu::{self, EntryFailure, Exit, GuestConfig, GuestRegs, Message, Refusal, VirtCpu};
+use crate::vcpu::{
+    self, CpuContext, EntryFailure, Exit, GuestConfig, GuestRegs, Message, Refusal, VirtCpu,
+};
 use controls::{Capabilities, Controls, ept_vpid, proc2};
 use fields::{Field16 as F16, Field32 as F32, Field64 as F64, FieldNatural as FN};
 use instructions::VmFail;
@@ -27,7 +29,7 @@ use instructions::VmFail;
 core::arch::global_asm!(include_str!("run.s"), options(att_syntax));
 
 unsafe extern "C" {
-    fn vmx_enter(ctx: *mut VmxContext, launched: u64) -> u64;
+    fn vmx_enter(ctx: *mut CpuContext, launched: u64) -> u64;
     fn vmx_exit();
 }
 
@@ -284,30 +286,8 @@ impl Vmx {
     }
 }
 
-/// The registers and FPU/SSE areas `run.s` works on; offsets are fixed there.
-#[repr(C, align(16))]
-struct VmxContext {
-    regs: GuestRegs,
-    _pad: u64,
-    guest_fx: [u8; 512],
-    host_fx: [u8; 512],
-}
-const _: () = {
-    assert!(core::mem::offset_of!(VmxContext, regs) == 0);
-    assert!(core::mem::offset_of!(VmxContext, guest_fx) == 128);
-    assert!(core::mem::offset_of!(VmxContext, host_fx) == 640);
-};
-
-/// An FXSAVE image a fresh CPU would have: x87 control word 0x37f, MXCSR 0x1f80.
-fn initial_fx() -> [u8; 512] {
-    let mut fx = [0u8; 512];
-    fx[0..2].copy_from_slice(&0x037fu16.to_le_bytes());
-    fx[24..28].copy_from_slice(&0x1f80u32.to_le_bytes());
-    fx
-}
-
 pub struct Vcpu<'m> {
-    ctx: VmxContext,
+    ctx: CpuContext,
     vmcs: u64,
     launched: bool,
     memory: &'m GuestMemory<Ept>,
@@ -544,12 +524,7 @@ impl<'m> Vcpu<'m> {
                 .map_err(|e| failed("INVEPT", e))?;
         }
         Ok(Self {
-            ctx: VmxContext {
-                regs: GuestRegs::default(),
-                _pad: 0,
-                guest_fx: initial_fx(),
-                host_fx: [0; 512],
-            },
+            ctx: CpuContext::new(),
             vmcs,
             launched: false,
             memory,
@@ -694,6 +669,10 @@ impl VirtCpu for Vcpu<'_> {
             self.controls.entry & !ia32e
         };
         let _ = vmcs::write32(F32::EntryControls, self.controls.entry);
+    }
+
+    fn efer(&self) -> u64 {
+        vmcs::read64(F64::GuestEfer)
     }
 
     fn read_guest(&self, gpa: u64, out: &mut [u8]) -> bool {

@@ -1,0 +1,519 @@
+//! AMD SVM (APM vol. 2, chapter 15): bring-up, one VMCB per vCPU, nested
+//! paging, #VMEXIT decoded into the vendor-neutral `vcpu::Exit`, and SVM
+//! disabled at the end. RIP is never advanced from the VMCB's nRIP (QEMU's
+//! TCG does not provide it): the instruction is decoded instead.
+
+pub mod names;
+pub mod permissions;
+pub mod vmcb;
+
+use serde::Serialize;
+use x86_64::registers::model_specific::Msr;
+
+use crate::ept::format::Npt;
+use crate::event::{self, Event, Hex};
+use crate::frames;
+use crate::vcpu::decode::{self, Insn};
+use crate::vcpu::guest::{CR0_PE, CR0_PG, EFER_LMA, GuestState};
+use crate::vcpu::memory::GuestMemory;
+use crate::vcpu::{
+    self, CpuContext, EntryFailure, Exit, GuestConfig, GuestRegs, Message, Refusal, VirtCpu,
+};
+use vmcb::{Vmcb, intercept};
+
+core::arch::global_asm!(include_str!("run.s"), options(att_syntax));
+
+unsafe extern "C" {
+    fn svm_enter(ctx: *mut CpuContext, vmcb: u64, host_save: u64) -> u64;
+}
+
+const IA32_EFER: u32 = 0xc000_0080;
+const VM_CR: u32 = 0xc001_0114;
+const VM_HSAVE_PA: u32 = 0xc001_0117;
+const EFER_SVME: u64 = 1 << 12;
+const VM_CR_SVMDIS: u64 = 1 << 4;
+/// The PAT after reset: QEMU refuses nested paging with an invalid G_PAT.
+const RESET_PAT: u64 = 0x0007_0406_0007_0406;
+const UD: u32 = 6;
+
+fn oom(what: &str) -> Refusal {
+    let mut m = Message::new();
+    let _ = core::fmt::Write::write_fmt(&mut m, format_args!("out of memory for {what}"));
+    Refusal::Failed(m)
+}
+
+#[derive(Serialize)]
+struct SvmOn {
+    asids: u32,
+    nrip_save: bool,
+    hsave: Hex,
+}
+impl Event for SvmOn {
+    const NAME: &'static str = "svm-on";
+}
+
+#[derive(Serialize)]
+struct VmRun {
+    vcpu: u32,
+    vmcb: Hex,
+    asid: u32,
+}
+impl Event for VmRun {
+    const NAME: &'static str = "vmrun";
+}
+
+#[derive(Serialize)]
+struct SvmOff {
+    exits: u32,
+}
+impl Event for SvmOff {
+    const NAME: &'static str = "svm-off";
+}
+
+/// The state-save area, dumped when VMRUN refuses the VMCB.
+#[derive(Serialize)]
+struct GuestDump {
+    cr0: Hex,
+    cr3: Hex,
+    cr4: Hex,
+    efer: Hex,
+    rip: Hex,
+    rsp: Hex,
+    rflags: Hex,
+    cs: Hex,
+    cs_attrib: Hex,
+    cs_limit: Hex,
+    ss_attrib: Hex,
+    tr_attrib: Hex,
+    cpl: u8,
+    asid: u32,
+    intercepts: Hex,
+    nested_cr3: Hex,
+}
+
+#[derive(Serialize)]
+struct EntryFailed<'a> {
+    vcpu: u32,
+    instruction: &'a str,
+    code: u64,
+    reason: &'a str,
+    guest: GuestDump,
+}
+impl Event for EntryFailed<'_> {
+    const NAME: &'static str = "entry-failure";
+}
+
+fn rdmsr(msr: u32) -> u64 {
+    // SAFETY: only called for MSRs every CPU with SVM has.
+    unsafe { Msr::new(msr).read() }
+}
+
+fn wrmsr(msr: u32, value: u64) {
+    // SAFETY: EFER.SVME and VM_HSAVE_PA, written as SVM's bring-up requires.
+    unsafe { Msr::new(msr).write(value) }
+}
+
+/// SVM enabled on this CPU.
+pub struct Svm {
+    hsave: u64,
+    /// Where VMSAVE keeps the host's FS, GS, TR, ... while a guest runs.
+    host_save: u64,
+}
+
+impl Svm {
+    /// Enables SVM, or says why this CPU cannot run a guest.
+    pub fn enable() -> Result<Self, Refusal> {
+        let cpuid = raw_cpuid::CpuId::new();
+        if !cpuid
+            .get_extended_processor_and_feature_identifiers()
+            .is_some_and(|f| f.has_svm())
+        {
+            return Err(Refusal::Unsupported("the CPU has no SVM"));
+        }
+        let features = cpuid.get_svm_info();
+        if !features.as_ref().is_some_and(|f| f.has_nested_paging()) {
+            return Err(Refusal::Unsupported("the CPU has no NPT"));
+        }
+        if rdmsr(VM_CR) & VM_CR_SVMDIS != 0 {
+            return Err(Refusal::Unsupported(
+                "SVM is disabled by firmware (VM_CR.SVMDIS)",
+            ));
+        }
+        let hsave = frames::alloc_zeroed().ok_or_else(|| oom("the host save area"))?;
+        let host_save = frames::alloc_zeroed().ok_or_else(|| oom("the host VMSAVE area"))?;
+        wrmsr(IA32_EFER, rdmsr(IA32_EFER) | EFER_SVME);
+        wrmsr(VM_HSAVE_PA, hsave);
+        event::emit(&SvmOn {
+            asids: features.as_ref().map_or(0, |f| f.supported_asids()),
+            nrip_save: features.as_ref().is_some_and(|f| f.has_nrip()),
+            hsave: Hex(hsave),
+        });
+        Ok(Self { hsave, host_save })
+    }
+
+    /// Disables SVM: EFER.SVME clear, VM_HSAVE_PA cleared.
+    pub fn disable(self, exits: u32) {
+        wrmsr(VM_HSAVE_PA, 0);
+        wrmsr(IA32_EFER, rdmsr(IA32_EFER) & !EFER_SVME);
+        let _ = self.hsave;
+        event::emit(&SvmOff { exits });
+    }
+}
+
+pub struct Vcpu<'m> {
+    ctx: CpuContext,
+    vmcb_pa: u64,
+    host_save: u64,
+    memory: &'m GuestMemory<Npt>,
+    launched: bool,
+    /// Length of the instruction that exited, decoded, for `skip_instruction`.
+    exit_len: u64,
+}
+
+impl<'m> Vcpu<'m> {
+    pub fn new(
+        svm: &Svm,
+        config: &GuestConfig,
+        state: &GuestState,
+        memory: &'m GuestMemory<Npt>,
+    ) -> Result<Self, Refusal> {
+        let vmcb_pa = frames::alloc_zeroed().ok_or_else(|| oom("the VMCB"))?;
+        let iopm =
+            frames::alloc_run_zeroed(permissions::IOPM_PAGES).ok_or_else(|| oom("the IOPM"))?;
+        let msrpm =
+            frames::alloc_run_zeroed(permissions::MSRPM_PAGES).ok_or_else(|| oom("the MSRPM"))?;
+        let ports = vcpu::ALWAYS_INTERCEPTED
+            .iter()
+            .chain(config.intercept_io.iter())
+            .copied();
+        // The IOPM's first two pages are VMX's I/O bitmaps A and B back to back.
+        let io = crate::vmx::bitmaps::io_bitmaps(ports);
+        let msr = permissions::msrpm(
+            vcpu::INTERCEPTED_MSR_READS.iter().flat_map(|r| r.clone()),
+            true,
+        );
+        // SAFETY: frames just allocated for these maps.
+        unsafe {
+            crate::phys::write(iopm, &io[0]);
+            crate::phys::write(iopm + 0x1000, &io[1]);
+            crate::phys::write(msrpm, &msr);
+        }
+        let mut cpu = Self {
+            ctx: CpuContext::new(),
+            vmcb_pa,
+            host_save: svm.host_save,
+            memory,
+            launched: false,
+            exit_len: 0,
+        };
+        let v = cpu.vmcb();
+        let c = &mut v.control;
+        c.intercept_exceptions = 1 << UD; // VMCALL and VMX instructions fault here
+        c.intercept_misc1 = intercept::CPUID
+            | intercept::HLT
+            | intercept::IOIO
+            | intercept::MSR
+            | intercept::SHUTDOWN;
+        c.intercept_misc2 = intercept::VMRUN
+            | intercept::VMMCALL
+            | intercept::VMLOAD
+            | intercept::VMSAVE
+            | intercept::STGI
+            | intercept::CLGI
+            | intercept::SKINIT;
+        c.iopm_base_pa = iopm;
+        c.msrpm_base_pa = msrpm;
+        c.guest_asid = 1;
+        c.tlb_control = 1; // flush this ASID's translations at the first VMRUN
+        c.np_control = 1;
+        c.nested_cr3 = memory.table.root();
+        let s = &mut v.save;
+        let seg = |g: &crate::vcpu::guest::Segment| vmcb::Segment {
+            selector: g.selector,
+            attrib: vmcb::attrib(g.access),
+            limit: g.limit,
+            base: g.base,
+        };
+        s.cs = seg(&state.cs);
+        (s.ds, s.es, s.fs, s.gs, s.ss) = (
+            seg(&state.data),
+            seg(&state.data),
+            seg(&state.data),
+            seg(&state.data),
+            seg(&state.data),
+        );
+        s.tr = seg(&state.tr);
+        s.ldtr = vmcb::Segment::default();
+        s.gdtr = vmcb::Segment {
+            limit: state.gdtr.limit.into(),
+            base: state.gdtr.base,
+            ..Default::default()
+        };
+        s.idtr = vmcb::Segment {
+            limit: state.idtr.limit.into(),
+            base: state.idtr.base,
+            ..Default::default()
+        };
+        s.cpl = 0;
+        // SVM requires EFER.SVME in the guest; the guest's reads do not show it.
+        // Clearing it is what `guest.selftest=entry-failure` asks for.
+        s.efer = if config.invalid_state {
+            state.efer
+        } else {
+            state.efer | EFER_SVME
+        };
+        s.cr0 = state.cr0;
+        s.cr3 = state.cr3;
+        s.cr4 = state.cr4;
+        s.dr7 = 0x400;
+        s.dr6 = 0xffff_0ff0;
+        s.rflags = state.rflags;
+        s.rip = state.rip;
+        s.rsp = state.rsp;
+        s.g_pat = RESET_PAT;
+        Ok(cpu)
+    }
+
+    fn vmcb(&mut self) -> &mut Vmcb {
+        // SAFETY: `vmcb_pa` is a frame this vCPU owns, identity-mapped and
+        // page-aligned; only this vCPU touches it, and never while in VMRUN.
+        unsafe { &mut *(self.vmcb_pa as *mut Vmcb) }
+    }
+
+    fn vmcb_ref(&self) -> &Vmcb {
+        // SAFETY: as in `vmcb`.
+        unsafe { &*(self.vmcb_pa as *const Vmcb) }
+    }
+
+    /// The instruction at the guest's RIP, read through its page tables.
+    fn instruction(&self) -> decode::Decoded {
+        let s = &self.vmcb_ref().save;
+        let mut bytes = [0u8; 15];
+        let read = |gpa: u64| {
+            let mut q = [0u8; 8];
+            self.memory.read(gpa, &mut q).then(|| u64::from_le_bytes(q))
+        };
+        let paging = s.cr0 & CR0_PG != 0;
+        let long_mode = s.efer & EFER_LMA != 0;
+        let linear = s.cs.base.wrapping_add(s.rip);
+        // Read byte by byte: the instruction may cross into an unmapped page.
+        let mut n = 0;
+        for (i, byte) in bytes.iter_mut().enumerate() {
+            let Some(gpa) = decode::translate(read, paging, long_mode, s.cr3, linear + i as u64)
+            else {
+                break;
+            };
+            if !self.memory.read(gpa, core::slice::from_mut(byte)) {
+                break;
+            }
+            n += 1;
+        }
+        decode::decode(&bytes[..n], long_mode && s.cs.attrib & (1 << 9) != 0)
+    }
+
+    fn decode(&mut self) -> Option<Exit> {
+        let c = self.vmcb_ref().control;
+        let rip = self.vmcb_ref().save.rip;
+        self.exit_len = 0;
+        let known = |insn: Insn, d: decode::Decoded| (d.insn == insn).then_some(d.len as u64);
+        let exit = match c.exit_code {
+            names::CPUID => (Exit::Cpuid, Insn::Cpuid),
+            names::HLT => (Exit::Hlt, Insn::Hlt),
+            names::VMMCALL => (Exit::Hypercall, Insn::Hypercall),
+            names::MSR => {
+                let write = c.exit_info1 & 1 != 0;
+                (
+                    Exit::Msr {
+                        index: self.ctx.regs.rcx as u32,
+                        write,
+                    },
+                    if write { Insn::Wrmsr } else { Insn::Rdmsr },
+                )
+            }
+            names::IOIO => {
+                let info = c.exit_info1;
+                // EXITINFO2 holds the next RIP for IOIO: the length is architectural.
+                self.exit_len = c.exit_info2.wrapping_sub(rip);
+                return Some(Exit::Io {
+                    port: (info >> 16) as u16,
+                    size: ((info >> 4) & 7) as u8,
+                    input: info & 1 != 0,
+                    string: info & 4 != 0,
+                });
+            }
+            code if code == names::EXCEPTION_BASE + u64::from(UD) => {
+                let d = self.instruction();
+                return match d.insn {
+                    // VMCALL on AMD (or VMMCALL) is a hypercall, whichever vendor the payload targets.
+                    Insn::Hypercall => {
+                        self.exit_len = d.len as u64;
+                        Some(Exit::Hypercall)
+                    }
+                    Insn::Vmx(name) => Some(Exit::VirtInstruction(name)),
+                    // The guest's own #UD: deliver it and run on.
+                    _ => {
+                        self.inject_exception(UD as u8, None);
+                        None
+                    }
+                };
+            }
+            code @ names::VMRUN..=names::SKINIT => {
+                return Some(Exit::VirtInstruction(names::exit_code(code)));
+            }
+            code @ 0x40..=0x5f => {
+                return Some(Exit::Exception {
+                    vector: (code - 0x40) as u8,
+                    error_code: Some(c.exit_info1 as u32),
+                });
+            }
+            names::SHUTDOWN => return Some(Exit::TripleFault),
+            names::NPF => {
+                let e = c.exit_info1;
+                let (write, fetch) = (e & 2 != 0, e & 0x10 != 0);
+                return Some(Exit::NestedFault {
+                    gpa: c.exit_info2,
+                    read: !write && !fetch,
+                    write,
+                    fetch,
+                    mapped: e & 1 != 0,
+                });
+            }
+            code => {
+                return Some(Exit::Unhandled {
+                    code,
+                    name: names::exit_code(code),
+                });
+            }
+        };
+        let d = self.instruction();
+        match known(exit.1, d) {
+            Some(len) => {
+                self.exit_len = len;
+                Some(exit.0)
+            }
+            None => Some(Exit::Unhandled {
+                code: c.exit_code,
+                name: "undecodable instruction",
+            }),
+        }
+    }
+
+    /// Reports a refused VMRUN with `s`, the state VMRUN was asked to load
+    /// (emulators may overwrite the VMCB's own copy when they refuse it).
+    fn entry_failed(&mut self, s: &vmcb::SaveArea) -> EntryFailure {
+        let c = &self.vmcb_ref().control;
+        let guest = GuestDump {
+            cr0: Hex(s.cr0),
+            cr3: Hex(s.cr3),
+            cr4: Hex(s.cr4),
+            efer: Hex(s.efer),
+            rip: Hex(s.rip),
+            rsp: Hex(s.rsp),
+            rflags: Hex(s.rflags),
+            cs: Hex(s.cs.selector.into()),
+            cs_attrib: Hex(s.cs.attrib.into()),
+            cs_limit: Hex(s.cs.limit.into()),
+            ss_attrib: Hex(s.ss.attrib.into()),
+            tr_attrib: Hex(s.tr.attrib.into()),
+            cpl: s.cpl,
+            asid: c.guest_asid,
+            intercepts: Hex((u64::from(c.intercept_misc2) << 32) | u64::from(c.intercept_misc1)),
+            nested_cr3: Hex(c.nested_cr3),
+        };
+        let reason = names::exit_code(names::INVALID);
+        event::emit(&EntryFailed {
+            vcpu: 0,
+            instruction: "vmrun",
+            code: names::INVALID,
+            reason,
+            guest,
+        });
+        EntryFailure {
+            code: names::INVALID,
+            reason,
+        }
+    }
+}
+
+impl VirtCpu for Vcpu<'_> {
+    fn run(&mut self) -> Result<Exit, EntryFailure> {
+        loop {
+            if !self.launched {
+                event::emit(&VmRun {
+                    vcpu: 0,
+                    vmcb: Hex(self.vmcb_pa),
+                    asid: self.vmcb_ref().control.guest_asid,
+                });
+            }
+            let rax = self.ctx.regs.rax;
+            self.vmcb().save.rax = rax;
+            let asked = self.vmcb_ref().save;
+            // SAFETY: the VMCB, its maps and the nested tables are complete;
+            // `run.s` saves and restores every register the host uses.
+            unsafe { svm_enter(&mut self.ctx, self.vmcb_pa, self.host_save) };
+            self.launched = true;
+            let v = self.vmcb();
+            v.control.tlb_control = 0;
+            v.control.event_inject = 0;
+            let (rax, code) = (v.save.rax, v.control.exit_code);
+            self.ctx.regs.rax = rax;
+            if names::is_invalid(code) {
+                return Err(self.entry_failed(&asked));
+            }
+            if let Some(exit) = self.decode() {
+                return Ok(exit);
+            }
+        }
+    }
+
+    fn regs(&mut self) -> &mut GuestRegs {
+        &mut self.ctx.regs
+    }
+
+    fn rip(&self) -> u64 {
+        self.vmcb_ref().save.rip
+    }
+
+    fn skip_instruction(&mut self) {
+        let len = self.exit_len;
+        self.vmcb().save.rip += len;
+    }
+
+    fn inject_exception(&mut self, vector: u8, error_code: Option<u32>) {
+        const EXCEPTION: u64 = 3 << 8;
+        const ERROR_VALID: u64 = 1 << 11;
+        const VALID: u64 = 1 << 31;
+        // Real mode delivers no error code.
+        let protected = self.vmcb_ref().save.cr0 & CR0_PE != 0;
+        let mut event = u64::from(vector) | EXCEPTION | VALID;
+        if let Some(code) = error_code.filter(|_| protected) {
+            event |= ERROR_VALID | (u64::from(code) << 32);
+        }
+        self.vmcb().control.event_inject = event;
+    }
+
+    fn set_efer(&mut self, efer: u64) {
+        self.vmcb().save.efer = efer | EFER_SVME;
+    }
+
+    fn efer(&self) -> u64 {
+        self.vmcb_ref().save.efer & !EFER_SVME
+    }
+
+    fn read_guest(&self, gpa: u64, out: &mut [u8]) -> bool {
+        self.memory.read(gpa, out)
+    }
+}
+
+/// Runs `payload` as the guest `config` describes, from enabling SVM to disabling it.
+pub fn launch(config: &GuestConfig, payload: &[u8]) -> Result<vcpu::GuestEnd, Refusal> {
+    let svm = Svm::enable()?;
+    let result = (|| {
+        let memory = vcpu::prepare_memory::<Npt>(config, payload)?;
+        let state = vcpu::guest::initial_state(config.mode);
+        let mut cpu = Vcpu::new(&svm, config, &state, &memory)?;
+        Ok(vcpu::run(&mut cpu, config))
+    })();
+    svm.disable(result.as_ref().map_or(0, |e: &vcpu::GuestEnd| e.exits));
+    result
+}

@@ -1,0 +1,205 @@
+//! Just enough x86 decoding for the exits whose instruction length the CPU
+//! does not give (AMD without nRIP, #UD intercepts): the instruction at the
+//! guest's RIP, found through the guest's own page tables.
+
+/// An instruction the hypervisor needs to recognise.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Insn {
+    Cpuid,
+    Hlt,
+    Rdmsr,
+    Wrmsr,
+    /// VMCALL (Intel's hypercall) or VMMCALL (AMD's): both are hypercalls.
+    Hypercall,
+    /// A VMX instruction, by name.
+    Vmx(&'static str),
+    Other,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Decoded {
+    pub insn: Insn,
+    /// Length in bytes, prefixes included (0 for `Other`).
+    pub len: usize,
+}
+
+const MAX_LEN: usize = 15;
+
+fn is_legacy_prefix(b: u8) -> bool {
+    matches!(
+        b,
+        0x26 | 0x2e | 0x36 | 0x3e | 0x64 | 0x65 | 0x66 | 0x67 | 0xf0 | 0xf2 | 0xf3
+    )
+}
+
+/// Decodes the start of `bytes`; `long_mode` allows REX prefixes.
+pub fn decode(bytes: &[u8], long_mode: bool) -> Decoded {
+    let other = Decoded {
+        insn: Insn::Other,
+        len: 0,
+    };
+    let mut i = 0;
+    let (mut op_size, mut rep) = (false, false);
+    while i < bytes.len().min(MAX_LEN) && is_legacy_prefix(bytes[i]) {
+        op_size |= bytes[i] == 0x66;
+        rep |= bytes[i] == 0xf3;
+        i += 1;
+    }
+    if long_mode && bytes.get(i).is_some_and(|b| b & 0xf0 == 0x40) {
+        i += 1;
+    }
+    let at = |k: usize| bytes.get(i + k).copied();
+    let done = |insn, n: usize| {
+        if i + n <= MAX_LEN {
+            Decoded { insn, len: i + n }
+        } else {
+            other
+        }
+    };
+    match (at(0), at(1), at(2)) {
+        (Some(0xf4), _, _) => done(Insn::Hlt, 1),
+        (Some(0x0f), Some(0xa2), _) => done(Insn::Cpuid, 2),
+        (Some(0x0f), Some(0x32), _) => done(Insn::Rdmsr, 2),
+        (Some(0x0f), Some(0x30), _) => done(Insn::Wrmsr, 2),
+        (Some(0x0f), Some(0x01), Some(0xc1 | 0xd9)) => done(Insn::Hypercall, 3),
+        (Some(0x0f), Some(0x01), Some(0xc2)) => done(Insn::Vmx("vmlaunch"), 3),
+        (Some(0x0f), Some(0x01), Some(0xc3)) => done(Insn::Vmx("vmresume"), 3),
+        (Some(0x0f), Some(0x01), Some(0xc4)) => done(Insn::Vmx("vmxoff"), 3),
+        (Some(0x0f), Some(0x78), _) => done(Insn::Vmx("vmread"), 2),
+        (Some(0x0f), Some(0x79), _) => done(Insn::Vmx("vmwrite"), 2),
+        (Some(0x0f), Some(0x38), Some(0x80)) if op_size => done(Insn::Vmx("invept"), 3),
+        (Some(0x0f), Some(0x38), Some(0x81)) if op_size => done(Insn::Vmx("invvpid"), 3),
+        // 0F C7 with a memory operand: /6 is VMPTRLD, VMCLEAR (66) or VMXON (F3); /7 VMPTRST.
+        (Some(0x0f), Some(0xc7), Some(modrm)) if modrm >> 6 != 3 => match (modrm >> 3) & 7 {
+            6 if rep => done(Insn::Vmx("vmxon"), 3),
+            6 if op_size => done(Insn::Vmx("vmclear"), 3),
+            6 => done(Insn::Vmx("vmptrld"), 3),
+            7 => done(Insn::Vmx("vmptrst"), 3),
+            _ => other,
+        },
+        _ => other,
+    }
+}
+
+/// The guest-physical address of `linear`, walking the guest's 4-level
+/// tables at `cr3` (long mode; 1 GiB and 2 MiB pages included). `read`
+/// reads a guest-physical quadword. None when not present or not long mode.
+pub fn translate(
+    read: impl Fn(u64) -> Option<u64>,
+    paging: bool,
+    long_mode: bool,
+    cr3: u64,
+    linear: u64,
+) -> Option<u64> {
+    if !paging {
+        return Some(linear & 0xffff_ffff);
+    }
+    if !long_mode {
+        return None; // 32-bit paging: no guest of ours uses it yet
+    }
+    const PRESENT: u64 = 1;
+    const LARGE: u64 = 1 << 7;
+    const ADDR: u64 = 0x000f_ffff_ffff_f000;
+    let mut table = cr3 & ADDR;
+    for level in (0..4).rev() {
+        let shift = 12 + 9 * level;
+        let entry = read(table + ((linear >> shift) & 0x1ff) * 8)?;
+        if entry & PRESENT == 0 {
+            return None;
+        }
+        if level == 0 || (entry & LARGE != 0 && level <= 2) {
+            let size = 1u64 << shift;
+            return Some((entry & ADDR & !(size - 1)) | (linear & (size - 1)));
+        }
+        table = entry & ADDR;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn d(bytes: &[u8]) -> (Insn, usize) {
+        let r = decode(bytes, true);
+        (r.insn, r.len)
+    }
+
+    #[test]
+    fn lengths_count_prefixes() {
+        assert_eq!(d(&[0x0f, 0xa2]), (Insn::Cpuid, 2));
+        assert_eq!(d(&[0x66, 0x0f, 0xa2]), (Insn::Cpuid, 3));
+        assert_eq!(d(&[0x48, 0x0f, 0x32]), (Insn::Rdmsr, 3), "REX in long mode");
+        assert_eq!(
+            decode(&[0x48, 0x0f, 0x32], false).insn,
+            Insn::Other,
+            "0x48 is DEC outside long mode"
+        );
+        assert_eq!(d(&[0x0f, 0x01, 0xc1]), (Insn::Hypercall, 3));
+        assert_eq!(d(&[0x0f, 0x01, 0xd9]), (Insn::Hypercall, 3));
+        assert_eq!(d(&[0xf4]), (Insn::Hlt, 1));
+        assert_eq!(d(&[0x0f, 0x30]), (Insn::Wrmsr, 2));
+    }
+
+    #[test]
+    fn tells_the_vmx_instructions_apart() {
+        // vmxon [rip+disp32]: F3 0F C7 35 disp32
+        assert_eq!(
+            d(&[0xf3, 0x0f, 0xc7, 0x35, 1, 2, 3, 4]).0,
+            Insn::Vmx("vmxon")
+        );
+        assert_eq!(d(&[0x66, 0x0f, 0xc7, 0x30]).0, Insn::Vmx("vmclear"));
+        assert_eq!(d(&[0x0f, 0xc7, 0x30]).0, Insn::Vmx("vmptrld"));
+        assert_eq!(d(&[0x0f, 0xc7, 0x38]).0, Insn::Vmx("vmptrst"));
+        assert_eq!(
+            d(&[0x0f, 0xc7, 0xf0]).0,
+            Insn::Other,
+            "register form: RDRAND"
+        );
+        assert_eq!(d(&[0x0f, 0x01, 0xc2]).0, Insn::Vmx("vmlaunch"));
+        assert_eq!(d(&[0x66, 0x0f, 0x38, 0x80, 0x00]).0, Insn::Vmx("invept"));
+        assert_eq!(d(&[0x0f, 0x38, 0x80, 0x00]).0, Insn::Other);
+    }
+
+    #[test]
+    fn unknown_truncated_or_overlong_input_is_other() {
+        assert_eq!(d(&[0x0f, 0x0b]), (Insn::Other, 0), "UD2");
+        assert_eq!(d(&[]), (Insn::Other, 0));
+        assert_eq!(d(&[0x0f]), (Insn::Other, 0));
+        assert_eq!(d(&[0x66; 16]), (Insn::Other, 0));
+    }
+
+    #[test]
+    fn walks_four_levels_and_large_pages() {
+        let mut mem = HashMap::new();
+        mem.insert(0x1000, 0x2000 | 3); // PML4[0] -> PDPT
+        mem.insert(0x2000, 0x3000 | 3); // PDPT[0] -> PD
+        mem.insert(0x2008, 0x4000_0000 | 0x83); // PDPT[1]: a 1 GiB page
+        mem.insert(0x3000, 0x83); // PD[0]: 2 MiB at 0
+        mem.insert(0x3008, 0x5000 | 3); // PD[1] -> PT
+        mem.insert(0x5000 + 8 * 3, 0x9000 | 3); // PT[3]
+        let read = |a: u64| mem.get(&a).copied();
+        assert_eq!(translate(read, true, true, 0x1000, 0x8123), Some(0x8123));
+        assert_eq!(translate(read, true, true, 0x1000, 0x20_3456), Some(0x9456));
+        assert_eq!(
+            translate(read, true, true, 0x1000, 0x4123_4567),
+            Some(0x4123_4567)
+        );
+        assert_eq!(
+            translate(read, true, true, 0x1000, 0x20_4000),
+            None,
+            "PT[4] not present"
+        );
+        assert_eq!(
+            translate(read, true, true, 0x1000, 0x80_0000_0000),
+            None,
+            "PML4[1] absent"
+        );
+        assert_eq!(
+            translate(read, false, false, 0, 0x1_0000_8000),
+            Some(0x8000)
+        );
+        assert_eq!(translate(read, true, false, 0x1000, 0x8000), None);
+    }
+}
