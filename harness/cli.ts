@@ -3,7 +3,8 @@
  *   scenario <name> [--backend qemu|bochs|kvm] [--cpu MODEL] [--firmware bios|uefi]
  *            [--boot kernel|iso] [--timeout S] [--json] [--verbose]
  *   list [--json]
- *   matrix [--vendor intel|amd|all] [--filter GLOB] [--jobs N] [--tap FILE] [--junit FILE]
+ *   matrix [--vendor intel|amd|all] [--filter GLOB] [--backend B] [--cpu GLOB] [--jobs N]
+ *          [--tap FILE] [--junit FILE] [--save-failures DIR]
  *   test [--jobs N] [--no-matrix]
  *   bench [--filter GLOB] [--runs N]
  *   setup
@@ -33,7 +34,8 @@ const USAGE = `usage: deno task <command> [options]
   scenario <name> [--backend qemu|bochs|kvm] [--cpu MODEL] [--firmware bios|uefi]
                   [--boot kernel|iso] [--timeout S] [--json] [--verbose]
   list [--json]
-  matrix [--vendor intel|amd|all] [--filter GLOB] [--jobs N] [--tap FILE] [--junit FILE]
+  matrix [--vendor intel|amd|all] [--filter GLOB] [--backend qemu|bochs|kvm] [--cpu GLOB]
+         [--jobs N] [--tap FILE] [--junit FILE] [--save-failures DIR]
   test [--jobs N] [--no-matrix]
   bench [--filter GLOB] [--runs N]   median warm boot times (default: boot-hello, 5 runs)
   setup     install every emulator and tool the scenarios use (as root or with CI=true)`;
@@ -134,14 +136,20 @@ async function matrixCommand(args: string[]): Promise<number> {
   const { values, positionals } = parse(args, {
     vendor: { type: "string", default: "all" },
     filter: { type: "string" },
+    backend: { type: "string" },
+    cpu: { type: "string" },
     jobs: { type: "string" },
     tap: { type: "string" },
     junit: { type: "string" },
+    "save-failures": { type: "string" },
   });
   if (positionals.length) throw new UsageError("matrix takes no positional arguments");
   const results = await runMatrix({
     vendor: oneOf(values.vendor, ["intel", "amd", "all"] as const, "vendor")!,
     filter: values.filter,
+    backend: oneOf(values.backend, BACKENDS, "backend"),
+    cpu: values.cpu,
+    saveFailures: values["save-failures"],
     jobs: positiveNumber(values.jobs, "jobs") ?? defaultJobs(),
     tap: values.tap,
     junit: values.junit,

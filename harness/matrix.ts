@@ -1,15 +1,21 @@
 /** Every scenario on every backend and CPU model it declares, in parallel. */
+import { basename, join } from "node:path";
 import { BuildError, buildKernel } from "./build.ts";
 import { hostCpu, resolveCpu } from "./cpus.ts";
 import { loadAll } from "./load.ts";
 import { ensureTools, toolsFor } from "./prereq.ts";
 import { counts, junit, outcome, statusText, summaryLine, table, tap, title } from "./report.ts";
 import { pruneRuns, runPlan, type RunResult } from "./runner.ts";
-import { expandTargets, type RunPlan, type Vendor } from "./scenario.ts";
+import { type Backend, expandTargets, type RunPlan, type Vendor } from "./scenario.ts";
 
 export interface MatrixOptions {
   vendor: Vendor | "all";
   filter?: string;
+  backend?: Backend;
+  /** A glob on CPU model names. */
+  cpu?: string;
+  /** Copies the run directories of failed runs here. */
+  saveFailures?: string;
   jobs: number;
   tap?: string;
   junit?: string;
@@ -27,7 +33,9 @@ export function planVendor(plan: RunPlan, cpuinfo: () => string): Vendor | undef
   return typeof model === "string" ? undefined : model.vendor;
 }
 
-export async function selectPlans(opts: Pick<MatrixOptions, "vendor" | "filter">) {
+export async function selectPlans(
+  opts: Pick<MatrixOptions, "vendor" | "filter" | "backend" | "cpu">,
+) {
   const cpuinfo = () => {
     try {
       return Deno.readTextFileSync("/proc/cpuinfo");
@@ -36,9 +44,12 @@ export async function selectPlans(opts: Pick<MatrixOptions, "vendor" | "filter">
     }
   };
   const glob = opts.filter ? globRegExp(opts.filter) : undefined;
+  const cpu = opts.cpu ? globRegExp(opts.cpu) : undefined;
   return (await loadAll())
     .filter((s) => !glob || glob.test(s.name))
     .flatMap(expandTargets)
+    .filter((p) => !opts.backend || p.backend === opts.backend)
+    .filter((p) => !cpu || cpu.test(p.cpu))
     .filter((p) => opts.vendor === "all" || planVendor(p, cpuinfo) === opts.vendor);
 }
 
@@ -96,7 +107,19 @@ export async function runMatrix(opts: MatrixOptions): Promise<RunResult[]> {
   await Promise.all(Array.from({ length: Math.max(1, opts.jobs) }, worker));
   if (opts.tap) await Deno.writeTextFile(opts.tap, tap(results));
   if (opts.junit) await Deno.writeTextFile(opts.junit, junit(results));
+  if (opts.saveFailures) await saveFailures(results, opts.saveFailures);
   return results;
+}
+
+/** Copies the files of each failed run (not the linked kernel, ISO, payload) into `dir`. */
+export async function saveFailures(results: RunResult[], dir: string) {
+  for (const r of results.filter((r) => outcome(r) === "failed" && r.runDir)) {
+    const to = join(dir, basename(r.runDir));
+    await Deno.mkdir(to, { recursive: true });
+    for await (const e of Deno.readDir(r.runDir)) {
+      if (e.isFile) await Deno.copyFile(join(r.runDir, e.name), join(to, e.name));
+    }
+  }
 }
 
 export function printSummary(results: RunResult[]) {

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { median } from "./bench.ts";
 import { grubConfig } from "./build.ts";
 import { hostCpu, resolveCpu } from "./cpus.ts";
-import { globRegExp } from "./matrix.ts";
+import { globRegExp, saveFailures } from "./matrix.ts";
 import { counts, junit, outcome, summaryLine, tap } from "./report.ts";
 import type { RunResult } from "./runner.ts";
 import { cargoTestCounts, denoTestCounts } from "./test.ts";
@@ -108,4 +108,22 @@ Deno.test("TAP, JUnit and the summary line report the same counts", () => {
 Deno.test("medians of odd and even counts", () => {
   assert.equal(median([3, 1, 2]), 2);
   assert.equal(median([4, 1, 3, 2]), 2.5);
+});
+
+Deno.test("the files of failed runs are saved, not the links to build outputs", async () => {
+  const tmp = await Deno.makeTempDir();
+  const run = `${tmp}/runs/123-s-qemu`;
+  await Deno.mkdir(run, { recursive: true });
+  await Deno.writeTextFile(`${run}/serial.log`, "@sv {}\n");
+  await Deno.symlink("/etc/hostname", `${run}/boot.iso`);
+  await saveFailures(
+    [result({ status: "crash", runDir: run }), result({ runDir: `${tmp}/runs/passed` })],
+    `${tmp}/out`,
+  );
+  const saved = [...Deno.readDirSync(`${tmp}/out`)].map((e) => e.name);
+  assert.deepEqual(saved, ["123-s-qemu"]);
+  assert.deepEqual([...Deno.readDirSync(`${tmp}/out/123-s-qemu`)].map((e) => e.name), [
+    "serial.log",
+  ]);
+  await Deno.remove(tmp, { recursive: true });
 });

@@ -36,6 +36,19 @@ const VM_CR_SVMDIS: u64 = 1 << 4;
 const RESET_PAT: u64 = 0x0007_0406_0007_0406;
 const UD: u32 = 6;
 
+/// #UD: VMCALL (Intel's hypercall) and VMX instructions fault there on AMD.
+const INTERCEPT_EXCEPTIONS: u32 = 1 << UD;
+const INTERCEPT_MISC1: u32 =
+    intercept::CPUID | intercept::HLT | intercept::IOIO | intercept::MSR | intercept::SHUTDOWN;
+/// Every SVM instruction: the guest sees no SVM (and VMRUN's own intercept is mandatory).
+const INTERCEPT_MISC2: u32 = intercept::VMRUN
+    | intercept::VMMCALL
+    | intercept::VMLOAD
+    | intercept::VMSAVE
+    | intercept::STGI
+    | intercept::CLGI
+    | intercept::SKINIT;
+
 fn oom(what: &str) -> Refusal {
     let mut m = Message::new();
     let _ = core::fmt::Write::write_fmt(&mut m, format_args!("out of memory for {what}"));
@@ -208,19 +221,9 @@ impl<'m> Vcpu<'m> {
         };
         let v = cpu.vmcb();
         let c = &mut v.control;
-        c.intercept_exceptions = 1 << UD; // VMCALL and VMX instructions fault here
-        c.intercept_misc1 = intercept::CPUID
-            | intercept::HLT
-            | intercept::IOIO
-            | intercept::MSR
-            | intercept::SHUTDOWN;
-        c.intercept_misc2 = intercept::VMRUN
-            | intercept::VMMCALL
-            | intercept::VMLOAD
-            | intercept::VMSAVE
-            | intercept::STGI
-            | intercept::CLGI
-            | intercept::SKINIT;
+        c.intercept_exceptions = INTERCEPT_EXCEPTIONS;
+        c.intercept_misc1 = INTERCEPT_MISC1;
+        c.intercept_misc2 = INTERCEPT_MISC2;
         c.iopm_base_pa = iopm;
         c.msrpm_base_pa = msrpm;
         c.guest_asid = 1;
@@ -516,4 +519,28 @@ pub fn launch(config: &GuestConfig, payload: &[u8]) -> Result<vcpu::GuestEnd, Re
     })();
     svm.disable(result.as_ref().map_or(0, |e: &vcpu::GuestEnd| e.exits));
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intercepts_what_the_exit_handling_needs() {
+        assert_eq!(
+            INTERCEPT_MISC2 & intercept::VMRUN,
+            intercept::VMRUN,
+            "VMRUN must be intercepted"
+        );
+        assert_eq!(
+            INTERCEPT_MISC2.count_ones(),
+            7,
+            "VMRUN, VMMCALL, VMLOAD, VMSAVE, STGI, CLGI, SKINIT"
+        );
+        assert_eq!(
+            INTERCEPT_MISC1,
+            (1 << 18) | (1 << 24) | (1 << 27) | (1 << 28) | (1 << 31)
+        );
+        assert_eq!(INTERCEPT_EXCEPTIONS, 1 << 6);
+    }
 }
