@@ -13,8 +13,10 @@ use crate::cpu::{self, Vendor};
 use crate::event::{self, Event, Hex, SCHEMA};
 use crate::frames::{self, FrameAllocator};
 use crate::phys::{IdentityMapped, PhysMem};
-use crate::vcpu::{GuestConfig, Refusal};
-use crate::{serial, svm, vmx};
+use crate::serial;
+use crate::svm::Svm;
+use crate::vcpu::{self, GuestConfig, Refusal};
+use crate::vmx::Vmx;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -219,8 +221,8 @@ fn run_guest(config: &GuestConfig, boot: &BootInfo, vendor: Vendor) -> ! {
         fail("guest", "the payload module lies outside the identity map")
     };
     let result = match vendor {
-        Vendor::Intel => vmx::launch(config, payload),
-        Vendor::Amd => svm::launch(config, payload),
+        Vendor::Intel => vcpu::launch::<Vmx>(config, payload),
+        Vendor::Amd => vcpu::launch::<Svm>(config, payload),
         Vendor::Other => Err(Refusal::Unsupported("the CPU is neither Intel nor AMD")),
     };
     match result {

@@ -508,17 +508,24 @@ impl VirtCpu for Vcpu<'_> {
     }
 }
 
-/// Runs `payload` as the guest `config` describes, from enabling SVM to disabling it.
-pub fn launch(config: &GuestConfig, payload: &[u8]) -> Result<vcpu::GuestEnd, Refusal> {
-    let svm = Svm::enable()?;
-    let result = (|| {
-        let memory = vcpu::prepare_memory::<Npt>(config, payload)?;
-        let state = vcpu::guest::initial_state(config.mode);
-        let mut cpu = Vcpu::new(&svm, config, &state, &memory)?;
-        Ok(vcpu::run(&mut cpu, config))
-    })();
-    svm.disable(result.as_ref().map_or(0, |e: &vcpu::GuestEnd| e.exits));
-    result
+impl vcpu::Virtualization for Svm {
+    type Format = Npt;
+    type Cpu<'m> = Vcpu<'m>;
+
+    fn enable() -> Result<Self, Refusal> {
+        Svm::enable()
+    }
+    fn vcpu<'m>(
+        &self,
+        config: &GuestConfig,
+        state: &GuestState,
+        memory: &'m GuestMemory<Npt>,
+    ) -> Result<Vcpu<'m>, Refusal> {
+        Vcpu::new(self, config, state, memory)
+    }
+    fn disable(self, exits: u32) {
+        Svm::disable(self, exits)
+    }
 }
 
 #[cfg(test)]

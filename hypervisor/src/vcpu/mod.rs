@@ -137,6 +137,41 @@ pub trait VirtCpu {
     fn read_guest(&self, gpa: u64, out: &mut [u8]) -> bool;
 }
 
+/// A vendor's virtualization extension (VMX, SVM): turned on for the whole
+/// guest run, making the vCPU, turned off at the end.
+pub trait Virtualization: Sized {
+    /// The second-level table format (EPT, nested page tables).
+    type Format: crate::ept::Format;
+    type Cpu<'m>: VirtCpu;
+
+    /// Turns the extension on, or says why this CPU cannot run a guest.
+    fn enable() -> Result<Self, Refusal>;
+    fn vcpu<'m>(
+        &self,
+        config: &GuestConfig,
+        state: &guest::GuestState,
+        memory: &'m memory::GuestMemory<Self::Format>,
+    ) -> Result<Self::Cpu<'m>, Refusal>;
+    /// Turns the extension off; `exits` is reported.
+    fn disable(self, exits: u32);
+}
+
+/// Runs `payload` as the guest `config` describes, from turning the
+/// extension on to turning it off.
+pub fn launch<V: Virtualization>(
+    config: &GuestConfig,
+    payload: &[u8],
+) -> Result<GuestEnd, Refusal> {
+    let virt = V::enable()?;
+    let result = (|| {
+        let memory = prepare_memory::<V::Format>(config, payload)?;
+        let mut cpu = virt.vcpu(config, &guest::initial_state(config.mode), &memory)?;
+        Ok(run(&mut cpu, config))
+    })();
+    virt.disable(result.as_ref().map_or(0, |end| end.exits));
+    result
+}
+
 /// What the scenario's command line asks of the guest.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GuestConfig {

@@ -532,12 +532,6 @@ impl<'m> Vcpu<'m> {
         })
     }
 
-    /// Clears the VMCS so that VMX operation can end.
-    pub fn clear(&self) {
-        // SAFETY: our VMCS; nothing enters the guest after this.
-        let _ = unsafe { instructions::vmclear(self.vmcs) };
-    }
-
     fn decode(&self, reason: u32) -> Exit {
         let basic = reason as u16;
         let qualification = vmcs::read(FN::ExitQualification);
@@ -589,6 +583,34 @@ impl<'m> Vcpu<'m> {
             guest: dump(),
         });
         EntryFailure { code, reason }
+    }
+}
+
+/// Clears the VMCS, so that VMX operation can end.
+impl Drop for Vcpu<'_> {
+    fn drop(&mut self) {
+        // SAFETY: our VMCS; nothing enters the guest after this.
+        let _ = unsafe { instructions::vmclear(self.vmcs) };
+    }
+}
+
+impl vcpu::Virtualization for Vmx {
+    type Format = Ept;
+    type Cpu<'m> = Vcpu<'m>;
+
+    fn enable() -> Result<Self, Refusal> {
+        Vmx::enable()
+    }
+    fn vcpu<'m>(
+        &self,
+        config: &GuestConfig,
+        state: &GuestState,
+        memory: &'m GuestMemory<Ept>,
+    ) -> Result<Vcpu<'m>, Refusal> {
+        Vcpu::new(self, config, state, memory)
+    }
+    fn disable(self, exits: u32) {
+        Vmx::disable(self, exits)
     }
 }
 
@@ -678,19 +700,4 @@ impl VirtCpu for Vcpu<'_> {
     fn read_guest(&self, gpa: u64, out: &mut [u8]) -> bool {
         self.memory.read(gpa, out)
     }
-}
-
-/// Runs `payload` as the guest `config` describes, from VMXON to VMXOFF.
-pub fn launch(config: &GuestConfig, payload: &[u8]) -> Result<vcpu::GuestEnd, Refusal> {
-    let vmx = Vmx::enable()?;
-    let result = (|| {
-        let memory = vcpu::prepare_memory::<Ept>(config, payload)?;
-        let state = vcpu::guest::initial_state(config.mode);
-        let mut cpu = Vcpu::new(&vmx, config, &state, &memory)?;
-        let end = vcpu::run(&mut cpu, config);
-        cpu.clear();
-        Ok(end)
-    })();
-    vmx.disable(result.as_ref().map_or(0, |e: &vcpu::GuestEnd| e.exits));
-    result
 }
