@@ -1,4 +1,10 @@
-//! ACPI: finding and validating the RSDP. Table parsers come with NUMA
-//! discovery.
+//! ACPI: the RSDP and the tables that describe CPUs and NUMA: MADT, SRAT,
+//! SLIT and HMAT. Every parser refuses malformed input with an error that
+//! says where, and never panics.
 
+pub mod hmat;
+pub mod madt;
 pub mod rsdp;
+pub mod sdt;
+pub mod slit;
+pub mod srat;
