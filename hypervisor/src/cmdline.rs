@@ -5,6 +5,9 @@
 //! - `guest.io=PORT,PORT,...`: I/O ports whose accesses exit and are reported;
 //! - `guest.memory=MIB`: guest RAM, 2 MiB by default;
 //! - `guest.selftest=entry-failure`: start the guest in a state VM entry refuses;
+//! - `numa=off`: ignore the SRAT, one node; `numa=fake:N`: N nodes made up
+//!   from the memory map, for machines without NUMA tables (Bochs);
+//! - `numa.probe`: allocate a 4 KiB and a 2 MiB frame on every node and report where they came from;
 //! - `selftest=...`: provoke a fault, for the harness's own tests.
 
 use core::fmt;
@@ -29,10 +32,21 @@ pub enum SelfTest {
     Panic,
 }
 
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Numa {
+    /// The SRAT and SLIT when there are, one node otherwise.
+    #[default]
+    Tables,
+    Off,
+    Fake(usize),
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Options {
     pub selftest: Option<SelfTest>,
     pub guest: Option<GuestConfig>,
+    pub numa: Numa,
+    pub numa_probe: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -96,6 +110,14 @@ pub fn parse(line: &str) -> Result<Options, OptionError<'_>> {
                     _ => return Err(bad(SELFTESTS)),
                 })
             }
+            "numa" => {
+                opts.numa = match value.strip_prefix("fake:").map(str::parse::<usize>) {
+                    _ if value == "off" => Numa::Off,
+                    Some(Ok(n @ 1..=16)) => Numa::Fake(n),
+                    _ => return Err(bad("off, or fake:N with N from 1 to 16")),
+                }
+            }
+            "numa.probe" if value.is_empty() => opts.numa_probe = true,
             "guest" => {
                 let mode = match value {
                     "real" => GuestMode::Real,
@@ -187,6 +209,23 @@ mod tests {
                 .invalid_state
         );
         assert!(parse("guest=long guest.selftest=other").is_err());
+    }
+
+    #[test]
+    fn parses_numa_options() {
+        assert_eq!(parse("numa=fake:4").unwrap().numa, Numa::Fake(4));
+        assert_eq!(
+            parse("numa=off numa.probe").unwrap(),
+            Options {
+                numa: Numa::Off,
+                numa_probe: true,
+                ..Default::default()
+            }
+        );
+        assert!(parse("numa=fake:0").is_err());
+        assert!(parse("numa=fake:17").is_err());
+        assert!(parse("numa=on").is_err());
+        assert!(parse("numa.probe=1").is_err());
     }
 
     #[test]

@@ -7,11 +7,13 @@
 use heapless::Vec;
 
 use crate::boot::{MemoryKind, MemoryRegion};
+use crate::numa::memory::NodeMemory;
 
 pub const FRAME: u64 = 4096;
 const LOW: u64 = 1 << 20;
 const HIGH: u64 = crate::phys::IDENTITY_LIMIT;
-const MAX_RANGES: usize = 64;
+/// Ranges per allocator: a node has a few; the whole machine a few more.
+const MAX_RANGES: usize = 16;
 
 #[derive(Debug)]
 pub struct FrameAllocator {
@@ -50,7 +52,7 @@ impl FrameAllocator {
                 pieces = next;
             }
             for p in pieces {
-                let _ = ranges.push(p); // beyond 64 ranges, memory is left unused
+                let _ = ranges.push(p); // beyond MAX_RANGES ranges, memory is left unused
             }
         }
         ranges.sort_unstable();
@@ -69,10 +71,16 @@ impl FrameAllocator {
 
     /// `n` physically contiguous frames (not zeroed); the start of the run.
     pub fn alloc_run(&mut self, n: u64) -> Option<u64> {
+        self.alloc_aligned(n, FRAME)
+    }
+
+    /// `n` contiguous frames starting at a multiple of `align` (a power of
+    /// two, at least `FRAME`). A bump allocator: what alignment skips is lost.
+    pub fn alloc_aligned(&mut self, n: u64, align: u64) -> Option<u64> {
         while let Some(&(_, end)) = self.ranges.get(self.current) {
-            if self.next + n * FRAME <= end {
-                let start = self.next;
-                self.next += n * FRAME;
+            let start = self.next.next_multiple_of(align);
+            if start + n * FRAME <= end {
+                self.next = start + n * FRAME;
                 return Some(start);
             }
             self.current += 1;
@@ -96,21 +104,30 @@ impl FrameAllocator {
     }
 }
 
-/// The kernel's allocator, set up once the memory map is known.
-static GLOBAL: spin::Mutex<Option<FrameAllocator>> = spin::Mutex::new(None);
+/// The kernel's memory, node by node, set up once the topology is known;
+/// and the node the hypervisor's own structures come from (the boot CPU's).
+static GLOBAL: spin::Mutex<Option<(NodeMemory, usize)>> = spin::Mutex::new(None);
 
-pub fn init(allocator: FrameAllocator) {
-    *GLOBAL.lock() = Some(allocator);
+pub fn init(memory: NodeMemory, home: usize) {
+    *GLOBAL.lock() = Some((memory, home));
 }
 
-/// A zeroed frame from the kernel's allocator.
+/// Runs `f` on the kernel's memory, if it is set up.
+pub fn with<R>(f: impl FnOnce(&mut NodeMemory, usize) -> R) -> Option<R> {
+    GLOBAL
+        .lock()
+        .as_mut()
+        .map(|(memory, home)| f(memory, *home))
+}
+
+/// A zeroed frame from the home node (or the nearest with memory).
 pub fn alloc_zeroed() -> Option<u64> {
     alloc_run_zeroed(1)
 }
 
-/// `n` zeroed, physically contiguous frames from the kernel's allocator.
+/// `n` zeroed, physically contiguous frames from the home node (or the nearest).
 pub fn alloc_run_zeroed(n: u64) -> Option<u64> {
-    let start = GLOBAL.lock().as_mut()?.alloc_run(n)?;
+    let (start, _) = with(|memory, home| memory.alloc_run(home, n))??;
     for frame in (0..n).map(|i| start + i * FRAME) {
         // SAFETY: the allocator hands each frame out once; it is ours to clear.
         unsafe { crate::phys::write(frame, &[0; FRAME as usize]) };
@@ -173,6 +190,19 @@ mod tests {
             "two frames left below: too few"
         );
         assert_eq!(a.alloc(), Some(0x20_3000));
+    }
+
+    #[test]
+    fn aligned_runs_skip_to_the_boundary() {
+        let mut a = FrameAllocator::new(&[usable(0x10_0000, 0x60_0000)], &[]);
+        assert_eq!(a.alloc(), Some(0x10_0000));
+        assert_eq!(a.alloc_aligned(512, 2 << 20), Some(0x20_0000));
+        assert_eq!(a.alloc(), Some(0x40_0000));
+        assert_eq!(
+            a.alloc_aligned(512, 2 << 20),
+            None,
+            "0x40_1000 + 2 MiB skips past the end"
+        );
     }
 
     #[test]

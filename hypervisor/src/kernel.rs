@@ -6,12 +6,17 @@ use heapless::String;
 use serde::Serialize;
 
 use crate::acpi::rsdp;
+use crate::acpi::sdt::{self, Table};
+use crate::acpi::{hmat, madt, slit, srat};
 use crate::arch::{self, power, power::ExitCode};
 use crate::boot::{self, BootInfo, MemoryKind, Protocol};
+use crate::cmdline::Numa;
 use crate::cmdline::{self, SelfTest};
 use crate::cpu::{self, Vendor};
 use crate::event::{self, Event, Hex, SCHEMA};
-use crate::frames::{self, FrameAllocator};
+use crate::frames;
+use crate::numa::memory::{FrameSize, NodeMemory};
+use crate::numa::topology::{Source as TopologySource, Topology};
 use crate::phys::{IdentityMapped, PhysMem};
 use crate::serial;
 use crate::svm::Svm;
@@ -178,8 +183,13 @@ pub fn main(magic: u32, info: u32) -> ! {
     let cpu = cpu::identify();
     event::emit(&cpu);
     report_memory(&boot);
-    report_acpi(&mem, &boot);
-    frames::init(FrameAllocator::new(&boot.memory, &reserved(&boot)));
+    let rsdp = report_acpi(&mem, &boot);
+    let (topology, hmat) = discover_topology(&mem, rsdp.as_ref(), &boot, options.numa);
+    let memory = NodeMemory::new(&topology, &boot.memory, &reserved(&boot));
+    let home = topology.node_of_cpu(bsp_apic_id()).unwrap_or(0);
+    report_topology(&topology, &boot, &hmat);
+    frames::init(memory, home);
+    report_node_memory(&topology, options.numa_probe);
     if let Some(test) = options.selftest {
         run_selftest(test);
     }
@@ -278,18 +288,220 @@ fn report_memory(boot: &BootInfo) {
     event::emit(&Modules { modules });
 }
 
-fn report_acpi(mem: &IdentityMapped, boot: &BootInfo) {
+fn report_acpi(mem: &IdentityMapped, boot: &BootInfo) -> Option<rsdp::Rsdp> {
     match rsdp::find(mem, boot.rsdp.map(|h| h.addr)) {
-        Ok(r) => event::emit(&Acpi {
-            rsdp: Hex(r.addr),
-            source: r.source,
-            revision: r.revision,
-            oem: core::str::from_utf8(&r.oem).unwrap_or("?"),
-            rsdt: Hex(r.rsdt.into()),
-            xsdt: r.xsdt.map(Hex),
-        }),
+        Ok(r) => {
+            event::emit(&Acpi {
+                rsdp: Hex(r.addr),
+                source: r.source,
+                revision: r.revision,
+                oem: core::str::from_utf8(&r.oem).unwrap_or("?"),
+                rsdt: Hex(r.rsdt.into()),
+                xsdt: r.xsdt.map(Hex),
+            });
+            Some(r)
+        }
         // Without ACPI the machine is taken as one node: not fatal.
-        Err(e) => report_error("acpi", &message(format_args!("{e}")), false),
+        Err(e) => {
+            report_error("acpi", &message(format_args!("{e}")), false);
+            None
+        }
+    }
+}
+
+fn bsp_apic_id() -> u32 {
+    raw_cpuid::CpuId::new()
+        .get_feature_info()
+        .map_or(0, |f| f.initial_local_apic_id().into())
+}
+
+/// The MADT's enabled CPUs, or the boot CPU alone without a MADT.
+fn cpu_ids(madt: Option<&madt::Madt>) -> heapless::Vec<u32, { madt::MAX_CPUS }> {
+    match madt {
+        Some(m) if m.enabled_cpus().next().is_some() => {
+            m.enabled_cpus().map(|c| c.apic_id).collect()
+        }
+        _ => core::iter::once(bsp_apic_id()).collect(),
+    }
+}
+
+/// The topology the command line asks for, else the SRAT's, else one node.
+/// Broken tables are reported and the machine is taken as one node.
+fn discover_topology(
+    mem: &IdentityMapped,
+    rsdp: Option<&rsdp::Rsdp>,
+    boot: &BootInfo,
+    numa: Numa,
+) -> (Topology, heapless::Vec<hmat::Value, { hmat::MAX_VALUES }>) {
+    let acpi_error =
+        |e: &dyn core::fmt::Display| report_error("acpi", &message(format_args!("{e}")), false);
+    let table = |sig: &[u8; 4]| -> Option<Table<'_>> {
+        match sdt::find(mem, rsdp?, *sig) {
+            Ok(t) => t,
+            Err(e) => {
+                acpi_error(&e);
+                None
+            }
+        }
+    };
+    let madt = table(b"APIC").and_then(|t| madt::parse(&t).map_err(|e| acpi_error(&e)).ok());
+    let cpus = cpu_ids(madt.as_ref());
+    let single = || Topology::single(cpus.iter().copied(), &boot.memory);
+    let mut hmat_values = heapless::Vec::new();
+    let topology = match numa {
+        Numa::Fake(n) => Topology::fake(n, cpus.iter().copied(), &boot.memory),
+        Numa::Off => single(),
+        Numa::Tables => match (table(b"SRAT"), madt.as_ref()) {
+            (Some(t), Some(madt)) => {
+                let parsed = srat::parse(&t).map_err(|e| acpi_error(&e)).ok();
+                let slit =
+                    table(b"SLIT").and_then(|t| slit::parse(&t).map_err(|e| acpi_error(&e)).ok());
+                if let Some(h) =
+                    table(b"HMAT").and_then(|t| hmat::parse(&t).map_err(|e| acpi_error(&e)).ok())
+                {
+                    hmat_values = h.values;
+                }
+                match parsed.map(|s| Topology::from_srat(madt, &s, slit.as_ref())) {
+                    Some(Ok(t)) => t,
+                    Some(Err(why)) => {
+                        acpi_error(&why);
+                        single()
+                    }
+                    None => single(),
+                }
+            }
+            _ => single(),
+        },
+    };
+    (topology, hmat_values)
+}
+
+#[derive(Serialize)]
+struct Range {
+    base: Hex,
+    len: Hex,
+}
+
+#[derive(Serialize)]
+struct NodeView {
+    id: u32,
+    cpus: heapless::Vec<u32, { madt::MAX_CPUS }>,
+    memory_bytes: u64,
+    usable_bytes: u64,
+    ranges: heapless::Vec<Range, { crate::numa::topology::MAX_NODE_RANGES }>,
+}
+
+#[derive(Serialize)]
+struct TopologyEvent<'a> {
+    source: TopologySource,
+    cpus: usize,
+    nodes: heapless::Vec<NodeView, { crate::numa::topology::MAX_NODES }>,
+    distances: heapless::Vec<
+        heapless::Vec<u8, { crate::numa::topology::MAX_NODES }>,
+        { crate::numa::topology::MAX_NODES },
+    >,
+    hmat: &'a [hmat::Value],
+}
+impl Event for TopologyEvent<'_> {
+    const NAME: &'static str = "topology";
+}
+
+fn report_topology(t: &Topology, boot: &BootInfo, hmat: &[hmat::Value]) {
+    let n = t.nodes.len();
+    let nodes = t
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(i, node)| NodeView {
+            id: node.domain,
+            cpus: node.cpus.clone(),
+            memory_bytes: node.ranges.iter().map(|(s, e)| e - s).sum(),
+            usable_bytes: t.usable_regions(i, &boot.memory).map(|r| r.len).sum(),
+            ranges: node
+                .ranges
+                .iter()
+                .map(|&(s, e)| Range {
+                    base: Hex(s),
+                    len: Hex(e - s),
+                })
+                .collect(),
+        })
+        .collect();
+    let distances = (0..n)
+        .map(|i| t.distance[i][..n].iter().copied().collect())
+        .collect();
+    let cpus = t.nodes.iter().map(|node| node.cpus.len()).sum();
+    event::emit(&TopologyEvent {
+        source: t.source,
+        cpus,
+        nodes,
+        distances,
+        hmat,
+    });
+}
+
+#[derive(Serialize)]
+struct Probe {
+    frame: Hex,
+    node: u32,
+}
+
+#[derive(Serialize)]
+struct NodeMemoryView {
+    id: u32,
+    free_bytes: u64,
+    used_bytes: u64,
+    /// With `numa.probe`: a 4 KiB and a 2 MiB frame asked of this node.
+    small: Option<Probe>,
+    large: Option<Probe>,
+}
+
+#[derive(Serialize)]
+struct NodeMemoryEvent {
+    home: u32,
+    nodes: heapless::Vec<NodeMemoryView, { crate::numa::topology::MAX_NODES }>,
+}
+impl Event for NodeMemoryEvent {
+    const NAME: &'static str = "node-memory";
+}
+
+fn report_node_memory(t: &Topology, probe: bool) {
+    let report = frames::with(|memory, home| {
+        let domain = |i: usize| t.nodes[i].domain;
+        let mut probes: heapless::Vec<
+            (Option<Probe>, Option<Probe>),
+            { crate::numa::topology::MAX_NODES },
+        > = heapless::Vec::new();
+        for i in 0..memory.nodes() {
+            let mut ask = |size| {
+                probe
+                    .then(|| memory.alloc(i, size))
+                    .flatten()
+                    .map(|(frame, node)| Probe {
+                        frame: Hex(frame),
+                        node: domain(node),
+                    })
+            };
+            let _ = probes.push((ask(FrameSize::Small), ask(FrameSize::Large)));
+        }
+        let nodes = probes
+            .into_iter()
+            .enumerate()
+            .map(|(i, (small, large))| NodeMemoryView {
+                id: domain(i),
+                free_bytes: memory.free_bytes(i),
+                used_bytes: memory.used_bytes(i),
+                small,
+                large,
+            })
+            .collect();
+        NodeMemoryEvent {
+            home: domain(home),
+            nodes,
+        }
+    });
+    if let Some(e) = report {
+        event::emit(&e);
     }
 }
 

@@ -13,6 +13,7 @@ pub mod ept;
 pub mod event;
 pub mod frames;
 pub mod kernel;
+pub mod numa;
 pub mod phys;
 pub mod serial;
 pub mod svm;

@@ -164,12 +164,16 @@ boot_gdt_ptr:
 boot_magic: .long 0
 boot_info:  .long 0
 
+    /* The stack comes first in .bss, so that an overflow cannot reach the
+     * page tables above it (there is no guard page yet: 2 MiB pages). */
+    .section .bss.stack, "aw", @nobits
+    .balign 4096
+boot_stack: .skip 256 * 1024
+    .globl boot_stack_top
+boot_stack_top:
+
     .section .bss, "aw", @nobits
     .balign 4096
 boot_pml4:  .skip 4096
 boot_pdpt:  .skip 4096
 boot_pd:    .skip 4096 * 4
-    .balign 16
-boot_stack: .skip 64 * 1024
-    .globl boot_stack_top
-boot_stack_top:
