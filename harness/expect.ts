@@ -18,14 +18,19 @@ function deepEqual(a: unknown, b: unknown): boolean {
 }
 
 /** Problems of one event against one expectation (empty: it matches). */
-export function eventProblems(e: SvEvent, x: EventExpectation, run: RunInfo): string[] {
+export function eventProblems(
+  e: SvEvent,
+  x: EventExpectation,
+  run: RunInfo,
+  events: SvEvent[] = [],
+): string[] {
   const fields = typeof x.fields === "function" ? x.fields(run) : x.fields ?? {};
   const problems = Object.entries(fields)
     .filter(([k, want]) => !deepEqual(e[k], want))
     .map(([k, want]) => `${x.ev}.${k}: expected ${show(want)}, got ${show(e[k])}`);
   if (x.check) {
     try {
-      problems.push(...x.check(e, run).map((p) => `${x.ev}: ${p}`));
+      problems.push(...x.check(e, run, events).map((p) => `${x.ev}: ${p}`));
     } catch (err) {
       problems.push(`${x.ev}: check threw ${err instanceof Error ? err.message : String(err)}`);
     }
@@ -60,7 +65,7 @@ export function checkExpectations(
     for (let i = from; i < events.length; i++) {
       const e = events[i]!;
       if (e.ev !== x.ev) continue;
-      const p = eventProblems(e, x, run);
+      const p = eventProblems(e, x, run, events);
       if (p.length === 0) {
         matched = i;
         break;

@@ -13,6 +13,7 @@ const run: RunInfo = {
   features: new Set(["svm", "npt"]),
   cmdline: "",
   memoryMiB: 256,
+  smp: 1,
 };
 
 const events: SvEvent[] = [

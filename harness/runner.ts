@@ -12,7 +12,14 @@ import { type CpuModel, hostCpu, resolveCpu } from "./cpus.ts";
 import { describe, EventStream, type SvEvent } from "./events.ts";
 import { checkExpectations } from "./expect.ts";
 import { RUNS_DIR } from "./paths.ts";
-import { DEFAULT_MEMORY_MIB, planId, type RunInfo, type RunPlan, type Status } from "./scenario.ts";
+import {
+  DEFAULT_MEMORY_MIB,
+  DEFAULT_SMP,
+  planId,
+  type RunInfo,
+  type RunPlan,
+  type Status,
+} from "./scenario.ts";
 import { classify } from "./verdict.ts";
 
 export interface RunResult {
@@ -272,6 +279,8 @@ export async function runPlan(plan: RunPlan, opts: RunOptions): Promise<RunResul
     features: model.features,
     cmdline,
     memoryMiB: plan.scenario.machine.memoryMiB ?? DEFAULT_MEMORY_MIB,
+    smp: plan.scenario.machine.smp ?? DEFAULT_SMP,
+    numa: plan.scenario.machine.numa,
     payloadSize: artifacts.payload ? (await Deno.stat(artifacts.payload)).size : undefined,
   };
   const events = stream.events;

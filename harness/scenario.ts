@@ -75,6 +75,8 @@ export type RunInfo = Omit<RunPlan, "scenario"> & {
   features: ReadonlySet<string>;
   cmdline: string;
   memoryMiB: number;
+  smp: number;
+  numa?: Numa;
   /** Size in bytes of the assembled payload, when there is one. */
   payloadSize?: number;
 };
@@ -87,7 +89,8 @@ export type RunInfo = Omit<RunPlan, "scenario"> & {
 export interface EventExpectation {
   ev: string;
   fields?: Record<string, unknown> | ((run: RunInfo) => Record<string, unknown>);
-  check?: (event: SvEvent, run: RunInfo) => string[];
+  /** `events` is every event of the run, for checks that relate several. */
+  check?: (event: SvEvent, run: RunInfo, events: SvEvent[]) => string[];
 }
 
 export interface Scenario {

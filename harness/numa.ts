@@ -1,0 +1,117 @@
+/**
+ * Checks of the kernel's NUMA events against the topology a scenario
+ * declares: the `topology` event must equal it (CPUs per node, memory per
+ * node within one 2 MiB frame, distances), and frames asked of each node
+ * (`numa.probe`) must come from it, or from the nearest node with memory.
+ */
+import type { SvEvent } from "./events.ts";
+import type { EventExpectation, Numa, RunInfo } from "./scenario.ts";
+
+const MiB = 1 << 20;
+const TOLERANCE = 2 * MiB;
+
+interface NodeEvent {
+  id: number;
+  cpus: number[];
+  memory_bytes: number;
+  ranges: { base: string; len: string }[];
+}
+
+interface Declared {
+  cpus: number[];
+  memoryMiB: number;
+}
+
+/** The declared nodes; without NUMA, one node with every CPU and all memory. */
+function declaredNodes(run: RunInfo): Declared[] {
+  return run.numa?.nodes ??
+    [{ cpus: Array.from({ length: run.smp }, (_, i) => i), memoryMiB: run.memoryMiB }];
+}
+
+/** Declared distances, or the 10/20 QEMU and the kernel assume without them. */
+export function declaredDistances(numa: Numa | undefined, n: number): number[][] {
+  return numa?.distances ??
+    Array.from({ length: n }, (_, i) => Array.from({ length: n }, (_, j) => (i === j ? 10 : 20)));
+}
+
+const show = (v: unknown) => JSON.stringify(v);
+
+/** The differences between a `topology` event and the declared topology. */
+export function topologyDifferences(e: SvEvent, run: RunInfo): string[] {
+  const nodes = e.nodes as NodeEvent[];
+  const declared = declaredNodes(run);
+  const problems: string[] = [];
+  if (nodes.length !== declared.length) {
+    problems.push(`${nodes.length} nodes, declared ${declared.length}`);
+    return problems;
+  }
+  declared.forEach((want, i) => {
+    const got = nodes[i]!;
+    // QEMU numbers CPUs by APIC id for -smp N: CPU i has APIC id i.
+    const cpus = [...got.cpus].sort((a, b) => a - b);
+    if (show(cpus) !== show([...want.cpus].sort((a, b) => a - b))) {
+      problems.push(`node ${i}: CPUs ${show(cpus)}, declared ${show(want.cpus)}`);
+    }
+    const bytes = want.memoryMiB * MiB;
+    if (Math.abs(got.memory_bytes - bytes) > TOLERANCE) {
+      problems.push(
+        `node ${i}: ${(got.memory_bytes / MiB).toFixed(1)} MiB, declared ${want.memoryMiB} MiB`,
+      );
+    }
+  });
+  const distances = e.distances as number[][];
+  const want = declaredDistances(run.numa, declared.length);
+  if (show(distances) !== show(want)) {
+    problems.push(`distances ${show(distances)}, declared ${show(want)}`);
+  }
+  return problems;
+}
+
+/** The `topology` event must equal the declared topology, read from the SRAT. */
+export function topologyMatches(source = "srat"): EventExpectation {
+  return { ev: "topology", fields: { source }, check: (e, run) => topologyDifferences(e, run) };
+}
+
+function within(frame: bigint, node: NodeEvent): boolean {
+  return node.ranges.some((r) => frame >= BigInt(r.base) && frame < BigInt(r.base) + BigInt(r.len));
+}
+
+/**
+ * Every node's probe frames (`numa.probe`) lie in that node's memory, or,
+ * for a node without memory, in the nearest node that has some.
+ */
+export function probesOnTheirNodes(): EventExpectation {
+  return {
+    ev: "node-memory",
+    check: (e, _run, events) => {
+      const topology = events.find((x) => x.ev === "topology");
+      if (!topology) return ["no topology event to check against"];
+      const nodes = topology.nodes as NodeEvent[];
+      const distances = topology.distances as number[][];
+      const problems: string[] = [];
+      (e.nodes as { id: number; small?: { frame: string; node: number }; large?: unknown }[])
+        .forEach((n, i) => {
+          const withMemory = nodes.map((node, j) => ({ node, j })).filter((x) =>
+            x.node.memory_bytes > 0
+          );
+          const nearest = withMemory.sort((a, b) =>
+            (a.j === i ? 0 : distances[i]![a.j]!) - (b.j === i ? 0 : distances[i]![b.j]!) ||
+            a.j - b.j
+          )[0];
+          for (const [size, probe] of [["4 KiB", n.small], ["2 MiB", n.large]] as const) {
+            const p = probe as { frame: string; node: number } | undefined;
+            if (!p) {
+              problems.push(`node ${n.id}: no ${size} probe`);
+            } else if (
+              !nearest || p.node !== nearest.node.id || !within(BigInt(p.frame), nearest.node)
+            ) {
+              problems.push(
+                `node ${n.id}: ${size} frame ${p.frame} from node ${p.node}, expected node ${nearest?.node.id}'s memory`,
+              );
+            }
+          }
+        });
+      return problems;
+    },
+  };
+}
