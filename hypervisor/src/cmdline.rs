@@ -7,6 +7,7 @@
 //! - `guest.selftest=entry-failure`: start the guest in a state VM entry refuses;
 //! - `numa=off`: ignore the SRAT, one node; `numa=fake:N`: N nodes made up
 //!   from the memory map, for machines without NUMA tables (Bochs);
+//! - `smp.x2apic`: start the other CPUs in x2APIC mode even when xAPIC would do;
 //! - `numa.probe`: allocate a 4 KiB and a 2 MiB frame on every node and report where they came from;
 //! - `selftest=...`: provoke a fault, for the harness's own tests.
 
@@ -47,6 +48,7 @@ pub struct Options {
     pub guest: Option<GuestConfig>,
     pub numa: Numa,
     pub numa_probe: bool,
+    pub x2apic: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -118,6 +120,7 @@ pub fn parse(line: &str) -> Result<Options, OptionError<'_>> {
                 }
             }
             "numa.probe" if value.is_empty() => opts.numa_probe = true,
+            "smp.x2apic" if value.is_empty() => opts.x2apic = true,
             "guest" => {
                 let mode = match value {
                     "real" => GuestMode::Real,

@@ -153,6 +153,15 @@ fn report_error(stage: &str, message: &str, fatal: bool) {
     });
 }
 
+/// The CPU lacks what the command line asks for: the run is skipped.
+fn skip(reason: &str) -> ! {
+    event::emit(&Skip { reason });
+    event::emit(&Exit {
+        status: Status::Skip,
+    });
+    power::exit(ExitCode::Success)
+}
+
 fn fail(stage: &str, message: &str) -> ! {
     report_error(stage, message, true);
     event::emit(&Exit {
@@ -190,6 +199,9 @@ pub fn main(magic: u32, info: u32) -> ! {
     report_topology(&topology, &boot, &hmat);
     frames::init(memory, home);
     report_node_memory(&topology, options.numa_probe);
+    if let Err(reason) = arch::smp::start_all(&topology, &boot, options.x2apic) {
+        skip(reason);
+    }
     if let Some(test) = options.selftest {
         run_selftest(test);
     }
@@ -249,13 +261,7 @@ fn run_guest(config: &GuestConfig, boot: &BootInfo, vendor: Vendor) -> ! {
                 ExitCode::Success
             })
         }
-        Err(Refusal::Unsupported(reason)) => {
-            event::emit(&Skip { reason });
-            event::emit(&Exit {
-                status: Status::Skip,
-            });
-            power::exit(ExitCode::Success)
-        }
+        Err(Refusal::Unsupported(reason)) => skip(reason),
         Err(Refusal::Failed(message)) => fail("guest", &message),
     }
 }
@@ -310,9 +316,7 @@ fn report_acpi(mem: &IdentityMapped, boot: &BootInfo) -> Option<rsdp::Rsdp> {
 }
 
 fn bsp_apic_id() -> u32 {
-    raw_cpuid::CpuId::new()
-        .get_feature_info()
-        .map_or(0, |f| f.initial_local_apic_id().into())
+    arch::smp::apic_id()
 }
 
 /// The MADT's enabled CPUs, or the boot CPU alone without a MADT.

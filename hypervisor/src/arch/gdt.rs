@@ -1,6 +1,6 @@
-//! GDT and TSS. Every exception runs on an IST stack: the prebuilt `core` is
-//! compiled with a red zone, which an exception on the interrupted stack
-//! would overwrite.
+//! GDT and TSS, one pair per CPU. Every exception runs on an IST stack: the
+//! prebuilt `core` is compiled with a red zone, which an exception on the
+//! interrupted stack would overwrite.
 
 use spin::Once;
 use x86_64::VirtAddr;
@@ -8,6 +8,8 @@ use x86_64::instructions::segmentation::{CS, DS, ES, SS, Segment};
 use x86_64::instructions::tables::load_tss;
 use x86_64::structures::gdt::{Descriptor, GlobalDescriptorTable, SegmentSelector};
 use x86_64::structures::tss::TaskStateSegment;
+
+pub use crate::acpi::madt::MAX_CPUS;
 
 /// IST slots (the IDT names them 1-based: slot + 1).
 #[derive(Clone, Copy)]
@@ -18,13 +20,14 @@ pub enum Ist {
     Nmi = 2,
     MachineCheck = 3,
 }
-const IST_COUNT: usize = 4;
-const IST_STACK: usize = 16 * 1024;
+pub const IST_COUNT: usize = 4;
+pub const IST_STACK: usize = 16 * 1024;
 
 #[repr(C, align(16))]
 struct Stack([u8; IST_STACK]);
 
-static mut IST_STACKS: [Stack; IST_COUNT] = [const { Stack([0; IST_STACK]) }; IST_COUNT];
+/// The boot CPU's IST stacks; the others get theirs from their node's memory.
+static mut BSP_IST_STACKS: [Stack; IST_COUNT] = [const { Stack([0; IST_STACK]) }; IST_COUNT];
 
 #[derive(Clone, Copy)]
 pub struct Selectors {
@@ -33,25 +36,30 @@ pub struct Selectors {
     pub tss: SegmentSelector,
 }
 
-static TSS: Once<TaskStateSegment> = Once::new();
-static GDT: Once<(GlobalDescriptorTable, Selectors)> = Once::new();
+static TSS: [Once<TaskStateSegment>; MAX_CPUS] = [const { Once::new() }; MAX_CPUS];
+static GDT: [Once<(GlobalDescriptorTable, Selectors)>; MAX_CPUS] =
+    [const { Once::new() }; MAX_CPUS];
 
-pub fn init() -> Selectors {
-    let tss = TSS.call_once(|| {
+/// The tops of the boot CPU's IST stacks.
+pub fn bsp_ist_tops() -> [u64; IST_COUNT] {
+    let stacks = &raw const BSP_IST_STACKS;
+    // SAFETY: only the addresses of the stacks in the static are taken.
+    core::array::from_fn(|slot| unsafe { &raw const (*stacks)[slot] } as u64 + IST_STACK as u64)
+}
+
+/// Loads CPU `cpu`'s GDT and TSS, whose IST stacks end at `ist_tops`.
+pub fn init(cpu: usize, ist_tops: [u64; IST_COUNT]) -> Selectors {
+    let tss = TSS[cpu].call_once(|| {
         let mut tss = TaskStateSegment::new();
         // The TSS is packed: fill a copy of the table, then store it whole.
         let mut table = tss.interrupt_stack_table;
-        let stacks = &raw const IST_STACKS;
-        for (slot, entry) in table.iter_mut().take(IST_COUNT).enumerate() {
-            // SAFETY: only the address of a stack in the static is taken; the
-            // stacks are used by the CPU alone.
-            let base = unsafe { &raw const (*stacks)[slot] };
-            *entry = VirtAddr::from_ptr(base) + IST_STACK as u64;
+        for (entry, &top) in table.iter_mut().zip(&ist_tops) {
+            *entry = VirtAddr::new(top);
         }
         tss.interrupt_stack_table = table;
         tss
     });
-    let (gdt, selectors) = GDT.call_once(|| {
+    let (gdt, selectors) = GDT[cpu].call_once(|| {
         let mut gdt = GlobalDescriptorTable::new();
         let code = gdt.append(Descriptor::kernel_code_segment());
         let data = gdt.append(Descriptor::kernel_data_segment());
@@ -71,13 +79,14 @@ pub fn init() -> Selectors {
     *selectors
 }
 
-/// The selectors of the loaded GDT (the VMCS host state needs them).
+/// The boot CPU's selectors (the VMCS host state needs them).
 pub fn selectors() -> Selectors {
-    GDT.get().expect("arch::init ran first").1
+    GDT[0].get().expect("arch::init ran first").1
 }
 
-/// Where the TSS is (the VMCS host state needs it).
+/// Where the boot CPU's TSS is (the VMCS host state needs it).
 pub fn tss_base() -> u64 {
-    TSS.get()
+    TSS[0]
+        .get()
         .map_or(0, |tss| tss as *const TaskStateSegment as u64)
 }

@@ -1,0 +1,98 @@
+//! The local APIC, for starting the other CPUs: xAPIC through its MMIO
+//! page, or x2APIC through MSRs (needed for APIC ids above 254).
+
+use x86_64::registers::model_specific::Msr;
+
+const IA32_APIC_BASE: u32 = 0x1b;
+const X2APIC_ENABLE: u64 = 1 << 10;
+const APIC_ENABLE: u64 = 1 << 11;
+const X2APIC_SVR: u32 = 0x80f;
+const X2APIC_ICR: u32 = 0x830;
+const SVR: u64 = 0xf0;
+const ICR_LOW: u64 = 0x300;
+const ICR_HIGH: u64 = 0x310;
+const DELIVERY_PENDING: u32 = 1 << 12;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Apic {
+    X { base: u64 },
+    X2,
+}
+
+/// The interrupt command for INIT (assert).
+pub const INIT: u32 = 0x4500;
+/// The interrupt command for a startup IPI to real-mode page `vector`.
+pub fn startup(vector: u8) -> u32 {
+    0x4600 | u32::from(vector)
+}
+
+fn msr(index: u32) -> Msr {
+    Msr::new(index)
+}
+
+impl Apic {
+    /// This CPU's local APIC, enabled; in x2APIC mode when `x2apic` (the
+    /// CPU must support it) or when firmware already switched to it.
+    pub fn enable(x2apic: bool) -> Self {
+        // SAFETY: IA32_APIC_BASE exists on every CPU with an APIC; setting
+        // the enable bits only turns on what the MADT says is there.
+        let base = unsafe { msr(IA32_APIC_BASE).read() };
+        let apic = if x2apic || base & X2APIC_ENABLE != 0 {
+            // SAFETY: as above; x2APIC mode was checked in CPUID by the caller.
+            unsafe { msr(IA32_APIC_BASE).write(base | APIC_ENABLE | X2APIC_ENABLE) };
+            Apic::X2
+        } else {
+            Apic::X {
+                base: base & 0xf_ffff_f000,
+            }
+        };
+        apic.write_svr(0x1ff); // software enable, spurious vector 0xff
+        apic
+    }
+
+    fn write_svr(&self, value: u32) {
+        match *self {
+            // SAFETY: the SVR of this CPU's APIC.
+            Apic::X2 => unsafe { msr(X2APIC_SVR).write(value.into()) },
+            Apic::X { base } => mmio_write(base + SVR, value),
+        }
+    }
+
+    /// Sends the interrupt command `command` to the APIC `apic_id`.
+    pub fn send(&self, apic_id: u32, command: u32) {
+        match *self {
+            // SAFETY: the ICR of this CPU's APIC; x2APIC sends at once.
+            Apic::X2 => unsafe {
+                msr(X2APIC_ICR).write((u64::from(apic_id) << 32) | u64::from(command))
+            },
+            Apic::X { base } => {
+                mmio_write(base + ICR_HIGH, apic_id << 24);
+                mmio_write(base + ICR_LOW, command);
+                while mmio_read(base + ICR_LOW) & DELIVERY_PENDING != 0 {
+                    core::hint::spin_loop();
+                }
+            }
+        }
+    }
+}
+
+fn mmio_write(addr: u64, value: u32) {
+    // SAFETY: an APIC register in the identity-mapped MMIO page the MADT gives.
+    unsafe { core::ptr::write_volatile(addr as *mut u32, value) }
+}
+
+fn mmio_read(addr: u64) -> u32 {
+    // SAFETY: as in `mmio_write`.
+    unsafe { core::ptr::read_volatile(addr as *const u32) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interrupt_commands() {
+        assert_eq!(INIT, 0b100_0101_0000_0000, "INIT, level assert");
+        assert_eq!(startup(7), 0x4607, "STARTUP to 0x7000, level assert");
+    }
+}
