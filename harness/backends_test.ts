@@ -146,3 +146,18 @@ Deno.test("command lines are quoted for copy and paste", () => {
   assert.equal(shellQuote(""), "''");
   assert.equal(shellQuote("a b'c"), "'a b'\\''c'");
 });
+
+Deno.test("an HMAT turns hmat=on, gives every node an initiator and adds hmat-lb entries", () => {
+  const numa = {
+    nodes: [{ cpus: [0], memoryMiB: 64 }, { cpus: [], memoryMiB: 64 }],
+    hmat: [{ initiator: 0, target: 1, kind: "access-latency" as const, value: 10 }],
+  };
+  const s = { ...scenario, machine: { smp: 1, memoryMiB: 128, numa } };
+  const args = qemuArgs(plan({ scenario: s }), { kernel: "/k" }, "");
+  assert.deepEqual(after(args, "-machine"), ["q35,hmat=on"]);
+  assert.deepEqual(after(args, "-numa"), [
+    "node,nodeid=0,memdev=mem0,cpus=0,initiator=0",
+    "node,nodeid=1,memdev=mem1,initiator=0",
+    "hmat-lb,initiator=0,target=1,hierarchy=memory,data-type=access-latency,latency=10",
+  ]);
+});

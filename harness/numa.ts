@@ -64,6 +64,26 @@ export function topologyDifferences(e: SvEvent, run: RunInfo): string[] {
   if (show(distances) !== show(want)) {
     problems.push(`distances ${show(distances)}, declared ${show(want)}`);
   }
+  // The HMAT gives latencies in picoseconds, bandwidths in MB/s.
+  const hmat = (e.hmat ?? []) as {
+    kind: string;
+    initiator: number;
+    target: number;
+    value: number;
+  }[];
+  for (const h of run.numa?.hmat ?? []) {
+    const expected = h.kind === "access-latency" ? h.value * 1000 : h.value;
+    const got = hmat.find((x) =>
+      x.kind === h.kind && x.initiator === h.initiator && x.target === h.target
+    );
+    if (got?.value !== expected) {
+      problems.push(
+        `HMAT ${h.kind} ${h.initiator}->${h.target}: ${
+          got?.value ?? "absent"
+        }, declared ${expected}`,
+      );
+    }
+  }
   return problems;
 }
 

@@ -107,3 +107,26 @@ Deno.test("probes must come from their node, or the nearest node with memory", (
   ]);
   assert.deepEqual(check(good, run, []), ["no topology event to check against"]);
 });
+
+Deno.test("declared HMAT entries must be in the topology event, in its units", () => {
+  const withHmat: RunInfo = {
+    ...run,
+    numa: {
+      ...run.numa!,
+      hmat: [
+        { initiator: 0, target: 2, kind: "access-latency", value: 10 },
+        { initiator: 0, target: 2, kind: "access-bandwidth", value: 100 },
+      ],
+    },
+  };
+  const e = topology({
+    hmat: [
+      { kind: "access-latency", initiator: 0, target: 2, value: 10000 },
+      { kind: "access-bandwidth", initiator: 0, target: 2, value: 50 },
+    ],
+  });
+  assert.deepEqual(topologyDifferences(e, withHmat), [
+    "HMAT access-bandwidth 0->2: 50, declared 100",
+  ]);
+  assert.deepEqual(topologyDifferences(topology(), withHmat).length, 2, "both absent");
+});

@@ -33,10 +33,21 @@ export interface NumaNode {
   memoryMiB: number;
 }
 
+/** An HMAT measurement from a node with CPUs to a node's memory. */
+export interface HmatEntry {
+  initiator: number;
+  target: number;
+  kind: "access-latency" | "access-bandwidth";
+  /** Nanoseconds for a latency, MB/s for a bandwidth. */
+  value: number;
+}
+
 export interface Numa {
   nodes: NumaNode[];
   /** distances[i][j], 10 on the diagonal; omitted: QEMU's defaults. */
   distances?: number[][];
+  /** Makes QEMU build an HMAT (`-machine hmat=on`, `-numa hmat-lb`). */
+  hmat?: HmatEntry[];
 }
 
 export interface Machine {
@@ -268,6 +279,15 @@ function numaProblems(numa: Numa, smp: number, memoryMiB: number): string[] {
   const total = numa.nodes.reduce((sum, node) => sum + node.memoryMiB, 0);
   if (total !== memoryMiB) {
     problems.push(`numa node memory adds up to ${total} MiB, machine.memoryMiB is ${memoryMiB}`);
+  }
+  for (const [i, h] of (numa.hmat ?? []).entries()) {
+    if (!numa.nodes[h.initiator]?.cpus.length) {
+      problems.push(`numa.hmat[${i}]: initiator ${h.initiator} is not a node with CPUs`);
+    }
+    if (!numa.nodes[h.target]) problems.push(`numa.hmat[${i}]: no target node ${h.target}`);
+    if (!(Number.isInteger(h.value) && h.value > 0)) {
+      problems.push(`numa.hmat[${i}]: value must be a positive integer`);
+    }
   }
   const d = numa.distances;
   if (d) {

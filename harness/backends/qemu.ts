@@ -44,6 +44,8 @@ function ranges(cpus: number[]): string[] {
 /** `-object`/`-numa` options for a topology. */
 export function numaArgs(numa: Numa): string[] {
   const args: string[] = [];
+  // With an HMAT, QEMU wants each node's initiator: itself, or the first node with CPUs.
+  const firstWithCpus = numa.nodes.findIndex((n) => n.cpus.length > 0);
   numa.nodes.forEach((node, i) => {
     let spec = `node,nodeid=${i}`;
     if (node.memoryMiB > 0) {
@@ -51,6 +53,7 @@ export function numaArgs(numa: Numa): string[] {
       spec += `,memdev=mem${i}`;
     }
     for (const r of ranges(node.cpus)) spec += `,cpus=${r}`;
+    if (numa.hmat) spec += `,initiator=${node.cpus.length > 0 ? i : firstWithCpus}`;
     args.push("-numa", spec);
   });
   numa.distances?.forEach((row, src) =>
@@ -58,6 +61,13 @@ export function numaArgs(numa: Numa): string[] {
       if (src !== dst) args.push("-numa", `dist,src=${src},dst=${dst},val=${val}`);
     })
   );
+  for (const h of numa.hmat ?? []) {
+    const value = h.kind === "access-latency" ? `latency=${h.value}` : `bandwidth=${h.value}M`;
+    args.push(
+      "-numa",
+      `hmat-lb,initiator=${h.initiator},target=${h.target},hierarchy=memory,data-type=${h.kind},${value}`,
+    );
+  }
   return args;
 }
 
@@ -71,7 +81,7 @@ export function qemuArgs(
   const kvm = plan.backend === "kvm";
   const args = [
     "-machine",
-    "q35",
+    m.numa?.hmat ? "q35,hmat=on" : "q35",
     "-accel",
     kvm ? "kvm" : "tcg",
     "-cpu",
