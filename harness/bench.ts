@@ -15,13 +15,15 @@ export function median(xs: number[]): number {
   return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
 
-export async function runBench(opts: { filter: string; runs: number; say: (m: string) => void }) {
+export async function runBench(
+  opts: { filter: string; runs: number; until?: string; say: (m: string) => void },
+) {
   const plans = await selectPlans({ vendor: "all", filter: opts.filter });
   await ensureTools(plans.flatMap(toolsFor), opts.say);
   await buildKernel(opts.say);
   const rows: string[][] = [];
   for (const plan of plans) {
-    const walls: number[] = [], boots: number[] = [];
+    const walls: number[] = [], boots: number[] = [], untils: number[] = [];
     let status = "";
     for (let i = 0; i <= opts.runs; i++) {
       const t0 = performance.now();
@@ -29,6 +31,8 @@ export async function runBench(opts: { filter: string; runs: number; say: (m: st
       if (i === 0) continue; // warm-up
       walls.push(performance.now() - t0);
       boots.push(r.durationMs);
+      const at = r.events.findIndex((e) => e.ev === opts.until);
+      if (at >= 0) untils.push(r.eventTimesMs[at]!);
       status = r.status;
     }
     const row = [
@@ -37,11 +41,13 @@ export async function runBench(opts: { filter: string; runs: number; say: (m: st
       `${(median(boots) / 1000).toFixed(2)}s`,
       `${(median(walls) / 1000).toFixed(2)}s`,
       `${(Math.min(...walls) / 1000).toFixed(2)}-${(Math.max(...walls) / 1000).toFixed(2)}s`,
+      ...(opts.until ? [untils.length ? `${(median(untils) / 1000).toFixed(2)}s` : "never"] : []),
     ];
     opts.say(row.join("  "));
     rows.push(row);
   }
   const head = ["run", "status", "emulator (median)", "total (median)", "total (min-max)"];
+  if (opts.until) head.push(`to ${opts.until} (median)`);
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd();
   console.log(`median of ${opts.runs} warm runs each`);

@@ -6,7 +6,7 @@
  *   matrix [--vendor intel|amd|all] [--filter GLOB] [--backend B] [--cpu GLOB] [--jobs N]
  *          [--tap FILE] [--junit FILE] [--save-failures DIR]
  *   test [--jobs N] [--no-matrix]
- *   bench [--filter GLOB] [--runs N]
+ *   bench [--filter GLOB] [--runs N] [--until EVENT]
  *   setup
  * Exit codes: 0 pass, 1 fail, 77 skipped, 2 usage or setup error.
  */
@@ -37,7 +37,8 @@ const USAGE = `usage: deno task <command> [options]
   matrix [--vendor intel|amd|all] [--filter GLOB] [--backend qemu|bochs|kvm] [--cpu GLOB]
          [--jobs N] [--tap FILE] [--junit FILE] [--save-failures DIR]
   test [--jobs N] [--no-matrix]
-  bench [--filter GLOB] [--runs N]   median warm boot times (default: boot-hello, 5 runs)
+  bench [--filter GLOB] [--runs N] [--until EVENT]
+            median warm boot times (default: boot-hello, 5 runs), and to an event
   setup     install every emulator and tool the scenarios use (as root or with CI=true)`;
 
 class UsageError extends Error {}
@@ -189,10 +190,11 @@ async function main(argv: string[]): Promise<number> {
       const { values, positionals } = parse(rest, {
         filter: { type: "string", default: "boot-hello" },
         runs: { type: "string" },
+        until: { type: "string" },
       });
       if (positionals.length) throw new UsageError("bench takes no positional arguments");
       const runs = positiveNumber(values.runs, "runs") ?? 5;
-      await runBench({ filter: values.filter, runs: Math.round(runs), say });
+      await runBench({ filter: values.filter, runs: Math.round(runs), until: values.until, say });
       return 0;
     }
     case "setup":

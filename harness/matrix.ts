@@ -87,6 +87,7 @@ export async function runMatrix(opts: MatrixOptions): Promise<RunResult[]> {
           durationMs: 0,
           runDir: "",
           events: [],
+          eventTimesMs: [],
         };
       }
       results[i] = r;

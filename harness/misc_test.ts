@@ -76,6 +76,7 @@ function result(over: Partial<RunResult>): RunResult {
     durationMs: 1500,
     runDir: "/r",
     events: [],
+    eventTimesMs: [],
     ...over,
   };
 }

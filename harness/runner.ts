@@ -37,6 +37,8 @@ export interface RunResult {
   durationMs: number;
   runDir: string;
   events: SvEvent[];
+  /** When each event was read, in ms after the emulator started (within POLL_MS). */
+  eventTimesMs: number[];
 }
 
 export interface RunOptions {
@@ -45,7 +47,7 @@ export interface RunOptions {
   verbose?: boolean;
 }
 
-const POLL_MS = 50;
+const POLL_MS = 10;
 /** How long an emulator may take to exit after the kernel's last event. */
 const GRACE_MS = 5000;
 /** How long the kernel has to go on after the emulator logged a crash. */
@@ -175,6 +177,7 @@ export async function runPlan(plan: RunPlan, opts: RunOptions): Promise<RunResul
       durationMs: 0,
       runDir: dir,
       events: [],
+      eventTimesMs: [],
     });
   }
 
@@ -197,6 +200,7 @@ export async function runPlan(plan: RunPlan, opts: RunOptions): Promise<RunResul
 
   opts.progress(`booting ${planId(plan)}`);
   const stream = new EventStream();
+  const eventTimesMs: number[] = [];
   const started = performance.now();
   let spawnError: string | undefined;
   let exitCode: number | null = null;
@@ -224,6 +228,8 @@ export async function runPlan(plan: RunPlan, opts: RunOptions): Promise<RunResul
     let logText = "";
     const readSerial = async () => {
       const fresh = stream.push(await serial.read());
+      const now = Math.round(performance.now() - started);
+      for (const _ of fresh) eventTimesMs.push(now);
       if (opts.verbose) { for (const e of fresh) opts.progress(`  ${describe(e)}`); }
     };
     const deadline = started + plan.timeoutS * 1000;
@@ -314,5 +320,6 @@ export async function runPlan(plan: RunPlan, opts: RunOptions): Promise<RunResul
     durationMs,
     runDir: dir,
     events,
+    eventTimesMs,
   });
 }
