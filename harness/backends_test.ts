@@ -161,3 +161,14 @@ Deno.test("an HMAT turns hmat=on, gives every node an initiator and adds hmat-lb
     "hmat-lb,initiator=0,target=1,hierarchy=memory,data-type=access-latency,latency=10",
   ]);
 });
+
+Deno.test("extra ACPI tables become -acpitable options with their bodies as run files", () => {
+  const s = {
+    ...scenario,
+    machine: { smp: 1, memoryMiB: 128, acpiTables: [{ signature: "SRAT", body: [1, 2, 3] }] },
+  };
+  const l = qemu.launch(plan({ scenario: s }), { kernel: "/k" }, "");
+  assert.deepEqual(after(l.args, "-acpitable"), ["sig=SRAT,data=acpi-0.bin"]);
+  assert.deepEqual(l.files["acpi-0.bin"], new Uint8Array([1, 2, 3]));
+  assert.match(bochs.unsupported(plan({ backend: "bochs", scenario: s })) ?? "", /ACPI tables/);
+});

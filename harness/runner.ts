@@ -187,8 +187,9 @@ export async function runPlan(plan: RunPlan, opts: RunOptions): Promise<RunResul
     if (path) await Deno.symlink(path, join(dir, RUN_FILES[name as keyof Artifacts]));
   }
   const launch = backend.launch(plan, artifacts, cmdline);
-  for (const [name, text] of Object.entries(launch.files)) {
-    await Deno.writeTextFile(join(dir, name), text);
+  for (const [name, content] of Object.entries(launch.files)) {
+    if (typeof content === "string") await Deno.writeTextFile(join(dir, name), content);
+    else await Deno.writeFile(join(dir, name), content);
   }
   for (const [name, source] of Object.entries(launch.copies)) {
     await Deno.copyFile(source, join(dir, name));

@@ -50,12 +50,20 @@ export interface Numa {
   hmat?: HmatEntry[];
 }
 
+/** An extra ACPI table: QEMU writes its header and checksum around `body`. */
+export interface AcpiTable {
+  signature: string;
+  body: number[];
+}
+
 export interface Machine {
   /** Restricts the scenario to one vendor's CPU models. */
   vendor?: Vendor;
   smp?: number;
   memoryMiB?: number;
   numa?: Numa;
+  /** Tables added to the firmware's (QEMU only): malformed ones test the kernel's parsers. */
+  acpiTables?: AcpiTable[];
 }
 
 /** Where a scenario runs: a backend, its boot path and firmware, and CPU models. */
@@ -206,6 +214,16 @@ export function validateScenario(value: unknown, fileName: string): Scenario {
       "machine.vendor must be intel or amd",
     );
     if (m.numa) problems.push(...numaProblems(m.numa, smp, mem));
+    for (const [i, t] of (m.acpiTables ?? []).entries()) {
+      need(
+        /^[A-Z0-9]{4}$/.test(t.signature),
+        `machine.acpiTables[${i}].signature must be 4 characters`,
+      );
+      need(
+        Array.isArray(t.body) && t.body.every((b) => Number.isInteger(b) && b >= 0 && b < 256),
+        `machine.acpiTables[${i}].body must be bytes`,
+      );
+    }
   }
   if (!Array.isArray(s.targets) || s.targets.length === 0) {
     problems.push("targets must list at least one target");

@@ -22,7 +22,7 @@ export interface Launch {
   /** Environment variables added to the harness's own. */
   env?: Record<string, string>;
   /** Files to write into the run directory before starting. */
-  files: Record<string, string>;
+  files: Record<string, string | Uint8Array>;
   /** Files to copy into the run directory (name: source), e.g. OVMF's VARS. */
   copies: Record<string, string>;
   /** The emulator's own log file. */

@@ -91,6 +91,10 @@ export function qemuArgs(
     "-m",
     `${m.memoryMiB ?? DEFAULT_MEMORY_MIB}M`,
     ...(m.numa ? numaArgs(m.numa) : []),
+    ...(m.acpiTables ?? []).flatMap((
+      t,
+      i,
+    ) => ["-acpitable", `sig=${t.signature},data=acpi-${i}.bin`]),
     "-nodefaults",
     "-display",
     "none",
@@ -170,10 +174,11 @@ export const qemu: Backend = {
   },
   launch(plan, artifacts, cmdline): Launch {
     const ovmf = plan.firmware === "uefi" ? findOvmf() : undefined;
+    const tables = plan.scenario.machine.acpiTables ?? [];
     return {
       bin: "qemu-system-x86_64",
       args: qemuArgs(plan, artifacts, cmdline, ovmf),
-      files: {},
+      files: Object.fromEntries(tables.map((t, i) => [`acpi-${i}.bin`, new Uint8Array(t.body)])),
       copies: ovmf ? { "OVMF_VARS.fd": ovmf.vars } : {},
       log: "qemu.log",
       successExitCode: QEMU_SUCCESS,
