@@ -1,20 +1,9 @@
 import assert from "node:assert/strict";
 import type { SvEvent } from "./events.ts";
 import { checkExpectations } from "./expect.ts";
-import type { RunInfo } from "./scenario.ts";
+import { runInfo } from "./testing.ts";
 
-const run: RunInfo = {
-  backend: "qemu",
-  cpu: "EPYC",
-  boot: "kernel",
-  firmware: "bios",
-  timeoutS: 10,
-  vendor: "amd",
-  features: new Set(["svm", "npt"]),
-  cmdline: "",
-  memoryMiB: 256,
-  smp: 1,
-};
+const run = runInfo();
 
 const events: SvEvent[] = [
   { ev: "boot", proto: "pvh" },

@@ -2,19 +2,12 @@ import assert from "node:assert/strict";
 import type { SvEvent } from "./events.ts";
 import { probesOnTheirNodes, topologyDifferences } from "./numa.ts";
 import type { RunInfo } from "./scenario.ts";
+import { runInfo } from "./testing.ts";
 
 const MiB = 1 << 20;
 
-const run: RunInfo = {
-  backend: "qemu",
-  cpu: "EPYC",
-  boot: "kernel",
-  firmware: "bios",
-  timeoutS: 10,
-  vendor: "amd",
+const run: RunInfo = runInfo({
   features: new Set(),
-  cmdline: "",
-  memoryMiB: 256,
   smp: 3,
   numa: {
     nodes: [{ cpus: [0, 1], memoryMiB: 128 }, { cpus: [2], memoryMiB: 0 }, {
@@ -23,7 +16,7 @@ const run: RunInfo = {
     }],
     distances: [[10, 16, 22], [16, 10, 28], [22, 28, 10]],
   },
-};
+});
 
 function topology(over: Partial<Record<string, unknown>> = {}): SvEvent {
   return {

@@ -1,29 +1,9 @@
-import { defineScenario, type EventExpectation, type RunInfo } from "../harness/scenario.ts";
-
-/** Every CPU checks in once, with its own APIC id, then the summary counts them all. */
-function everyCpu(run: RunInfo): EventExpectation[] {
-  const ids = Array.from({ length: run.smp }, (_, i) => i);
-  return [
-    ...ids.map((cpu) => ({
-      ev: "cpu-up",
-      fields: { cpu, apic_id: cpu, bsp: cpu === 0 },
-    })),
-    {
-      ev: "smp",
-      fields: {
-        expected: run.smp,
-        started: run.smp,
-        apic: run.cmdline.includes("smp.x2apic") ? "x2apic" : "xapic",
-      },
-    },
-    { ev: "exit", fields: { status: "pass" } },
-  ];
-}
+import { defineScenario } from "../harness/scenario.ts";
+import { everyCpuChecksIn } from "../harness/smp.ts";
 
 export default defineScenario({
   name: "smp-x2apic",
-  description:
-    "the other CPUs started through the x2APIC (MSR) interface; skipped on CPUs without x2APIC",
+  description: "the other CPUs started through the x2APIC (MSRs); skipped on CPUs without x2APIC",
   cmdline: "smp.x2apic",
   machine: { smp: 4, memoryMiB: 256 },
   targets: [
@@ -31,6 +11,6 @@ export default defineScenario({
     { backend: "bochs", cpus: ["tigerlake", "ryzen"] },
   ],
   timeoutS: 60,
-  expect: everyCpu,
+  expect: everyCpuChecksIn,
   absent: ["cpu-timeout", "error"],
 });

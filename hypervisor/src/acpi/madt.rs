@@ -50,16 +50,7 @@ pub fn parse(table: &Table) -> Result<Madt, TableError> {
     };
     for entry in r.entries(44) {
         let (kind, at, len) = entry?;
-        let need = |n: usize| {
-            if len < n {
-                Err(TableError::Truncated {
-                    signature: r.signature,
-                    at,
-                })
-            } else {
-                Ok(())
-            }
-        };
+        let need = |min| r.need(at, len, min);
         let full = match kind {
             0 => {
                 need(8)?;

@@ -155,6 +155,18 @@ impl Reader<'_> {
             })
     }
 
+    /// An entry at `at` of `len` bytes must hold at least `min`.
+    pub fn need(&self, at: usize, len: usize, min: usize) -> Result<(), TableError> {
+        if len < min {
+            Err(TableError::Truncated {
+                signature: self.signature,
+                at,
+            })
+        } else {
+            Ok(())
+        }
+    }
+
     /// Walks `type, length` entries from `start`, checking each length.
     pub fn entries(&self, start: usize) -> Entries<'_> {
         Entries {

@@ -37,16 +37,7 @@ pub fn parse(table: &Table) -> Result<Srat, TableError> {
     let mut srat = Srat::default();
     for entry in r.entries(48) {
         let (kind, at, len) = entry?;
-        let need = |n: usize| {
-            if len < n {
-                Err(TableError::Truncated {
-                    signature: r.signature,
-                    at,
-                })
-            } else {
-                Ok(())
-            }
-        };
+        let need = |min| r.need(at, len, min);
         let full = match kind {
             0 => {
                 need(16)?;
