@@ -72,6 +72,26 @@ impl Cursor<'_> {
     }
 }
 
+/// Bad input the kernel cannot go on with, or can go on without (`fatal`).
+#[derive(Serialize)]
+struct Error<'a> {
+    stage: &'a str,
+    message: &'a str,
+    fatal: bool,
+}
+impl Event for Error<'_> {
+    const NAME: &'static str = "error";
+}
+
+/// Reports an `error` event: what went wrong, and in which stage.
+pub fn error(stage: &str, message: &str, fatal: bool) {
+    emit(&Error {
+        stage,
+        message,
+        fatal,
+    });
+}
+
 #[derive(Serialize)]
 struct Overflow<'a> {
     event: &'a str,

@@ -83,17 +83,6 @@ impl Event for Acpi<'_> {
     const NAME: &'static str = "acpi";
 }
 
-/// Bad input the kernel cannot go on with, or can go on without (`fatal`).
-#[derive(Serialize)]
-struct Error<'a> {
-    stage: &'a str,
-    message: &'a str,
-    fatal: bool,
-}
-impl Event for Error<'_> {
-    const NAME: &'static str = "error";
-}
-
 #[derive(Serialize)]
 struct Selftest {
     test: &'static str,
@@ -145,14 +134,6 @@ fn message(args: core::fmt::Arguments) -> Message {
     m
 }
 
-fn report_error(stage: &str, message: &str, fatal: bool) {
-    event::emit(&Error {
-        stage,
-        message,
-        fatal,
-    });
-}
-
 /// The CPU lacks what the command line asks for: the run is skipped.
 fn skip(reason: &str) -> ! {
     event::emit(&Skip { reason });
@@ -163,7 +144,7 @@ fn skip(reason: &str) -> ! {
 }
 
 fn fail(stage: &str, message: &str) -> ! {
-    report_error(stage, message, true);
+    event::error(stage, message, true);
     event::emit(&Exit {
         status: Status::Fail,
     });
@@ -195,7 +176,7 @@ pub fn main(magic: u32, info: u32) -> ! {
     let rsdp = report_acpi(&mem, &boot);
     let (topology, hmat) = discover_topology(&mem, rsdp.as_ref(), &boot, options.numa);
     let memory = NodeMemory::new(&topology, &boot.memory, &reserved(&boot));
-    let home = topology.node_of_cpu(bsp_apic_id()).unwrap_or(0);
+    let home = topology.node_of_cpu(arch::smp::apic_id()).unwrap_or(0);
     report_topology(&topology, &boot, &hmat);
     frames::init(memory, home);
     report_node_memory(&topology, options.numa_probe);
@@ -309,14 +290,10 @@ fn report_acpi(mem: &IdentityMapped, boot: &BootInfo) -> Option<rsdp::Rsdp> {
         }
         // Without ACPI the machine is taken as one node: not fatal.
         Err(e) => {
-            report_error("acpi", &message(format_args!("{e}")), false);
+            event::error("acpi", &message(format_args!("{e}")), false);
             None
         }
     }
-}
-
-fn bsp_apic_id() -> u32 {
-    arch::smp::apic_id()
 }
 
 /// The MADT's enabled CPUs, or the boot CPU alone without a MADT.
@@ -325,7 +302,7 @@ fn cpu_ids(madt: Option<&madt::Madt>) -> heapless::Vec<u32, { madt::MAX_CPUS }> 
         Some(m) if m.enabled_cpus().next().is_some() => {
             m.enabled_cpus().map(|c| c.apic_id).collect()
         }
-        _ => core::iter::once(bsp_apic_id()).collect(),
+        _ => core::iter::once(arch::smp::apic_id()).collect(),
     }
 }
 
@@ -338,7 +315,7 @@ fn discover_topology(
     numa: Numa,
 ) -> (Topology, heapless::Vec<hmat::Value, { hmat::MAX_VALUES }>) {
     let acpi_error =
-        |e: &dyn core::fmt::Display| report_error("acpi", &message(format_args!("{e}")), false);
+        |e: &dyn core::fmt::Display| event::error("acpi", &message(format_args!("{e}")), false);
     let table = |sig: &[u8; 4]| -> Option<Table<'_>> {
         match sdt::find(mem, rsdp?, *sig) {
             Ok(t) => t,

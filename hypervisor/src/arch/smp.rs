@@ -65,16 +65,6 @@ impl Event for Smp<'_> {
     const NAME: &'static str = "smp";
 }
 
-#[derive(Serialize)]
-struct SmpError<'a> {
-    stage: &'a str,
-    message: &'a str,
-    fatal: bool,
-}
-impl Event for SmpError<'_> {
-    const NAME: &'static str = "error";
-}
-
 /// This CPU's APIC id: the x2APIC id from CPUID 0xB when there is one.
 pub fn apic_id() -> u32 {
     let cpuid = raw_cpuid::CpuId::new();
@@ -93,14 +83,6 @@ fn x2apic_supported() -> bool {
     raw_cpuid::CpuId::new()
         .get_feature_info()
         .is_some_and(|f| f.has_x2apic())
-}
-
-fn error(message: &str) {
-    event::emit(&SmpError {
-        stage: "smp",
-        message,
-        fatal: false,
-    });
 }
 
 /// Starts every CPU of `topology` but this one; returns how many run, this
@@ -133,14 +115,22 @@ pub fn start_all(
         if force_x2apic {
             return Err("the CPU has no x2APIC");
         }
-        error("APIC ids above 254 need an x2APIC, which the CPU lacks: only the boot CPU runs");
+        event::error(
+            "smp",
+            "APIC ids above 254 need an x2APIC, which the CPU lacks: only the boot CPU runs",
+            false,
+        );
         return Ok(1);
     }
     let trampoline_usable = boot.memory.iter().any(|r| {
         r.kind == MemoryKind::Usable && r.base <= TRAMPOLINE && TRAMPOLINE + FRAME <= r.base + r.len
     });
     if cpus.len() > 1 && !trampoline_usable {
-        error("the trampoline page 0x7000 is not usable RAM: only the boot CPU runs");
+        event::error(
+            "smp",
+            "the trampoline page 0x7000 is not usable RAM: only the boot CPU runs",
+            false,
+        );
         return Ok(1);
     }
     let apic = Apic::enable(need_x2);
@@ -159,7 +149,7 @@ pub fn start_all(
             .flatten()
             .map(|(f, _)| f)
         else {
-            error("out of memory for a CPU's stacks");
+            event::error("smp", "out of memory for a CPU's stacks", false);
             break;
         };
         STACKS[cpu].store(base, Ordering::SeqCst);

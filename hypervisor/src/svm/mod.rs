@@ -16,9 +16,7 @@ use crate::frames;
 use crate::vcpu::decode::{self, Insn};
 use crate::vcpu::guest::{CR0_PE, CR0_PG, EFER_LMA, GuestState};
 use crate::vcpu::memory::GuestMemory;
-use crate::vcpu::{
-    self, CpuContext, EntryFailure, Exit, GuestConfig, GuestRegs, Message, Refusal, VirtCpu,
-};
+use crate::vcpu::{self, CpuContext, EntryFailure, Exit, GuestConfig, GuestRegs, Refusal, VirtCpu};
 use vmcb::{Vmcb, intercept};
 
 core::arch::global_asm!(include_str!("run.s"), options(att_syntax));
@@ -50,9 +48,7 @@ const INTERCEPT_MISC2: u32 = intercept::VMRUN
     | intercept::SKINIT;
 
 fn oom(what: &str) -> Refusal {
-    let mut m = Message::new();
-    let _ = core::fmt::Write::write_fmt(&mut m, format_args!("out of memory for {what}"));
-    Refusal::Failed(m)
+    Refusal::failed(format_args!("out of memory for {what}"))
 }
 
 #[derive(Serialize)]

@@ -203,26 +203,29 @@ pub enum Refusal {
     Failed(Message),
 }
 
+impl Refusal {
+    /// `Failed`, with a message formatted (and truncated to fit).
+    pub fn failed(args: core::fmt::Arguments) -> Self {
+        let mut m = Message::new();
+        let _ = core::fmt::Write::write_fmt(&mut m, args);
+        Self::Failed(m)
+    }
+}
+
 /// Guest RAM with the payload at `LOAD_ADDRESS`, the GDT and, for long
 /// mode, the page tables in place.
 pub fn prepare_memory<F: crate::ept::Format>(
     config: &GuestConfig,
     payload: &[u8],
 ) -> Result<memory::GuestMemory<F>, Refusal> {
-    use core::fmt::Write;
-    let fail = |args: core::fmt::Arguments| {
-        let mut m = Message::new();
-        let _ = m.write_fmt(args);
-        Refusal::Failed(m)
-    };
     let mem = memory::GuestMemory::<F>::new(config.memory).map_err(|e| {
-        fail(format_args!(
+        Refusal::failed(format_args!(
             "guest memory of {} bytes: {e:?}",
             config.memory
         ))
     })?;
     if !mem.write(guest::LOAD_ADDRESS, payload) {
-        return Err(fail(format_args!(
+        return Err(Refusal::failed(format_args!(
             "a payload of {} bytes does not fit {} bytes of guest memory at {:#x}",
             payload.len(),
             config.memory,
@@ -236,7 +239,7 @@ pub fn prepare_memory<F: crate::ept::Format>(
         }
     }
     if !ok {
-        return Err(fail(format_args!(
+        return Err(Refusal::failed(format_args!(
             "guest memory too small for the guest's tables"
         )));
     }

@@ -9,7 +9,6 @@ pub mod instructions;
 pub mod names;
 pub mod vmcs;
 
-use core::fmt::Write;
 use serde::Serialize;
 use x86_64::registers::control::{Cr0, Cr3, Cr4};
 use x86_64::registers::model_specific::Msr;
@@ -19,9 +18,7 @@ use crate::event::{self, Event, Hex};
 use crate::frames;
 use crate::vcpu::guest::{GuestMode, GuestState, Segment};
 use crate::vcpu::memory::GuestMemory;
-use crate::vcpu::{
-    self, CpuContext, EntryFailure, Exit, GuestConfig, GuestRegs, Message, Refusal, VirtCpu,
-};
+use crate::vcpu::{self, CpuContext, EntryFailure, Exit, GuestConfig, GuestRegs, Refusal, VirtCpu};
 use controls::{Capabilities, Controls, ept_vpid, proc2};
 use fields::{Field16 as F16, Field32 as F32, Field64 as F64, FieldNatural as FN};
 use instructions::VmFail;
@@ -50,20 +47,14 @@ fn rdmsr(msr: u32) -> u64 {
     unsafe { Msr::new(msr).read() }
 }
 
-fn message(args: core::fmt::Arguments) -> Message {
-    let mut m = Message::new();
-    let _ = m.write_fmt(args);
-    m
-}
-
 fn failed(what: &str, e: VmFail) -> Refusal {
-    Refusal::Failed(match e {
-        VmFail::Invalid => message(format_args!("{what} failed: VMfailInvalid")),
-        VmFail::Valid(n) => message(format_args!(
+    match e {
+        VmFail::Invalid => Refusal::failed(format_args!("{what} failed: VMfailInvalid")),
+        VmFail::Valid(n) => Refusal::failed(format_args!(
             "{what} failed: {} ({n})",
             names::instruction_error(n)
         )),
-    })
+    }
 }
 
 #[derive(Serialize)]
@@ -253,9 +244,9 @@ impl Vmx {
             Cr0::write_raw(cr0);
             Cr4::write_raw(cr4);
         }
-        let region = vmx.region().ok_or(Refusal::Failed(message(format_args!(
-            "out of memory for VMXON"
-        ))))?;
+        let region = vmx
+            .region()
+            .ok_or(Refusal::failed(format_args!("out of memory for VMXON")))?;
         // SAFETY: a fresh frame with the revision id; CR0/CR4 fixed above.
         unsafe { instructions::vmxon(region) }.map_err(|e| failed("VMXON", e))?;
         event::emit(&VmxOn {
@@ -309,7 +300,7 @@ impl<'m> Vcpu<'m> {
         state: &GuestState,
         memory: &'m GuestMemory<Ept>,
     ) -> Result<Self, Refusal> {
-        let oom = || Refusal::Failed(message(format_args!("out of memory for the VMCS")));
+        let oom = || Refusal::failed(format_args!("out of memory for the VMCS"));
         let vmcs = vmx.region().ok_or_else(oom)?;
         // SAFETY: our fresh VMCS region.
         unsafe { instructions::vmclear(vmcs) }.map_err(|e| failed("VMCLEAR", e))?;
@@ -321,9 +312,9 @@ impl<'m> Vcpu<'m> {
         unsafe { instructions::vmptrld(vmcs) }.map_err(|e| failed("VMPTRLD", e))?;
         let current = instructions::vmptrst().map_err(|e| failed("VMPTRST", e))?;
         if current != vmcs {
-            return Err(Refusal::Failed(message(format_args!(
+            return Err(Refusal::failed(format_args!(
                 "VMPTRST gave {current:#x}, not {vmcs:#x}"
-            ))));
+            )));
         }
         event::emit(&VmPtrLd(Step {
             vcpu: 0,
@@ -332,10 +323,7 @@ impl<'m> Vcpu<'m> {
 
         let controls =
             controls::compute(&vmx.caps, state.mode == GuestMode::Long).map_err(|m| {
-                Refusal::Failed(message(format_args!(
-                    "{} controls lack bits {:#x}",
-                    m.field, m.bits
-                )))
+                Refusal::failed(format_args!("{} controls lack bits {:#x}", m.field, m.bits))
             })?;
         let io = bitmaps::io_bitmaps(
             vcpu::ALWAYS_INTERCEPTED
