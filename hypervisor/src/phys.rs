@@ -64,6 +64,15 @@ pub unsafe fn write(addr: u64, bytes: &[u8]) {
     unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), addr as *mut u8, bytes.len()) };
 }
 
+/// Words as the little-endian bytes memory holds them.
+pub fn le_bytes<const N: usize>(words: &[u64]) -> [u8; N] {
+    let mut out = [0u8; N];
+    for (chunk, w) in out.chunks_exact_mut(8).zip(words) {
+        chunk.copy_from_slice(&w.to_le_bytes());
+    }
+    out
+}
+
 /// Host tests: `data` seen at physical address `base`.
 #[cfg(test)]
 pub struct FakeMem {

@@ -163,12 +163,8 @@ pub fn start_all(
             ap_entry as *const () as u64,
             cpu as u64,
         ];
-        let mut bytes = [0u8; 32];
-        for (chunk, v) in bytes.chunks_exact_mut(8).zip(mailbox) {
-            chunk.copy_from_slice(&v.to_le_bytes());
-        }
         // SAFETY: the mailbox is in the trampoline page, ours as above.
-        unsafe { crate::phys::write(MAILBOX, &bytes) };
+        unsafe { crate::phys::write(MAILBOX, &crate::phys::le_bytes::<32>(&mailbox)) };
         core::sync::atomic::fence(Ordering::SeqCst);
         // INIT, wait 10 ms, STARTUP, wait 200 us, STARTUP again if needed.
         apic.send(id, apic::INIT);

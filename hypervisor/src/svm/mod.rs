@@ -124,7 +124,6 @@ fn wrmsr(msr: u32, value: u64) {
 
 /// SVM enabled on this CPU.
 pub struct Svm {
-    hsave: u64,
     /// Where VMSAVE keeps the host's FS, GS, TR, ... while a guest runs.
     host_save: u64,
 }
@@ -157,14 +156,13 @@ impl Svm {
             nrip_save: features.as_ref().is_some_and(|f| f.has_nrip()),
             hsave: Hex(hsave),
         });
-        Ok(Self { hsave, host_save })
+        Ok(Self { host_save })
     }
 
     /// Disables SVM: EFER.SVME clear, VM_HSAVE_PA cleared.
     pub fn disable(self, exits: u32) {
         wrmsr(VM_HSAVE_PA, 0);
         wrmsr(IA32_EFER, rdmsr(IA32_EFER) & !EFER_SVME);
-        let _ = self.hsave;
         event::emit(&SvmOff { exits });
     }
 }

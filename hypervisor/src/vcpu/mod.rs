@@ -232,10 +232,10 @@ pub fn prepare_memory<F: crate::ept::Format>(
             guest::LOAD_ADDRESS
         )));
     }
-    let mut ok = mem.write(guest::GDT, &le_bytes::<40>(&guest::gdt()));
+    let mut ok = mem.write(guest::GDT, &crate::phys::le_bytes::<40>(&guest::gdt()));
     if config.mode == GuestMode::Long {
         for (at, table) in guest::page_tables() {
-            ok &= mem.write(at, &le_bytes::<4096>(&table));
+            ok &= mem.write(at, &crate::phys::le_bytes::<4096>(&table));
         }
     }
     if !ok {
@@ -244,15 +244,6 @@ pub fn prepare_memory<F: crate::ept::Format>(
         )));
     }
     Ok(mem)
-}
-
-/// Words as the little-endian bytes guest memory holds them.
-fn le_bytes<const N: usize>(words: &[u64]) -> [u8; N] {
-    let mut out = [0u8; N];
-    for (chunk, w) in out.chunks_exact_mut(8).zip(words) {
-        chunk.copy_from_slice(&w.to_le_bytes());
-    }
-    out
 }
 
 /// Ports the guest never reaches: the emulators' exit devices.
