@@ -5,7 +5,7 @@ import { hostCpu, resolveCpu } from "./cpus.ts";
 import { loadAll } from "./load.ts";
 import { ensureTools, toolsFor } from "./prereq.ts";
 import { counts, junit, outcome, statusText, summaryLine, table, tap, title } from "./report.ts";
-import { pruneRuns, runPlan, type RunResult } from "./runner.ts";
+import { notRun, pruneRuns, runPlan, type RunResult } from "./runner.ts";
 import { type Backend, expandTargets, type RunPlan, type Vendor } from "./scenario.ts";
 
 export interface MatrixOptions {
@@ -74,21 +74,7 @@ export async function runMatrix(opts: MatrixOptions): Promise<RunResult[]> {
         r = await runPlan(plan, { progress: () => {} });
       } catch (e) {
         if (!(e instanceof BuildError)) throw e;
-        r = {
-          scenario: plan.scenario.name,
-          backend: plan.backend,
-          cpu: plan.cpu,
-          boot: plan.boot,
-          firmware: plan.firmware,
-          status: "fail",
-          expected: plan.scenario.expectStatus ?? "pass",
-          reason: e.message,
-          problems: [],
-          durationMs: 0,
-          runDir: "",
-          events: [],
-          eventTimesMs: [],
-        };
+        r = notRun(plan, "fail", e.message);
       }
       results[i] = r;
       done++;

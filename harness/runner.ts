@@ -147,17 +147,28 @@ async function tail(path: string, chars: number): Promise<string> {
   }
 }
 
-/** Runs `plan`; throws BuildError when its kernel, ISO or payload cannot be built. */
-export async function runPlan(plan: RunPlan, opts: RunOptions): Promise<RunResult> {
-  const backend = backendFor(plan);
-  const base = {
+/** The result of a plan that ran no emulator (skipped, or its build failed), or its base. */
+export function notRun(plan: RunPlan, status: Status, reason: string, runDir = ""): RunResult {
+  return {
     scenario: plan.scenario.name,
     backend: plan.backend,
     cpu: plan.cpu,
     firmware: plan.firmware,
     boot: plan.boot,
+    status,
     expected: plan.scenario.expectStatus ?? "pass",
+    reason,
+    problems: [],
+    durationMs: 0,
+    runDir,
+    events: [],
+    eventTimesMs: [],
   };
+}
+
+/** Runs `plan`; throws BuildError when its kernel, ISO or payload cannot be built. */
+export async function runPlan(plan: RunPlan, opts: RunOptions): Promise<RunResult> {
+  const backend = backendFor(plan);
   const dir = join(RUNS_DIR, runDirName(plan));
   await Deno.mkdir(dir, { recursive: true });
   const finish = async (r: RunResult) => {
@@ -169,16 +180,7 @@ export async function runPlan(plan: RunPlan, opts: RunOptions): Promise<RunResul
 
   const unsupported = backend.unsupported(plan);
   if (unsupported) {
-    return finish({
-      ...base,
-      status: "skip",
-      reason: unsupported,
-      problems: [],
-      durationMs: 0,
-      runDir: dir,
-      events: [],
-      eventTimesMs: [],
-    });
+    return finish(notRun(plan, "skip", unsupported, dir));
   }
 
   const artifacts = await build(plan, opts.progress);
@@ -314,12 +316,9 @@ export async function runPlan(plan: RunPlan, opts: RunOptions): Promise<RunResul
     await Deno.writeTextFile(join(dir, "malformed.txt"), stream.malformed.join("\n") + "\n");
   }
   return finish({
-    ...base,
-    status: verdict.status,
-    reason: verdict.reason,
+    ...notRun(plan, verdict.status, verdict.reason, dir),
     problems,
     durationMs,
-    runDir: dir,
     events,
     eventTimesMs,
   });
