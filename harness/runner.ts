@@ -208,6 +208,14 @@ export async function runPlan(plan: RunPlan, opts: RunOptions): Promise<RunResul
   let spawnError: string | undefined;
   let exitCode: number | null = null;
   let timedOut = false;
+  // The emulator's log, read as it grows: a crash it records may leave it running.
+  const emulatorLog = new FileTail(join(dir, launch.log));
+  let logText = "";
+  let emulatorCrash: string | undefined;
+  const readLog = async () => {
+    logText = (logText + new TextDecoder().decode(await emulatorLog.read())).slice(-4096);
+    emulatorCrash ??= backend.crashIn(logText);
+  };
   try {
     const child = new Deno.Command(launch.bin, {
       args: launch.args,
@@ -227,8 +235,6 @@ export async function runPlan(plan: RunPlan, opts: RunOptions): Promise<RunResul
       return s;
     });
     const serial = new FileTail(join(dir, RUN_FILES.serial));
-    const emulatorLog = new FileTail(join(dir, launch.log));
-    let logText = "";
     const readSerial = async () => {
       const fresh = stream.push(await serial.read());
       const now = Math.round(performance.now() - started);
@@ -243,9 +249,9 @@ export async function runPlan(plan: RunPlan, opts: RunOptions): Promise<RunResul
       await readSerial();
       const now = performance.now();
       if (endedAt === undefined && stream.events.some((e) => TERMINAL.has(e.ev))) endedAt = now;
-      // A crash the emulator logs may leave it running (Bochs in shutdown state).
-      logText = (logText + new TextDecoder().decode(await emulatorLog.read())).slice(-4096);
-      if (crashedAt === undefined && backend.crashIn(logText)) crashedAt = now;
+      // Bochs in shutdown state keeps running after the crash it logged.
+      await readLog();
+      if (crashedAt === undefined && emulatorCrash) crashedAt = now;
       const graceOver = (endedAt !== undefined && now - endedAt > GRACE_MS) ||
         (crashedAt !== undefined && now - crashedAt > CRASH_GRACE_MS);
       if (!exited && (now > deadline || graceOver)) {
@@ -275,6 +281,7 @@ export async function runPlan(plan: RunPlan, opts: RunOptions): Promise<RunResul
       : `cannot start ${launch.bin}: ${e instanceof Error ? e.message : e}`;
   }
   stream.end();
+  await readLog();
   const durationMs = Math.round(performance.now() - started);
 
   const model = cpuModel(plan);
@@ -303,7 +310,7 @@ export async function runPlan(plan: RunPlan, opts: RunOptions): Promise<RunResul
     timedOut,
     exitCode,
     spawnError,
-    emulatorCrash: backend.crashIn(await tail(join(dir, launch.log), 200_000)),
+    emulatorCrash,
     stderrTail,
     successExitCode: launch.successExitCode,
     problems,
