@@ -15,8 +15,6 @@ pub struct Capabilities {
     pub ept_vpid: u64,
 }
 
-pub mod pin {}
-
 pub mod proc {
     pub const HLT_EXITING: u32 = 1 << 7;
     pub const CR3_LOAD_EXITING: u32 = 1 << 15;
