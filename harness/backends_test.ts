@@ -40,7 +40,8 @@ Deno.test("QEMU -kernel: PVH kernel, command line, payload as initrd, exit devic
   assert.deepEqual(after(args, "-accel"), ["tcg"]);
   assert.ok(args.includes("-no-reboot"));
   assert.deepEqual(after(args, "-device"), ["isa-debug-exit,iobase=0xf4,iosize=0x04"]);
-  assert.deepEqual(after(args, "-serial"), ["file:serial.log"]);
+  assert.deepEqual(after(args, "-serial"), ["file:guest.log"]);
+  assert.equal(args.filter((a) => a === "file:hypervisor.log").length, 1, "COM2");
   assert.ok(!args.includes("-drive"));
 });
 
@@ -113,7 +114,8 @@ Deno.test("Bochs config: model, CPU count, memory, ISO, serial file, no reset on
       "cpu: model=ryzen, count=2, reset_on_triple_fault=0",
       "ata0-master: type=cdrom, path=boot.iso, status=inserted",
       "boot: cdrom",
-      "com1: enabled=1, mode=file, dev=serial.log",
+      "com1: enabled=1, mode=file, dev=guest.log",
+      "com2: enabled=1, mode=file, dev=hypervisor.log",
       "display_library: term",
       "panic: action=fatal, cpu0=report",
     ]
@@ -171,4 +173,19 @@ Deno.test("extra ACPI tables become -acpitable options with their bodies as run 
   assert.deepEqual(after(l.args, "-acpitable"), ["sig=SRAT,data=acpi-0.bin"]);
   assert.deepEqual(l.files["acpi-0.bin"], new Uint8Array([1, 2, 3]));
   assert.match(bochs.unsupported(plan({ backend: "bochs", scenario: s })) ?? "", /ACPI tables/);
+});
+
+Deno.test("Bochs' log says how the machine ended: the kernel's power-off, ACPI, a reset", () => {
+  const end = bochs.endIn!;
+  assert.equal(end("00000000000i[SYS   ] bx_pc_system_c::Reset(HARDWARE) called"), undefined);
+  assert.deepEqual(end("00128056826p[UNMAP ] >>PANIC<< Shutdown port: shutdown requested"), {
+    what: "the kernel's power-off (shutdown port)",
+    byKernel: true,
+  });
+  assert.equal(end("00020000000i[ACPI  ] ACPI control: soft power off")?.byKernel, false);
+  assert.deepEqual(end("00020000000i[SYS   ] bx_pc_system_c::Reset(SOFTWARE) called"), {
+    what: "a software reset",
+    byKernel: false,
+  });
+  assert.equal(qemu.endIn, undefined, "QEMU's exit status says it");
 });

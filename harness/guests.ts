@@ -51,7 +51,7 @@ export function report(
 ): EventExpectation {
   return {
     ev: "vmexit",
-    fields: { reason: "hypercall", call: "report", tag },
+    fields: { reason: "hypercall", call: "report", tag: `0x${tag.toString(16)}` },
     check: (e: SvEvent) => {
       if (typeof e.value !== "string") return []; // the fields check names what is wrong
       const problem = check(BigInt(e.value));

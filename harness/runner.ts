@@ -20,7 +20,7 @@ import {
   type RunPlan,
   type Status,
 } from "./scenario.ts";
-import { classify } from "./verdict.ts";
+import { classify, type EmulatorEnd } from "./verdict.ts";
 
 export interface RunResult {
   scenario: string;
@@ -212,9 +212,12 @@ export async function runPlan(plan: RunPlan, opts: RunOptions): Promise<RunResul
   const emulatorLog = new FileTail(join(dir, launch.log));
   let logText = "";
   let emulatorCrash: string | undefined;
+  // The first end the log records stays: a reset is not hidden by a later power-off.
+  let emulatorEnd: EmulatorEnd | undefined;
   const readLog = async () => {
     logText = (logText + new TextDecoder().decode(await emulatorLog.read())).slice(-4096);
     emulatorCrash ??= backend.crashIn(logText);
+    emulatorEnd ??= backend.endIn?.(logText);
   };
   try {
     const child = new Deno.Command(launch.bin, {
@@ -311,6 +314,9 @@ export async function runPlan(plan: RunPlan, opts: RunOptions): Promise<RunResul
     exitCode,
     spawnError,
     emulatorCrash,
+    emulatorEnd,
+    recordsEnd: backend.endIn !== undefined && spawnError === undefined,
+    malformed: stream.malformed.length,
     stderrTail,
     successExitCode: launch.successExitCode,
     problems,

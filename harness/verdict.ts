@@ -16,12 +16,26 @@ export interface Outcome {
    * which the hypervisor handles, can leave the same line in Bochs' log.
    */
   emulatorCrash?: string;
+  /**
+   * How the emulator's own log says the machine ended, where it records that
+   * (Bochs): `byKernel` when it was the kernel's power-off.
+   */
+  emulatorEnd?: EmulatorEnd;
+  /** The backend records how the machine ended (then `emulatorEnd` is expected). */
+  recordsEnd?: boolean;
+  /** Lines on the hypervisor's channel that were not events. */
+  malformed?: number;
   /** The tail of the emulator's stderr, to explain its failures. */
   stderrTail: string;
   /** QEMU's isa-debug-exit status for a kernel that powered off with success. */
   successExitCode?: number;
   /** Problems found by the scenario's expectations. */
   problems: string[];
+}
+
+export interface EmulatorEnd {
+  what: string;
+  byKernel: boolean;
 }
 
 export interface Verdict {
@@ -38,12 +52,68 @@ function crashReason(e: SvEvent): string {
   return `exception ${e.vector} (${e.name}) at rip ${e.rip}, error code ${e.error_code}, cr2 ${e.cr2}`;
 }
 
+/**
+ * What the evidence says twice, differently: only the hypervisor writes its
+ * channel, so any of these is a kernel bug or evidence that is not its own.
+ */
+export function contradictions(o: Outcome): string[] {
+  const found: string[] = [];
+  const evs = o.events;
+  const exits = evs.filter((e) => e.ev === "exit");
+  if (exits.length > 1) {
+    found.push(`${exits.length} exit events (${exits.map((e) => e.status).join(", ")})`);
+  }
+  const ends = new Map<string, number>();
+  for (const e of evs.filter((e) => e.ev === "guest-end")) {
+    const vcpu = String(e.vcpu);
+    ends.set(vcpu, (ends.get(vcpu) ?? 0) + 1);
+  }
+  for (const [vcpu, n] of ends) if (n > 1) found.push(`${n} guest-end events for vCPU ${vcpu}`);
+  const exitAt = evs.findIndex((e) => e.ev === "exit");
+  if (exitAt >= 0 && exitAt < evs.length - 1) {
+    found.push(`event "${evs[exitAt + 1]!.ev}" after the kernel's exit`);
+  }
+  const skipAt = evs.findIndex((e) => e.ev === "skip");
+  const ranAt = evs.findIndex((e) => e.ev === "vmexit" || e.ev === "guest-end");
+  if (skipAt >= 0 && ranAt >= 0 && ranAt < skipAt) found.push("a skip after the guest ran");
+  const exit = exits[0];
+  if (exit && (exit.status === "skip") !== (skipAt >= 0)) {
+    found.push(`exit status ${exit.status} ${skipAt >= 0 ? "after" : "without"} a skip event`);
+  }
+  if (exit && o.successExitCode !== undefined && o.exitCode === o.successExitCode) {
+    if (exit.status !== "pass") {
+      found.push(`kernel exit status ${exit.status}, but the emulator exited with success`);
+    }
+  }
+  if (exit && o.recordsEnd && !o.emulatorEnd?.byKernel) {
+    found.push(
+      `the kernel reported its exit, but the emulator recorded ${
+        o.emulatorEnd?.what ?? "no power-off by the kernel"
+      }`,
+    );
+  }
+  if (!exit && o.emulatorEnd?.byKernel) {
+    found.push("the emulator recorded the kernel's power-off, but no exit event was read");
+  }
+  return found;
+}
+
 export function classify(o: Outcome): Verdict {
   if (o.spawnError) return { status: "emulator-error", reason: o.spawnError };
   const crash = o.events.find((e) => e.ev === "exception" || e.ev === "panic");
   if (crash) return { status: "crash", reason: crashReason(crash) };
   if (o.emulatorCrash && !first(o.events, "exit")) {
     return { status: "crash", reason: o.emulatorCrash };
+  }
+  const contradicted = contradictions(o);
+  if (contradicted.length > 0) {
+    return { status: "fail", reason: `contradictory evidence: ${contradicted.join("; ")}` };
+  }
+  if (o.malformed) {
+    return {
+      status: "fail",
+      reason: `${o.malformed} malformed line(s) on the hypervisor's channel (malformed.txt)`,
+    };
   }
   const skip = first(o.events, "skip");
   if (skip) return { status: "skip", reason: String(skip.reason ?? "the kernel skipped the run") };

@@ -92,3 +92,41 @@ Deno.test("exit codes of the scenario command", () => {
     assert.equal(exitCodeFor(s), 1);
   }
 });
+
+Deno.test("contradictory evidence fails the run, naming the contradiction", () => {
+  const end = (vcpu: number): SvEvent => ({ ev: "guest-end", vcpu, how: "hlt", failed: false });
+  const cases: [SvEvent[], RegExp][] = [
+    [[boot, pass, { ev: "exit", status: "fail" }], /2 exit events \(pass, fail\)/],
+    [[boot, end(0), end(0), pass], /2 guest-end events for vCPU 0/],
+    [[boot, pass, { ev: "vmexit", reason: "hlt" }], /event "vmexit" after the kernel's exit/],
+    [[boot, end(0), { ev: "skip", reason: "x" }, { ev: "exit", status: "skip" }], /skip after/],
+    [[boot, { ev: "exit", status: "skip" }], /exit status skip without a skip event/],
+    [[boot, { ev: "exit", status: "fail" }], /emulator exited with success/],
+  ];
+  for (const [events, reason] of cases) {
+    const v = classify(outcome({ events }));
+    assert.equal(v.status, "fail", JSON.stringify(events));
+    assert.match(v.reason, /^contradictory evidence: /);
+    assert.match(v.reason, reason);
+  }
+  // One guest-end per vCPU is no contradiction.
+  assert.equal(classify(outcome({ events: [boot, end(0), end(1), pass] })).status, "pass");
+});
+
+Deno.test("an emulator that records how the machine ended must agree with the kernel", () => {
+  const bochs = { exitCode: 1, successExitCode: undefined, recordsEnd: true };
+  const byKernel = { what: "the kernel's power-off", byKernel: true };
+  assert.equal(classify(outcome({ ...bochs, emulatorEnd: byKernel })).status, "pass");
+  const reset = classify(
+    outcome({ ...bochs, emulatorEnd: { what: "a hardware reset", byKernel: false } }),
+  );
+  assert.equal(reset.status, "fail");
+  assert.match(reset.reason, /emulator recorded a hardware reset/);
+  assert.match(classify(outcome(bochs)).reason, /no power-off by the kernel/);
+  const lost = classify(outcome({ ...bochs, events: [boot], emulatorEnd: byKernel }));
+  assert.match(lost.reason, /no exit event was read/);
+});
+
+Deno.test("malformed lines on the hypervisor's channel fail the run", () => {
+  assert.match(classify(outcome({ malformed: 2 })).reason, /2 malformed line/);
+});

@@ -9,7 +9,7 @@ export default defineGuestScenario({
     { ev: "vmexit", fields: { reason: "cpuid", leaf: "0x0", subleaf: "0x0", rip: "0x8002" } },
     {
       ev: "vmexit",
-      fields: { reason: "hypercall", call: "report", value: "0x5ca1ab1e", tag: 1 },
+      fields: { reason: "hypercall", call: "report", value: "0x5ca1ab1e", tag: "0x1" },
     },
     { ev: "vmexit", fields: { reason: "hlt" } },
   ],

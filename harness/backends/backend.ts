@@ -1,5 +1,6 @@
 /** What every emulator backend provides to the runner. */
 import type { RunPlan } from "../scenario.ts";
+import type { EmulatorEnd } from "../verdict.ts";
 
 /** Build outputs, linked into the run directory under these names. */
 export interface Artifacts {
@@ -12,7 +13,10 @@ export const RUN_FILES = {
   kernel: "kernel.elf",
   iso: "boot.iso",
   payload: "payload.bin",
-  serial: "serial.log",
+  /** COM2: the hypervisor's events, on a port no guest reaches. */
+  serial: "hypervisor.log",
+  /** COM1: firmware, GRUB and the guest's own output; never evidence. */
+  guest: "guest.log",
 } as const;
 
 /** How to start one run; every path is relative to the run directory. */
@@ -39,6 +43,11 @@ export interface Backend {
   launch(plan: RunPlan, artifacts: Artifacts, cmdline: string): Launch;
   /** A crash the emulator logged that the kernel could not report. */
   crashIn(log: string): string | undefined;
+  /**
+   * How the machine ended, as the emulator's log records it; backends whose
+   * log does not say (QEMU: its exit status does) have none.
+   */
+  endIn?(log: string): EmulatorEnd | undefined;
 }
 
 /** Quotes an argument for a copy-pasteable shell command line. */

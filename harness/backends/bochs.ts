@@ -1,8 +1,8 @@
 /**
  * Bochs, headless: the curses `term` display drawing into a file, the
- * debugger told by an rc file to continue and then quit, serial to a file.
- * Its exit status is always 1, so the verdict comes from the serial output
- * alone. (The `rfb` display is no good in parallel: with a second Bochs on
+ * debugger told by an rc file to continue and then quit, COM1 (the guest's)
+ * and COM2 (the hypervisor's) to files. Its exit status is always 1, so the
+ * verdict comes from the hypervisor's output alone. (The `rfb` display is no good in parallel: with a second Bochs on
  * port 5900 its bind/listen retry fails on every other port.)
  */
 import type { RunPlan } from "../scenario.ts";
@@ -29,7 +29,8 @@ export function bochsConfig(plan: RunPlan): string {
     `vgaromimage: file=${BOCHS_VGABIOS}`,
     `ata0-master: type=cdrom, path=${RUN_FILES.iso}, status=inserted`,
     "boot: cdrom",
-    `com1: enabled=1, mode=file, dev=${RUN_FILES.serial}`,
+    `com1: enabled=1, mode=file, dev=${RUN_FILES.guest}`,
+    `com2: enabled=1, mode=file, dev=${RUN_FILES.serial}`,
     "display_library: term",
     "speaker: enabled=0",
     "sound: waveoutdrv=dummy",
@@ -65,6 +66,18 @@ export const bochs: Backend = {
       log: "bochs.log",
       stopSignal: "SIGKILL",
     };
+  },
+  endIn(log) {
+    if (/Shutdown port: shutdown requested/.test(log)) {
+      return { what: "the kernel's power-off (shutdown port)", byKernel: true };
+    }
+    if (/ACPI control: soft power off/.test(log)) {
+      return { what: "an ACPI power-off", byKernel: false };
+    }
+    // Bochs resets the machine once at time 0; a later reset was asked for.
+    const reset = /^0*[1-9]\d*i\[SYS\s*\] bx_pc_system_c::Reset\((\w+)\)/m.exec(log);
+    if (reset) return { what: `a ${reset[1]!.toLowerCase()} reset`, byKernel: false };
+    return undefined;
   },
   crashIn(log) {
     const m = /exception\(\): 3rd \((\d+)\) exception with no resolution/.exec(log);

@@ -99,6 +99,9 @@ export function qemuArgs(
     "-display",
     "none",
     "-no-reboot",
+    // COM1 is the guest's, COM2 the hypervisor's (docs/hypercalls.md).
+    "-serial",
+    `file:${RUN_FILES.guest}`,
     "-serial",
     `file:${RUN_FILES.serial}`,
     "-device",

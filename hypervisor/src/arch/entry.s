@@ -107,7 +107,7 @@ no_long_mode:
 2:  movb (%esi), %al
     testb %al, %al
     jz 3f
-    movw $0x3f8, %dx
+    movw $0x2f8, %dx                                   /* COM2: the hypervisor's console */
     outb %al, %dx
     incl %esi
     jmp 2b

@@ -189,12 +189,9 @@ impl<'m> Vcpu<'m> {
             frames::alloc_run_zeroed(permissions::IOPM_PAGES).ok_or_else(|| oom("the IOPM"))?;
         let msrpm =
             frames::alloc_run_zeroed(permissions::MSRPM_PAGES).ok_or_else(|| oom("the MSRPM"))?;
-        let ports = vcpu::ALWAYS_INTERCEPTED
-            .iter()
-            .chain(config.intercept_io.iter())
-            .copied();
-        // The IOPM's first two pages are VMX's I/O bitmaps A and B back to back.
-        let io = crate::vmx::bitmaps::io_bitmaps(ports);
+        // The IOPM's first two pages are VMX's I/O bitmaps A and B back to
+        // back; its third (ports past 0xffff by a wide access) stays clear.
+        let io = vcpu::io::bitmaps();
         let msr = permissions::msrpm(
             vcpu::INTERCEPTED_MSR_READS.iter().flat_map(|r| r.clone()),
             true,
@@ -445,6 +442,12 @@ impl VirtCpu for Vcpu<'_> {
             let rax = self.ctx.regs.rax;
             self.vmcb().save.rax = rax;
             let asked = self.vmcb_ref().save;
+            // Emulators let some MOV to CR0/CR4 through that AMD hardware
+            // refuses with #GP; VMRUN would then fail on the guest's account.
+            let (cr0, cr4, efer) = (asked.cr0, asked.cr4, asked.efer & !EFER_SVME);
+            if let Some(why) = crate::vcpu::checks::illegal_state(cr0, cr4, efer) {
+                return Ok(Exit::IllegalState(why));
+            }
             // SAFETY: the VMCB, its maps and the nested tables are complete;
             // `run.s` saves and restores every register the host uses.
             unsafe { svm_enter(&mut self.ctx, self.vmcb_pa, self.host_save) };
@@ -495,6 +498,14 @@ impl VirtCpu for Vcpu<'_> {
 
     fn efer(&self) -> u64 {
         self.vmcb_ref().save.efer & !EFER_SVME
+    }
+
+    fn cpl(&self) -> u8 {
+        self.vmcb_ref().save.cpl
+    }
+
+    fn cr0(&self) -> u64 {
+        self.vmcb_ref().save.cr0
     }
 
     fn read_guest(&self, gpa: u64, out: &mut [u8]) -> bool {

@@ -31,6 +31,11 @@ pub fn filter(leaf: u32, host: [u32; 4]) -> [u32; 4] {
     }
 }
 
+/// Whether the CPU has NX (the guest sees the host's bit).
+pub fn has_nx() -> bool {
+    raw_cpuid::cpuid!(0x8000_0001).edx & (1 << 20) != 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -26,6 +26,10 @@ pub enum Hypercall {
     Unknown {
         nr: u64,
     },
+    /// Any call from outside the guest's kernel (CPL > 0): not honoured.
+    Denied {
+        nr: u64,
+    },
 }
 
 pub const REPORT: u64 = 0;
@@ -60,6 +64,7 @@ impl Hypercall {
             Self::Result { .. } => "result",
             Self::Exit { .. } => "exit",
             Self::Unknown { .. } => "unknown",
+            Self::Denied { .. } => "denied",
         }
     }
 }

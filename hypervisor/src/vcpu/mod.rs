@@ -3,10 +3,12 @@
 //! decode their exits into `Exit` and give access to the guest's registers;
 //! everything else (CPUID, hypercalls, I/O, MSRs, faults) is settled here.
 
+pub mod checks;
 pub mod cpuid;
 pub mod decode;
 pub mod guest;
 pub mod hypercall;
+pub mod io;
 pub mod memory;
 
 use heapless::{String, Vec};
@@ -108,6 +110,14 @@ pub enum Exit {
         mapped: bool,
     },
     TripleFault,
+    /// A control-register write the hypervisor intercepts: the guest tried
+    /// to set a bit it cannot have (Intel: CR4.VMXE, which VMX owns).
+    ControlRegister {
+        cr: u8,
+    },
+    /// The vendor did not enter the guest: its state is one the hardware
+    /// would have refused with #GP, which the emulator let through.
+    IllegalState(&'static str),
     /// Anything else, by the vendor's name for it: reported, and the guest stops.
     Unhandled {
         code: u64,
@@ -131,6 +141,9 @@ pub trait VirtCpu {
     /// Delivers an exception to the guest at the next entry.
     fn inject_exception(&mut self, vector: u8, error_code: Option<u32>);
     fn set_efer(&mut self, efer: u64);
+    /// The guest's current privilege level and CR0.
+    fn cpl(&self) -> u8;
+    fn cr0(&self) -> u64;
     /// EFER as the guest may see it (without SVME on AMD).
     fn efer(&self) -> u64;
     /// Guest memory, for hypercalls that pass buffers.
@@ -177,7 +190,8 @@ pub fn launch<V: Virtualization>(
 pub struct GuestConfig {
     pub mode: GuestMode,
     pub memory: u64,
-    /// Ports whose accesses exit and are reported; others go to the hardware.
+    /// Ports whose accesses are reported as the scenario's; every port but
+    /// the guest's console exits (`io.rs`).
     pub intercept_io: Vec<u16, 16>,
     /// Start the guest with a state VM entry must refuse (RFLAGS bit 1
     /// clear), to test how entry failures are reported.
@@ -246,9 +260,6 @@ pub fn prepare_memory<F: crate::ept::Format>(
     Ok(mem)
 }
 
-/// Ports the guest never reaches: the emulators' exit devices.
-pub const ALWAYS_INTERCEPTED: [u16; 5] = [0xf4, 0xf5, 0xf6, 0xf7, 0x8900];
-
 const IA32_FEATURE_CONTROL: u32 = 0x3a;
 const IA32_EFER: u32 = 0xc000_0080;
 /// The VMX capability MSRs: the guest sees no VMX, so reading them faults.
@@ -293,15 +304,15 @@ struct VmExit<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     value: Option<Hex>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    tag: Option<u64>,
+    tag: Option<Hex>,
     #[serde(skip_serializing_if = "Option::is_none")]
     text: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     passed: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    check: Option<u64>,
+    check: Option<Hex>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    status: Option<u64>,
+    status: Option<Hex>,
     #[serde(skip_serializing_if = "Option::is_none")]
     port: Option<Hex>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -328,6 +339,10 @@ struct VmExit<'a> {
     mapped: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     code: Option<Hex>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cpl: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cr: Option<u8>,
 }
 impl Event for VmExit<'_> {
     const NAME: &'static str = "vmexit";
@@ -385,17 +400,23 @@ pub fn run(cpu: &mut impl VirtCpu, config: &GuestConfig) -> GuestEnd {
             }
             Exit::Hypercall => {
                 let regs = *cpu.regs();
-                let call = Hypercall::decode(regs.rax, regs.rbx, regs.rcx);
+                let cpl = cpu.cpl();
+                // Only the guest's kernel speaks to the hypervisor (as KVM does).
+                let call = match cpl {
+                    0 => Hypercall::decode(regs.rax, regs.rbx, regs.rcx),
+                    _ => Hypercall::Denied { nr: regs.rax },
+                };
                 let mut e = VmExit {
                     reason: "hypercall",
                     call: Some(call.name()),
+                    cpl: (cpl != 0).then_some(cpl),
                     ..base
                 };
                 let mut text = [0u8; hypercall::PRINT_MAX as usize];
                 let mut result = 0;
                 match call {
                     Hypercall::Report { value, tag } => {
-                        (e.value, e.tag) = (Some(Hex(value)), Some(tag))
+                        (e.value, e.tag) = (Some(Hex(value)), Some(Hex(tag)))
                     }
                     Hypercall::Print { gpa, len } => {
                         let n = len.min(hypercall::PRINT_MAX) as usize;
@@ -409,15 +430,15 @@ pub fn run(cpu: &mut impl VirtCpu, config: &GuestConfig) -> GuestEnd {
                     }
                     Hypercall::Result { passed, check } => {
                         failed |= !passed;
-                        (e.passed, e.check) = (Some(passed), Some(check));
+                        (e.passed, e.check) = (Some(passed), Some(Hex(check)));
                     }
                     Hypercall::Exit { status } => {
                         failed |= status != 0;
-                        e.status = Some(status);
+                        e.status = Some(Hex(status));
                         event::emit(&e);
                         break ("hypercall-exit", failed);
                     }
-                    Hypercall::Unknown { nr } => {
+                    Hypercall::Unknown { nr } | Hypercall::Denied { nr } => {
                         e.value = Some(Hex(nr));
                         result = hypercall::UNKNOWN;
                     }
@@ -453,18 +474,25 @@ pub fn run(cpu: &mut impl VirtCpu, config: &GuestConfig) -> GuestEnd {
                 }
                 let mask = u64::MAX >> (64 - 8 * u32::from(size.clamp(1, 4)));
                 let regs = cpu.regs();
+                let value = regs.rax & mask;
                 if input {
                     regs.rax |= mask; // no device: all ones
                 } else {
-                    e.value = Some(Hex(regs.rax & mask));
+                    e.value = Some(Hex(value));
                 }
-                e.action = Some(if config.intercept_io.contains(&port) {
-                    "reported"
-                } else {
-                    "blocked"
+                let action = io::classify(port, input, value, &config.intercept_io);
+                e.action = Some(match action {
+                    io::PortAction::Reported => "reported",
+                    io::PortAction::Blocked => "blocked",
+                    io::PortAction::PowerOff => "power-off",
+                    io::PortAction::Reset => "reset",
                 });
                 event::emit(&e);
-                cpu.skip_instruction();
+                match action {
+                    io::PortAction::PowerOff => break ("power-off", failed),
+                    io::PortAction::Reset => break ("reset", failed),
+                    _ => cpu.skip_instruction(),
+                }
             }
             Exit::Msr { index, write } => {
                 let regs = *cpu.regs();
@@ -480,8 +508,12 @@ pub fn run(cpu: &mut impl VirtCpu, config: &GuestConfig) -> GuestEnd {
                     (IA32_FEATURE_CONTROL, false) => Some(1),
                     (IA32_EFER, false) => Some(cpu.efer()),
                     (IA32_EFER, true) => {
-                        cpu.set_efer(value);
-                        Some(value)
+                        let paging = cpu.cr0() & guest::CR0_PG != 0;
+                        let efer = checks::efer_write(cpu.efer(), value, paging, cpuid::has_nx());
+                        if let Some(efer) = efer {
+                            cpu.set_efer(efer);
+                        }
+                        efer
                     }
                     _ => None,
                 };
@@ -551,6 +583,23 @@ pub fn run(cpu: &mut impl VirtCpu, config: &GuestConfig) -> GuestEnd {
                 });
                 // No memory there: the guest cannot go on (lazy backing comes with NUMA policies).
                 break ("ept-violation", failed);
+            }
+            Exit::ControlRegister { cr } => {
+                cpu.inject_exception(GP, Some(0));
+                event::emit(&VmExit {
+                    reason: "cr-write",
+                    cr: Some(cr),
+                    action: Some("gp"),
+                    ..base
+                });
+            }
+            Exit::IllegalState(why) => {
+                event::emit(&VmExit {
+                    reason: "illegal-state",
+                    name: Some(why),
+                    ..base
+                });
+                break ("illegal-state", true);
             }
             Exit::TripleFault => {
                 event::emit(&VmExit {
@@ -626,6 +675,7 @@ mod run_tests {
         skipped: u32,
         injected: std::vec::Vec<(u8, Option<u32>)>,
         efer: Option<u64>,
+        cpl: u8,
         started: bool,
     }
 
@@ -638,6 +688,7 @@ mod run_tests {
                 skipped: 0,
                 injected: std::vec::Vec::new(),
                 efer: None,
+                cpl: 0,
                 started: false,
             }
         }
@@ -675,6 +726,12 @@ mod run_tests {
         }
         fn efer(&self) -> u64 {
             self.efer.unwrap_or(0xd01)
+        }
+        fn cpl(&self) -> u8 {
+            self.cpl
+        }
+        fn cr0(&self) -> u64 {
+            0x8000_0011
         }
         fn read_guest(&self, gpa: u64, out: &mut [u8]) -> bool {
             let Some(src) = MEMORY.get(gpa as usize..gpa as usize + out.len()) else {
@@ -775,7 +832,7 @@ mod run_tests {
         );
         has(
             &e[0],
-            json!({"reason": "hypercall", "call": "report", "value": "0x5ca1ab1e", "tag": 7}),
+            json!({"reason": "hypercall", "call": "report", "value": "0x5ca1ab1e", "tag": "0x7"}),
         );
         has(&e[1], json!({"call": "print", "text": "from"}));
         has(
@@ -784,10 +841,10 @@ mod run_tests {
         );
         has(
             &e[3],
-            json!({"call": "result", "passed": false, "check": 3}),
+            json!({"call": "result", "passed": false, "check": "0x3"}),
         );
         has(&e[4], json!({"call": "unknown", "value": "0x63"}));
-        has(&e[5], json!({"call": "exit", "status": 0}));
+        has(&e[5], json!({"call": "exit", "status": "0x0"}));
         let results: std::vec::Vec<u64> = cpu.after.iter().map(|r| r.rax).collect();
         assert_eq!(results, [0, 0, hypercall::UNKNOWN, 0, hypercall::UNKNOWN]);
         assert_eq!(cpu.skipped, 5);
@@ -948,6 +1005,97 @@ mod run_tests {
                 failed: true,
                 exits: 0
             }
+        );
+    }
+
+    #[test]
+    fn hypercalls_from_user_mode_are_denied() {
+        let mut cpu = FakeCpu::new([
+            (Exit::Hypercall, regs(hypercall::EXIT, 0, 0)),
+            (Exit::Hlt, GuestRegs::default()),
+        ]);
+        cpu.cpl = 3;
+        let (end, e) = run_script(&mut cpu, &config());
+        assert_eq!(end.how, "hlt", "the exit call was not honoured");
+        has(&e[0], json!({"call": "denied", "cpl": 3, "value": "0x3"}));
+        assert_eq!(cpu.after[0].rax, hypercall::UNKNOWN);
+    }
+
+    #[test]
+    fn bad_efer_writes_and_owned_cr_bits_get_gp() {
+        let efer_write = |value: u64| {
+            (
+                Exit::Msr {
+                    index: IA32_EFER,
+                    write: true,
+                },
+                GuestRegs {
+                    rax: value & 0xffff_ffff,
+                    rdx: value >> 32,
+                    rcx: IA32_EFER.into(),
+                    ..Default::default()
+                },
+            )
+        };
+        let mut cpu = FakeCpu::new([
+            efer_write(0xd01 | 1 << 12), // SVME
+            efer_write(0x501),           // LME cleared... kept: LMA stays, LME set
+            efer_write(0x001),           // LME cleared in long mode
+            efer_write(1 << 40),         // reserved
+            (Exit::ControlRegister { cr: 4 }, GuestRegs::default()),
+            (Exit::Hlt, GuestRegs::default()),
+        ]);
+        let (end, e) = run_script(&mut cpu, &config());
+        assert_eq!((end.how, end.failed), ("hlt", false));
+        assert_eq!(cpu.injected, [(GP, Some(0)); 4]);
+        assert_eq!(cpu.efer, Some(0x501), "the one valid write");
+        has(&e[0], json!({"msr": "0xc0000080", "action": "gp"}));
+        has(&e[1], json!({"action": "emulated", "value": "0x501"}));
+        has(
+            &e[4],
+            json!({"reason": "cr-write", "cr": 4, "action": "gp"}),
+        );
+    }
+
+    #[test]
+    fn power_off_and_reset_requests_end_the_guest() {
+        let out = |port: u16, value: u64| {
+            (
+                Exit::Io {
+                    port,
+                    size: 2,
+                    input: false,
+                    string: false,
+                },
+                regs(value, 0, 0),
+            )
+        };
+        for (port, value, how) in [
+            (0x604, 0x2000, "power-off"),
+            (0xb004, 0x3c00, "power-off"),
+            (0xcf9, 0x6, "reset"),
+            (0x64, 0xfe, "reset"),
+        ] {
+            let mut cpu = FakeCpu::new([out(0xcf8, 0x8000_0000), out(port, value)]);
+            let (end, e) = run_script(&mut cpu, &config());
+            assert_eq!((end.how, end.failed), (how, false), "{port:#x}");
+            has(&e[0], json!({"port": "0xcf8", "action": "blocked"}));
+            has(&e[1], json!({"action": how}));
+            has(&e[2], json!({"ev": "guest-end", "how": how}));
+        }
+    }
+
+    #[test]
+    fn a_state_the_vendor_will_not_enter_ends_the_guest() {
+        let mut cpu = FakeCpu::new([(
+            Exit::IllegalState("CR0.NW set without CR0.CD"),
+            GuestRegs::default(),
+        )]);
+        let (end, e) = run_script(&mut cpu, &config());
+        assert_eq!((end.how, end.failed), ("illegal-state", true));
+        has(
+            &e[0],
+            json!({"reason": "illegal-state", "name": "CR0.NW set without CR0.CD"}),
         );
     }
 }

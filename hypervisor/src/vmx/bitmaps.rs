@@ -1,18 +1,8 @@
-//! The I/O bitmaps (one bit per port, A for 0-0x7fff, B for 0x8000-0xffff)
-//! and the MSR bitmap (read-low, read-high, write-low, write-high quarters
-//! of one page; SDM 3C 25.6.4, 25.6.9). A set bit makes the access exit.
+//! The MSR bitmap (read-low, read-high, write-low, write-high quarters of
+//! one page; SDM 3C 25.6.9). A set bit makes the access exit. The I/O
+//! bitmaps are the vendor-neutral `vcpu::io::bitmaps`.
 
 pub const PAGE: usize = 4096;
-
-/// Sets the bits of `ports` in the two I/O bitmap pages.
-pub fn io_bitmaps(ports: impl IntoIterator<Item = u16>) -> [[u8; PAGE]; 2] {
-    let mut maps = [[0u8; PAGE]; 2];
-    for port in ports {
-        let p = usize::from(port);
-        maps[p / 0x8000][(p % 0x8000) / 8] |= 1 << (p % 8);
-    }
-    maps
-}
 
 /// Where an MSR's bit lives in one half (read or write) of the MSR bitmap.
 fn msr_bit(msr: u32) -> Option<(usize, u8)> {
@@ -41,21 +31,6 @@ pub fn msr_bitmap(reads: impl IntoIterator<Item = u32>, all_writes: bool) -> [u8
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn io_ports_land_in_bitmap_a_or_b() {
-        let [a, b] = io_bitmaps([0x80, 0xf4, 0x8900]);
-        assert_eq!(a[0x10], 1, "0x80");
-        assert_eq!(a[0x1e], 1 << 4, "0xf4");
-        assert_eq!(b[0x120], 1, "0x8900");
-        assert_eq!(
-            a.iter()
-                .chain(b.iter())
-                .map(|x| x.count_ones())
-                .sum::<u32>(),
-            3
-        );
-    }
 
     #[test]
     fn msr_reads_low_and_high_and_every_write() {

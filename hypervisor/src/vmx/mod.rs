@@ -325,12 +325,7 @@ impl<'m> Vcpu<'m> {
             controls::compute(&vmx.caps, state.mode == GuestMode::Long).map_err(|m| {
                 Refusal::failed(format_args!("{} controls lack bits {:#x}", m.field, m.bits))
             })?;
-        let io = bitmaps::io_bitmaps(
-            vcpu::ALWAYS_INTERCEPTED
-                .iter()
-                .chain(config.intercept_io.iter())
-                .copied(),
-        );
+        let io = vcpu::io::bitmaps();
         let msr = bitmaps::msr_bitmap(
             vcpu::INTERCEPTED_MSR_READS.iter().flat_map(|r| r.clone()),
             true,
@@ -537,6 +532,10 @@ impl<'m> Vcpu<'m> {
             10 => Exit::Cpuid,
             12 => Exit::Hlt,
             18 => Exit::Hypercall,
+            // Only CR4.VMXE is the hypervisor's: a write that sets it exits.
+            28 => Exit::ControlRegister {
+                cr: (qualification & 0xf) as u8,
+            },
             19..=27 | 50 | 53 => Exit::VirtInstruction(names::exit_reason(basic)),
             30 => Exit::Io {
                 size: (qualification & 7) as u8 + 1,
@@ -683,6 +682,15 @@ impl VirtCpu for Vcpu<'_> {
 
     fn efer(&self) -> u64 {
         vmcs::read64(F64::GuestEfer)
+    }
+
+    fn cpl(&self) -> u8 {
+        // SS.DPL is the CPL (SDM 3C 27.3.1.2); 0 in real mode.
+        ((vmcs::read32(F32::GuestSsAccess) >> 5) & 3) as u8
+    }
+
+    fn cr0(&self) -> u64 {
+        vmcs::read(FN::GuestCr0)
     }
 
     fn read_guest(&self, gpa: u64, out: &mut [u8]) -> bool {

@@ -1,0 +1,121 @@
+//! Guest-controlled values checked as the hardware checks them, so that a
+//! guest gets #GP where a CPU would raise it and a VM entry that fails is
+//! only ever a hypervisor bug. Pure functions over register values.
+
+use super::guest::{CR0_PE, CR0_PG, CR4_PAE, EFER_LMA, EFER_LME};
+
+pub const EFER_SCE: u64 = 1 << 0;
+pub const EFER_NXE: u64 = 1 << 11;
+const CR0_NW: u64 = 1 << 29;
+const CR0_CD: u64 = 1 << 30;
+/// CR4 bits this hypervisor lets a guest hold on either vendor: VME, PVI,
+/// TSD, DE, PSE, PAE, MCE, PGE, PCE, OSFXSR, OSXMMEXCPT, UMIP, FSGSBASE,
+/// PCIDE, OSXSAVE, SMEP, SMAP, PKE. VMXE (13) and SMXE (14) are never the guest's.
+const CR4_GUEST_BITS: u64 =
+    0xfff | (1 << 16) | (1 << 17) | (1 << 18) | (1 << 20) | (1 << 21) | (1 << 22);
+
+/// A WRMSR to EFER: the value the guest's EFER takes, or `None` for #GP.
+/// Only SCE, LME and NXE (where the CPU has NX) are writable; LMA is the
+/// CPU's to set and keeps its value; LME cannot change while paging is on.
+pub fn efer_write(current: u64, value: u64, paging: bool, nx: bool) -> Option<u64> {
+    let writable = EFER_SCE | EFER_LME | if nx { EFER_NXE } else { 0 };
+    if value & !(writable | EFER_LMA) != 0 {
+        return None;
+    }
+    if paging && (value ^ current) & EFER_LME != 0 {
+        return None;
+    }
+    Some((value & writable) | (current & EFER_LMA))
+}
+
+/// Why a guest state would make VM entry fail (APM 2 15.5.1, SDM 3C 27.3.1),
+/// for states a guest can reach only where its emulator skipped a #GP the
+/// hardware raises. `None`: the state is enterable.
+pub fn illegal_state(cr0: u64, cr4: u64, efer: u64) -> Option<&'static str> {
+    if cr0 >> 32 != 0 {
+        return Some("CR0 bits 63:32 set");
+    }
+    if cr0 & CR0_NW != 0 && cr0 & CR0_CD == 0 {
+        return Some("CR0.NW set without CR0.CD");
+    }
+    if cr0 & CR0_PG != 0 && cr0 & CR0_PE == 0 {
+        return Some("CR0.PG set without CR0.PE");
+    }
+    if cr4 & !CR4_GUEST_BITS != 0 {
+        return Some("a reserved or hypervisor-owned CR4 bit set");
+    }
+    if efer & !(EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE) != 0 {
+        return Some("a reserved EFER bit set");
+    }
+    let long = efer & EFER_LME != 0 && cr0 & CR0_PG != 0;
+    if long && cr4 & CR4_PAE == 0 {
+        return Some("EFER.LME and CR0.PG set without CR4.PAE");
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn efer_writes_are_checked_as_wrmsr_checks_them() {
+        let long = EFER_LME | EFER_LMA;
+        assert_eq!(efer_write(0, EFER_SCE | EFER_NXE, false, true), Some(0x801));
+        assert_eq!(efer_write(0, EFER_NXE, false, false), None, "no NX");
+        assert_eq!(efer_write(0, 1 << 12, false, true), None, "SVME");
+        assert_eq!(efer_write(0, 1 << 2, false, true), None, "reserved");
+        assert_eq!(
+            efer_write(long, 0, true, true),
+            None,
+            "LME cleared in long mode"
+        );
+        assert_eq!(
+            efer_write(0, EFER_LME, true, true),
+            None,
+            "LME set with paging on"
+        );
+        assert_eq!(efer_write(0, EFER_LME, false, true), Some(EFER_LME));
+        assert_eq!(
+            efer_write(long, long | EFER_SCE, true, true),
+            Some(long | EFER_SCE)
+        );
+        assert_eq!(
+            efer_write(long, EFER_LME, true, true),
+            Some(long),
+            "LMA is kept"
+        );
+        assert_eq!(
+            efer_write(0, EFER_LMA, false, true),
+            Some(0),
+            "LMA is not set"
+        );
+    }
+
+    #[test]
+    fn illegal_states_are_named() {
+        let pe = CR0_PE | (1 << 4);
+        assert_eq!(illegal_state(pe, 0, 0), None);
+        assert_eq!(
+            illegal_state(pe | CR0_PG, CR4_PAE, EFER_LME | EFER_LMA),
+            None
+        );
+        assert!(illegal_state(pe | CR0_NW, 0, 0).unwrap().contains("NW"));
+        assert_eq!(illegal_state(pe | CR0_NW | CR0_CD, 0, 0), None);
+        assert!(illegal_state(CR0_PG, 0, 0).unwrap().contains("PG"));
+        assert!(
+            illegal_state(pe, 1 << 13, 0).unwrap().contains("CR4"),
+            "VMXE"
+        );
+        assert!(
+            illegal_state(pe, 0, 1 << 12).unwrap().contains("EFER"),
+            "SVME"
+        );
+        assert!(
+            illegal_state(pe | CR0_PG, 0, EFER_LME)
+                .unwrap()
+                .contains("PAE")
+        );
+        assert!(illegal_state(1 << 32 | pe, 0, 0).unwrap().contains("63:32"));
+    }
+}
