@@ -8,6 +8,7 @@ import type { SvEvent } from "./events.ts";
 import {
   defineScenario,
   type EventExpectation,
+  type Payload,
   type RunInfo,
   type Scenario,
   type Target,
@@ -32,6 +33,15 @@ export const GUEST_TARGETS: Target[] = [
   { backend: "bochs", cpus: [...INTEL_EPT_MODELS, ...INTEL_NO_EPT_MODELS, "ryzen"] },
   { backend: "qemu", boot: "kernel", cpus: [...AMD_NPT_MODELS, ...AMD_NO_NPT_MODELS] },
   { backend: "kvm", cpus: ["host"] },
+];
+
+/**
+ * Where hostile-guest scenarios run: one model per vendor and emulator is
+ * enough to show a protection holds (Bochs tigerlake and ryzen, QEMU EPYC).
+ */
+export const HOSTILE_TARGETS: Target[] = [
+  { backend: "bochs", cpus: ["tigerlake", "ryzen"] },
+  { backend: "qemu", boot: "kernel", cpus: ["EPYC"] },
 ];
 
 /** The events that enter and leave virtualization, in order, for the run's vendor. */
@@ -65,50 +75,64 @@ export function reportEquals(tag: number, want: bigint): EventExpectation {
   return report(tag, (v) => (v === want ? undefined : `expected 0x${want.toString(16)}`));
 }
 
-/** The guest's end and the kernel's, after a guest that ended `how`. */
-export function guestEnds(run: RunInfo, how: string, exits: number): EventExpectation[] {
+/**
+ * The guest's end and the kernel's, after a guest that ended `how` after
+ * `exits` exits (when given); a `failed` guest fails the kernel's run.
+ */
+export function guestEnds(
+  run: RunInfo,
+  how: string,
+  exits?: number,
+  failed = false,
+): EventExpectation[] {
   return [
-    { ev: "guest-end", fields: { how, failed: false, exits } },
+    { ev: "guest-end", fields: { how, failed, ...(exits === undefined ? {} : { exits }) } },
     ...lifecycle(run).end,
-    { ev: "exit", fields: { status: "pass" } },
+    { ev: "exit", fields: { status: failed ? "fail" : "pass" } },
   ];
 }
 
 export interface GuestScenario {
   name: string;
   description: string;
-  /** A file in payloads/. */
-  payload: string;
+  /** A file in payloads/, or inline NASM. */
+  payload: string | Payload;
   /** Default: `guest=long`. */
   cmdline?: string;
-  /** The exact VM exits, in order. */
-  exits: string[];
+  /** The exact VM exits, in order; unchecked when omitted. */
+  exits?: string[];
   /** What happens between VM entry and the guest's end. */
   expect: (run: RunInfo) => EventExpectation[];
   /** How the guest ends (`guest-end`'s `how`); default `hlt`. */
   ends?: string;
+  /** The guest ends failed (the run then fails, as it is meant to); default false. */
+  failed?: boolean;
+  /** Default: `GUEST_TARGETS`. */
+  targets?: Target[];
 }
 
 /**
- * A guest scenario on every Intel target: virtualization is entered, `expect`
- * happens with exactly `exits`, the guest ends as `ends` says without
- * failing, virtualization is left and the run passes.
+ * A guest scenario on every guest target: virtualization is entered,
+ * `expect` happens with exactly `exits`, the guest ends as `ends` says,
+ * failed or not as `failed` says, virtualization is left, and the run
+ * passes (or fails, for a failed guest).
  */
 export function defineGuestScenario(g: GuestScenario): Scenario {
   return defineScenario({
     name: g.name,
     description: g.description,
-    payload: { file: g.payload },
+    payload: typeof g.payload === "string" ? { file: g.payload } : g.payload,
     cmdline: g.cmdline ?? "guest=long",
     machine: { memoryMiB: 128 },
-    targets: GUEST_TARGETS,
+    targets: g.targets ?? GUEST_TARGETS,
     timeoutS: 60,
     exits: g.exits,
     expect: (run) => [
       ...lifecycle(run).start,
       ...g.expect(run),
-      ...guestEnds(run, g.ends ?? "hlt", g.exits.length),
+      ...guestEnds(run, g.ends ?? "hlt", g.exits?.length, g.failed),
     ],
     absent: ["error", "entry-failure"],
+    expectStatus: g.failed ? "fail" : undefined,
   });
 }

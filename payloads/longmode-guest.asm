@@ -14,7 +14,7 @@ org 0x8000
     REPORT eax, 3               ; EFER: LME and LMA
     mov rax, cr4
     or rax, 0x600               ; OSFXSR, OSXMMEXCPT: SSE on, as an OS does;
-    mov cr4, rax                ; VMXE untouched, so no exit
+    mov cr4, rax                ; exit: cr-write, checked and emulated
     mov rax, 0x1122334455667788
     movq xmm0, rax
     mov rax, 0x99aabbccddeeff00

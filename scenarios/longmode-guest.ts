@@ -9,6 +9,7 @@ export default defineGuestScenario({
     "hypercall",
     "msr",
     "hypercall",
+    "cr-write",
     "cpuid",
     ...Array(3).fill("hypercall"),
     "hlt",
@@ -25,6 +26,7 @@ export default defineGuestScenario({
           : undefined,
     ),
     report(3, (efer) => ((efer & 0x500n) === 0x500n ? undefined : "expected LME and LMA")),
+    { ev: "vmexit", fields: { reason: "cr-write", cr: 4, action: "emulated" } },
     // xmm0 and xmm7, set before two exits that ran the hypervisor's Rust code.
     reportEquals(5, 0x1122334455667788n),
     reportEquals(6, 0x99aabbccddeeff00n),

@@ -4,12 +4,16 @@
 //!   starts in that mode (docs/hypercalls.md describes the payload contract);
 //! - `guest.io=PORT,PORT,...`: I/O ports whose accesses exit and are reported;
 //! - `guest.memory=MIB`: guest RAM, 2 MiB by default;
+//! - `guest.watchdog=MS`: stop the guest after MS emulated milliseconds
+//!   (default 10000; 0 never);
 //! - `guest.selftest=entry-failure`: start the guest in a state VM entry refuses;
 //! - `numa=off`: ignore the SRAT, one node; `numa=fake:N`: N nodes made up
 //!   from the memory map, for machines without NUMA tables (Bochs);
 //! - `smp.x2apic`: start the other CPUs in x2APIC mode even when xAPIC would do;
 //! - `numa.probe`: allocate a 4 KiB and a 2 MiB frame on every node and report where they came from;
 //! - `selftest=...`: provoke a fault, for the harness's own tests.
+//!
+//! Each option may be given once: a second one is an error, not an override.
 
 use core::fmt;
 use heapless::Vec;
@@ -61,6 +65,8 @@ pub enum OptionError<'a> {
     },
     /// `guest.*` given without `guest=`.
     NoGuest(&'a str),
+    /// The same option twice.
+    Twice(&'a str),
 }
 
 impl fmt::Display for OptionError<'_> {
@@ -74,6 +80,7 @@ impl fmt::Display for OptionError<'_> {
             } => {
                 write!(f, "bad value '{value}' for '{key}': expected {expected}")
             }
+            Self::Twice(key) => write!(f, "option '{key}' given twice"),
             Self::NoGuest(opt) => write!(
                 f,
                 "'{opt}' needs 'guest=' to say which mode the guest starts in"
@@ -86,6 +93,11 @@ const SELFTESTS: &str = "one of hang, invalid-opcode, page-fault, triple-fault, 
 /// Guest RAM bounds, in MiB: room for the layout below the payload, and for
 /// the first GiB the long-mode tables map.
 const GUEST_MIB: core::ops::RangeInclusive<u64> = 1..=1024;
+/// The watchdog's default and bound, in emulated milliseconds.
+pub const DEFAULT_WATCHDOG_MS: u64 = 10_000;
+const WATCHDOG_MS: core::ops::RangeInclusive<u64> = 0..=3_600_000;
+/// At most this many options on a line (more is an error).
+const MAX_OPTIONS: usize = 32;
 
 /// Parses `line`; the first bad option is returned as an error.
 pub fn parse(line: &str) -> Result<Options, OptionError<'_>> {
@@ -93,9 +105,15 @@ pub fn parse(line: &str) -> Result<Options, OptionError<'_>> {
     let mut io = None;
     let mut memory = None;
     let mut invalid_state = false;
+    let mut watchdog = None;
     let mut guest_option = None;
+    let mut seen: Vec<&str, MAX_OPTIONS> = Vec::new();
     for word in line.split_ascii_whitespace() {
         let (key, value) = word.split_once('=').unwrap_or((word, ""));
+        if seen.contains(&key) {
+            return Err(OptionError::Twice(key));
+        }
+        seen.push(key).map_err(|_| OptionError::Unknown(word))?;
         let bad = |expected| OptionError::BadValue {
             key,
             value,
@@ -132,6 +150,7 @@ pub fn parse(line: &str) -> Result<Options, OptionError<'_>> {
                     mode,
                     memory: DEFAULT_MEMORY,
                     intercept_io: Vec::new(),
+                    watchdog_ms: DEFAULT_WATCHDOG_MS,
                     invalid_state: false,
                 });
             }
@@ -148,6 +167,14 @@ pub fn parse(line: &str) -> Result<Options, OptionError<'_>> {
                 invalid_state = true;
                 guest_option.get_or_insert(word);
             }
+            "guest.watchdog" => {
+                let ms = value
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|m| WATCHDOG_MS.contains(m));
+                watchdog = Some(ms.ok_or(bad("milliseconds from 0 (never) to 3600000"))?);
+                guest_option.get_or_insert(word);
+            }
             "guest.memory" => {
                 let mib = value.parse::<u64>().ok().filter(|m| GUEST_MIB.contains(m));
                 memory = Some(mib.ok_or(bad("a size in MiB from 1 to 1024"))? << 20);
@@ -161,6 +188,7 @@ pub fn parse(line: &str) -> Result<Options, OptionError<'_>> {
             guest.intercept_io = io.unwrap_or_default();
             guest.memory = memory.unwrap_or(DEFAULT_MEMORY);
             guest.invalid_state = invalid_state;
+            guest.watchdog_ms = watchdog.unwrap_or(DEFAULT_WATCHDOG_MS);
         }
         (None, Some(word)) => return Err(OptionError::NoGuest(word)),
         (None, None) => {}
@@ -263,5 +291,31 @@ mod tests {
             parse("guest.io=0x80"),
             Err(OptionError::NoGuest("guest.io=0x80"))
         );
+        assert!(matches!(
+            parse("guest=long guest.watchdog=soon"),
+            Err(OptionError::BadValue { .. })
+        ));
+    }
+
+    #[test]
+    fn an_option_given_twice_is_an_error() {
+        assert_eq!(
+            parse("guest=long guest.memory=4 guest.memory=8"),
+            Err(OptionError::Twice("guest.memory"))
+        );
+        assert_eq!(
+            parse("numa.probe numa.probe"),
+            Err(OptionError::Twice("numa.probe"))
+        );
+        let text = format!("{}", OptionError::Twice("guest"));
+        assert_eq!(text, "option 'guest' given twice");
+    }
+
+    #[test]
+    fn the_watchdog_has_a_default_and_can_be_turned_off() {
+        let watchdog = |line| parse(line).unwrap().guest.unwrap().watchdog_ms;
+        assert_eq!(watchdog("guest=long"), DEFAULT_WATCHDOG_MS);
+        assert_eq!(watchdog("guest=long guest.watchdog=250"), 250);
+        assert_eq!(watchdog("guest=long guest.watchdog=0"), 0);
     }
 }

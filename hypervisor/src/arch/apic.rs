@@ -1,4 +1,5 @@
-//! The local APIC, for starting the other CPUs: xAPIC through its MMIO
+//! The local APIC, for starting the other CPUs and as the watchdog's timer
+//! where the CPU has no VMX preemption timer (AMD): xAPIC through its MMIO
 //! page, or x2APIC through MSRs (needed for APIC ids above 254).
 
 use x86_64::registers::model_specific::Msr;
@@ -6,12 +7,24 @@ use x86_64::registers::model_specific::Msr;
 const IA32_APIC_BASE: u32 = 0x1b;
 const X2APIC_ENABLE: u64 = 1 << 10;
 const APIC_ENABLE: u64 = 1 << 11;
-const X2APIC_SVR: u32 = 0x80f;
 const X2APIC_ICR: u32 = 0x830;
 const SVR: u64 = 0xf0;
 const ICR_LOW: u64 = 0x300;
 const ICR_HIGH: u64 = 0x310;
 const DELIVERY_PENDING: u32 = 1 << 12;
+/// Registers by their xAPIC offset; the x2APIC MSR is 0x800 + offset / 16.
+const EOI: u64 = 0xb0;
+const LVT_TIMER: u64 = 0x320;
+const TIMER_INITIAL: u64 = 0x380;
+const TIMER_CURRENT: u64 = 0x390;
+const TIMER_DIVIDE: u64 = 0x3e0;
+const DIVIDE_BY_1: u32 = 0b1011;
+const MASKED: u32 = 1 << 16;
+
+/// The vector of the APIC timer, which the host acknowledges and returns from.
+pub const TIMER_VECTOR: u8 = 0xf0;
+/// The spurious-interrupt vector (SVR).
+pub const SPURIOUS_VECTOR: u8 = 0xff;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Apic {
@@ -46,16 +59,57 @@ impl Apic {
                 base: base & 0xf_ffff_f000,
             }
         };
-        apic.write_svr(0x1ff); // software enable, spurious vector 0xff
+        apic.write(SVR, 0x100 | u32::from(SPURIOUS_VECTOR)); // software enable
         apic
     }
 
-    fn write_svr(&self, value: u32) {
-        match *self {
-            // SAFETY: the SVR of this CPU's APIC.
-            Apic::X2 => unsafe { msr(X2APIC_SVR).write(value.into()) },
-            Apic::X { base } => mmio_write(base + SVR, value),
+    /// This CPU's local APIC in the mode it is in now.
+    pub fn current() -> Self {
+        // SAFETY: as in `enable`; only read.
+        let base = unsafe { msr(IA32_APIC_BASE).read() };
+        if base & X2APIC_ENABLE != 0 {
+            Apic::X2
+        } else {
+            Apic::X {
+                base: base & 0xf_ffff_f000,
+            }
         }
+    }
+
+    fn write(&self, reg: u64, value: u32) {
+        match *self {
+            // SAFETY: a register of this CPU's APIC, as its MSR.
+            Apic::X2 => unsafe { msr(0x800 + (reg >> 4) as u32).write(value.into()) },
+            Apic::X { base } => mmio_write(base + reg, value),
+        }
+    }
+
+    fn read(&self, reg: u64) -> u32 {
+        match *self {
+            // SAFETY: as in `write`.
+            Apic::X2 => unsafe { msr(0x800 + (reg >> 4) as u32).read() as u32 },
+            Apic::X { base } => mmio_read(base + reg),
+        }
+    }
+
+    /// Fires `TIMER_VECTOR` once after `count` timer ticks (0 stops it).
+    pub fn timer_one_shot(&self, count: u32) {
+        self.write(TIMER_DIVIDE, DIVIDE_BY_1);
+        self.write(LVT_TIMER, u32::from(TIMER_VECTOR));
+        self.write(TIMER_INITIAL, count);
+    }
+
+    /// Timer ticks per millisecond, measured once over 10 ms of the PIT.
+    pub fn timer_per_ms(&self) -> u64 {
+        *TIMER_PER_MS.call_once(|| {
+            self.write(TIMER_DIVIDE, DIVIDE_BY_1);
+            self.write(LVT_TIMER, MASKED);
+            self.write(TIMER_INITIAL, u32::MAX);
+            super::pit::delay_us(10_000);
+            let elapsed = u32::MAX - self.read(TIMER_CURRENT);
+            self.write(TIMER_INITIAL, 0);
+            (u64::from(elapsed) / 10).max(1)
+        })
     }
 
     /// Sends the interrupt command `command` to the APIC `apic_id`.
@@ -74,6 +128,13 @@ impl Apic {
             }
         }
     }
+}
+
+static TIMER_PER_MS: spin::Once<u64> = spin::Once::new();
+
+/// Acknowledges the interrupt being handled on this CPU.
+pub fn eoi() {
+    Apic::current().write(EOI, 0);
 }
 
 fn mmio_write(addr: u64, value: u32) {

@@ -1,4 +1,6 @@
-//! Reports an exception or unexpected interrupt as an event and ends the run.
+//! Reports an exception or unexpected interrupt as an event and ends the run;
+//! the host's own interrupts (the watchdog's APIC timer, spurious ones) are
+//! acknowledged and return.
 
 use core::sync::atomic::{AtomicBool, Ordering};
 use serde::Serialize;
@@ -151,7 +153,14 @@ impl From<&TrapFrame> for Exception {
 static REPORTING: AtomicBool = AtomicBool::new(false);
 
 #[unsafe(no_mangle)]
-extern "C" fn trap_entry(frame: &TrapFrame) -> ! {
+extern "C" fn trap_entry(frame: &TrapFrame) {
+    match frame.vector {
+        v if v == u64::from(super::apic::TIMER_VECTOR) => return super::apic::eoi(),
+        v if super::pic::SPURIOUS.contains(&v) || v == u64::from(super::apic::SPURIOUS_VECTOR) => {
+            return; // spurious: no EOI
+        }
+        _ => {}
+    }
     // A fault while reporting a fault: report nothing more, just stop.
     if !REPORTING.swap(true, Ordering::SeqCst) {
         event::emit_fatal(&Exception::from(frame));

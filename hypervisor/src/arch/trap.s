@@ -1,7 +1,8 @@
 /*
  * One 16-byte stub per vector (the IDT computes stub addresses from that
  * stride). Each pushes a zero error code where the CPU pushes none, then its
- * vector, so every vector reaches `trap_entry` with the same frame.
+ * vector, so every vector reaches `trap_entry` with the same frame. Faults
+ * never come back from it; the interrupts it handles return through iretq.
  */
     .section .text.isr, "ax"
     .balign 16
@@ -37,6 +38,25 @@ isr_common:
     pushq %r15
     cld
     movq %rsp, %rdi
+    movq %rsp, %rbx                 /* callee-saved: the frame, past the alignment */
     andq $-16, %rsp
     call trap_entry
-    ud2
+    /* trap_entry returns only for the interrupts the host expects. */
+    movq %rbx, %rsp
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %r11
+    popq %r10
+    popq %r9
+    popq %r8
+    popq %rdi
+    popq %rsi
+    popq %rbp
+    popq %rbx
+    popq %rdx
+    popq %rcx
+    popq %rax
+    addq $16, %rsp                  /* vector and error code */
+    iretq

@@ -10,6 +10,7 @@ pub mod vmcb;
 use serde::Serialize;
 use x86_64::registers::model_specific::Msr;
 
+use crate::arch::apic::Apic;
 use crate::ept::format::Npt;
 use crate::event::{self, Event, Hex};
 use crate::frames;
@@ -36,8 +37,15 @@ const UD: u32 = 6;
 
 /// #UD: VMCALL (Intel's hypercall) and VMX instructions fault there on AMD.
 const INTERCEPT_EXCEPTIONS: u32 = 1 << UD;
-const INTERCEPT_MISC1: u32 =
-    intercept::CPUID | intercept::HLT | intercept::IOIO | intercept::MSR | intercept::SHUTDOWN;
+/// INTR: the watchdog's APIC timer brings the guest back (the host takes
+/// the interrupt itself once GIF is set again, in `run.s`).
+const INTERCEPT_MISC1: u32 = intercept::INTR
+    | intercept::INVD
+    | intercept::CPUID
+    | intercept::HLT
+    | intercept::IOIO
+    | intercept::MSR
+    | intercept::SHUTDOWN;
 /// Every SVM instruction: the guest sees no SVM (and VMRUN's own intercept is mandatory).
 const INTERCEPT_MISC2: u32 = intercept::VMRUN
     | intercept::VMMCALL
@@ -45,7 +53,8 @@ const INTERCEPT_MISC2: u32 = intercept::VMRUN
     | intercept::VMSAVE
     | intercept::STGI
     | intercept::CLGI
-    | intercept::SKINIT;
+    | intercept::SKINIT
+    | intercept::XSETBV;
 
 fn oom(what: &str) -> Refusal {
     Refusal::failed(format_args!("out of memory for {what}"))
@@ -175,6 +184,15 @@ pub struct Vcpu<'m> {
     launched: bool,
     /// Length of the instruction that exited, decoded, for `skip_instruction`.
     exit_len: u64,
+    /// The watchdog's TSC deadline, armed on `apic`'s timer before each VMRUN.
+    deadline: Option<u64>,
+    apic: Apic,
+}
+
+impl Drop for Vcpu<'_> {
+    fn drop(&mut self) {
+        self.apic.timer_one_shot(0); // stopped: nothing fires after the guest
+    }
 }
 
 impl<'m> Vcpu<'m> {
@@ -209,17 +227,23 @@ impl<'m> Vcpu<'m> {
             memory,
             launched: false,
             exit_len: 0,
+            deadline: None,
+            // Software-enabled: a disabled APIC masks its timer.
+            apic: Apic::enable(false),
         };
         let v = cpu.vmcb();
         let c = &mut v.control;
         c.intercept_exceptions = INTERCEPT_EXCEPTIONS;
         c.intercept_misc1 = INTERCEPT_MISC1;
         c.intercept_misc2 = INTERCEPT_MISC2;
+        // CR4: VMXE and OSXSAVE are refused with #GP, as on Intel.
+        c.intercept_cr = intercept::CR4_WRITE;
         c.iopm_base_pa = iopm;
         c.msrpm_base_pa = msrpm;
         c.guest_asid = 1;
         c.tlb_control = 1; // flush this ASID's translations at the first VMRUN
         c.np_control = 1;
+        c.vintr = vmcb::V_INTR_MASKING;
         c.nested_cr3 = memory.table.root();
         let s = &mut v.save;
         let seg = |g: &crate::vcpu::guest::Segment| vmcb::Segment {
@@ -305,6 +329,23 @@ impl<'m> Vcpu<'m> {
         decode::decode(&bytes[..n], long_mode && s.cs.attrib & (1 << 9) != 0)
     }
 
+    /// Arms the APIC timer for what is left until the deadline; `false`
+    /// when it has passed.
+    fn arm(&mut self) -> bool {
+        let Some(deadline) = self.deadline else {
+            return true;
+        };
+        let left = deadline.saturating_sub(crate::arch::tsc::now());
+        if left == 0 {
+            return false;
+        }
+        let ticks = u128::from(left) * u128::from(self.apic.timer_per_ms())
+            / u128::from(crate::arch::tsc::per_ms());
+        self.apic
+            .timer_one_shot(ticks.clamp(1, u32::MAX.into()) as u32);
+        true
+    }
+
     fn decode(&mut self) -> Option<Exit> {
         let c = self.vmcb_ref().control;
         let rip = self.vmcb_ref().save.rip;
@@ -354,6 +395,22 @@ impl<'m> Vcpu<'m> {
             code @ names::VMRUN..=names::SKINIT => {
                 return Some(Exit::VirtInstruction(names::exit_code(code)));
             }
+            names::XSETBV => return Some(Exit::VirtInstruction("xsetbv")),
+            names::INVD | names::CR4_WRITE => {
+                let d = self.instruction();
+                self.exit_len = d.len as u64;
+                return Some(match d.insn {
+                    Insn::Invd => Exit::Invd,
+                    Insn::MovToCr { cr, gpr } => Exit::CrWrite {
+                        cr,
+                        value: self.ctx.regs.gpr(gpr, self.vmcb_ref().save.rsp),
+                    },
+                    _ => Exit::Unhandled {
+                        code: c.exit_code,
+                        name: names::exit_code(c.exit_code),
+                    },
+                });
+            }
             code @ 0x40..=0x5f => {
                 return Some(Exit::Exception {
                     vector: (code - 0x40) as u8,
@@ -361,6 +418,8 @@ impl<'m> Vcpu<'m> {
                 });
             }
             names::SHUTDOWN => return Some(Exit::TripleFault),
+            // The host took the interrupt after the exit; `arm` decides.
+            names::INTR => return None,
             names::NPF => {
                 let e = c.exit_info1;
                 let (write, fetch) = (e & 2 != 0, e & 0x10 != 0);
@@ -432,6 +491,9 @@ impl<'m> Vcpu<'m> {
 impl VirtCpu for Vcpu<'_> {
     fn run(&mut self) -> Result<Exit, EntryFailure> {
         loop {
+            if !self.arm() {
+                return Ok(Exit::Deadline);
+            }
             if !self.launched {
                 event::emit(&VmRun {
                     vcpu: 0,
@@ -504,6 +566,16 @@ impl VirtCpu for Vcpu<'_> {
         self.vmcb_ref().save.cpl
     }
 
+    fn set_deadline(&mut self, tsc: u64) {
+        self.deadline = Some(tsc);
+    }
+
+    fn set_cr4(&mut self, cr4: u64) {
+        let v = self.vmcb();
+        v.save.cr4 = cr4;
+        v.control.tlb_control = 1; // paging bits may have changed: flush the ASID
+    }
+
     fn cr0(&self) -> u64 {
         self.vmcb_ref().save.cr0
     }
@@ -546,12 +618,12 @@ mod tests {
         );
         assert_eq!(
             INTERCEPT_MISC2.count_ones(),
-            7,
-            "VMRUN, VMMCALL, VMLOAD, VMSAVE, STGI, CLGI, SKINIT"
+            8,
+            "VMRUN, VMMCALL, VMLOAD, VMSAVE, STGI, CLGI, SKINIT, XSETBV"
         );
         assert_eq!(
             INTERCEPT_MISC1,
-            (1 << 18) | (1 << 24) | (1 << 27) | (1 << 28) | (1 << 31)
+            1 | (1 << 18) | (1 << 22) | (1 << 24) | (1 << 27) | (1 << 28) | (1 << 31)
         );
         assert_eq!(INTERCEPT_EXCEPTIONS, 1 << 6);
     }

@@ -1,6 +1,10 @@
 //! Names for #VMEXIT codes (APM 2, appendix C).
 
 pub const EXCEPTION_BASE: u64 = 0x40;
+pub const INTR: u64 = 0x60;
+pub const CR4_WRITE: u64 = 0x14;
+pub const INVD: u64 = 0x76;
+pub const XSETBV: u64 = 0x8d;
 pub const CPUID: u64 = 0x72;
 pub const HLT: u64 = 0x78;
 pub const IOIO: u64 = 0x7b;

@@ -22,6 +22,8 @@ svm_enter:
     fxsave64 640(%rdi)
     fxrstor64 128(%rdi)
     clgi
+    sti                             /* GIF holds interrupts off; VMRUN saves IF=1, */
+                                    /* so a host interrupt (the watchdog) exits */
     movq %rdx, %rax
     vmsave %rax
     movq %rsi, %rax
@@ -63,7 +65,9 @@ svm_enter:
     vmsave %rax
     popq %rax                       /* the host save area */
     vmload %rax
-    stgi
+    stgi                            /* an interrupt that ended the guest is taken here */
+    nop
+    cli
     popq %rdi
     fxsave64 128(%rdi)
     fxrstor64 640(%rdi)

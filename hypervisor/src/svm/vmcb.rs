@@ -147,6 +147,8 @@ const _: () = {
 
 /// Intercept bits in the control area (APM 2, table B-1).
 pub mod intercept {
+    pub const INTR: u32 = 1 << 0;
+    pub const INVD: u32 = 1 << 22;
     pub const CPUID: u32 = 1 << 18;
     pub const HLT: u32 = 1 << 24;
     pub const IOIO: u32 = 1 << 27;
@@ -160,7 +162,14 @@ pub mod intercept {
     pub const STGI: u32 = 1 << 4;
     pub const CLGI: u32 = 1 << 5;
     pub const SKINIT: u32 = 1 << 6;
+    pub const XSETBV: u32 = 1 << 13;
+    /// `intercept_cr`: writes of CR4 (the high half is writes, by CR number).
+    pub const CR4_WRITE: u32 = 1 << (16 + 4);
 }
+
+/// `vintr`: the guest's RFLAGS.IF masks only its virtual interrupts; the
+/// host's IF, saved by VMRUN, masks the physical ones (APM 2, 15.21.1).
+pub const V_INTR_MASKING: u64 = 1 << 24;
 
 /// VMX access rights (the layout `vcpu::guest` uses) packed as a VMCB attrib.
 pub fn attrib(access: u32) -> u16 {

@@ -7,6 +7,7 @@ use super::guest::{CR0_PE, CR0_PG, CR4_PAE, EFER_LMA, EFER_LME};
 pub const EFER_SCE: u64 = 1 << 0;
 pub const EFER_NXE: u64 = 1 << 11;
 const CR0_NW: u64 = 1 << 29;
+pub const CR4_OSXSAVE: u64 = 1 << 18;
 const CR0_CD: u64 = 1 << 30;
 /// CR4 bits this hypervisor lets a guest hold on either vendor: VME, PVI,
 /// TSD, DE, PSE, PAE, MCE, PGE, PCE, OSFXSR, OSXMMEXCPT, UMIP, FSGSBASE,
@@ -26,6 +27,24 @@ pub fn efer_write(current: u64, value: u64, paging: bool, nx: bool) -> Option<u6
         return None;
     }
     Some((value & writable) | (current & EFER_LMA))
+}
+
+/// A MOV to CR4: the value CR4 takes, or `None` for #GP. Bits the guest
+/// cannot have (reserved, VMXE, SMXE, OSXSAVE: the guest sees no XSAVE) are
+/// refused, and so is clearing PAE in long mode or setting PCIDE outside it.
+pub fn cr4_write(value: u64, long_mode: bool) -> Option<u64> {
+    const PCIDE: u64 = 1 << 17;
+    let allowed = CR4_GUEST_BITS & !CR4_OSXSAVE;
+    if value & !allowed != 0 {
+        return None;
+    }
+    if long_mode && value & CR4_PAE == 0 {
+        return None;
+    }
+    if !long_mode && value & PCIDE != 0 {
+        return None;
+    }
+    Some(value)
 }
 
 /// Why a guest state would make VM entry fail (APM 2 15.5.1, SDM 3C 27.3.1),
@@ -90,6 +109,17 @@ mod tests {
             Some(0),
             "LMA is not set"
         );
+    }
+
+    #[test]
+    fn cr4_writes_are_checked_as_mov_to_cr4_checks_them() {
+        assert_eq!(cr4_write(CR4_PAE | 0x600, true), Some(0x620));
+        assert_eq!(cr4_write(CR4_PAE | 1 << 13, true), None, "VMXE");
+        assert_eq!(cr4_write(CR4_PAE | CR4_OSXSAVE, true), None, "no XSAVE");
+        assert_eq!(cr4_write(1 << 24, false), None, "reserved");
+        assert_eq!(cr4_write(0, true), None, "PAE cleared in long mode");
+        assert_eq!(cr4_write(0, false), Some(0));
+        assert_eq!(cr4_write(1 << 17, false), None, "PCIDE outside long mode");
     }
 
     #[test]

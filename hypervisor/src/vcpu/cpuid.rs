@@ -15,11 +15,13 @@ pub fn filter(leaf: u32, host: [u32; 4]) -> [u32; 4] {
     match leaf {
         1 => {
             ecx &= !(1 << 5); // VMX
+            ecx &= !(3 << 26); // XSAVE, OSXSAVE: the host keeps XCR0 (FXSAVE only)
             ecx |= 1 << 31; // hypervisor present
             [eax, ebx, ecx, edx]
         }
         0x8000_0001 => [eax, ebx, ecx & !(1 << 2), edx], // SVM
         0x8000_000a => [0; 4],                           // SVM features
+        0xd => [0; 4],                                   // XSAVE state components
         LEAF_BASE => {
             let word =
                 |i: usize| u32::from_le_bytes(SIGNATURE[i..i + 4].try_into().expect("4 bytes"));
@@ -44,6 +46,8 @@ mod tests {
     fn hides_vmx_and_svm_and_says_a_hypervisor_is_present() {
         let [_, _, ecx, _] = filter(1, [0, 0, 0x7ffa_3223, 0]);
         assert_eq!(ecx & (1 << 5), 0);
+        assert_eq!(filter(1, [0, 0, u32::MAX, 0])[2] & (3 << 26), 0, "no XSAVE");
+        assert_eq!(filter(0xd, [7, 1, 2, 3]), [0; 4]);
         assert_ne!(ecx & (1 << 31), 0);
         assert_eq!(filter(0x8000_0001, [0, 0, 0xffff_ffff, 0])[2] & 4, 0);
         assert_eq!(filter(0x8000_000a, [1, 2, 3, 4]), [0; 4]);

@@ -13,6 +13,14 @@ pub enum Insn {
     Hypercall,
     /// A VMX instruction, by name.
     Vmx(&'static str),
+    /// MOV to control register `cr` from general register `gpr` (0-15, in
+    /// the encoding's order: RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI, R8...).
+    MovToCr {
+        cr: u8,
+        gpr: u8,
+    },
+    Invd,
+    Xsetbv,
     Other,
 }
 
@@ -39,13 +47,20 @@ pub fn decode(bytes: &[u8], long_mode: bool) -> Decoded {
         len: 0,
     };
     let mut i = 0;
-    let (mut op_size, mut rep) = (false, false);
+    let (mut op_size, mut rep, mut lock) = (false, false, false);
     while i < bytes.len().min(MAX_LEN) && is_legacy_prefix(bytes[i]) {
         op_size |= bytes[i] == 0x66;
         rep |= bytes[i] == 0xf3;
+        lock |= bytes[i] == 0xf0;
         i += 1;
     }
+    // LOCK makes every instruction here #UD, on the hardware of both vendors.
+    if lock {
+        return other;
+    }
+    let mut rex = 0;
     if long_mode && bytes.get(i).is_some_and(|b| b & 0xf0 == 0x40) {
+        rex = bytes[i];
         i += 1;
     }
     let at = |k: usize| bytes.get(i + k).copied();
@@ -62,6 +77,16 @@ pub fn decode(bytes: &[u8], long_mode: bool) -> Decoded {
         (Some(0x0f), Some(0x32), _) => done(Insn::Rdmsr, 2),
         (Some(0x0f), Some(0x30), _) => done(Insn::Wrmsr, 2),
         (Some(0x0f), Some(0x01), Some(0xc1 | 0xd9)) => done(Insn::Hypercall, 3),
+        (Some(0x0f), Some(0x01), Some(0xd1)) => done(Insn::Xsetbv, 3),
+        (Some(0x0f), Some(0x08), _) => done(Insn::Invd, 2),
+        // The ModRM's mod bits are ignored: the operand is always a register.
+        (Some(0x0f), Some(0x22), Some(modrm)) => done(
+            Insn::MovToCr {
+                cr: ((modrm >> 3) & 7) | ((rex & 4) << 1),
+                gpr: (modrm & 7) | ((rex & 1) << 3),
+            },
+            3,
+        ),
         (Some(0x0f), Some(0x01), Some(0xc2)) => done(Insn::Vmx("vmlaunch"), 3),
         (Some(0x0f), Some(0x01), Some(0xc3)) => done(Insn::Vmx("vmresume"), 3),
         (Some(0x0f), Some(0x01), Some(0xc4)) => done(Insn::Vmx("vmxoff"), 3),
@@ -201,5 +226,36 @@ mod tests {
             Some(0x8000)
         );
         assert_eq!(translate(read, true, false, 0x1000, 0x8000), None);
+    }
+
+    #[test]
+    fn decodes_cr_writes_xsetbv_invd_and_refuses_lock() {
+        assert_eq!(
+            decode(&[0x0f, 0x22, 0xe0], true),
+            Decoded {
+                insn: Insn::MovToCr { cr: 4, gpr: 0 },
+                len: 3
+            }
+        );
+        assert_eq!(
+            decode(&[0x41, 0x0f, 0x22, 0xe7], true).insn,
+            Insn::MovToCr { cr: 4, gpr: 15 },
+            "REX.B: r15"
+        );
+        assert_eq!(
+            decode(&[0x0f, 0x22, 0xc3], false).insn,
+            Insn::MovToCr { cr: 0, gpr: 3 }
+        );
+        assert_eq!(decode(&[0x0f, 0x01, 0xd1], true).insn, Insn::Xsetbv);
+        assert_eq!(decode(&[0x0f, 0x08], true).len, 2);
+        assert_eq!(decode(&[0xf0, 0x0f, 0x01, 0xc1], true).insn, Insn::Other);
+        assert_eq!(
+            decode(&[0x66, 0xf3, 0x0f, 0x01, 0xc1], true),
+            Decoded {
+                insn: Insn::Hypercall,
+                len: 5
+            },
+            "other prefixes are ignored, as Intel's VMCALL ignores them"
+        );
     }
 }

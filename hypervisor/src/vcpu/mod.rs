@@ -21,6 +21,7 @@ use guest::GuestMode;
 use hypercall::Hypercall;
 
 /// General registers of the guest; RSP and RIP live in the VMCS or VMCB.
+/// `gpr` reads them by their number in instruction encodings.
 #[derive(Clone, Copy, Debug, Default)]
 #[repr(C)]
 pub struct GuestRegs {
@@ -56,6 +57,31 @@ const _: () = {
     assert!(core::mem::offset_of!(CpuContext, guest_fx) == 128);
     assert!(core::mem::offset_of!(CpuContext, host_fx) == 640);
 };
+
+impl GuestRegs {
+    /// Register `n` (0 RAX, 1 RCX, 2 RDX, 3 RBX, 4 RSP, 5 RBP, 6 RSI, 7 RDI,
+    /// 8-15 R8-R15); RSP is passed in, as it lives in the VMCS or VMCB.
+    pub fn gpr(&self, n: u8, rsp: u64) -> u64 {
+        match n & 15 {
+            0 => self.rax,
+            1 => self.rcx,
+            2 => self.rdx,
+            3 => self.rbx,
+            4 => rsp,
+            5 => self.rbp,
+            6 => self.rsi,
+            7 => self.rdi,
+            8 => self.r8,
+            9 => self.r9,
+            10 => self.r10,
+            11 => self.r11,
+            12 => self.r12,
+            13 => self.r13,
+            14 => self.r14,
+            _ => self.r15,
+        }
+    }
+}
 
 impl CpuContext {
     /// Zeroed registers, and the FPU/SSE state of a CPU after reset: x87
@@ -95,7 +121,8 @@ pub enum Exit {
         index: u32,
         write: bool,
     },
-    /// A virtualization instruction (VMXON, VMRUN, ...): the guest gets #UD.
+    /// An instruction the guest's CPU does not have (VMX, SVM, XSETBV: the
+    /// guest sees none of them in CPUID): the guest gets #UD.
     VirtInstruction(&'static str),
     Exception {
         vector: u8,
@@ -110,11 +137,19 @@ pub enum Exit {
         mapped: bool,
     },
     TripleFault,
-    /// A control-register write the hypervisor intercepts: the guest tried
-    /// to set a bit it cannot have (Intel: CR4.VMXE, which VMX owns).
-    ControlRegister {
+    /// A MOV to a control register the hypervisor checks (CR4, whose VMXE
+    /// and OSXSAVE are never the guest's), with the value written.
+    CrWrite {
         cr: u8,
+        value: u64,
     },
+    /// INVD: would drop dirty cache lines of memory that is not the guest's
+    /// alone; done as a no-op (as WBINVD would be).
+    Invd,
+    /// The watchdog's deadline passed: the vendor did not enter the guest again.
+    Deadline,
+    /// The vendor's timer fired (the vendor handles it: it never reaches the run loop).
+    Timer,
     /// The vendor did not enter the guest: its state is one the hardware
     /// would have refused with #GP, which the emulator let through.
     IllegalState(&'static str),
@@ -141,6 +176,12 @@ pub trait VirtCpu {
     /// Delivers an exception to the guest at the next entry.
     fn inject_exception(&mut self, vector: u8, error_code: Option<u32>);
     fn set_efer(&mut self, efer: u64);
+    /// CR4 as the guest sees it, after a write the run loop checked.
+    fn set_cr4(&mut self, cr4: u64);
+    /// The TSC value after which the guest is not entered again; the vendor
+    /// arms a timer (VMX preemption timer, APIC timer) so that a guest that
+    /// never exits is stopped there too.
+    fn set_deadline(&mut self, tsc: u64);
     /// The guest's current privilege level and CR0.
     fn cpl(&self) -> u8;
     fn cr0(&self) -> u64;
@@ -179,6 +220,10 @@ pub fn launch<V: Virtualization>(
     let result = (|| {
         let memory = prepare_memory::<V::Format>(config, payload)?;
         let mut cpu = virt.vcpu(config, &guest::initial_state(config.mode), &memory)?;
+        if config.watchdog_ms > 0 {
+            let tsc = crate::arch::tsc::now();
+            cpu.set_deadline(tsc.saturating_add(config.watchdog_ms * crate::arch::tsc::per_ms()));
+        }
         Ok(run(&mut cpu, config))
     })();
     virt.disable(result.as_ref().map_or(0, |end| end.exits));
@@ -193,6 +238,8 @@ pub struct GuestConfig {
     /// Ports whose accesses are reported as the scenario's; every port but
     /// the guest's console exits (`io.rs`).
     pub intercept_io: Vec<u16, 16>,
+    /// Emulated milliseconds after which the guest is stopped (0: never).
+    pub watchdog_ms: u64,
     /// Start the guest with a state VM entry must refuse (RFLAGS bit 1
     /// clear), to test how entry failures are reported.
     pub invalid_state: bool,
@@ -584,14 +631,46 @@ pub fn run(cpu: &mut impl VirtCpu, config: &GuestConfig) -> GuestEnd {
                 // No memory there: the guest cannot go on (lazy backing comes with NUMA policies).
                 break ("ept-violation", failed);
             }
-            Exit::ControlRegister { cr } => {
-                cpu.inject_exception(GP, Some(0));
+            Exit::CrWrite { cr, value } => {
+                let long_mode = cpu.efer() & guest::EFER_LMA != 0;
+                let allowed = (cr == 4)
+                    .then(|| checks::cr4_write(value, long_mode))
+                    .flatten();
+                let action = match allowed {
+                    Some(cr4) => {
+                        cpu.set_cr4(cr4);
+                        cpu.skip_instruction();
+                        "emulated"
+                    }
+                    None => {
+                        cpu.inject_exception(GP, Some(0));
+                        "gp"
+                    }
+                };
                 event::emit(&VmExit {
                     reason: "cr-write",
                     cr: Some(cr),
-                    action: Some("gp"),
+                    value: Some(Hex(value)),
+                    action: Some(action),
                     ..base
                 });
+            }
+            Exit::Invd => {
+                cpu.skip_instruction();
+                event::emit(&VmExit {
+                    reason: "invd",
+                    action: Some("ignored"),
+                    ..base
+                });
+            }
+            Exit::Timer => {} // a vendor's own; nothing for the guest
+            Exit::Deadline => {
+                event::emit(&VmExit {
+                    reason: "watchdog",
+                    value: Some(Hex(config.watchdog_ms)),
+                    ..base
+                });
+                break ("watchdog", true);
             }
             Exit::IllegalState(why) => {
                 event::emit(&VmExit {
@@ -675,6 +754,7 @@ mod run_tests {
         skipped: u32,
         injected: std::vec::Vec<(u8, Option<u32>)>,
         efer: Option<u64>,
+        cr4: Option<u64>,
         cpl: u8,
         started: bool,
     }
@@ -688,6 +768,7 @@ mod run_tests {
                 skipped: 0,
                 injected: std::vec::Vec::new(),
                 efer: None,
+                cr4: None,
                 cpl: 0,
                 started: false,
             }
@@ -730,6 +811,10 @@ mod run_tests {
         fn cpl(&self) -> u8 {
             self.cpl
         }
+        fn set_deadline(&mut self, _tsc: u64) {}
+        fn set_cr4(&mut self, cr4: u64) {
+            self.cr4 = Some(cr4);
+        }
         fn cr0(&self) -> u64 {
             0x8000_0011
         }
@@ -747,6 +832,7 @@ mod run_tests {
             mode: GuestMode::Long,
             memory: guest::DEFAULT_MEMORY,
             intercept_io: Vec::new(),
+            watchdog_ms: 0,
             invalid_state: false,
         }
     }
@@ -1042,13 +1128,31 @@ mod run_tests {
             efer_write(0x501),           // LME cleared... kept: LMA stays, LME set
             efer_write(0x001),           // LME cleared in long mode
             efer_write(1 << 40),         // reserved
-            (Exit::ControlRegister { cr: 4 }, GuestRegs::default()),
+            (
+                Exit::CrWrite {
+                    cr: 4,
+                    value: 0x2020,
+                },
+                GuestRegs::default(),
+            ),
+            (
+                Exit::CrWrite {
+                    cr: 4,
+                    value: 0x620,
+                },
+                GuestRegs::default(),
+            ),
+            (Exit::Invd, GuestRegs::default()),
             (Exit::Hlt, GuestRegs::default()),
         ]);
         let (end, e) = run_script(&mut cpu, &config());
         assert_eq!((end.how, end.failed), ("hlt", false));
         assert_eq!(cpu.injected, [(GP, Some(0)); 4]);
         assert_eq!(cpu.efer, Some(0x501), "the one valid write");
+        assert_eq!(cpu.cr4, Some(0x620));
+        assert_eq!(cpu.skipped, 3, "EFER, CR4, INVD");
+        has(&e[5], json!({"reason": "cr-write", "action": "emulated"}));
+        has(&e[6], json!({"reason": "invd", "action": "ignored"}));
         has(&e[0], json!({"msr": "0xc0000080", "action": "gp"}));
         has(&e[1], json!({"action": "emulated", "value": "0x501"}));
         has(
@@ -1083,6 +1187,19 @@ mod run_tests {
             has(&e[1], json!({"action": how}));
             has(&e[2], json!({"ev": "guest-end", "how": how}));
         }
+    }
+
+    #[test]
+    fn the_watchdog_ends_the_guest() {
+        let mut cpu = FakeCpu::new([
+            (Exit::Cpuid, GuestRegs::default()),
+            (Exit::Deadline, GuestRegs::default()),
+        ]);
+        let mut c = config();
+        c.watchdog_ms = 500;
+        let (end, e) = run_script(&mut cpu, &c);
+        assert_eq!((end.how, end.failed, end.exits), ("watchdog", true, 2));
+        has(&e[1], json!({"reason": "watchdog", "value": "0x1f4"}));
     }
 
     #[test]

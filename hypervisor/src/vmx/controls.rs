@@ -13,6 +13,12 @@ pub struct Capabilities {
     pub exit: u64,
     pub entry: u64,
     pub ept_vpid: u64,
+    /// IA32_VMX_MISC: bits 4:0 are the preemption timer's rate.
+    pub misc: u64,
+}
+
+pub mod pin {
+    pub const PREEMPTION_TIMER: u32 = 1 << 6;
 }
 
 pub mod proc {
@@ -90,7 +96,7 @@ pub fn adjust(
 }
 
 pub fn compute(caps: &Capabilities, long_mode_guest: bool) -> Result<Controls, Missing> {
-    let pin = adjust("pin-based", caps.pin, 0, 0)?;
+    let pin = adjust("pin-based", caps.pin, 0, pin::PREEMPTION_TIMER)?;
     let proc = adjust(
         "processor-based",
         caps.proc,
@@ -143,13 +149,18 @@ mod tests {
             exit: 0x01ff_ffff_0003_6dfb,
             entry: 0x0003_ffff_0000_11fb,
             ept_vpid: 0,
+            misc: 0,
         }
     }
 
     #[test]
     fn required_bits_and_the_cpus_defaults_are_set() {
         let c = compute(&caps(), true).unwrap();
-        assert_eq!(c.pin, 0x16, "only what the CPU insists on");
+        assert_eq!(
+            c.pin,
+            0x16 | pin::PREEMPTION_TIMER,
+            "what the CPU insists on, and the timer"
+        );
         assert_ne!(c.proc & proc::HLT_EXITING, 0);
         assert_ne!(c.proc & proc::ACTIVATE_SECONDARY, 0);
         assert_eq!(c.proc & 0x0401_e172, 0x0401_e172, "default-1 bits kept");

@@ -89,6 +89,7 @@ fields!(Field32, 2, {
     GuestInterruptibility = 0x4824,
     GuestActivityState = 0x4826,
     GuestSysenterCs = 0x482a,
+    PreemptionTimer = 0x482e,
     HostSysenterCs = 0x4c00,
 });
 

@@ -32,6 +32,7 @@ unsafe extern "C" {
 
 const IA32_FEATURE_CONTROL: u32 = 0x3a;
 const IA32_VMX_BASIC: u32 = 0x480;
+const IA32_VMX_MISC: u32 = 0x485;
 const IA32_VMX_CR0_FIXED0: u32 = 0x486;
 const IA32_VMX_CR0_FIXED1: u32 = 0x487;
 const IA32_VMX_CR4_FIXED0: u32 = 0x488;
@@ -186,6 +187,7 @@ impl Vmx {
             proc: msr(0x482, 0x48e),
             exit: msr(0x483, 0x48f),
             entry: msr(0x484, 0x490),
+            misc: rdmsr(IA32_VMX_MISC),
             ..Default::default()
         };
         if (caps.proc >> 32) & u64::from(controls::proc::ACTIVATE_SECONDARY) != 0 {
@@ -283,6 +285,10 @@ pub struct Vcpu<'m> {
     launched: bool,
     memory: &'m GuestMemory<Ept>,
     controls: Controls,
+    /// The watchdog's TSC deadline, and the preemption timer's rate
+    /// (it counts down once every 2^rate TSC ticks).
+    deadline: Option<u64>,
+    timer_rate: u32,
 }
 
 fn vmwrites(writes: &[(u32, u64)]) -> Result<(), Refusal> {
@@ -385,9 +391,11 @@ impl<'m> Vcpu<'m> {
             (F64::MsrBitmap as u32, pages[2]),
             (F64::EptPointer as u32, eptp),
             (F16::Vpid as u32, u64::from(vpid)),
-            // The guest sees CR4 without VMXE, which VMX operation forces on.
+            // CR4 is the hypervisor's: the guest reads the shadow (without
+            // the VMXE that VMX operation forces on), and every change
+            // exits to be checked, as every CR4 write does on AMD.
             (FN::Cr0GuestHostMask as u32, 0),
-            (FN::Cr4GuestHostMask as u32, CR4_VMXE),
+            (FN::Cr4GuestHostMask as u32, u64::MAX),
             (FN::Cr0ReadShadow as u32, state.cr0),
             (FN::Cr4ReadShadow as u32, state.cr4),
             (F64::VmcsLinkPointer as u32, u64::MAX),
@@ -512,7 +520,65 @@ impl<'m> Vcpu<'m> {
             launched: false,
             memory,
             controls,
+            deadline: None,
+            timer_rate: (vmx.caps.misc & 0x1f) as u32,
         })
+    }
+
+    /// Arms the preemption timer for what is left until the deadline;
+    /// `false` when it has passed.
+    fn arm(&mut self) -> bool {
+        let Some(deadline) = self.deadline else {
+            return true;
+        };
+        let left = deadline.saturating_sub(crate::arch::tsc::now());
+        if left == 0 {
+            return false;
+        }
+        if self.controls.pin & controls::pin::PREEMPTION_TIMER != 0 {
+            // Rounded up, so that the exit comes at or after the deadline.
+            let ticks = left.div_ceil(1 << self.timer_rate);
+            let _ = vmcs::write32(F32::PreemptionTimer, ticks.min(u32::MAX.into()) as u32);
+        }
+        true
+    }
+
+    /// One VM entry, to the guest's next exit.
+    fn enter(&mut self) -> Result<Exit, EntryFailure> {
+        let instruction = if self.launched {
+            "vmresume"
+        } else {
+            "vmlaunch"
+        };
+        if !self.launched {
+            event::emit(&VmLaunch(Step {
+                vcpu: 0,
+                vmcs: Hex(self.vmcs),
+            }));
+        }
+        // SAFETY: our VMCS is current and complete; `run.s` saves and
+        // restores every register the host uses.
+        let status = unsafe { vmx_enter(&mut self.ctx, u64::from(self.launched)) };
+        if status != 0 {
+            let error = if status == 2 {
+                vmcs::read32(F32::InstructionError)
+            } else {
+                0
+            };
+            let name = if status == 2 {
+                names::instruction_error(error)
+            } else {
+                "VMfailInvalid"
+            };
+            return Err(self.entry_failed(instruction, error.into(), name));
+        }
+        self.launched = true;
+        let reason = vmcs::read32(F32::ExitReason);
+        if reason & (1 << 31) != 0 {
+            let basic = reason as u16;
+            return Err(self.entry_failed(instruction, basic.into(), names::exit_reason(basic)));
+        }
+        Ok(self.decode(reason))
     }
 
     fn decode(&self, reason: u32) -> Exit {
@@ -532,9 +598,16 @@ impl<'m> Vcpu<'m> {
             10 => Exit::Cpuid,
             12 => Exit::Hlt,
             18 => Exit::Hypercall,
-            // Only CR4.VMXE is the hypervisor's: a write that sets it exits.
-            28 => Exit::ControlRegister {
+            13 => Exit::Invd,
+            55 => Exit::VirtInstruction("xsetbv"),
+            52 => Exit::Timer,
+            // A MOV to CR4 that changes it.
+            28 if (qualification >> 4) & 3 == 0 => Exit::CrWrite {
                 cr: (qualification & 0xf) as u8,
+                value: self
+                    .ctx
+                    .regs
+                    .gpr((qualification >> 8) as u8, vmcs::read(FN::GuestRsp)),
             },
             19..=27 | 50 | 53 => Exit::VirtInstruction(names::exit_reason(basic)),
             30 => Exit::Io {
@@ -603,40 +676,19 @@ impl vcpu::Virtualization for Vmx {
 
 impl VirtCpu for Vcpu<'_> {
     fn run(&mut self) -> Result<Exit, EntryFailure> {
-        let instruction = if self.launched {
-            "vmresume"
-        } else {
-            "vmlaunch"
-        };
-        if !self.launched {
-            event::emit(&VmLaunch(Step {
-                vcpu: 0,
-                vmcs: Hex(self.vmcs),
-            }));
+        loop {
+            if !self.arm() {
+                return Ok(Exit::Deadline);
+            }
+            match self.enter()? {
+                Exit::Timer => continue, // early: `arm` decides
+                exit => return Ok(exit),
+            }
         }
-        // SAFETY: our VMCS is current and complete; `run.s` saves and
-        // restores every register the host uses.
-        let status = unsafe { vmx_enter(&mut self.ctx, u64::from(self.launched)) };
-        if status != 0 {
-            let error = if status == 2 {
-                vmcs::read32(F32::InstructionError)
-            } else {
-                0
-            };
-            let name = if status == 2 {
-                names::instruction_error(error)
-            } else {
-                "VMfailInvalid"
-            };
-            return Err(self.entry_failed(instruction, error.into(), name));
-        }
-        self.launched = true;
-        let reason = vmcs::read32(F32::ExitReason);
-        if reason & (1 << 31) != 0 {
-            let basic = reason as u16;
-            return Err(self.entry_failed(instruction, basic.into(), names::exit_reason(basic)));
-        }
-        Ok(self.decode(reason))
+    }
+
+    fn set_deadline(&mut self, tsc: u64) {
+        self.deadline = Some(tsc);
     }
 
     fn regs(&mut self) -> &mut GuestRegs {
@@ -682,6 +734,11 @@ impl VirtCpu for Vcpu<'_> {
 
     fn efer(&self) -> u64 {
         vmcs::read64(F64::GuestEfer)
+    }
+
+    fn set_cr4(&mut self, cr4: u64) {
+        let _ = vmcs::write(FN::Cr4ReadShadow, cr4);
+        let _ = vmcs::write(FN::GuestCr4, cr4 | CR4_VMXE);
     }
 
     fn cpl(&self) -> u8 {
