@@ -109,6 +109,7 @@ export interface GuestScenario {
   failed?: boolean;
   /** Default: `GUEST_TARGETS`. */
   targets?: Target[];
+  guestOutput?: Scenario["guestOutput"];
 }
 
 /**
@@ -134,5 +135,63 @@ export function defineGuestScenario(g: GuestScenario): Scenario {
     ],
     absent: ["error", "entry-failure"],
     expectStatus: g.failed ? "fail" : undefined,
+    guestOutput: g.guestOutput,
+  });
+}
+
+/** An OUT the guest makes to ask the platform to power off or reset. */
+export interface PlatformRequest {
+  port: number;
+  value: number;
+  size: 1 | 2;
+  how: "power-off" | "reset";
+}
+
+const hex = (n: number) => `0x${n.toString(16)}`;
+
+/**
+ * A guest that asks the platform to power off or reset, after `prelude`
+ * (inline NASM that may `REPORT`): the request ends the guest (`guest-end`
+ * how: power-off or reset), and the hypervisor's own exit follows. The
+ * machine is never powered off or reset behind the hypervisor's back.
+ */
+export function platformRequestScenario(
+  name: string,
+  description: string,
+  r: PlatformRequest,
+  prelude: { asm: string; exits: string[]; expect: EventExpectation[] } = {
+    asm: "",
+    exits: [],
+    expect: [],
+  },
+): Scenario {
+  const reg = r.size === 1 ? "al" : "ax";
+  return defineGuestScenario({
+    name,
+    description,
+    payload: {
+      asm: [
+        "bits 64",
+        "org 0x8000",
+        '%include "hypercall.inc"',
+        prelude.asm,
+        `    mov dx, ${hex(r.port)}`,
+        `    mov ${reg}, ${hex(r.value)}`,
+        `    out dx, ${reg}`,
+        "    REPORT 0xbad, 99           ; never runs: the request ended the guest",
+        "    hlt",
+        "",
+      ].join("\n"),
+    },
+    targets: HOSTILE_TARGETS,
+    exits: [...prelude.exits, "io"],
+    ends: r.how,
+    expect: () => [
+      ...prelude.expect,
+      {
+        ev: "vmexit",
+        fields: { reason: "io", port: hex(r.port), dir: "out", value: hex(r.value), action: r.how },
+      },
+    ],
   });
 }

@@ -81,7 +81,7 @@ function cpuModel(plan: RunPlan): CpuModel {
   return model;
 }
 
-function readOr(path: string, fallback: string): string {
+function readOr(path: string, fallback = ""): string {
   try {
     return Deno.readTextFileSync(path);
   } catch {
@@ -306,6 +306,11 @@ export async function runPlan(plan: RunPlan, opts: RunOptions): Promise<RunResul
   const s = plan.scenario;
   const expect = typeof s.expect === "function" ? s.expect(info) : s.expect;
   const problems = checkExpectations(events, expect, info, s.absent, s.exits);
+  if (s.guestOutput) {
+    problems.push(
+      ...s.guestOutput(readOr(join(dir, RUN_FILES.guest))).map((p) => `guest output: ${p}`),
+    );
+  }
   const stderrTail = (await tail(join(dir, "stderr.log"), 1500)) +
     (await tail(join(dir, "stdout.log"), 500));
   const verdict = classify({

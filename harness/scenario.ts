@@ -125,6 +125,11 @@ export interface Scenario {
   expect: EventExpectation[] | ((run: RunInfo) => EventExpectation[]);
   /** Events that must not appear at all. */
   absent?: string[];
+  /**
+   * Checks the guest's own output (COM1, `guest.log`): never evidence of what
+   * the hypervisor did, but a scenario may check what the guest wrote there.
+   */
+  guestOutput?: (text: string) => string[];
   /** The exact sequence of VM exit reasons (`vmexit` events), when given. */
   exits?: string[];
   /**
@@ -253,6 +258,10 @@ export function validateScenario(value: unknown, fileName: string): Scenario {
       }
     });
   }
+  need(
+    s.guestOutput === undefined || typeof s.guestOutput === "function",
+    "guestOutput must be a function",
+  );
   need(
     s.exits === undefined ||
       (Array.isArray(s.exits) && s.exits.every((x) => typeof x === "string")),

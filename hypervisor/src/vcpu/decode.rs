@@ -47,10 +47,11 @@ pub fn decode(bytes: &[u8], long_mode: bool) -> Decoded {
         len: 0,
     };
     let mut i = 0;
-    let (mut op_size, mut rep, mut lock) = (false, false, false);
+    let (mut op_size, mut rep, mut repne, mut lock) = (false, false, false, false);
     while i < bytes.len().min(MAX_LEN) && is_legacy_prefix(bytes[i]) {
         op_size |= bytes[i] == 0x66;
         rep |= bytes[i] == 0xf3;
+        repne |= bytes[i] == 0xf2;
         lock |= bytes[i] == 0xf0;
         i += 1;
     }
@@ -58,6 +59,8 @@ pub fn decode(bytes: &[u8], long_mode: bool) -> Decoded {
     if lock {
         return other;
     }
+    // 66, F2 and F3 select other opcodes in the 0F 01 group: no hypercall.
+    let plain = !(op_size || rep || repne);
     let mut rex = 0;
     if long_mode && bytes.get(i).is_some_and(|b| b & 0xf0 == 0x40) {
         rex = bytes[i];
@@ -76,7 +79,7 @@ pub fn decode(bytes: &[u8], long_mode: bool) -> Decoded {
         (Some(0x0f), Some(0xa2), _) => done(Insn::Cpuid, 2),
         (Some(0x0f), Some(0x32), _) => done(Insn::Rdmsr, 2),
         (Some(0x0f), Some(0x30), _) => done(Insn::Wrmsr, 2),
-        (Some(0x0f), Some(0x01), Some(0xc1 | 0xd9)) => done(Insn::Hypercall, 3),
+        (Some(0x0f), Some(0x01), Some(0xc1 | 0xd9)) if plain => done(Insn::Hypercall, 3),
         (Some(0x0f), Some(0x01), Some(0xd1)) => done(Insn::Xsetbv, 3),
         (Some(0x0f), Some(0x08), _) => done(Insn::Invd, 2),
         // The ModRM's mod bits are ignored: the operand is always a register.
@@ -250,12 +253,18 @@ mod tests {
         assert_eq!(decode(&[0x0f, 0x08], true).len, 2);
         assert_eq!(decode(&[0xf0, 0x0f, 0x01, 0xc1], true).insn, Insn::Other);
         assert_eq!(
-            decode(&[0x66, 0xf3, 0x0f, 0x01, 0xc1], true),
+            decode(&[0x66, 0x0f, 0x01, 0xc1], true).insn,
+            Insn::Other,
+            "66 VMCALL is #UD, as on Intel"
+        );
+        assert_eq!(decode(&[0xf3, 0x0f, 0x01, 0xd9], true).insn, Insn::Other);
+        assert_eq!(
+            decode(&[0x2e, 0x48, 0x0f, 0x01, 0xc1], true),
             Decoded {
                 insn: Insn::Hypercall,
                 len: 5
             },
-            "other prefixes are ignored, as Intel's VMCALL ignores them"
+            "a segment override and REX are ignored"
         );
     }
 }
