@@ -136,6 +136,10 @@ export async function buildPayload(p: Payload, progress: (msg: string) => void):
     try {
       // -i lets inline payloads %include files from payloads/.
       await run("nasm", ["-f", "bin", "-i", `${PAYLOADS_DIR}/`, "-o", out, src], `nasm ${name}`);
+      if ((await Deno.stat(out)).size === 0) {
+        await Deno.remove(out);
+        throw new BuildError(`payload ${name} assembles to no bytes: a guest needs an instruction`);
+      }
     } finally {
       await Deno.remove(src).catch(() => {});
     }

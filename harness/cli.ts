@@ -7,13 +7,16 @@
  *          [--tap FILE] [--junit FILE] [--save-failures DIR]
  *   test [--jobs N] [--no-matrix]
  *   bench [--filter GLOB] [--runs N] [--until EVENT]
+ *   fuzz [--vendor intel|amd|all] [--count N] [--seed S] [--jobs N]
  *   setup
  * Exit codes: 0 pass, 1 fail, 77 skipped, 2 usage or setup error.
  */
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { runBench } from "./bench.ts";
+import { fuzzReport, runFuzz } from "./fuzz.ts";
 import { BuildError } from "./build.ts";
 import { loadAll, loadScenario, UnknownScenario } from "./load.ts";
+import { FUZZ_DIR } from "./paths.ts";
 import { printSummary, runMatrix } from "./matrix.ts";
 import { ALL_TOOLS, ensureTools, SetupError, toolsFor } from "./prereq.ts";
 import { counts, outcome } from "./report.ts";
@@ -39,6 +42,8 @@ const USAGE = `usage: deno task <command> [options]
   test [--jobs N] [--no-matrix]
   bench [--filter GLOB] [--runs N] [--until EVENT]
             median warm boot times (default: boot-hello, 5 runs), and to an event
+  fuzz [--vendor intel|amd|all] [--count N] [--seed S] [--jobs N]
+            random guests (default: 50 per vendor from seed 1); failing seeds go to .fuzz/
   setup     install every emulator and tool the scenarios use (as root or with CI=true)`;
 
 class UsageError extends Error {}
@@ -196,6 +201,28 @@ async function main(argv: string[]): Promise<number> {
       const runs = positiveNumber(values.runs, "runs") ?? 5;
       await runBench({ filter: values.filter, runs: Math.round(runs), until: values.until, say });
       return 0;
+    }
+    case "fuzz": {
+      const { values, positionals } = parse(rest, {
+        vendor: { type: "string", default: "all" },
+        count: { type: "string" },
+        seed: { type: "string" },
+        jobs: { type: "string" },
+      });
+      if (positionals.length) throw new UsageError("fuzz takes no positional arguments");
+      const vendor = oneOf(values.vendor, ["intel", "amd", "all"] as const, "vendor")!;
+      const seed = values.seed === undefined ? 1 : Number(values.seed);
+      if (!Number.isInteger(seed) || seed < 0) throw new UsageError("--seed must be an integer");
+      const summary = await runFuzz({
+        vendors: vendor === "all" ? ["intel", "amd"] : [vendor],
+        count: Math.round(positiveNumber(values.count, "count") ?? 50),
+        seed,
+        jobs: positiveNumber(values.jobs, "jobs") ?? defaultJobs(),
+        saveDir: FUZZ_DIR,
+        say,
+      });
+      console.log(fuzzReport(summary));
+      return summary.failures.length + summary.unbuilt.length > 0 ? 1 : 0;
     }
     case "setup":
       await ensureTools(ALL_TOOLS, say);

@@ -6,7 +6,7 @@
  */
 
 export const PREFIX = "@sv ";
-export const SCHEMA = 1;
+export const SCHEMA = 2;
 
 export interface SvEvent {
   ev: string;

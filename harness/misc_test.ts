@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { median } from "./bench.ts";
-import { grubConfig } from "./build.ts";
+import { BuildError, buildPayload, grubConfig } from "./build.ts";
 import { hostCpu, resolveCpu } from "./cpus.ts";
 import { globRegExp, saveFailures } from "./matrix.ts";
 import { counts, junit, outcome, summaryLine, tap } from "./report.ts";
@@ -127,4 +127,11 @@ Deno.test("the files of failed runs are saved, not the links to build outputs", 
     "serial.log",
   ]);
   await Deno.remove(tmp, { recursive: true });
+});
+
+Deno.test("a payload that assembles to nothing is refused before any emulator runs", async () => {
+  await assert.rejects(
+    buildPayload({ asm: "; nothing but a comment\n" }, () => {}),
+    (e: unknown) => e instanceof BuildError && /assembles to no bytes/.test(e.message),
+  );
 });

@@ -6,6 +6,8 @@ export const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
 export const SCENARIOS_DIR = join(ROOT, "scenarios");
 export const PAYLOADS_DIR = join(ROOT, "payloads");
 export const RUNS_DIR = join(ROOT, ".runs");
+/** Failing fuzz seeds, each with its run directory and payload source. */
+export const FUZZ_DIR = join(ROOT, ".fuzz");
 /** Build caches: ISOs and payloads, named by the hash of what went in. */
 export const CACHE_DIR = join(ROOT, "target", "harness");
 export const KERNEL = join(ROOT, "target", "x86_64-unknown-linux-gnu", "release", "hypervisor");

@@ -156,6 +156,8 @@ export class ScenarioError extends Error {
 
 /** GRUB and QEMU pass the command line through; keep it to plain words. */
 const CMDLINE_RE = /^[A-Za-z0-9_.,:=+\/ -]*$/;
+/** The kernel reads at most this many bytes of command line (`boot::CMDLINE_MAX`). */
+export const CMDLINE_MAX = 1024;
 
 export function defaultBoot(backend: Backend): BootPath {
   return backend === "bochs" ? "iso" : "kernel";
@@ -197,6 +199,10 @@ export function validateScenario(value: unknown, fileName: string): Scenario {
   need(
     s.cmdline === undefined || (typeof s.cmdline === "string" && CMDLINE_RE.test(s.cmdline)),
     `cmdline must be plain words (${CMDLINE_RE.source})`,
+  );
+  need(
+    (s.cmdline ?? "").length <= CMDLINE_MAX,
+    `cmdline must be at most ${CMDLINE_MAX} bytes (the kernel refuses a longer one)`,
   );
   need(typeof s.timeoutS === "number" && s.timeoutS > 0, "timeoutS must be a positive number");
   if (s.payload !== undefined) {

@@ -72,6 +72,13 @@ Deno.test("validation names every problem", () => {
   ]);
 });
 
+Deno.test("a command line the kernel would cut is refused", () => {
+  assertMentions(problems({ ...scenario(), cmdline: "guest=long ".repeat(100) }), [
+    "cmdline must be at most 1024 bytes",
+  ]);
+  assert.deepEqual(problems({ ...scenario(), cmdline: "x".repeat(1024) }), []);
+});
+
 Deno.test("a non-object export is refused", () => {
   assert.deepEqual(problems(undefined), ["the default export is not an object"]);
 });

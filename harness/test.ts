@@ -1,12 +1,16 @@
 /**
  * `deno task test`: static checks, unit tests of both languages, then the
- * matrix of every scenario. Every step runs even when one fails; the last
+ * matrix of every scenario and a fuzz smoke. Every step runs even when one fails; the last
  * line counts checks, unit tests and runs together.
  */
+import { fuzzReport, runFuzz } from "./fuzz.ts";
 import { runMatrix } from "./matrix.ts";
+import { FUZZ_DIR, ROOT } from "./paths.ts";
 import { ALL_TOOLS, ensureTools } from "./prereq.ts";
-import { ROOT } from "./paths.ts";
 import { counts, type Outcome, summaryLine, table } from "./report.ts";
+
+/** Random guests per vendor in every test run (`deno task fuzz` runs more). */
+const FUZZ_SMOKE = 16;
 
 interface Step {
   name: string;
@@ -104,6 +108,21 @@ export async function runTests(opts: { jobs: number; matrix: boolean }): Promise
     });
     console.log(table(results));
     add("matrix", counts(results));
+    console.log("\n=== fuzz smoke");
+    const fuzz = await runFuzz({
+      vendors: ["intel", "amd"],
+      count: FUZZ_SMOKE,
+      seed: 1,
+      jobs: opts.jobs,
+      saveDir: FUZZ_DIR,
+      say: (m) => console.error(m),
+    });
+    console.log(fuzzReport(fuzz));
+    add("fuzz smoke", {
+      passed: fuzz.runs - fuzz.failures.length,
+      failed: fuzz.failures.length + fuzz.unbuilt.length,
+      skipped: 0,
+    });
   }
   console.log("\n=== summary");
   for (const [name, line] of rows) console.log(`${name.padEnd(14)} ${line}`);

@@ -124,8 +124,9 @@ export function classify(o: Outcome): Verdict {
       reason: last ? `no end after the last event "${last.ev}"` : "the kernel never wrote an event",
     };
   }
-  const boot = first(o.events, "boot");
-  if (!boot) {
+  // The emulator failed only if the kernel never spoke: an `error` before
+  // `boot` (boot information it could not read) is the kernel's verdict.
+  if (o.events.length === 0) {
     const errorExit = o.exitCode !== null && o.exitCode !== 0 &&
       o.exitCode !== o.successExitCode && o.stderrTail.trim().length > 0;
     if (errorExit) {

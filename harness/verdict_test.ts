@@ -57,6 +57,12 @@ Deno.test("an emulator that fails before the kernel boots is an emulator error",
   );
   assert.equal(bad.status, "emulator-error");
   assert.match(bad.reason, /unknown CPU model/);
+  // The kernel spoke (boot information it refused): its error is the verdict, whatever QEMU warned.
+  const refused: SvEvent = { ev: "error", stage: "boot-info", message: "bad", fatal: true };
+  const kernel = classify(
+    outcome({ events: [refused], exitCode: 35, stderrTail: "warning: TCG doesn't support" }),
+  );
+  assert.deepEqual(kernel, { status: "fail", reason: "kernel error in boot-info: bad" });
 });
 
 Deno.test("a fatal kernel error and a failed exit status are failures", () => {

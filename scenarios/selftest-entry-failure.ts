@@ -18,8 +18,8 @@ export default defineScenario({
     {
       ev: "entry-failure",
       fields: run.vendor === "intel"
-        ? { instruction: "vmlaunch", reason: "entry-failure-guest-state", code: 33 }
-        : { instruction: "vmrun", reason: "invalid-vmcb" },
+        ? { instruction: "vmlaunch", reason: "entry-failure-guest-state", code: "0x21" }
+        : { instruction: "vmrun", reason: "invalid-vmcb", code: "0xffffffffffffffff" },
       // The dump shows the broken state (after a refused VMRUN, QEMU's RIP means nothing).
       check: (e) => {
         const guest = e.guest as Record<string, string>;

@@ -35,6 +35,8 @@ pub enum SelfTest {
     TripleFault,
     /// A Rust panic.
     Panic,
+    /// Contradictory evidence: two `exit` events, then a clean power-off.
+    Contradiction,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -89,7 +91,8 @@ impl fmt::Display for OptionError<'_> {
     }
 }
 
-const SELFTESTS: &str = "one of hang, invalid-opcode, page-fault, triple-fault, panic";
+const SELFTESTS: &str =
+    "one of hang, invalid-opcode, page-fault, triple-fault, panic, contradiction";
 /// Guest RAM bounds, in MiB: room for the layout below the payload, and for
 /// the first GiB the long-mode tables map.
 const GUEST_MIB: core::ops::RangeInclusive<u64> = 1..=1024;
@@ -127,6 +130,7 @@ pub fn parse(line: &str) -> Result<Options, OptionError<'_>> {
                     "page-fault" => SelfTest::PageFault,
                     "triple-fault" => SelfTest::TripleFault,
                     "panic" => SelfTest::Panic,
+                    "contradiction" => SelfTest::Contradiction,
                     _ => return Err(bad(SELFTESTS)),
                 })
             }

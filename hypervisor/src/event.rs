@@ -9,7 +9,7 @@ use spin::Mutex;
 use crate::serial;
 
 /// Bumped when an event changes incompatibly.
-pub const SCHEMA: u32 = 1;
+pub const SCHEMA: u32 = 2;
 pub const PREFIX: &str = "@sv ";
 
 /// An event is a serializable struct with a name; the name becomes `ev`.

@@ -119,10 +119,21 @@ impl BootInfo {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BootError {
     UnknownMagic(u32),
-    Unreadable { what: &'static str, addr: u64 },
-    BadMagic { what: &'static str, found: u32 },
+    Unreadable {
+        what: &'static str,
+        addr: u64,
+    },
+    BadMagic {
+        what: &'static str,
+        found: u32,
+    },
     Malformed(&'static str),
     NoMemoryMap,
+    /// A command line longer than `CMDLINE_MAX`: refused, not cut.
+    TooLong {
+        what: &'static str,
+        max: usize,
+    },
 }
 
 impl fmt::Display for BootError {
@@ -133,6 +144,7 @@ impl fmt::Display for BootError {
             Self::BadMagic { what, found } => write!(f, "{what}: bad magic {found:#x}"),
             Self::Malformed(why) => write!(f, "malformed boot information: {why}"),
             Self::NoMemoryMap => write!(f, "the loader gave no memory map"),
+            Self::TooLong { what, max } => write!(f, "{what} is longer than {max} bytes"),
         }
     }
 }
@@ -149,6 +161,20 @@ pub fn parse(mem: &impl PhysMem, magic: u32, info: u64) -> Result<BootInfo, Boot
         other => Err(BootError::UnknownMagic(other)),
     }
 }
+
+/// The kernel command line from a loader's bytes (up to a NUL), or
+/// `TooLong`: an option cut off could change what the run means.
+fn cmdline(bytes: &[u8]) -> Result<String<CMDLINE_MAX>, BootError> {
+    if bytes.len() > CMDLINE_MAX {
+        return Err(CMDLINE_TOO_LONG);
+    }
+    Ok(text(bytes))
+}
+
+const CMDLINE_TOO_LONG: BootError = BootError::TooLong {
+    what: "the kernel command line",
+    max: CMDLINE_MAX,
+};
 
 /// Copies a loader string, replacing what is not printable ASCII with '?'
 /// and truncating at the capacity.

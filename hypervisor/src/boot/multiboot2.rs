@@ -44,7 +44,7 @@ pub fn parse(mem: &impl PhysMem, info: u64) -> Result<BootInfo, BootError> {
             .ok_or(unreadable("tag"))?;
         match kind {
             TAG_END => break,
-            TAG_CMDLINE => boot.cmdline = text(until_nul(body)),
+            TAG_CMDLINE => boot.cmdline = super::cmdline(until_nul(body))?,
             TAG_LOADER => boot.loader = text(until_nul(body)),
             TAG_MODULE => boot.add_module(module(body)?),
             TAG_MMAP => {
@@ -291,5 +291,18 @@ mod tests {
             parse(&mem_with(&bytes), AT).unwrap().cmdline.as_str(),
             "a?b?c"
         );
+    }
+
+    #[test]
+    fn a_command_line_too_long_is_refused_not_cut() {
+        let long = [b'x'; crate::boot::CMDLINE_MAX + 1];
+        let bytes = Mbi::new()
+            .tag(TAG_CMDLINE, &long)
+            .mmap(&[(0, 4096, 1)])
+            .finish();
+        assert!(matches!(
+            parse(&mem_with(&bytes), AT),
+            Err(BootError::TooLong { .. })
+        ));
     }
 }

@@ -37,12 +37,17 @@ pub fn parse(mem: &impl PhysMem, info: u64) -> Result<BootInfo, BootError> {
     let mut boot = BootInfo::new(Protocol::Pvh);
     boot.loader = text(b"PVH");
     if cmdline != 0 {
-        let s = mem
-            .c_str(cmdline, CMDLINE_MAX)
-            .ok_or(BootError::Unreadable {
-                what: "PVH command line",
-                addr: cmdline,
-            })?;
+        let s = mem.c_str(cmdline, CMDLINE_MAX).ok_or_else(|| {
+            // Readable but without a NUL in reach: too long, not unreadable.
+            if mem.bytes(cmdline, CMDLINE_MAX + 1).is_some() {
+                super::CMDLINE_TOO_LONG
+            } else {
+                BootError::Unreadable {
+                    what: "PVH command line",
+                    addr: cmdline,
+                }
+            }
+        })?;
         boot.cmdline = text(s);
     }
     if rsdp != 0 {
@@ -173,6 +178,16 @@ mod tests {
         assert!(matches!(
             parse(&qemu_like(), 0x5000),
             Err(BootError::Unreadable { .. })
+        ));
+    }
+
+    #[test]
+    fn a_command_line_too_long_is_refused_not_cut() {
+        let mut m = qemu_like();
+        m.put(CMDLINE, &[b'x'; CMDLINE_MAX + 0x100]);
+        assert!(matches!(
+            parse(&m, INFO),
+            Err(BootError::TooLong { max: 1024, .. })
         ));
     }
 

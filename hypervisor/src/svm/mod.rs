@@ -17,7 +17,9 @@ use crate::frames;
 use crate::vcpu::decode::{self, Insn};
 use crate::vcpu::guest::{CR0_PE, CR0_PG, EFER_LMA, GuestState};
 use crate::vcpu::memory::GuestMemory;
-use crate::vcpu::{self, CpuContext, EntryFailure, Exit, GuestConfig, GuestRegs, Refusal, VirtCpu};
+use crate::vcpu::{
+    self, CpuContext, Deadline, EntryFailure, Exit, GuestConfig, GuestRegs, Refusal, VirtCpu,
+};
 use vmcb::{Vmcb, intercept};
 
 core::arch::global_asm!(include_str!("run.s"), options(att_syntax));
@@ -34,9 +36,13 @@ const VM_CR_SVMDIS: u64 = 1 << 4;
 /// The PAT after reset: QEMU refuses nested paging with an invalid G_PAT.
 const RESET_PAT: u64 = 0x0007_0406_0007_0406;
 const UD: u32 = 6;
+const DB: u32 = 1;
 
 /// #UD: VMCALL (Intel's hypercall) and VMX instructions fault there on AMD.
-const INTERCEPT_EXCEPTIONS: u32 = 1 << UD;
+/// #DB: QEMU's TCG delivers a guest's code-breakpoint #DB again and again
+/// without taking interrupts (a breakpoint on its own handler), so the
+/// watchdog would never come; intercepted, each one passes the hypervisor.
+const INTERCEPT_EXCEPTIONS: u32 = 1 << UD | 1 << DB;
 /// INTR: the watchdog's APIC timer brings the guest back (the host takes
 /// the interrupt itself once GIF is set again, in `run.s`).
 const INTERCEPT_MISC1: u32 = intercept::INTR
@@ -109,18 +115,6 @@ struct GuestDump {
     nested_cr3: Hex,
 }
 
-#[derive(Serialize)]
-struct EntryFailed<'a> {
-    vcpu: u32,
-    instruction: &'a str,
-    code: u64,
-    reason: &'a str,
-    guest: GuestDump,
-}
-impl Event for EntryFailed<'_> {
-    const NAME: &'static str = "entry-failure";
-}
-
 fn rdmsr(msr: u32) -> u64 {
     // SAFETY: only called for MSRs every CPU with SVM has.
     unsafe { Msr::new(msr).read() }
@@ -185,7 +179,9 @@ pub struct Vcpu<'m> {
     /// Length of the instruction that exited, decoded, for `skip_instruction`.
     exit_len: u64,
     /// The watchdog's TSC deadline, armed on `apic`'s timer before each VMRUN.
-    deadline: Option<u64>,
+    deadline: Deadline,
+    /// Where the emulator last refused a MOV to CR (see `refused_cr_write`).
+    refused_at: Option<u64>,
     apic: Apic,
 }
 
@@ -227,7 +223,8 @@ impl<'m> Vcpu<'m> {
             memory,
             launched: false,
             exit_len: 0,
-            deadline: None,
+            deadline: Deadline::default(),
+            refused_at: None,
             // Software-enabled: a disabled APIC masks its timer.
             apic: Apic::enable(false),
         };
@@ -329,21 +326,34 @@ impl<'m> Vcpu<'m> {
         decode::decode(&bytes[..n], long_mode && s.cs.attrib & (1 << 9) != 0)
     }
 
-    /// Arms the APIC timer for what is left until the deadline; `false`
-    /// when it has passed.
-    fn arm(&mut self) -> bool {
-        let Some(deadline) = self.deadline else {
-            return true;
-        };
-        let left = deadline.saturating_sub(crate::arch::tsc::now());
-        if left == 0 {
-            return false;
+    /// QEMU's TCG ends an SVM guest with VMEXIT_INVALID, its RIP on the
+    /// instruction, for a MOV to CR0, CR3 or CR4 that hardware refuses with
+    /// #GP (reserved bits, CR0.NW without CD): that is the guest's write,
+    /// handed to the run loop, which refuses it as hardware would. A second
+    /// refusal at the same RIP means VMRUN itself failed: an entry failure.
+    fn refused_cr_write(&mut self) -> Option<Exit> {
+        let rip = self.vmcb_ref().save.rip;
+        if self.refused_at == Some(rip) {
+            return None;
         }
+        let d = self.instruction();
+        let Insn::MovToCr { cr, gpr } = d.insn else {
+            return None;
+        };
+        self.refused_at = Some(rip);
+        self.exit_len = d.len as u64;
+        Some(Exit::CrWrite {
+            cr,
+            value: self.ctx.regs.gpr(gpr, self.vmcb_ref().save.rsp),
+        })
+    }
+
+    /// Arms the APIC timer to fire `left` TSC ticks from now.
+    fn arm_timer(&self, left: u64) {
         let ticks = u128::from(left) * u128::from(self.apic.timer_per_ms())
             / u128::from(crate::arch::tsc::per_ms());
         self.apic
             .timer_one_shot(ticks.clamp(1, u32::MAX.into()) as u32);
-        true
     }
 
     fn decode(&mut self) -> Option<Exit> {
@@ -375,6 +385,10 @@ impl<'m> Vcpu<'m> {
                     input: info & 1 != 0,
                     string: info & 4 != 0,
                 });
+            }
+            code if code == names::EXCEPTION_BASE + u64::from(DB) => {
+                self.inject_exception(DB as u8, None); // reflected: the guest's own
+                return None;
             }
             code if code == names::EXCEPTION_BASE + u64::from(UD) => {
                 let d = self.instruction();
@@ -474,10 +488,10 @@ impl<'m> Vcpu<'m> {
             nested_cr3: Hex(c.nested_cr3),
         };
         let reason = names::exit_code(names::INVALID);
-        event::emit(&EntryFailed {
+        event::emit(&vcpu::EntryFailed {
             vcpu: 0,
             instruction: "vmrun",
-            code: names::INVALID,
+            code: Hex(names::INVALID),
             reason,
             guest,
         });
@@ -491,7 +505,7 @@ impl<'m> Vcpu<'m> {
 impl VirtCpu for Vcpu<'_> {
     fn run(&mut self) -> Result<Exit, EntryFailure> {
         loop {
-            if !self.arm() {
+            if !self.deadline.arm(|left| self.arm_timer(left)) {
                 return Ok(Exit::Deadline);
             }
             if !self.launched {
@@ -507,7 +521,8 @@ impl VirtCpu for Vcpu<'_> {
             // Emulators let some MOV to CR0/CR4 through that AMD hardware
             // refuses with #GP; VMRUN would then fail on the guest's account.
             let (cr0, cr4, efer) = (asked.cr0, asked.cr4, asked.efer & !EFER_SVME);
-            if let Some(why) = crate::vcpu::checks::illegal_state(cr0, cr4, efer) {
+            let cr4_allowed = crate::vcpu::cpuid::guest_cr4_bits();
+            if let Some(why) = crate::vcpu::checks::illegal_state(cr0, cr4, efer, cr4_allowed) {
                 return Ok(Exit::IllegalState(why));
             }
             // SAFETY: the VMCB, its maps and the nested tables are complete;
@@ -520,8 +535,12 @@ impl VirtCpu for Vcpu<'_> {
             let (rax, code) = (v.save.rax, v.control.exit_code);
             self.ctx.regs.rax = rax;
             if names::is_invalid(code) {
+                if let Some(exit) = self.refused_cr_write() {
+                    return Ok(exit);
+                }
                 return Err(self.entry_failed(&asked));
             }
+            self.refused_at = None;
             if let Some(exit) = self.decode() {
                 return Ok(exit);
             }
@@ -566,8 +585,8 @@ impl VirtCpu for Vcpu<'_> {
         self.vmcb_ref().save.cpl
     }
 
-    fn set_deadline(&mut self, tsc: u64) {
-        self.deadline = Some(tsc);
+    fn set_deadline(&mut self, deadline: Deadline) {
+        self.deadline = deadline;
     }
 
     fn set_cr4(&mut self, cr4: u64) {
@@ -625,6 +644,6 @@ mod tests {
             INTERCEPT_MISC1,
             1 | (1 << 18) | (1 << 22) | (1 << 24) | (1 << 27) | (1 << 28) | (1 << 31)
         );
-        assert_eq!(INTERCEPT_EXCEPTIONS, 1 << 6);
+        assert_eq!(INTERCEPT_EXCEPTIONS, (1 << 6) | (1 << 1));
     }
 }

@@ -9,11 +9,11 @@ pub const EFER_NXE: u64 = 1 << 11;
 const CR0_NW: u64 = 1 << 29;
 pub const CR4_OSXSAVE: u64 = 1 << 18;
 const CR0_CD: u64 = 1 << 30;
-/// CR4 bits this hypervisor lets a guest hold on either vendor: VME, PVI,
-/// TSD, DE, PSE, PAE, MCE, PGE, PCE, OSFXSR, OSXMMEXCPT, UMIP, FSGSBASE,
-/// PCIDE, OSXSAVE, SMEP, SMAP, PKE. VMXE (13) and SMXE (14) are never the guest's.
-const CR4_GUEST_BITS: u64 =
-    0xfff | (1 << 16) | (1 << 17) | (1 << 18) | (1 << 20) | (1 << 21) | (1 << 22);
+/// CR4 bits a guest may hold whatever its CPU: VME, PVI, TSD, DE, PSE, PAE,
+/// MCE, PGE, PCE, OSFXSR, OSXMMEXCPT. Others (UMIP, FSGSBASE, PCIDE, SMEP,
+/// SMAP, PKE) only where CPUID has them (`cpuid::guest_cr4_bits`); VMXE,
+/// SMXE and OSXSAVE never: the guest sees no VMX, SMX or XSAVE.
+pub const CR4_BASE_BITS: u64 = 0x7ff;
 
 /// A WRMSR to EFER: the value the guest's EFER takes, or `None` for #GP.
 /// Only SCE, LME and NXE (where the CPU has NX) are writable; LMA is the
@@ -29,12 +29,11 @@ pub fn efer_write(current: u64, value: u64, paging: bool, nx: bool) -> Option<u6
     Some((value & writable) | (current & EFER_LMA))
 }
 
-/// A MOV to CR4: the value CR4 takes, or `None` for #GP. Bits the guest
-/// cannot have (reserved, VMXE, SMXE, OSXSAVE: the guest sees no XSAVE) are
-/// refused, and so is clearing PAE in long mode or setting PCIDE outside it.
-pub fn cr4_write(value: u64, long_mode: bool) -> Option<u64> {
+/// A MOV to CR4: the value CR4 takes, or `None` for #GP. Bits outside
+/// `allowed` (what the guest's CPU has) are refused, and so is clearing PAE
+/// in long mode or setting PCIDE outside it.
+pub fn cr4_write(value: u64, long_mode: bool, allowed: u64) -> Option<u64> {
     const PCIDE: u64 = 1 << 17;
-    let allowed = CR4_GUEST_BITS & !CR4_OSXSAVE;
     if value & !allowed != 0 {
         return None;
     }
@@ -50,7 +49,7 @@ pub fn cr4_write(value: u64, long_mode: bool) -> Option<u64> {
 /// Why a guest state would make VM entry fail (APM 2 15.5.1, SDM 3C 27.3.1),
 /// for states a guest can reach only where its emulator skipped a #GP the
 /// hardware raises. `None`: the state is enterable.
-pub fn illegal_state(cr0: u64, cr4: u64, efer: u64) -> Option<&'static str> {
+pub fn illegal_state(cr0: u64, cr4: u64, efer: u64, cr4_allowed: u64) -> Option<&'static str> {
     if cr0 >> 32 != 0 {
         return Some("CR0 bits 63:32 set");
     }
@@ -60,7 +59,7 @@ pub fn illegal_state(cr0: u64, cr4: u64, efer: u64) -> Option<&'static str> {
     if cr0 & CR0_PG != 0 && cr0 & CR0_PE == 0 {
         return Some("CR0.PG set without CR0.PE");
     }
-    if cr4 & !CR4_GUEST_BITS != 0 {
+    if cr4 & !cr4_allowed != 0 {
         return Some("a reserved or hypervisor-owned CR4 bit set");
     }
     if efer & !(EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE) != 0 {
@@ -111,12 +110,25 @@ mod tests {
         );
     }
 
+    /// A CPU with SMEP and PCID, without PKE.
+    const ALLOWED: u64 = CR4_BASE_BITS | 1 << 17 | 1 << 20;
+
+    fn cr4_write(value: u64, long_mode: bool) -> Option<u64> {
+        super::cr4_write(value, long_mode, ALLOWED)
+    }
+
+    fn illegal_state(cr0: u64, cr4: u64, efer: u64) -> Option<&'static str> {
+        super::illegal_state(cr0, cr4, efer, ALLOWED)
+    }
+
     #[test]
     fn cr4_writes_are_checked_as_mov_to_cr4_checks_them() {
         assert_eq!(cr4_write(CR4_PAE | 0x600, true), Some(0x620));
         assert_eq!(cr4_write(CR4_PAE | 1 << 13, true), None, "VMXE");
         assert_eq!(cr4_write(CR4_PAE | CR4_OSXSAVE, true), None, "no XSAVE");
         assert_eq!(cr4_write(1 << 24, false), None, "reserved");
+        assert_eq!(cr4_write(1 << 22, false), None, "PKE, which this CPU lacks");
+        assert_eq!(cr4_write(CR4_PAE | 1 << 20, true), Some(0x100020), "SMEP");
         assert_eq!(cr4_write(0, true), None, "PAE cleared in long mode");
         assert_eq!(cr4_write(0, false), Some(0));
         assert_eq!(cr4_write(1 << 17, false), None, "PCIDE outside long mode");

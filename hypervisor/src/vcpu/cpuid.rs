@@ -33,6 +33,26 @@ pub fn filter(leaf: u32, host: [u32; 4]) -> [u32; 4] {
     }
 }
 
+/// The CR4 bits a guest may set on this CPU (see `checks::CR4_BASE_BITS`).
+pub fn guest_cr4_bits() -> u64 {
+    let leaf1_ecx = raw_cpuid::cpuid!(1).ecx;
+    let leaf7 = raw_cpuid::cpuid!(7, 0);
+    let has = |word: u32, bit: u32| word & (1 << bit) != 0;
+    [
+        (has(leaf7.ecx, 2), 11),  // UMIP
+        (has(leaf7.ebx, 0), 16),  // FSGSBASE
+        (has(leaf1_ecx, 17), 17), // PCIDE
+        (has(leaf7.ebx, 7), 20),  // SMEP
+        (has(leaf7.ebx, 20), 21), // SMAP
+        (has(leaf7.ecx, 3), 22),  // PKE
+    ]
+    .iter()
+    .filter(|(present, _)| *present)
+    .fold(super::checks::CR4_BASE_BITS, |bits, (_, bit)| {
+        bits | 1 << bit
+    })
+}
+
 /// Whether the CPU has NX (the guest sees the host's bit).
 pub fn has_nx() -> bool {
     raw_cpuid::cpuid!(0x8000_0001).edx & (1 << 20) != 0

@@ -160,6 +160,45 @@ pub enum Exit {
     },
 }
 
+/// The watchdog's deadline (a TSC value), checked by each vendor before it
+/// enters the guest.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Deadline(Option<u64>);
+
+impl Deadline {
+    pub fn at(tsc: u64) -> Self {
+        Self(Some(tsc))
+    }
+
+    /// Calls `arm` with the TSC ticks left, for the vendor's timer to bring
+    /// the guest back by then; `false` once the deadline has passed. Without
+    /// a deadline nothing is armed.
+    pub fn arm(self, arm: impl FnOnce(u64)) -> bool {
+        match self.0.map(|at| at.saturating_sub(crate::arch::tsc::now())) {
+            None => true,
+            Some(0) => false,
+            Some(left) => {
+                arm(left);
+                true
+            }
+        }
+    }
+}
+
+/// The `entry-failure` event: the vendor's instruction, its error (number
+/// and name) and the guest state it was asked to load, in the vendor's terms.
+#[derive(Serialize)]
+pub struct EntryFailed<'a, G: Serialize> {
+    pub vcpu: u32,
+    pub instruction: &'a str,
+    pub code: Hex,
+    pub reason: &'a str,
+    pub guest: G,
+}
+impl<G: Serialize> Event for EntryFailed<'_, G> {
+    const NAME: &'static str = "entry-failure";
+}
+
 /// The vendor could not enter the guest.
 #[derive(Clone, Copy, Debug)]
 pub struct EntryFailure {
@@ -178,10 +217,10 @@ pub trait VirtCpu {
     fn set_efer(&mut self, efer: u64);
     /// CR4 as the guest sees it, after a write the run loop checked.
     fn set_cr4(&mut self, cr4: u64);
-    /// The TSC value after which the guest is not entered again; the vendor
-    /// arms a timer (VMX preemption timer, APIC timer) so that a guest that
-    /// never exits is stopped there too.
-    fn set_deadline(&mut self, tsc: u64);
+    /// After `deadline` the guest is not entered again; the vendor arms a
+    /// timer (VMX preemption timer, APIC timer) so that a guest that never
+    /// exits is stopped there too.
+    fn set_deadline(&mut self, deadline: Deadline);
     /// The guest's current privilege level and CR0.
     fn cpl(&self) -> u8;
     fn cr0(&self) -> u64;
@@ -222,7 +261,10 @@ pub fn launch<V: Virtualization>(
         let mut cpu = virt.vcpu(config, &guest::initial_state(config.mode), &memory)?;
         if config.watchdog_ms > 0 {
             let tsc = crate::arch::tsc::now();
-            cpu.set_deadline(tsc.saturating_add(config.watchdog_ms * crate::arch::tsc::per_ms()));
+            let ticks = config
+                .watchdog_ms
+                .saturating_mul(crate::arch::tsc::per_ms());
+            cpu.set_deadline(Deadline::at(tsc.saturating_add(ticks)));
         }
         Ok(run(&mut cpu, config))
     })();
@@ -633,9 +675,11 @@ pub fn run(cpu: &mut impl VirtCpu, config: &GuestConfig) -> GuestEnd {
             }
             Exit::CrWrite { cr, value } => {
                 let long_mode = cpu.efer() & guest::EFER_LMA != 0;
-                let allowed = (cr == 4)
-                    .then(|| checks::cr4_write(value, long_mode))
-                    .flatten();
+                // CR0 and CR3 come here only as writes the emulator refused.
+                let allowed = match cr {
+                    4 => checks::cr4_write(value, long_mode, cpuid::guest_cr4_bits()),
+                    _ => None,
+                };
                 let action = match allowed {
                     Some(cr4) => {
                         cpu.set_cr4(cr4);
@@ -811,7 +855,7 @@ mod run_tests {
         fn cpl(&self) -> u8 {
             self.cpl
         }
-        fn set_deadline(&mut self, _tsc: u64) {}
+        fn set_deadline(&mut self, _deadline: Deadline) {}
         fn set_cr4(&mut self, cr4: u64) {
             self.cr4 = Some(cr4);
         }

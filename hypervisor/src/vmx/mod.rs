@@ -18,7 +18,9 @@ use crate::event::{self, Event, Hex};
 use crate::frames;
 use crate::vcpu::guest::{GuestMode, GuestState, Segment};
 use crate::vcpu::memory::GuestMemory;
-use crate::vcpu::{self, CpuContext, EntryFailure, Exit, GuestConfig, GuestRegs, Refusal, VirtCpu};
+use crate::vcpu::{
+    self, CpuContext, Deadline, EntryFailure, Exit, GuestConfig, GuestRegs, Refusal, VirtCpu,
+};
 use controls::{Capabilities, Controls, ept_vpid, proc2};
 use fields::{Field16 as F16, Field32 as F32, Field64 as F64, FieldNatural as FN};
 use instructions::VmFail;
@@ -123,18 +125,6 @@ struct GuestDump {
     entry_controls: Hex,
     proc_controls: Hex,
     secondary_controls: Hex,
-}
-
-#[derive(Serialize)]
-struct EntryFailed<'a> {
-    vcpu: u32,
-    instruction: &'a str,
-    code: u64,
-    reason: &'a str,
-    guest: GuestDump,
-}
-impl Event for EntryFailed<'_> {
-    const NAME: &'static str = "entry-failure";
 }
 
 fn dump() -> GuestDump {
@@ -287,7 +277,7 @@ pub struct Vcpu<'m> {
     controls: Controls,
     /// The watchdog's TSC deadline, and the preemption timer's rate
     /// (it counts down once every 2^rate TSC ticks).
-    deadline: Option<u64>,
+    deadline: Deadline,
     timer_rate: u32,
 }
 
@@ -520,27 +510,19 @@ impl<'m> Vcpu<'m> {
             launched: false,
             memory,
             controls,
-            deadline: None,
+            deadline: Deadline::default(),
             timer_rate: (vmx.caps.misc & 0x1f) as u32,
         })
     }
 
-    /// Arms the preemption timer for what is left until the deadline;
-    /// `false` when it has passed.
-    fn arm(&mut self) -> bool {
-        let Some(deadline) = self.deadline else {
-            return true;
-        };
-        let left = deadline.saturating_sub(crate::arch::tsc::now());
-        if left == 0 {
-            return false;
-        }
+    /// Arms the preemption timer to exit `left` TSC ticks from now (a CPU
+    /// without one stops a guest at its deadline only when it exits).
+    fn arm_timer(&self, left: u64) {
         if self.controls.pin & controls::pin::PREEMPTION_TIMER != 0 {
             // Rounded up, so that the exit comes at or after the deadline.
             let ticks = left.div_ceil(1 << self.timer_rate);
             let _ = vmcs::write32(F32::PreemptionTimer, ticks.min(u32::MAX.into()) as u32);
         }
-        true
     }
 
     /// One VM entry, to the guest's next exit.
@@ -635,10 +617,10 @@ impl<'m> Vcpu<'m> {
     }
 
     fn entry_failed(&self, instruction: &str, code: u64, reason: &'static str) -> EntryFailure {
-        event::emit(&EntryFailed {
+        event::emit(&vcpu::EntryFailed {
             vcpu: 0,
             instruction,
-            code,
+            code: Hex(code),
             reason,
             guest: dump(),
         });
@@ -677,7 +659,7 @@ impl vcpu::Virtualization for Vmx {
 impl VirtCpu for Vcpu<'_> {
     fn run(&mut self) -> Result<Exit, EntryFailure> {
         loop {
-            if !self.arm() {
+            if !self.deadline.arm(|left| self.arm_timer(left)) {
                 return Ok(Exit::Deadline);
             }
             match self.enter()? {
@@ -687,8 +669,8 @@ impl VirtCpu for Vcpu<'_> {
         }
     }
 
-    fn set_deadline(&mut self, tsc: u64) {
-        self.deadline = Some(tsc);
+    fn set_deadline(&mut self, deadline: Deadline) {
+        self.deadline = deadline;
     }
 
     fn regs(&mut self) -> &mut GuestRegs {
