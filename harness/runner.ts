@@ -215,9 +215,11 @@ export async function runPlan(plan: RunPlan, opts: RunOptions): Promise<RunResul
   // The first end the log records stays: a reset is not hidden by a later power-off.
   let emulatorEnd: EmulatorEnd | undefined;
   const readLog = async () => {
-    logText = (logText + new TextDecoder().decode(await emulatorLog.read())).slice(-4096);
-    emulatorCrash ??= backend.crashIn(logText);
-    emulatorEnd ??= backend.endIn?.(logText);
+    // The fresh bytes with the end of the last read, for a line split between reads.
+    const window = logText + new TextDecoder().decode(await emulatorLog.read());
+    emulatorCrash ??= backend.crashIn(window);
+    emulatorEnd ??= backend.endIn?.(window);
+    logText = window.slice(-4096);
   };
   try {
     const child = new Deno.Command(launch.bin, {
