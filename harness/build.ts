@@ -33,7 +33,15 @@ async function exists(path: string): Promise<boolean> {
 async function run(cmd: string, args: string[], what: string, cwd = ROOT): Promise<string> {
   let out: Deno.CommandOutput;
   try {
-    out = await new Deno.Command(cmd, { args, cwd, stdout: "piped", stderr: "piped" }).output();
+    // No standard input: rustc's probes read "-", and an inherited stdin may carry anything.
+    out = await new Deno.Command(cmd, {
+      args,
+      cwd,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    })
+      .output();
   } catch (e) {
     throw new BuildError(`${what}: cannot run ${cmd}: ${e instanceof Error ? e.message : e}`);
   }

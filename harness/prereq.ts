@@ -89,7 +89,13 @@ export async function ensureTools(tools: Iterable<Tool>, say: (msg: string) => v
     const args of [["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", ...packages]]
   ) {
     const [cmd, ...rest] = [...sudo, ...args];
-    const out = await new Deno.Command(cmd!, { args: rest, env, stdout: "piped", stderr: "piped" })
+    const out = await new Deno.Command(cmd!, {
+      args: rest,
+      env,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    })
       .output();
     if (!out.success) {
       throw new SetupError(`${args.join(" ")} failed:\n${new TextDecoder().decode(out.stderr)}`);

@@ -66,6 +66,7 @@ async function runStep(step: Step): Promise<{ ok: boolean; counts: Record<Outcom
   const child = new Deno.Command(step.cmd, {
     args: step.args,
     cwd: ROOT,
+    stdin: "null",
     stdout: "piped",
     stderr: "piped",
     env: { NO_COLOR: "1" },

@@ -233,7 +233,7 @@ impl<'m> Vcpu<'m> {
         c.intercept_exceptions = INTERCEPT_EXCEPTIONS;
         c.intercept_misc1 = INTERCEPT_MISC1;
         c.intercept_misc2 = INTERCEPT_MISC2;
-        // CR4: VMXE and OSXSAVE are refused with #GP, as on Intel.
+        // Every CR4 write is checked (`vcpu::checks`), as on Intel.
         c.intercept_cr = intercept::CR4_WRITE;
         c.iopm_base_pa = iopm;
         c.msrpm_base_pa = msrpm;
@@ -432,7 +432,7 @@ impl<'m> Vcpu<'m> {
                 });
             }
             names::SHUTDOWN => return Some(Exit::TripleFault),
-            // The host took the interrupt after the exit; `arm` decides.
+            // The host took the interrupt after the exit; the deadline decides.
             names::INTR => return None,
             names::NPF => {
                 let e = c.exit_info1;
@@ -521,8 +521,8 @@ impl VirtCpu for Vcpu<'_> {
             // Emulators let some MOV to CR0/CR4 through that AMD hardware
             // refuses with #GP; VMRUN would then fail on the guest's account.
             let (cr0, cr4, efer) = (asked.cr0, asked.cr4, asked.efer & !EFER_SVME);
-            let cr4_allowed = crate::vcpu::cpuid::guest_cr4_bits();
-            if let Some(why) = crate::vcpu::checks::illegal_state(cr0, cr4, efer, cr4_allowed) {
+            let cr4_bits = vcpu::cpuid::guest_cr4_bits();
+            if let Some(why) = vcpu::checks::illegal_state(cr0, cr4, efer, cr4_bits) {
                 return Ok(Exit::IllegalState(why));
             }
             // SAFETY: the VMCB, its maps and the nested tables are complete;

@@ -33,8 +33,14 @@ pub fn filter(leaf: u32, host: [u32; 4]) -> [u32; 4] {
     }
 }
 
-/// The CR4 bits a guest may set on this CPU (see `checks::CR4_BASE_BITS`).
+/// The CR4 bits a guest may set on this CPU (see `checks::CR4_BASE_BITS`),
+/// read from CPUID once.
 pub fn guest_cr4_bits() -> u64 {
+    static BITS: spin::Once<u64> = spin::Once::new();
+    *BITS.call_once(cr4_bits_from_cpuid)
+}
+
+fn cr4_bits_from_cpuid() -> u64 {
     let leaf1_ecx = raw_cpuid::cpuid!(1).ecx;
     let leaf7 = raw_cpuid::cpuid!(7, 0);
     let has = |word: u32, bit: u32| word & (1 << bit) != 0;

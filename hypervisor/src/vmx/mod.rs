@@ -663,7 +663,7 @@ impl VirtCpu for Vcpu<'_> {
                 return Ok(Exit::Deadline);
             }
             match self.enter()? {
-                Exit::Timer => continue, // early: `arm` decides
+                Exit::Timer => continue, // early: the deadline decides
                 exit => return Ok(exit),
             }
         }
