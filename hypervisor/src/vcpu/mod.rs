@@ -137,8 +137,9 @@ pub enum Exit {
         mapped: bool,
     },
     TripleFault,
-    /// A MOV to a control register the hypervisor checks (CR4, whose VMXE
-    /// and OSXSAVE are never the guest's), with the value written.
+    /// A MOV to a control register, with the value written: CR4, which the
+    /// hypervisor checks on both vendors, or on AMD a MOV to CR0/CR3/CR4 that
+    /// the emulator refused (`svm::Vcpu::refused_cr_write`).
     CrWrite {
         cr: u8,
         value: u64,
