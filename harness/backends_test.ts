@@ -7,6 +7,7 @@ import type { RunPlan, Scenario } from "./scenario.ts";
 const scenario: Scenario = {
   name: "demo",
   description: "d",
+  groups: ["boot"],
   machine: { smp: 2, memoryMiB: 128 },
   targets: [{ backend: "qemu", cpus: ["EPYC"] }],
   timeoutS: 10,

@@ -2,8 +2,8 @@
  * The harness's command line (through `deno task`):
  *   scenario <name> [--backend qemu|bochs|kvm] [--cpu MODEL] [--firmware bios|uefi]
  *            [--boot kernel|iso] [--timeout S] [--json] [--verbose]
- *   list [--json]
- *   matrix [--vendor intel|amd|all] [--filter GLOB] [--backend B] [--cpu GLOB] [--jobs N]
+ *   list [--group G] [--json]
+ *   matrix [--vendor intel|amd|all] [--filter GLOB] [--group G] [--backend B] [--cpu GLOB] [--jobs N]
  *          [--tap FILE] [--junit FILE] [--save-failures DIR]
  *   test [--jobs N] [--no-matrix]
  *   bench [--filter GLOB] [--runs N] [--until EVENT]
@@ -26,6 +26,7 @@ import {
   BOOT_PATHS,
   expandTargets,
   FIRMWARES,
+  GROUPS,
   planId,
   ScenarioError,
   selectPlan,
@@ -36,9 +37,10 @@ import { exitCodeFor } from "./verdict.ts";
 const USAGE = `usage: deno task <command> [options]
   scenario <name> [--backend qemu|bochs|kvm] [--cpu MODEL] [--firmware bios|uefi]
                   [--boot kernel|iso] [--timeout S] [--json] [--verbose]
-  list [--json]
-  matrix [--vendor intel|amd|all] [--filter GLOB] [--backend qemu|bochs|kvm] [--cpu GLOB]
-         [--jobs N] [--tap FILE] [--junit FILE] [--save-failures DIR]
+  list [--group G] [--json]
+  matrix [--vendor intel|amd|all] [--filter GLOB] [--group G] [--backend qemu|bochs|kvm]
+         [--cpu GLOB] [--jobs N] [--tap FILE] [--junit FILE] [--save-failures DIR]
+            groups: ${GROUPS.join(", ")}
   test [--jobs N] [--no-matrix]
   bench [--filter GLOB] [--runs N] [--until EVENT]
             median warm boot times (default: boot-hello, 5 runs), and to an event
@@ -114,13 +116,18 @@ async function scenarioCommand(args: string[]): Promise<number> {
 }
 
 async function listCommand(args: string[]): Promise<number> {
-  const { values, positionals } = parse(args, { json: { type: "boolean" } });
+  const { values, positionals } = parse(args, {
+    json: { type: "boolean" },
+    group: { type: "string" },
+  });
   if (positionals.length) throw new UsageError("list takes no arguments");
-  const scenarios = await loadAll();
+  const group = oneOf(values.group, GROUPS, "group");
+  const scenarios = (await loadAll()).filter((s) => !group || s.groups.includes(group));
   if (values.json) {
     console.log(JSON.stringify(scenarios.map((s) => ({
       name: s.name,
       description: s.description,
+      groups: s.groups,
       runs: expandTargets(s).map((p) => ({
         backend: p.backend,
         cpu: p.cpu,
@@ -130,10 +137,14 @@ async function listCommand(args: string[]): Promise<number> {
     }))));
     return 0;
   }
-  const width = Math.max(...scenarios.map((s) => s.name.length));
+  const width = Math.max(0, ...scenarios.map((s) => s.name.length));
+  const groupWidth = Math.max(0, ...scenarios.map((s) => s.groups.join(",").length));
   for (const s of scenarios) {
     const runs = expandTargets(s).length;
-    console.log(`${s.name.padEnd(width)}  ${s.description} (${runs} run${runs === 1 ? "" : "s"})`);
+    console.log(
+      `${s.name.padEnd(width)}  ${s.groups.join(",").padEnd(groupWidth)}  ${s.description} ` +
+        `(${runs} run${runs === 1 ? "" : "s"})`,
+    );
   }
   return 0;
 }
@@ -142,6 +153,7 @@ async function matrixCommand(args: string[]): Promise<number> {
   const { values, positionals } = parse(args, {
     vendor: { type: "string", default: "all" },
     filter: { type: "string" },
+    group: { type: "string" },
     backend: { type: "string" },
     cpu: { type: "string" },
     jobs: { type: "string" },
@@ -153,6 +165,7 @@ async function matrixCommand(args: string[]): Promise<number> {
   const results = await runMatrix({
     vendor: oneOf(values.vendor, ["intel", "amd", "all"] as const, "vendor")!,
     filter: values.filter,
+    group: oneOf(values.group, GROUPS, "group"),
     backend: oneOf(values.backend, BACKENDS, "backend"),
     cpu: values.cpu,
     saveFailures: values["save-failures"],

@@ -242,6 +242,7 @@ export function fuzzPlan(c: FuzzCase, vendor: Vendor): RunPlan {
   const scenario: Scenario = {
     name: `fuzz-${vendor}-${c.seed}`,
     description: `fuzz seed ${c.seed}: ${c.kind} in ${c.mode} mode`,
+    groups: ["guest", "hostile"],
     payload: { asm: c.asm },
     cmdline: `guest=${c.mode} guest.watchdog=${WATCHDOG_MS}`,
     machine: { memoryMiB: 128 },

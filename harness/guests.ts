@@ -8,6 +8,7 @@ import type { SvEvent } from "./events.ts";
 import {
   defineScenario,
   type EventExpectation,
+  type Group,
   type Payload,
   type RunInfo,
   type Scenario,
@@ -109,6 +110,8 @@ export interface GuestScenario {
   failed?: boolean;
   /** Default: `GUEST_TARGETS`. */
   targets?: Target[];
+  /** Groups besides `guest`. */
+  groups?: Group[];
   guestOutput?: Scenario["guestOutput"];
 }
 
@@ -122,6 +125,7 @@ export function defineGuestScenario(g: GuestScenario): Scenario {
   return defineScenario({
     name: g.name,
     description: g.description,
+    groups: ["guest", ...(g.groups ?? [])],
     payload: typeof g.payload === "string" ? { file: g.payload } : g.payload,
     cmdline: g.cmdline ?? "guest=long",
     machine: { memoryMiB: 128 },
@@ -184,6 +188,7 @@ export function platformRequestScenario(
       ].join("\n"),
     },
     targets: HOSTILE_TARGETS,
+    groups: ["hostile"],
     exits: [...prelude.exits, "io"],
     ends: r.how,
     expect: () => [

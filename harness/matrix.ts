@@ -6,11 +6,13 @@ import { loadAll } from "./load.ts";
 import { ensureTools, toolsFor } from "./prereq.ts";
 import { counts, junit, outcome, statusText, summaryLine, table, tap, title } from "./report.ts";
 import { notRun, pruneRuns, runPlan, type RunResult } from "./runner.ts";
-import { type Backend, expandTargets, type RunPlan, type Vendor } from "./scenario.ts";
+import { type Backend, expandTargets, type Group, type RunPlan, type Vendor } from "./scenario.ts";
 
 export interface MatrixOptions {
   vendor: Vendor | "all";
   filter?: string;
+  /** Keeps the scenarios of this group. */
+  group?: Group;
   backend?: Backend;
   /** A glob on CPU model names. */
   cpu?: string;
@@ -34,7 +36,7 @@ export function planVendor(plan: RunPlan, cpuinfo: () => string): Vendor | undef
 }
 
 export async function selectPlans(
-  opts: Pick<MatrixOptions, "vendor" | "filter" | "backend" | "cpu">,
+  opts: Pick<MatrixOptions, "vendor" | "filter" | "group" | "backend" | "cpu">,
 ) {
   const cpuinfo = () => {
     try {
@@ -47,6 +49,7 @@ export async function selectPlans(
   const cpu = opts.cpu ? globRegExp(opts.cpu) : undefined;
   return (await loadAll())
     .filter((s) => !glob || glob.test(s.name))
+    .filter((s) => !opts.group || s.groups.includes(opts.group))
     .flatMap(expandTargets)
     .filter((p) => !opts.backend || p.backend === opts.backend)
     .filter((p) => !cpu || cpu.test(p.cpu))

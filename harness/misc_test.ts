@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { median } from "./bench.ts";
 import { BuildError, buildPayload, grubConfig } from "./build.ts";
 import { hostCpu, resolveCpu } from "./cpus.ts";
-import { globRegExp, saveFailures } from "./matrix.ts";
+import { globRegExp, saveFailures, selectPlans } from "./matrix.ts";
 import { counts, junit, outcome, summaryLine, tap } from "./report.ts";
 import type { RunResult } from "./runner.ts";
 import { cargoTestCounts, denoTestCounts } from "./test.ts";
@@ -134,4 +134,13 @@ Deno.test("a payload that assembles to nothing is refused before any emulator ru
     buildPayload({ asm: "; nothing but a comment\n" }, () => {}),
     (e: unknown) => e instanceof BuildError && /assembles to no bytes/.test(e.message),
   );
+});
+
+Deno.test("a group selects its scenarios only", async () => {
+  const numa = await selectPlans({ vendor: "all", group: "numa" });
+  assert.ok(numa.length > 0);
+  assert.ok(numa.every((p) => p.scenario.groups.includes("numa")), "only numa scenarios");
+  const hostile = await selectPlans({ vendor: "all", group: "hostile" });
+  assert.ok(hostile.every((p) => p.scenario.name.startsWith("hostile-")));
+  assert.ok(!hostile.some((p) => numa.includes(p)));
 });

@@ -12,6 +12,7 @@ export function defineNumaScenario(s: {
   return defineScenario({
     name: s.name,
     description: s.description,
+    groups: ["numa"],
     cmdline: "numa.probe",
     machine: { smp: s.smp, memoryMiB, numa: s.numa },
     targets: [{ backend: "qemu", boot: "kernel", cpus: ["EPYC"] }],

@@ -12,6 +12,27 @@ export type Vendor = "intel" | "amd";
 export type Status = "pass" | "fail" | "crash" | "timeout" | "emulator-error" | "skip";
 
 export const BACKENDS: readonly Backend[] = ["qemu", "bochs", "kvm"];
+/**
+ * What a scenario is about, for selecting runs (`matrix --group`, `list
+ * --group`): `boot` (boot paths and reports), `numa` (topology and
+ * placement), `smp` (every CPU), `guest` (a guest under VMX or SVM),
+ * `hostile` (a guest attacking the hypervisor), `selftest` (the harness's
+ * own verdicts), `vmx` and `svm` (one vendor's extension only), `linux`
+ * and `slow` for what comes.
+ */
+export const GROUPS = [
+  "boot",
+  "numa",
+  "smp",
+  "guest",
+  "hostile",
+  "selftest",
+  "vmx",
+  "svm",
+  "linux",
+  "slow",
+] as const;
+export type Group = typeof GROUPS[number];
 export const FIRMWARES: readonly Firmware[] = ["bios", "uefi"];
 export const BOOT_PATHS: readonly BootPath[] = ["kernel", "iso"];
 export const STATUSES: readonly Status[] = [
@@ -115,6 +136,8 @@ export interface EventExpectation {
 export interface Scenario {
   name: string;
   description: string;
+  /** At least one of `GROUPS`. */
+  groups: Group[];
   payload?: Payload;
   /** Kernel command line. */
   cmdline?: string;
@@ -196,6 +219,11 @@ export function validateScenario(value: unknown, fileName: string): Scenario {
     `name must be "${fileName}" (the file name), found ${JSON.stringify(s.name)}`,
   );
   need(typeof s.description === "string" && s.description.length > 0, "description is missing");
+  need(
+    Array.isArray(s.groups) && s.groups.length > 0 &&
+      s.groups.every((g) => (GROUPS as readonly string[]).includes(g)),
+    `groups must list at least one of ${GROUPS.join(", ")}`,
+  );
   need(
     s.cmdline === undefined || (typeof s.cmdline === "string" && CMDLINE_RE.test(s.cmdline)),
     `cmdline must be plain words (${CMDLINE_RE.source})`,

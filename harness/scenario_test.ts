@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import {
   expandTargets,
+  type Group,
   type Scenario,
   ScenarioError,
   selectPlan,
@@ -11,6 +12,7 @@ function scenario(over: Partial<Scenario> = {}): Scenario {
   return {
     name: "demo",
     description: "a demo",
+    groups: ["boot"],
     machine: { smp: 2, memoryMiB: 256 },
     targets: [
       { backend: "qemu", cpus: ["EPYC", "qemu64"] },
@@ -48,6 +50,7 @@ Deno.test("validation names every problem", () => {
     ...scenario(),
     name: "other",
     description: "",
+    groups: ["everything" as Group],
     cmdline: "a; rm -rf /",
     timeoutS: 0,
     targets: [
@@ -61,6 +64,7 @@ Deno.test("validation names every problem", () => {
   assertMentions(p, [
     'name must be "demo"',
     "description is missing",
+    "groups must list at least one of boot, numa",
     "cmdline must be plain words",
     "timeoutS must be a positive number",
     "targets[0]: Bochs runs no OVMF",

@@ -3,6 +3,7 @@ import { defineScenario } from "../harness/scenario.ts";
 export default defineScenario({
   name: "bad-cmdline",
   description: "an unknown kernel option is refused with a clear error and a failed exit",
+  groups: ["boot"],
   cmdline: "selftest=hang no-such-option=1",
   machine: { memoryMiB: 64 },
   targets: [

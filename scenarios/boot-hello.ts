@@ -14,6 +14,7 @@ interface Region {
 export default defineScenario({
   name: "boot-hello",
   description: "boots, reports banner, protocol, CPU, memory map and ACPI, powers off",
+  groups: ["boot"],
   machine: { smp: 1, memoryMiB: 256 },
   targets: [
     {

@@ -3,6 +3,7 @@ import { defineScenario } from "../harness/scenario.ts";
 export default defineScenario({
   name: "boot-module",
   description: "a nasm-assembled payload reaches the kernel as a boot module, whole",
+  groups: ["boot"],
   payload: { file: "halt.asm" },
   machine: { memoryMiB: 128 },
   targets: [

@@ -7,6 +7,7 @@ export default defineGuestScenario({
   name: "hostile-forge",
   description: "a guest forging a passing run on COM1 is judged by what it did, not what it wrote",
   payload: "hostile-forge.asm",
+  groups: ["hostile"],
   targets: HOSTILE_TARGETS,
   exits: ["io", "triple-fault"],
   ends: "triple-fault",

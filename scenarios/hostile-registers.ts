@@ -15,6 +15,7 @@ export default defineGuestScenario({
   name: "hostile-registers",
   description: "bad EFER and CR4 values get #GP, XSETBV and prefixed VMCALLs #UD, as on hardware",
   payload: "hostile-registers.asm",
+  groups: ["hostile"],
   targets: HOSTILE_TARGETS,
   expect: () => [
     ...efer("0x1d00"), // SVME

@@ -11,6 +11,7 @@ export default defineGuestScenario({
   description: "a guest spinning without exits is stopped by the watchdog, not by the harness",
   payload: { asm: "bits 64\norg 0x8000\n    cli\n    jmp $\n" },
   cmdline: "guest=long guest.watchdog=200",
+  groups: ["hostile"],
   targets: [
     { backend: "bochs", cpus: ["tigerlake", "corei7_skylake_x"] },
     { backend: "qemu", boot: "kernel", cpus: ["EPYC", "EPYC-Milan"] },

@@ -9,6 +9,7 @@ const truncatedSrat = [
 export default defineScenario({
   name: "numa-broken-srat",
   description: "a truncated SRAT is reported as an error, and the machine is taken as one node",
+  groups: ["numa"],
   machine: { smp: 2, memoryMiB: 256, acpiTables: [{ signature: "SRAT", body: truncatedSrat }] },
   targets: [{ backend: "qemu", boot: "kernel", cpus: ["EPYC"] }],
   timeoutS: 60,

@@ -12,6 +12,7 @@ interface Node {
 export default defineScenario({
   name: "numa-fake-bochs",
   description: "numa=fake:2 makes two nodes on Bochs, which has no NUMA tables",
+  groups: ["numa"],
   cmdline: "numa=fake:2 numa.probe",
   machine: { smp: 2, memoryMiB: 256 },
   targets: [{ backend: "bochs", cpus: ["tigerlake", "ryzen"] }],

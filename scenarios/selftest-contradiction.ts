@@ -6,6 +6,7 @@ import { defineScenario } from "../harness/scenario.ts";
 export default defineScenario({
   name: "selftest-contradiction",
   description: "harness selftest: two exit events from a clean power-off are a failure, not a pass",
+  groups: ["selftest"],
   cmdline: "selftest=contradiction",
   machine: { memoryMiB: 64 },
   targets: [

@@ -4,6 +4,7 @@ import { GUEST_TARGETS, lifecycle } from "../harness/guests.ts";
 export default defineScenario({
   name: "selftest-entry-failure",
   description: "a VM entry the CPU refuses is reported with its reason and the guest state",
+  groups: ["selftest", "guest"],
   payload: { file: "vmlaunch-basic.asm" },
   // The guest starts with a state entry must refuse: RFLAGS bit 1 clear
   // for VMX, EFER.SVME clear for SVM.

@@ -3,6 +3,7 @@ import { defineScenario } from "../harness/scenario.ts";
 export default defineScenario({
   name: "selftest-hang",
   description: "harness selftest: a kernel that spins forever is stopped and reported as timeout",
+  groups: ["selftest"],
   cmdline: "selftest=hang",
   machine: { memoryMiB: 64 },
   targets: [

@@ -3,6 +3,7 @@ import { defineScenario } from "../harness/scenario.ts";
 export default defineScenario({
   name: "selftest-page-fault",
   description: "harness selftest: an exception in the kernel is reported with its state as crash",
+  groups: ["selftest"],
   cmdline: "selftest=page-fault",
   machine: { memoryMiB: 64 },
   targets: [

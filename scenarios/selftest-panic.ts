@@ -3,6 +3,7 @@ import { defineScenario } from "../harness/scenario.ts";
 export default defineScenario({
   name: "selftest-panic",
   description: "harness selftest: a Rust panic is reported with its message and location as crash",
+  groups: ["selftest"],
   cmdline: "selftest=panic",
   machine: { memoryMiB: 64 },
   targets: [{ backend: "qemu", boot: "kernel", cpus: ["qemu64"] }],

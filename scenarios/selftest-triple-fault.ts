@@ -4,6 +4,7 @@ export default defineScenario({
   name: "selftest-triple-fault",
   description:
     "harness selftest: a triple fault, which the kernel cannot report, is found in the emulator's log",
+  groups: ["selftest"],
   cmdline: "selftest=triple-fault",
   machine: { memoryMiB: 64 },
   targets: [
