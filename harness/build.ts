@@ -120,6 +120,17 @@ export async function buildIso(
   });
 }
 
+/** The payloads' include files, name and text: an edit to one rebuilds every payload. */
+async function includeFiles(): Promise<string[]> {
+  const names: string[] = [];
+  for await (const e of Deno.readDir(PAYLOADS_DIR)) if (e.name.endsWith(".inc")) names.push(e.name);
+  names.sort();
+  return [
+    ...names,
+    ...await Promise.all(names.map((n) => Deno.readTextFile(join(PAYLOADS_DIR, n)))),
+  ];
+}
+
 /** Assembles a payload with `nasm -f bin`. */
 export async function buildPayload(p: Payload, progress: (msg: string) => void): Promise<string> {
   let source: string;
@@ -136,11 +147,13 @@ export async function buildPayload(p: Payload, progress: (msg: string) => void):
     source = p.asm;
     name = "inline payload";
   }
-  const hash = await sha256(source);
+  // %line names the source as the payload's own (assert.inc quotes it), not the copy.
+  const shown = "file" in p ? `payloads/${p.file}` : "inline-payload";
+  const hash = await sha256(shown, source, ...(await includeFiles()));
   return cached(join(CACHE_DIR, "payloads", `${hash}.bin`), async (out) => {
     progress(`assembling ${name} (nasm)`);
     const src = `${out}.asm`;
-    await Deno.writeTextFile(src, source);
+    await Deno.writeTextFile(src, `%line 0+1 ${shown}\n${source}`);
     try {
       // -i lets inline payloads %include files from payloads/.
       await run("nasm", ["-f", "bin", "-i", `${PAYLOADS_DIR}/`, "-o", out, src], `nasm ${name}`);

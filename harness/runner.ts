@@ -328,6 +328,9 @@ export async function runPlan(plan: RunPlan, opts: RunOptions): Promise<RunResul
     successExitCode: launch.successExitCode,
     problems,
   });
+  if (s.expectReason && !s.expectReason.test(verdict.reason)) {
+    problems.push(`verdict reason "${verdict.reason}" does not match ${s.expectReason}`);
+  }
   await Deno.writeTextFile(
     join(dir, "events.jsonl"),
     events.map((e) => JSON.stringify(e)).join("\n") + (events.length ? "\n" : ""),

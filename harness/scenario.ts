@@ -161,6 +161,8 @@ export interface Scenario {
    * exits with the real verdict; `matrix` counts a match as passed.
    */
   expectStatus?: Status;
+  /** What the verdict's reason must say, with `expectStatus`. */
+  expectReason?: RegExp;
 }
 
 /** Identity, for type checking in scenario files. */
@@ -292,6 +294,10 @@ export function validateScenario(value: unknown, fileName: string): Scenario {
       }
     });
   }
+  need(
+    s.expectReason === undefined || s.expectReason instanceof RegExp,
+    "expectReason must be a regular expression",
+  );
   need(
     s.guestOutput === undefined || typeof s.guestOutput === "function",
     "guestOutput must be a function",

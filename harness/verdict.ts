@@ -136,6 +136,14 @@ export function classify(o: Outcome): Verdict {
       };
     }
   }
+  const assertion = o.events.find((e) => e.ev === "vmexit" && e.call === "assert");
+  if (assertion) {
+    return {
+      status: "fail",
+      reason:
+        `guest assert failed at ${assertion.text} (left ${assertion.left}, right ${assertion.right})`,
+    };
+  }
   const error = o.events.find((e) => e.ev === "error" && e.fatal === true);
   if (error) return { status: "fail", reason: `kernel error in ${error.stage}: ${error.message}` };
   const exit = first(o.events, "exit");

@@ -136,3 +136,22 @@ Deno.test("an emulator that records how the machine ended must agree with the ke
 Deno.test("malformed lines on the hypervisor's channel fail the run", () => {
   assert.match(classify(outcome({ malformed: 2 })).reason, /2 malformed line/);
 });
+
+Deno.test("a failed guest assert fails the run, quoting its source line", () => {
+  const assertion: SvEvent = {
+    ev: "vmexit",
+    reason: "hypercall",
+    call: "assert",
+    text: "payloads/a.asm:9: ASSERT_LT(rax, 3)",
+    left: "0x5",
+    right: "0x3",
+    line: 9,
+  };
+  const v = classify(
+    outcome({ events: [boot, assertion, { ev: "exit", status: "fail" }], exitCode: 35 }),
+  );
+  assert.deepEqual(v, {
+    status: "fail",
+    reason: "guest assert failed at payloads/a.asm:9: ASSERT_LT(rax, 3) (left 0x5, right 0x3)",
+  });
+});

@@ -1,6 +1,8 @@
 //! The hypercall ABI (docs/hypercalls.md): VMCALL on Intel, VMMCALL on AMD,
-//! the same numbers. RAX selects the call, RBX and RCX are its arguments,
-//! RAX returns 0 or `UNKNOWN`.
+//! the same numbers. RAX selects the call, RBX, RCX (and for `assert` RDX
+//! and RSI) are its arguments, RAX returns 0 or `UNKNOWN`.
+
+use super::GuestRegs;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Hypercall {
@@ -23,6 +25,15 @@ pub enum Hypercall {
     Exit {
         status: u64,
     },
+    /// A check the guest made failed (`payloads/assert.inc`): `left` and
+    /// `right` compared, at source `line`, described by the NUL-terminated
+    /// text at guest-physical `text`. The guest ends, failed.
+    Assert {
+        left: u64,
+        right: u64,
+        text: u64,
+        line: u64,
+    },
     Unknown {
         nr: u64,
     },
@@ -36,13 +47,15 @@ pub const REPORT: u64 = 0;
 pub const PRINT: u64 = 1;
 pub const RESULT: u64 = 2;
 pub const EXIT: u64 = 3;
+pub const ASSERT: u64 = 4;
 pub const PRINT_MAX: u64 = 256;
 /// RAX after an unknown call.
 pub const UNKNOWN: u64 = u64::MAX;
 
 impl Hypercall {
-    pub fn decode(rax: u64, rbx: u64, rcx: u64) -> Self {
-        match rax {
+    pub fn decode(regs: &GuestRegs) -> Self {
+        let (rbx, rcx) = (regs.rbx, regs.rcx);
+        match regs.rax {
             REPORT => Self::Report {
                 value: rbx,
                 tag: rcx,
@@ -53,6 +66,12 @@ impl Hypercall {
                 check: rcx,
             },
             EXIT => Self::Exit { status: rbx },
+            ASSERT => Self::Assert {
+                left: rbx,
+                right: rcx,
+                text: regs.rdx,
+                line: regs.rsi,
+            },
             nr => Self::Unknown { nr },
         }
     }
@@ -63,6 +82,7 @@ impl Hypercall {
             Self::Print { .. } => "print",
             Self::Result { .. } => "result",
             Self::Exit { .. } => "exit",
+            Self::Assert { .. } => "assert",
             Self::Unknown { .. } => "unknown",
             Self::Denied { .. } => "denied",
         }
@@ -73,37 +93,57 @@ impl Hypercall {
 mod tests {
     use super::*;
 
+    fn decode(rax: u64, rbx: u64, rcx: u64) -> Hypercall {
+        Hypercall::decode(&GuestRegs {
+            rax,
+            rbx,
+            rcx,
+            rdx: 0x9100,
+            rsi: 12,
+            ..Default::default()
+        })
+    }
+
     #[test]
     fn decodes_each_call() {
         assert_eq!(
-            Hypercall::decode(0, 0x5ca1ab1e, 7),
+            decode(0, 0x5ca1ab1e, 7),
             Hypercall::Report {
                 value: 0x5ca1ab1e,
                 tag: 7
             }
         );
         assert_eq!(
-            Hypercall::decode(1, 0x9000, 12),
+            decode(1, 0x9000, 12),
             Hypercall::Print {
                 gpa: 0x9000,
                 len: 12
             }
         );
         assert_eq!(
-            Hypercall::decode(2, 0, 3),
+            decode(2, 0, 3),
             Hypercall::Result {
                 passed: true,
                 check: 3
             }
         );
         assert_eq!(
-            Hypercall::decode(2, 1, 3),
+            decode(2, 1, 3),
             Hypercall::Result {
                 passed: false,
                 check: 3
             }
         );
-        assert_eq!(Hypercall::decode(3, 4, 0), Hypercall::Exit { status: 4 });
-        assert_eq!(Hypercall::decode(99, 0, 0).name(), "unknown");
+        assert_eq!(decode(3, 4, 0), Hypercall::Exit { status: 4 });
+        assert_eq!(
+            decode(4, 5, 3),
+            Hypercall::Assert {
+                left: 5,
+                right: 3,
+                text: 0x9100,
+                line: 12
+            }
+        );
+        assert_eq!(decode(99, 0, 0).name(), "unknown");
     }
 }

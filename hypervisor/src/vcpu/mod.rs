@@ -432,6 +432,12 @@ struct VmExit<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     cpl: Option<u8>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    left: Option<Hex>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    right: Option<Hex>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    line: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     cr: Option<u8>,
 }
 impl Event for VmExit<'_> {
@@ -493,7 +499,7 @@ pub fn run(cpu: &mut impl VirtCpu, config: &GuestConfig) -> GuestEnd {
                 let cpl = cpu.cpl();
                 // Only the guest's kernel speaks to the hypervisor (as KVM does).
                 let call = match cpl {
-                    0 => Hypercall::decode(regs.rax, regs.rbx, regs.rcx),
+                    0 => Hypercall::decode(&regs),
                     _ => Hypercall::Denied { nr: regs.rax },
                 };
                 let mut e = VmExit {
@@ -527,6 +533,23 @@ pub fn run(cpu: &mut impl VirtCpu, config: &GuestConfig) -> GuestEnd {
                         e.status = Some(Hex(status));
                         event::emit(&e);
                         break ("hypercall-exit", failed);
+                    }
+                    Hypercall::Assert {
+                        left,
+                        right,
+                        text: gpa,
+                        line,
+                    } => {
+                        // Up to the NUL, byte by byte: the text may end at the end of guest RAM.
+                        let n = (0..text.len())
+                            .take_while(|&i| {
+                                cpu.read_guest(gpa + i as u64, &mut text[i..=i]) && text[i] != 0
+                            })
+                            .count();
+                        e.text = Some(core::str::from_utf8(&text[..n]).unwrap_or("<not UTF-8>"));
+                        (e.left, e.right, e.line) = (Some(Hex(left)), Some(Hex(right)), Some(line));
+                        event::emit(&e);
+                        break ("assert", true);
                     }
                     Hypercall::Unknown { nr } | Hypercall::Denied { nr } => {
                         e.value = Some(Hex(nr));
@@ -1258,6 +1281,26 @@ mod run_tests {
         has(
             &e[0],
             json!({"reason": "illegal-state", "name": "CR0.NW set without CR0.CD"}),
+        );
+    }
+
+    #[test]
+    fn a_failed_guest_assert_reports_its_line_and_ends_the_guest() {
+        // MEMORY holds "hello from the guest" at 0; the text runs to its end.
+        let assert = GuestRegs {
+            rax: hypercall::ASSERT,
+            rbx: 5,
+            rcx: 3,
+            rdx: 6,
+            rsi: 42,
+            ..Default::default()
+        };
+        let mut cpu = FakeCpu::new([(Exit::Hypercall, assert)]);
+        let (end, e) = run_script(&mut cpu, &config());
+        assert_eq!((end.how, end.failed), ("assert", true));
+        has(
+            &e[0],
+            json!({"call": "assert", "text": "from the guest", "left": "0x5", "right": "0x3", "line": 42}),
         );
     }
 }
