@@ -1,4 +1,5 @@
 /** Turns what happened during a run into one verdict with its reason. */
+import { isEvent, type KernelEvent } from "./event_types.ts";
 import type { SvEvent } from "./events.ts";
 import type { Status } from "./scenario.ts";
 
@@ -136,7 +137,9 @@ export function classify(o: Outcome): Verdict {
       };
     }
   }
-  const assertion = o.events.find((e) => e.ev === "vmexit" && e.call === "assert");
+  const assertion = o.events.find((e): e is SvEvent & KernelEvent<"vmexit"> =>
+    isEvent(e, "vmexit") && e.call === "assert"
+  );
   if (assertion) {
     return {
       status: "fail",
