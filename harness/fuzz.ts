@@ -250,7 +250,13 @@ export function fuzzPlan(c: FuzzCase, vendor: Vendor): RunPlan {
     timeoutS: 30,
     expect: [],
   };
-  return { scenario, ...FUZZ_TARGETS[vendor], firmware: "bios", timeoutS: 30 };
+  return {
+    scenario,
+    ...FUZZ_TARGETS[vendor],
+    firmware: "bios",
+    timeoutS: 30,
+    cmdline: scenario.cmdline!,
+  };
 }
 
 export interface FuzzOptions {

@@ -7,6 +7,8 @@ export function defineNumaScenario(s: {
   description: string;
   smp: number;
   numa: Numa;
+  /** Bochs models to run it on too, with the topology faked (`numa=fake:N`). */
+  bochs?: string[];
 }): Scenario {
   const memoryMiB = s.numa.nodes.reduce((sum, n) => sum + n.memoryMiB, 0);
   return defineScenario({
@@ -15,7 +17,10 @@ export function defineNumaScenario(s: {
     groups: ["numa"],
     cmdline: "numa.probe",
     machine: { smp: s.smp, memoryMiB, numa: s.numa },
-    targets: [{ backend: "qemu", boot: "kernel", cpus: ["EPYC"] }],
+    targets: [
+      { backend: "qemu", boot: "kernel", cpus: ["EPYC"] },
+      ...(s.bochs ? [{ backend: "bochs" as const, cpus: s.bochs }] : []),
+    ],
     timeoutS: 60,
     expect: [topologyMatches(), probesOnTheirNodes(), { ev: "exit", fields: { status: "pass" } }],
     absent: ["error"],

@@ -15,6 +15,7 @@ import { RUNS_DIR } from "./paths.ts";
 import {
   DEFAULT_MEMORY_MIB,
   DEFAULT_SMP,
+  fakeNodes,
   planId,
   type RunInfo,
   type RunPlan,
@@ -96,7 +97,8 @@ function runDirName(plan: RunPlan): string {
     "",
   );
   const cpu = plan.cpu.replace(/[^A-Za-z0-9_-]/g, "_");
-  return `${stamp}-${rand}-${plan.scenario.name}-${plan.backend}-${cpu}-${plan.boot}-${plan.firmware}`;
+  const name = plan.scenario.name.replace("/", "+"); // a variant's name
+  return `${stamp}-${rand}-${name}-${plan.backend}-${cpu}-${plan.boot}-${plan.firmware}`;
 }
 
 async function build(plan: RunPlan, progress: (m: string) => void): Promise<Artifacts> {
@@ -105,7 +107,7 @@ async function build(plan: RunPlan, progress: (m: string) => void): Promise<Arti
     ? await buildPayload(plan.scenario.payload, progress)
     : undefined;
   const iso = plan.boot === "iso"
-    ? await buildIso(kernel, plan.scenario.cmdline ?? "", payload, progress)
+    ? await buildIso(kernel, plan.cmdline, payload, progress)
     : undefined;
   return { kernel, payload, iso };
 }
@@ -184,7 +186,7 @@ export async function runPlan(plan: RunPlan, opts: RunOptions): Promise<RunResul
   }
 
   const artifacts = await build(plan, opts.progress);
-  const cmdline = plan.scenario.cmdline ?? "";
+  const cmdline = plan.cmdline;
   for (const [name, path] of Object.entries(artifacts)) {
     if (path) await Deno.symlink(path, join(dir, RUN_FILES[name as keyof Artifacts]));
   }
@@ -302,6 +304,7 @@ export async function runPlan(plan: RunPlan, opts: RunOptions): Promise<RunResul
     memoryMiB: plan.scenario.machine.memoryMiB ?? DEFAULT_MEMORY_MIB,
     smp: plan.scenario.machine.smp ?? DEFAULT_SMP,
     numa: plan.scenario.machine.numa,
+    fakeNodes: fakeNodes(plan.scenario, plan.backend),
     payloadSize: artifacts.payload ? (await Deno.stat(artifacts.payload)).size : undefined,
   };
   const events = stream.events;

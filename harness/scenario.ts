@@ -97,6 +97,8 @@ export interface Target {
   cpus: string[];
   /** Overrides the scenario's timeout for this target (OVMF is slower). */
   timeoutS?: number;
+  /** Added to the scenario's kernel command line on this target's runs. */
+  cmdline?: string;
 }
 
 /** One concrete run of a scenario. */
@@ -107,16 +109,24 @@ export interface RunPlan {
   boot: BootPath;
   firmware: Firmware;
   timeoutS: number;
+  /**
+   * The kernel command line of this run: the scenario's, the target's, and
+   * on Bochs, which has no NUMA tables, `numa=fake:N` for a declared
+   * topology of N nodes (`runCmdline`).
+   */
+  cmdline: string;
 }
 
 /** What expectations see of the run that produced the events. */
-export type RunInfo = Omit<RunPlan, "scenario"> & {
+export type RunInfo = Omit<RunPlan, "scenario" | "cmdline"> & {
   vendor: Vendor;
   features: ReadonlySet<string>;
   cmdline: string;
   memoryMiB: number;
   smp: number;
   numa?: Numa;
+  /** The declared topology's nodes, made by `numa=fake:N` (Bochs): no SRAT, SLIT or HMAT. */
+  fakeNodes?: number;
   /** Size in bytes of the assembled payload, when there is one. */
   payloadSize?: number;
 };
@@ -165,6 +175,22 @@ export interface Scenario {
   expectReason?: RegExp;
 }
 
+/**
+ * Several runs of one scenario in one file (kvm-unit-tests' `unittests.cfg`
+ * rows): each variant overrides what it names (command line, machine,
+ * targets, expectations...) and is called `<base name>/<suffix>`.
+ */
+export function variants(
+  base: Scenario,
+  each: Record<string, Partial<Omit<Scenario, "name">>>,
+): Scenario[] {
+  return Object.entries(each).map(([suffix, v]) => ({
+    ...base,
+    ...v,
+    name: `${base.name}/${suffix}`,
+  }));
+}
+
 /** Identity, for type checking in scenario files. */
 export function defineScenario(s: Scenario): Scenario {
   return s;
@@ -208,8 +234,12 @@ function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
-/** Checks a scenario module's export; returns it typed or throws ScenarioError. */
-export function validateScenario(value: unknown, fileName: string): Scenario {
+/**
+ * Checks a scenario module's export; returns it typed or throws
+ * ScenarioError. A file's variants (an exported list) are named
+ * `<file>/<suffix>`.
+ */
+export function validateScenario(value: unknown, fileName: string, variant = false): Scenario {
   const problems: string[] = [];
   const need = (ok: boolean, problem: string) => {
     if (!ok) problems.push(problem);
@@ -217,8 +247,15 @@ export function validateScenario(value: unknown, fileName: string): Scenario {
   if (!isRecord(value)) throw new ScenarioError(fileName, ["the default export is not an object"]);
   const s = value as Partial<Scenario>;
   need(
-    s.name === fileName,
-    `name must be "${fileName}" (the file name), found ${JSON.stringify(s.name)}`,
+    variant
+      ? typeof s.name === "string" && s.name.startsWith(`${fileName}/`) &&
+        /^[a-z0-9][a-z0-9.-]*$/.test(s.name.slice(fileName.length + 1))
+      : s.name === fileName,
+    variant
+      ? `a variant's name must be "${fileName}/<suffix>" (lower case, digits, . and -), found ${
+        JSON.stringify(s.name)
+      }`
+      : `name must be "${fileName}" (the file name), found ${JSON.stringify(s.name)}`,
   );
   need(typeof s.description === "string" && s.description.length > 0, "description is missing");
   need(
@@ -374,6 +411,20 @@ function numaProblems(numa: Numa, smp: number, memoryMiB: number): string[] {
   return problems;
 }
 
+/** The nodes a run fakes with `numa=fake:N`: a declared topology, on Bochs. */
+export function fakeNodes(s: Scenario, backend: Backend): number | undefined {
+  const n = s.machine.numa?.nodes.length ?? 1;
+  return backend === "bochs" && n > 1 ? n : undefined;
+}
+
+/** The kernel command line of a run of `s` on `backend` (see `RunPlan.cmdline`). */
+export function runCmdline(s: Scenario, backend: Backend, target?: Target): string {
+  const fake = fakeNodes(s, backend);
+  return [s.cmdline, target?.cmdline, fake ? `numa=fake:${fake}` : undefined]
+    .filter((x) => x)
+    .join(" ");
+}
+
 /** Every run a scenario declares, in declaration order. */
 export function expandTargets(s: Scenario): RunPlan[] {
   return s.targets.flatMap((t) =>
@@ -384,6 +435,7 @@ export function expandTargets(s: Scenario): RunPlan[] {
       boot: t.boot ?? defaultBoot(t.backend),
       firmware: t.firmware ?? "bios",
       timeoutS: t.timeoutS ?? s.timeoutS,
+      cmdline: runCmdline(s, t.backend, t),
     }))
   );
 }
@@ -436,7 +488,15 @@ export function selectPlan(
   }
   const timeoutS = base.backend === backend ? base.timeoutS : s.timeoutS;
   return {
-    plan: withTimeout({ scenario: s, backend, cpu, boot, firmware, timeoutS }),
+    plan: withTimeout({
+      scenario: s,
+      backend,
+      cpu,
+      boot,
+      firmware,
+      timeoutS,
+      cmdline: runCmdline(s, backend),
+    }),
     declared: false,
   };
 }

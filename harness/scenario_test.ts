@@ -6,6 +6,7 @@ import {
   ScenarioError,
   selectPlan,
   validateScenario,
+  variants,
 } from "./scenario.ts";
 
 function scenario(over: Partial<Scenario> = {}): Scenario {
@@ -31,9 +32,9 @@ function assertMentions(problems: string[], wants: string[]) {
   for (const want of wants) assert.ok(text.includes(want), `missing "${want}" in:\n${text}`);
 }
 
-function problems(value: unknown, name = "demo"): string[] {
+function problems(value: unknown, variant = false): string[] {
   try {
-    validateScenario(value, name);
+    validateScenario(value, "demo", variant);
     return [];
   } catch (e) {
     assert.ok(e instanceof ScenarioError);
@@ -177,4 +178,38 @@ Deno.test("selectPlan refuses what cannot run", () => {
     selectPlan(intel, { backend: "bochs", cpu: "ryzen" }) as string,
     /needs a intel CPU/,
   );
+});
+
+Deno.test("variants are named <file>/<suffix> and override what they name", () => {
+  const [a, b] = variants(scenario(), {
+    "first-touch": { cmdline: "numa.probe" },
+    interleave: { cmdline: "numa.probe x=1", timeoutS: 5 },
+  });
+  assert.equal(a!.name, "demo/first-touch");
+  assert.equal(b!.cmdline, "numa.probe x=1");
+  assert.equal(b!.timeoutS, 5);
+  assert.equal(a!.timeoutS, scenario().timeoutS);
+  assert.equal(validateScenario(a, "demo", true).name, "demo/first-touch");
+  assertMentions(problems({ ...scenario(), name: "demo/Bad Name" }, true), [
+    `a variant's name must be "demo/<suffix>"`,
+  ]);
+});
+
+Deno.test("a target's command line, and fake nodes on Bochs, join the scenario's", () => {
+  const s = scenario({
+    cmdline: "numa.probe",
+    machine: {
+      smp: 2,
+      memoryMiB: 256,
+      numa: { nodes: [{ cpus: [0], memoryMiB: 128 }, { cpus: [1], memoryMiB: 128 }] },
+    },
+    targets: [
+      { backend: "qemu", cpus: ["EPYC"], cmdline: "smp.x2apic" },
+      { backend: "bochs", cpus: ["tigerlake"] },
+    ],
+  });
+  assert.deepEqual(expandTargets(s).map((p) => p.cmdline), [
+    "numa.probe smp.x2apic",
+    "numa.probe numa=fake:2",
+  ]);
 });

@@ -49,8 +49,6 @@ export function bochsConfig(plan: RunPlan): string {
 
 export const bochs: Backend = {
   unsupported(plan) {
-    const nodes = plan.scenario.machine.numa?.nodes.length ?? 1;
-    if (nodes > 1) return "Bochs has no NUMA tables: fake the topology on the kernel command line";
     if (plan.scenario.machine.acpiTables?.length) return "Bochs cannot add ACPI tables";
     return undefined;
   },
