@@ -110,7 +110,13 @@ export const EVENTS = {
     line: "number?",
     cr: "number?",
   },
-  "guest-end": { vcpu: "number", how: "string", failed: "boolean", exits: "number" },
+  "guest-end": {
+    vcpu: "number",
+    how: "string",
+    failed: "boolean",
+    exits: "number",
+    counts: "object",
+  },
   vmxon: {
     revision: "number",
     vmcs_size: "number",

@@ -71,6 +71,25 @@ export function report(
   };
 }
 
+/** Exits by reason: each named reason exactly `n` times, or `[min, max]`. */
+export type ExitCounts = Record<string, number | [number, number]>;
+
+/**
+ * How `guest-end`'s `counts` (the reported exits by reason) differ from
+ * `want`; reasons not named are free. For guests whose exits are many, or
+ * differ by emulator, where an exact `exits` list would be long or brittle.
+ */
+export function exitCountProblems(e: SvEvent, want: ExitCounts): string[] {
+  const got = (e.counts ?? {}) as Record<string, number>;
+  return Object.entries(want).flatMap(([reason, w]) => {
+    const [min, max] = typeof w === "number" ? [w, w] : w;
+    const n = got[reason] ?? 0;
+    return n >= min && n <= max
+      ? []
+      : [`${n} ${reason} exits, expected ${min === max ? min : `${min} to ${max}`}`];
+  });
+}
+
 /** A report whose value must be exactly `want`. */
 export function reportEquals(tag: number, want: bigint): EventExpectation {
   return report(tag, (v) => (v === want ? undefined : `expected 0x${want.toString(16)}`));
@@ -85,9 +104,14 @@ export function guestEnds(
   how: string,
   exits?: number,
   failed = false,
+  counts?: ExitCounts,
 ): EventExpectation[] {
   return [
-    { ev: "guest-end", fields: { how, failed, ...(exits === undefined ? {} : { exits }) } },
+    {
+      ev: "guest-end",
+      fields: { how, failed, ...(exits === undefined ? {} : { exits }) },
+      check: (e) => (counts ? exitCountProblems(e, counts) : []),
+    },
     ...lifecycle(run).end,
     { ev: "exit", fields: { status: failed ? "fail" : "pass" } },
   ];
@@ -102,6 +126,8 @@ export interface GuestScenario {
   cmdline?: string;
   /** The exact VM exits, in order; unchecked when omitted. */
   exits?: string[];
+  /** Exits by reason, exactly or within a range (`guest-end`'s `counts`). */
+  counts?: ExitCounts;
   /** What happens between VM entry and the guest's end. */
   expect: (run: RunInfo) => EventExpectation[];
   /** How the guest ends (`guest-end`'s `how`); default `hlt`. */
@@ -135,7 +161,7 @@ export function defineGuestScenario(g: GuestScenario): Scenario {
     expect: (run) => [
       ...lifecycle(run).start,
       ...g.expect(run),
-      ...guestEnds(run, g.ends ?? "hlt", g.exits?.length, g.failed),
+      ...guestEnds(run, g.ends ?? "hlt", g.exits?.length, g.failed, g.counts),
     ],
     absent: ["error", "entry-failure"],
     expectStatus: g.failed ? "fail" : undefined,

@@ -375,7 +375,7 @@ const GP: u8 = 13;
 #[derive(Serialize, Default)]
 struct VmExit<'a> {
     vcpu: u32,
-    reason: &'a str,
+    reason: &'static str,
     rip: Hex,
     #[serde(skip_serializing_if = "Option::is_none")]
     leaf: Option<Hex>,
@@ -450,6 +450,22 @@ struct GuestEndEvent<'a> {
     how: &'a str,
     failed: bool,
     exits: u32,
+    /// The reported exits by reason: scenarios count and bound them.
+    counts: &'a Counts,
+}
+
+/// Reported exits by reason (`vmexit`'s `reason`), in the order first seen.
+type Counts = heapless::LinearMap<&'static str, u32, 24>;
+
+/// Emits a `vmexit` event and counts it by its reason.
+fn report(counts: &mut Counts, e: &VmExit) {
+    match counts.get_mut(&e.reason) {
+        Some(n) => *n += 1,
+        None => {
+            let _ = counts.insert(e.reason, 1); // 24 reasons: more than the kernel has
+        }
+    }
+    event::emit(e);
 }
 impl Event for GuestEndEvent<'_> {
     const NAME: &'static str = "guest-end";
@@ -465,6 +481,7 @@ fn host_cpuid(leaf: u32, subleaf: u32) -> [u32; 4] {
 pub fn run(cpu: &mut impl VirtCpu, config: &GuestConfig) -> GuestEnd {
     let mut failed = false;
     let mut exits = 0;
+    let mut counts = Counts::new();
     let (how, failed) = loop {
         let exit = match cpu.run() {
             Ok(exit) => exit,
@@ -483,16 +500,19 @@ pub fn run(cpu: &mut impl VirtCpu, config: &GuestConfig) -> GuestEnd {
                 let [a, b, c, d] = cpuid::filter(leaf, host_cpuid(leaf, subleaf));
                 (regs.rax, regs.rbx, regs.rcx, regs.rdx) = (a.into(), b.into(), c.into(), d.into());
                 cpu.skip_instruction();
-                event::emit(&VmExit {
-                    reason: "cpuid",
-                    leaf: Some(Hex(leaf.into())),
-                    subleaf: Some(Hex(subleaf.into())),
-                    eax: Some(Hex(a.into())),
-                    ebx: Some(Hex(b.into())),
-                    ecx: Some(Hex(c.into())),
-                    edx: Some(Hex(d.into())),
-                    ..base
-                });
+                report(
+                    &mut counts,
+                    &VmExit {
+                        reason: "cpuid",
+                        leaf: Some(Hex(leaf.into())),
+                        subleaf: Some(Hex(subleaf.into())),
+                        eax: Some(Hex(a.into())),
+                        ebx: Some(Hex(b.into())),
+                        ecx: Some(Hex(c.into())),
+                        edx: Some(Hex(d.into())),
+                        ..base
+                    },
+                );
             }
             Exit::Hypercall => {
                 let regs = *cpu.regs();
@@ -531,7 +551,7 @@ pub fn run(cpu: &mut impl VirtCpu, config: &GuestConfig) -> GuestEnd {
                     Hypercall::Exit { status } => {
                         failed |= status != 0;
                         e.status = Some(Hex(status));
-                        event::emit(&e);
+                        report(&mut counts, &e);
                         break ("hypercall-exit", failed);
                     }
                     Hypercall::Assert {
@@ -548,7 +568,7 @@ pub fn run(cpu: &mut impl VirtCpu, config: &GuestConfig) -> GuestEnd {
                             .count();
                         e.text = Some(core::str::from_utf8(&text[..n]).unwrap_or("<not UTF-8>"));
                         (e.left, e.right, e.line) = (Some(Hex(left)), Some(Hex(right)), Some(line));
-                        event::emit(&e);
+                        report(&mut counts, &e);
                         break ("assert", true);
                     }
                     Hypercall::Unknown { nr } | Hypercall::Denied { nr } => {
@@ -556,15 +576,18 @@ pub fn run(cpu: &mut impl VirtCpu, config: &GuestConfig) -> GuestEnd {
                         result = hypercall::UNKNOWN;
                     }
                 }
-                event::emit(&e);
+                report(&mut counts, &e);
                 cpu.regs().rax = result;
                 cpu.skip_instruction();
             }
             Exit::Hlt => {
-                event::emit(&VmExit {
-                    reason: "hlt",
-                    ..base
-                });
+                report(
+                    &mut counts,
+                    &VmExit {
+                        reason: "hlt",
+                        ..base
+                    },
+                );
                 break ("hlt", failed);
             }
             Exit::Io {
@@ -582,7 +605,7 @@ pub fn run(cpu: &mut impl VirtCpu, config: &GuestConfig) -> GuestEnd {
                 };
                 if string {
                     e.action = Some("string I/O is not emulated");
-                    event::emit(&e);
+                    report(&mut counts, &e);
                     break ("unhandled", true);
                 }
                 let mask = u64::MAX >> (64 - 8 * u32::from(size.clamp(1, 4)));
@@ -600,7 +623,7 @@ pub fn run(cpu: &mut impl VirtCpu, config: &GuestConfig) -> GuestEnd {
                     io::PortAction::PowerOff => "power-off",
                     io::PortAction::Reset => "reset",
                 });
-                event::emit(&e);
+                report(&mut counts, &e);
                 match action {
                     io::PortAction::PowerOff => break ("power-off", failed),
                     io::PortAction::Reset => break ("reset", failed),
@@ -648,27 +671,33 @@ pub fn run(cpu: &mut impl VirtCpu, config: &GuestConfig) -> GuestEnd {
                         cpu.inject_exception(GP, Some(0));
                     }
                 }
-                event::emit(&e);
+                report(&mut counts, &e);
             }
             Exit::VirtInstruction(name) => {
                 cpu.inject_exception(UD, None);
-                event::emit(&VmExit {
-                    reason: "exception",
-                    vector: Some(UD),
-                    name: Some(crate::arch::trap::vector_name(UD.into())),
-                    instruction: Some(name),
-                    action: Some("injected"),
-                    ..base
-                });
+                report(
+                    &mut counts,
+                    &VmExit {
+                        reason: "exception",
+                        vector: Some(UD),
+                        name: Some(crate::arch::trap::vector_name(UD.into())),
+                        instruction: Some(name),
+                        action: Some("injected"),
+                        ..base
+                    },
+                );
             }
             Exit::Exception { vector, error_code } => {
-                event::emit(&VmExit {
-                    reason: "exception",
-                    vector: Some(vector),
-                    name: Some(crate::arch::trap::vector_name(vector.into())),
-                    error_code: error_code.map(|c| Hex(c.into())),
-                    ..base
-                });
+                report(
+                    &mut counts,
+                    &VmExit {
+                        reason: "exception",
+                        vector: Some(vector),
+                        name: Some(crate::arch::trap::vector_name(vector.into())),
+                        error_code: error_code.map(|c| Hex(c.into())),
+                        ..base
+                    },
+                );
                 break ("exception", true);
             }
             Exit::NestedFault {
@@ -687,13 +716,16 @@ pub fn run(cpu: &mut impl VirtCpu, config: &GuestConfig) -> GuestEnd {
                 } else {
                     "none"
                 };
-                event::emit(&VmExit {
-                    reason: "ept-violation",
-                    gpa: Some(Hex(gpa)),
-                    access: Some(access),
-                    mapped: Some(mapped),
-                    ..base
-                });
+                report(
+                    &mut counts,
+                    &VmExit {
+                        reason: "ept-violation",
+                        gpa: Some(Hex(gpa)),
+                        access: Some(access),
+                        mapped: Some(mapped),
+                        ..base
+                    },
+                );
                 // No memory there: the guest cannot go on (lazy backing comes with NUMA policies).
                 break ("ept-violation", failed);
             }
@@ -715,53 +747,71 @@ pub fn run(cpu: &mut impl VirtCpu, config: &GuestConfig) -> GuestEnd {
                         "gp"
                     }
                 };
-                event::emit(&VmExit {
-                    reason: "cr-write",
-                    cr: Some(cr),
-                    value: Some(Hex(value)),
-                    action: Some(action),
-                    ..base
-                });
+                report(
+                    &mut counts,
+                    &VmExit {
+                        reason: "cr-write",
+                        cr: Some(cr),
+                        value: Some(Hex(value)),
+                        action: Some(action),
+                        ..base
+                    },
+                );
             }
             Exit::Invd => {
                 cpu.skip_instruction();
-                event::emit(&VmExit {
-                    reason: "invd",
-                    action: Some("ignored"),
-                    ..base
-                });
+                report(
+                    &mut counts,
+                    &VmExit {
+                        reason: "invd",
+                        action: Some("ignored"),
+                        ..base
+                    },
+                );
             }
             Exit::Timer => {} // a vendor's own; nothing for the guest
             Exit::Deadline => {
-                event::emit(&VmExit {
-                    reason: "watchdog",
-                    value: Some(Hex(config.watchdog_ms)),
-                    ..base
-                });
+                report(
+                    &mut counts,
+                    &VmExit {
+                        reason: "watchdog",
+                        value: Some(Hex(config.watchdog_ms)),
+                        ..base
+                    },
+                );
                 break ("watchdog", true);
             }
             Exit::IllegalState(why) => {
-                event::emit(&VmExit {
-                    reason: "illegal-state",
-                    name: Some(why),
-                    ..base
-                });
+                report(
+                    &mut counts,
+                    &VmExit {
+                        reason: "illegal-state",
+                        name: Some(why),
+                        ..base
+                    },
+                );
                 break ("illegal-state", true);
             }
             Exit::TripleFault => {
-                event::emit(&VmExit {
-                    reason: "triple-fault",
-                    ..base
-                });
+                report(
+                    &mut counts,
+                    &VmExit {
+                        reason: "triple-fault",
+                        ..base
+                    },
+                );
                 break ("triple-fault", failed);
             }
             Exit::Unhandled { code, name } => {
-                event::emit(&VmExit {
-                    reason: "unhandled",
-                    name: Some(name),
-                    code: Some(Hex(code)),
-                    ..base
-                });
+                report(
+                    &mut counts,
+                    &VmExit {
+                        reason: "unhandled",
+                        name: Some(name),
+                        code: Some(Hex(code)),
+                        ..base
+                    },
+                );
                 break ("unhandled", true);
             }
         }
@@ -774,6 +824,7 @@ pub fn run(cpu: &mut impl VirtCpu, config: &GuestConfig) -> GuestEnd {
         how,
         failed,
         exits,
+        counts: &counts,
     });
     GuestEnd { how, failed, exits }
 }
@@ -954,7 +1005,7 @@ mod run_tests {
         has(&e[1], json!({"reason": "hlt"}));
         has(
             &e[2],
-            json!({"ev": "guest-end", "how": "hlt", "failed": false, "exits": 2}),
+            json!({"ev": "guest-end", "how": "hlt", "failed": false, "exits": 2, "counts": {"cpuid": 1, "hlt": 1}}),
         );
         assert_eq!(
             (cpu.after[0].rax, cpu.after[0].rbx),
