@@ -1,8 +1,11 @@
 /**
  * Builds what a run boots: the kernel (cargo), a GRUB ISO (grub-mkrescue)
- * and the payload (nasm). ISOs and payloads are cached by the hash of their
- * inputs, so a warm run rebuilds nothing; cargo keeps its own cache.
+ * and the payload (nasm), each run through dax. ISOs and payloads are cached
+ * by the hash of their inputs, so a warm run rebuilds nothing; cargo keeps
+ * its own cache. (The emulators are not run through dax: the runner follows
+ * their output files while they run and stops them with its own signals.)
  */
+import $ from "dax";
 import { join } from "node:path";
 import { CACHE_DIR, KERNEL, PAYLOADS_DIR, ROOT } from "./paths.ts";
 import type { Payload } from "./scenario.ts";
@@ -30,24 +33,12 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
+/** Runs a build tool (dax quotes each argument); its output, or a BuildError with it. */
 async function run(cmd: string, args: string[], what: string, cwd = ROOT): Promise<string> {
-  let out: Deno.CommandOutput;
-  try {
-    // No standard input: rustc's probes read "-", and an inherited stdin may carry anything.
-    out = await new Deno.Command(cmd, {
-      args,
-      cwd,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    })
-      .output();
-  } catch (e) {
-    throw new BuildError(`${what}: cannot run ${cmd}: ${e instanceof Error ? e.message : e}`);
-  }
-  const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
-  if (!out.success) throw new BuildError(`${what} failed:\n${text.trim()}`);
-  return text;
+  // No standard input: rustc's probes read "-", and an inherited stdin may carry anything.
+  const out = await $`${cmd} ${args}`.cwd(cwd).stdin("null").captureCombined().noThrow();
+  if (out.code !== 0) throw new BuildError(`${what} failed:\n${out.combined.trim()}`);
+  return out.combined;
 }
 
 let kernelBuild: Promise<string> | undefined;
@@ -56,7 +47,10 @@ let kernelBuild: Promise<string> | undefined;
 export function buildKernel(progress: (msg: string) => void): Promise<string> {
   kernelBuild ??= (async () => {
     progress("building kernel (cargo build --release)");
-    await run("cargo", ["build", "--release", "--quiet", "-p", "hypervisor"], "cargo build");
+    // A spinner on a terminal while cargo works (a cold build takes a minute); silent in logs.
+    await $.progress("cargo build --release").with(() =>
+      run("cargo", ["build", "--release", "--quiet", "-p", "hypervisor"], "cargo build")
+    );
     return KERNEL;
   })();
   return kernelBuild;

@@ -3,6 +3,7 @@
  * the missing Debian packages are installed (and that is said); otherwise
  * the one apt-get line to run is printed.
  */
+import $ from "dax";
 import { existsSync } from "node:fs";
 import { BOCHS_BIOS, BOCHS_TERM_PLUGINS, BOCHS_VGABIOS } from "./backends/bochs.ts";
 import { findOvmf } from "./backends/qemu.ts";
@@ -88,18 +89,8 @@ export async function ensureTools(tools: Iterable<Tool>, say: (msg: string) => v
   for (
     const args of [["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", ...packages]]
   ) {
-    const [cmd, ...rest] = [...sudo, ...args];
-    const out = await new Deno.Command(cmd!, {
-      args: rest,
-      env,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    })
-      .output();
-    if (!out.success) {
-      throw new SetupError(`${args.join(" ")} failed:\n${new TextDecoder().decode(out.stderr)}`);
-    }
+    const out = await $`${[...sudo, ...args]}`.env(env).stdin("null").captureCombined().noThrow();
+    if (out.code !== 0) throw new SetupError(`${args.join(" ")} failed:\n${out.combined}`);
   }
   const still = missing(absent);
   if (still.length > 0) throw new SetupError(`still missing after install: ${still.join(", ")}`);

@@ -224,6 +224,8 @@ export async function runPlan(plan: RunPlan, opts: RunOptions): Promise<RunResul
     logText = window.slice(-4096);
   };
   try {
+    // Deno.Command, not dax: the run follows the emulator's files while it
+    // runs and stops it with the signal its backend needs.
     const child = new Deno.Command(launch.bin, {
       args: launch.args,
       env: launch.env,

@@ -63,6 +63,7 @@ const STEPS: Step[] = [
 
 async function runStep(step: Step): Promise<{ ok: boolean; counts: Record<Outcome, number> }> {
   console.log(`\n=== ${step.name}: ${[step.name.split(" ")[0], ...step.args].join(" ")}`);
+  // Deno.Command, not dax: the output is shown as it comes and kept for counting.
   const child = new Deno.Command(step.cmd, {
     args: step.args,
     cwd: ROOT,
