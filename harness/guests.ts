@@ -12,6 +12,7 @@ import {
   type Payload,
   type RunInfo,
   type Scenario,
+  type ScenarioPart,
   type Target,
 } from "./scenario.ts";
 
@@ -142,31 +143,64 @@ export interface GuestScenario {
 }
 
 /**
+ * The guest part of a scenario (`defineScenario(base, guest({...}), ...)`):
+ * its payload and mode (`cmdline`, default `guest=long`), its targets when
+ * given (the machine and targets of a part before it stay otherwise), and
+ * virtualization entered; no `error` or `entry-failure` event.
+ */
+export function guest(g: {
+  payload: string | Payload;
+  cmdline?: string;
+  targets?: Target[];
+}): ScenarioPart {
+  return {
+    groups: ["guest"],
+    payload: typeof g.payload === "string" ? { file: g.payload } : g.payload,
+    cmdline: g.cmdline ?? "guest=long",
+    targets: g.targets,
+    timeoutS: 60,
+    expect: (run) => lifecycle(run).start,
+    absent: ["error", "entry-failure"],
+  };
+}
+
+/**
+ * The end part of a guest scenario: the guest ends `how` (default `hlt`),
+ * failed or not, after `exits` exits or within `counts`; virtualization is
+ * left and the run passes, or fails as expected for a failed guest.
+ */
+export function guestEnd(e: {
+  how?: string;
+  exits?: number;
+  failed?: boolean;
+  counts?: ExitCounts;
+} = {}): ScenarioPart {
+  return {
+    expect: (run) => guestEnds(run, e.how ?? "hlt", e.exits, e.failed, e.counts),
+    ...(e.failed ? { expectStatus: "fail" as const } : {}),
+  };
+}
+
+/**
  * A guest scenario on every guest target: virtualization is entered,
  * `expect` happens with exactly `exits`, the guest ends as `ends` says,
  * failed or not as `failed` says, virtualization is left, and the run
- * passes (or fails, for a failed guest).
+ * passes (or fails, for a failed guest). Made of the parts above.
  */
 export function defineGuestScenario(g: GuestScenario): Scenario {
-  return defineScenario({
-    name: g.name,
-    description: g.description,
-    groups: ["guest", ...(g.groups ?? [])],
-    payload: typeof g.payload === "string" ? { file: g.payload } : g.payload,
-    cmdline: g.cmdline ?? "guest=long",
-    machine: { memoryMiB: 128 },
-    targets: g.targets ?? GUEST_TARGETS,
-    timeoutS: 60,
-    exits: g.exits,
-    expect: (run) => [
-      ...lifecycle(run).start,
-      ...g.expect(run),
-      ...guestEnds(run, g.ends ?? "hlt", g.exits?.length, g.failed, g.counts),
-    ],
-    absent: ["error", "entry-failure"],
-    expectStatus: g.failed ? "fail" : undefined,
-    guestOutput: g.guestOutput,
-  });
+  return defineScenario(
+    {
+      name: g.name,
+      description: g.description,
+      groups: g.groups,
+      exits: g.exits,
+      guestOutput: g.guestOutput,
+      machine: { memoryMiB: 128 },
+    },
+    guest({ ...g, targets: g.targets ?? GUEST_TARGETS }),
+    { expect: g.expect },
+    guestEnd({ how: g.ends, exits: g.exits?.length, failed: g.failed, counts: g.counts }),
+  );
 }
 
 /** An OUT the guest makes to ask the platform to power off or reset. */

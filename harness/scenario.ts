@@ -191,9 +191,53 @@ export function variants(
   }));
 }
 
-/** Identity, for type checking in scenario files. */
-export function defineScenario(s: Scenario): Scenario {
-  return s;
+/** A piece of a scenario: what it adds to the parts before it (`defineScenario`). */
+export type ScenarioPart = Partial<Scenario>;
+
+/** Expectations as a function of the run, whichever way a part gave them. */
+function expectOf(p: ScenarioPart): (run: RunInfo) => EventExpectation[] {
+  const e = p.expect ?? [];
+  return typeof e === "function" ? e : () => e;
+}
+
+/**
+ * Two parts as one: command lines joined, groups and absent events united,
+ * machines merged, expectations in order (the first part's first); for the
+ * rest (name, payload, targets, timeout, exits...) the later part decides.
+ */
+export function mergeParts(a: ScenarioPart, b: ScenarioPart): ScenarioPart {
+  const union = <T>(
+    x?: T[],
+    y?: T[],
+  ) => (x || y ? [...new Set([...(x ?? []), ...(y ?? [])])] : undefined);
+  const cmdline = [a.cmdline, b.cmdline].filter((c) => c).join(" ");
+  const expect = a.expect || b.expect
+    ? (run: RunInfo) => [...expectOf(a)(run), ...expectOf(b)(run)]
+    : undefined;
+  const defined = Object.fromEntries(Object.entries(b).filter(([, v]) => v !== undefined));
+  const merged: ScenarioPart = {
+    ...a,
+    ...defined,
+    cmdline: cmdline || undefined,
+    groups: union(a.groups, b.groups),
+    absent: union(a.absent, b.absent),
+    machine: a.machine || b.machine ? { ...a.machine, ...b.machine } : undefined,
+    expect,
+  };
+  for (const key of Object.keys(merged) as (keyof ScenarioPart)[]) {
+    if (merged[key] === undefined) delete merged[key];
+  }
+  return merged;
+}
+
+/**
+ * A scenario from its parts, merged left to right (`mergeParts`): a whole
+ * scenario, or a base (name, description, timeout) with parts such as
+ * `guest()`, `numa()`, `guestEnd()` (harness/parts.ts). The result is
+ * validated when the file is loaded.
+ */
+export function defineScenario(...parts: [ScenarioPart, ...ScenarioPart[]]): Scenario {
+  return parts.reduce(mergeParts) as Scenario;
 }
 
 export const DEFAULT_SMP = 1;

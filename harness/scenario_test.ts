@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import {
+  defineScenario,
   expandTargets,
   type Group,
+  type RunInfo,
   type Scenario,
   ScenarioError,
   selectPlan,
@@ -212,4 +214,27 @@ Deno.test("a target's command line, and fake nodes on Bochs, join the scenario's
     "numa.probe smp.x2apic",
     "numa.probe numa=fake:2",
   ]);
+});
+
+Deno.test("parts merge: command lines joined, groups united, expectations in order", () => {
+  const run = { vendor: "amd" } as RunInfo;
+  const s = defineScenario(
+    { name: "demo", description: "d", groups: ["guest"], cmdline: "guest=long", expect: [] },
+    { groups: ["numa", "guest"], cmdline: "numa.probe", machine: { smp: 2 } },
+    { machine: { memoryMiB: 64 }, expect: () => [{ ev: "a" }], timeoutS: 9 },
+    { expect: [{ ev: "b" }], absent: ["error"], targets: undefined },
+  );
+  assert.equal(s.cmdline, "guest=long numa.probe");
+  assert.deepEqual(s.groups, ["guest", "numa"]);
+  assert.deepEqual(s.machine, { smp: 2, memoryMiB: 64 });
+  assert.equal(s.timeoutS, 9);
+  assert.deepEqual(s.absent, ["error"]);
+  assert.ok(typeof s.expect === "function");
+  assert.deepEqual((s.expect as (r: RunInfo) => { ev: string }[])(run).map((e) => e.ev), [
+    "a",
+    "b",
+  ]);
+  assert.ok(!("targets" in s), "an undefined value does not clobber");
+  const whole = scenario();
+  assert.equal(defineScenario(whole), whole, "one whole scenario is itself");
 });
