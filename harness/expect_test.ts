@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import type { SvEvent } from "./events.ts";
 import { checkExpectations } from "./expect.ts";
+import { everyVcpu, perVcpu } from "./guests.ts";
 import { runInfo } from "./testing.ts";
 
 const run = runInfo();
@@ -73,4 +74,21 @@ Deno.test("a check that throws is a problem, not a harness crash", () => {
 Deno.test("a later event of the same name may satisfy the expectation", () => {
   const two: SvEvent[] = [{ ev: "x", n: 1 }, { ev: "x", n: 2 }];
   assert.deepEqual(checkExpectations(two, [{ ev: "x", fields: { n: 2 } }], run), []);
+});
+
+Deno.test("per-vCPU expectations hold in each vCPU's stream, whatever the interleaving", () => {
+  const interleaved: SvEvent[] = [
+    { ev: "vmexit", vcpu: 1, reason: "cpuid" },
+    { ev: "vmexit", vcpu: 0, reason: "cpuid" },
+    { ev: "guest-end", vcpu: 1, how: "hlt" },
+    { ev: "vmexit", vcpu: 0, reason: "hlt" },
+    { ev: "guest-end", vcpu: 0, how: "hlt" },
+  ];
+  const stream = [{ ev: "vmexit", fields: { reason: "cpuid" } }, { ev: "guest-end" }];
+  assert.deepEqual(perVcpu(stream, 2)(interleaved, run), []);
+  assert.deepEqual(everyVcpu("guest-end", { how: "hlt" }, 2)(interleaved, run), []);
+  const missing = everyVcpu("guest-end", undefined, 3)(interleaved, run);
+  assert.deepEqual(missing, ['vCPU 2: expected event "guest-end", it never came']);
+  // The same streams as one global list do not hold: vCPU 0's CPUID came before vCPU 1 ended.
+  assert.notDeepEqual(checkExpectations(interleaved, [...stream, ...stream], run), []);
 });

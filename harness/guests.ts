@@ -3,6 +3,7 @@
  * events that open and close virtualization, and the values a guest reports
  * through the `report` hypercall.
  */
+import { checkExpectations } from "./expect.ts";
 import { modelsWith } from "./cpus.ts";
 import type { SvEvent } from "./events.ts";
 import {
@@ -10,6 +11,7 @@ import {
   type EventExpectation,
   type Group,
   type Payload,
+  type RunCheck,
   type RunInfo,
   type Scenario,
   type ScenarioPart,
@@ -91,6 +93,26 @@ export function exitCountProblems(e: SvEvent, want: ExitCounts): string[] {
   });
 }
 
+/**
+ * Expectations per vCPU: each vCPU's own events (`vcpu: i`) must meet
+ * `expect` in order, whatever the interleaving between vCPUs. `vcpus` is
+ * how many vCPUs the guest has (one today; one per CPU to come).
+ */
+export function perVcpu(expect: EventExpectation[], vcpus = 1): RunCheck {
+  return (events, run) =>
+    Array.from(
+      { length: vcpus },
+      (_, i) =>
+        checkExpectations(events.filter((e) => e.vcpu === i), expect, run)
+          .map((p) => `vCPU ${i}: ${p}`),
+    ).flat();
+}
+
+/** Every vCPU, sooner or later, reports `ev` (with `fields`). */
+export function everyVcpu(ev: string, fields?: Record<string, unknown>, vcpus = 1): RunCheck {
+  return perVcpu([{ ev, fields }], vcpus);
+}
+
 /** A report whose value must be exactly `want`. */
 export function reportEquals(tag: number, want: bigint): EventExpectation {
   return report(tag, (v) => (v === want ? undefined : `expected 0x${want.toString(16)}`));
@@ -160,6 +182,7 @@ export function guest(g: {
     targets: g.targets,
     timeoutS: 60,
     expect: (run) => lifecycle(run).start,
+    checks: [everyVcpu("guest-end")],
     absent: ["error", "entry-failure"],
   };
 }

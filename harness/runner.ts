@@ -313,6 +313,7 @@ export async function runPlan(plan: RunPlan, opts: RunOptions): Promise<RunResul
   const s = plan.scenario;
   const expect = typeof s.expect === "function" ? s.expect(info) : s.expect;
   const problems = checkExpectations(events, expect, info, s.absent, s.exits);
+  for (const check of s.checks ?? []) problems.push(...check(events, info));
   if (s.guestOutput) {
     problems.push(
       ...s.guestOutput(readOr(join(dir, RUN_FILES.guest))).map((p) => `guest output: ${p}`),

@@ -143,6 +143,9 @@ export interface EventExpectation {
   check?: (event: SvEvent, run: RunInfo, events: SvEvent[]) => string[];
 }
 
+/** A check of the whole run's events (order-free), returning its problems. */
+export type RunCheck = (events: SvEvent[], run: RunInfo) => string[];
+
 export interface Scenario {
   name: string;
   description: string;
@@ -158,6 +161,8 @@ export interface Scenario {
   expect: EventExpectation[] | ((run: RunInfo) => EventExpectation[]);
   /** Events that must not appear at all. */
   absent?: string[];
+  /** Checks of the whole run beside the ordered `expect` (e.g. per-vCPU streams). */
+  checks?: RunCheck[];
   /**
    * Checks the guest's own output (COM1, `guest.log`): never evidence of what
    * the hypervisor did, but a scenario may check what the guest wrote there.
@@ -202,7 +207,7 @@ function expectOf(p: ScenarioPart): (run: RunInfo) => EventExpectation[] {
 
 /**
  * Two parts as one: command lines joined, groups and absent events united,
- * machines merged, expectations in order (the first part's first); for the
+ * machines merged, expectations and checks in order (the first part's first); for the
  * rest (name, payload, targets, timeout, exits...) the later part decides.
  */
 export function mergeParts(a: ScenarioPart, b: ScenarioPart): ScenarioPart {
@@ -221,6 +226,7 @@ export function mergeParts(a: ScenarioPart, b: ScenarioPart): ScenarioPart {
     cmdline: cmdline || undefined,
     groups: union(a.groups, b.groups),
     absent: union(a.absent, b.absent),
+    checks: a.checks || b.checks ? [...(a.checks ?? []), ...(b.checks ?? [])] : undefined,
     machine: a.machine || b.machine ? { ...a.machine, ...b.machine } : undefined,
     expect,
   };
@@ -378,6 +384,11 @@ export function validateScenario(value: unknown, fileName: string, variant = fal
   need(
     s.expectReason === undefined || s.expectReason instanceof RegExp,
     "expectReason must be a regular expression",
+  );
+  need(
+    s.checks === undefined ||
+      (Array.isArray(s.checks) && s.checks.every((c) => typeof c === "function")),
+    "checks must be a list of functions",
   );
   need(
     s.guestOutput === undefined || typeof s.guestOutput === "function",
