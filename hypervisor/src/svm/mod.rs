@@ -342,10 +342,15 @@ impl<'m> Vcpu<'m> {
         };
         self.refused_at = Some(rip);
         self.exit_len = d.len as u64;
-        Some(Exit::CrWrite {
+        Some(self.cr_write(cr, gpr))
+    }
+
+    /// A decoded MOV to control register `cr` from general register `gpr`.
+    fn cr_write(&self, cr: u8, gpr: u8) -> Exit {
+        Exit::CrWrite {
             cr,
             value: self.ctx.regs.gpr(gpr, self.vmcb_ref().save.rsp),
-        })
+        }
     }
 
     /// Arms the APIC timer to fire `left` TSC ticks from now.
@@ -415,10 +420,7 @@ impl<'m> Vcpu<'m> {
                 self.exit_len = d.len as u64;
                 return Some(match d.insn {
                     Insn::Invd => Exit::Invd,
-                    Insn::MovToCr { cr, gpr } => Exit::CrWrite {
-                        cr,
-                        value: self.ctx.regs.gpr(gpr, self.vmcb_ref().save.rsp),
-                    },
+                    Insn::MovToCr { cr, gpr } => self.cr_write(cr, gpr),
                     _ => Exit::Unhandled {
                         code: c.exit_code,
                         name: names::exit_code(c.exit_code),
