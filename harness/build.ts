@@ -114,8 +114,15 @@ export async function buildIso(
   });
 }
 
-/** The payloads' include files, name and text: an edit to one rebuilds every payload. */
-async function includeFiles(): Promise<string[]> {
+let includes: Promise<string[]> | undefined;
+
+/** The payloads' include files, name and text (read once): an edit to one rebuilds every payload. */
+function includeFiles(): Promise<string[]> {
+  includes ??= readIncludeFiles();
+  return includes;
+}
+
+async function readIncludeFiles(): Promise<string[]> {
   const names: string[] = [];
   for await (const e of Deno.readDir(PAYLOADS_DIR)) if (e.name.endsWith(".inc")) names.push(e.name);
   names.sort();

@@ -13,7 +13,7 @@
  */
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { runBench } from "./bench.ts";
-import { fuzzReport, runFuzz } from "./fuzz.ts";
+import { fuzzCounts, fuzzReport, runFuzz } from "./fuzz.ts";
 import { BuildError } from "./build.ts";
 import { loadAll, loadScenario, UnknownScenario } from "./load.ts";
 import { FUZZ_DIR } from "./paths.ts";
@@ -235,7 +235,7 @@ async function main(argv: string[]): Promise<number> {
         say,
       });
       console.log(fuzzReport(summary));
-      return summary.failures.length + summary.unbuilt.length > 0 ? 1 : 0;
+      return fuzzCounts(summary).failed > 0 ? 1 : 0;
     }
     case "setup":
       await ensureTools(ALL_TOOLS, say);

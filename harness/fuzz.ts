@@ -13,6 +13,8 @@ import { join } from "node:path";
 import { BuildError, buildKernel } from "./build.ts";
 import { ensureTools, toolsFor } from "./prereq.ts";
 import { RUN_FILES } from "./backends/backend.ts";
+import { copyRunFiles, inParallel } from "./matrix.ts";
+import type { Outcome } from "./report.ts";
 import { pruneRuns, runPlan, type RunResult } from "./runner.ts";
 import type { RunPlan, Scenario, Vendor } from "./scenario.ts";
 
@@ -280,49 +282,44 @@ export interface FuzzSummary {
 
 export async function runFuzz(o: FuzzOptions): Promise<FuzzSummary> {
   const plans = o.vendors.flatMap((vendor) =>
-    Array.from(
-      { length: o.count },
-      (_, i) => ({ vendor, plan: fuzzPlan(fuzzCase(o.seed + i), vendor) }),
-    )
+    Array.from({ length: o.count }, (_, i) => o.seed + i).map((seed) => ({
+      vendor,
+      seed,
+      plan: fuzzPlan(fuzzCase(seed), vendor),
+    }))
   );
   await ensureTools(plans.flatMap((p) => toolsFor(p.plan)), o.say);
   await buildKernel(o.say);
   await pruneRuns();
   const summary: FuzzSummary = { runs: 0, failures: [], unbuilt: [], ends: {} };
-  let next = 0;
-  const worker = async () => {
-    while (next < plans.length) {
-      const { vendor, plan } = plans[next++]!;
-      const seed = Number(plan.scenario.name.split("-").at(-1));
-      let r: RunResult;
-      try {
-        r = await runPlan(plan, { progress: () => {} });
-      } catch (e) {
-        if (!(e instanceof BuildError)) throw e;
-        // A case that does not assemble is the generator's bug, not a run.
-        summary.unbuilt.push(seed);
-        o.say(`seed ${seed}: ${e.message}`);
-        continue;
-      }
-      await dropIso(r);
-      summary.runs++;
-      const end = r.events.find((e) => e.ev === "guest-end");
-      const how = end ? String(end.how) : "no guest-end";
-      const tally = summary.ends[vendor] ??= {};
-      tally[how] = (tally[how] ?? 0) + 1;
-      const why = hypervisorFailure(r);
-      if (why) {
-        const saved = join(o.saveDir, `${vendor}-${seed}`);
-        await saveCase(r, plan, saved);
-        summary.failures.push({ vendor, seed, why, saved });
-        o.say(
-          `FAIL ${vendor} seed ${seed}: ${why}\n  saved: ${saved}\n  replay: ` +
-            `deno task fuzz --vendor ${vendor} --seed ${seed} --count 1`,
-        );
-      }
+  await inParallel(plans, o.jobs, async ({ vendor, seed, plan }) => {
+    let r: RunResult;
+    try {
+      r = await runPlan(plan, { progress: () => {} });
+    } catch (e) {
+      if (!(e instanceof BuildError)) throw e;
+      // A case that does not assemble is the generator's bug, not a run.
+      summary.unbuilt.push(seed);
+      o.say(`seed ${seed}: ${e.message}`);
+      return;
     }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, o.jobs) }, worker));
+    await dropIso(r);
+    summary.runs++;
+    const end = r.events.find((e) => e.ev === "guest-end");
+    const how = end ? String(end.how) : "no guest-end";
+    const tally = summary.ends[vendor] ??= {};
+    tally[how] = (tally[how] ?? 0) + 1;
+    const why = hypervisorFailure(r);
+    if (why) {
+      const saved = join(o.saveDir, `${vendor}-${seed}`);
+      await saveCase(r, plan, saved);
+      summary.failures.push({ vendor, seed, why, saved });
+      o.say(
+        `FAIL ${vendor} seed ${seed}: ${why}\n  saved: ${saved}\n  replay: ` +
+          `deno task fuzz --vendor ${vendor} --seed ${seed} --count 1`,
+      );
+    }
+  });
   return summary;
 }
 
@@ -337,12 +334,8 @@ async function dropIso(r: RunResult) {
 }
 
 async function saveCase(r: RunResult, plan: RunPlan, to: string) {
-  await Deno.mkdir(to, { recursive: true });
-  if (r.runDir) {
-    for await (const e of Deno.readDir(r.runDir)) {
-      if (e.isFile) await Deno.copyFile(join(r.runDir, e.name), join(to, e.name));
-    }
-  }
+  if (r.runDir) await copyRunFiles(r.runDir, to);
+  else await Deno.mkdir(to, { recursive: true });
   const asm = plan.scenario.payload && "asm" in plan.scenario.payload
     ? plan.scenario.payload.asm
     : "";
@@ -350,6 +343,15 @@ async function saveCase(r: RunResult, plan: RunPlan, to: string) {
 }
 
 /** The counts per vendor and ending, and the closing `N passed, N failed` line. */
+/** Guests the hypervisor held as passed; its failures and unassembled cases as failed. */
+export function fuzzCounts(s: FuzzSummary): Record<Outcome, number> {
+  return {
+    passed: s.runs - s.failures.length,
+    failed: s.failures.length + s.unbuilt.length,
+    skipped: 0,
+  };
+}
+
 export function fuzzReport(s: FuzzSummary): string {
   const lines = Object.entries(s.ends).map(([vendor, ends]) =>
     `${vendor} (${FUZZ_TARGETS[vendor as Vendor].backend} ${
@@ -357,11 +359,11 @@ export function fuzzReport(s: FuzzSummary): string {
     }): ` +
     Object.entries(ends).sort(([, a], [, b]) => b - a).map(([how, n]) => `${how} ${n}`).join(", ")
   );
-  const failed = s.failures.length + s.unbuilt.length;
+  const { passed, failed } = fuzzCounts(s);
   lines.push(
     `${s.runs} guests, ${s.failures.length} hypervisor failure(s)` +
       (s.unbuilt.length ? `, ${s.unbuilt.length} case(s) that did not assemble` : ""),
   );
-  lines.push(`${s.runs - s.failures.length} passed, ${failed} failed`);
+  lines.push(`${passed} passed, ${failed} failed`);
   return lines.join("\n");
 }

@@ -67,48 +67,63 @@ export async function runMatrix(opts: MatrixOptions): Promise<RunResult[]> {
   await pruneRuns();
   opts.say(`running ${plans.length} runs, ${opts.jobs} at a time`);
   const results: RunResult[] = new Array(plans.length);
-  let next = 0, done = 0;
-  const worker = async () => {
-    while (next < plans.length) {
-      const i = next++;
-      const plan = plans[i]!;
-      let r: RunResult;
-      try {
-        r = await runPlan(plan, { progress: () => {} });
-      } catch (e) {
-        if (!(e instanceof BuildError)) throw e;
-        r = notRun(plan, "fail", e.message);
-      }
-      results[i] = r;
-      done++;
-      const o = outcome(r);
-      const note = o === "passed" ? "" : `  ${r.reason}`;
-      opts.say(
-        `[${done}/${plans.length}] ${statusText(r).padEnd(16)} ${title(r)}  ${
-          (r.durationMs / 1000).toFixed(1)
-        }s${note}`,
-      );
-      if (o === "failed") {
-        for (const p of r.problems) opts.say(`      ${p}`);
-        if (r.runDir) opts.say(`      run dir: ${r.runDir}`);
-      }
+  let done = 0;
+  await inParallel(plans, opts.jobs, async (plan, i) => {
+    let r: RunResult;
+    try {
+      r = await runPlan(plan, { progress: () => {} });
+    } catch (e) {
+      if (!(e instanceof BuildError)) throw e;
+      r = notRun(plan, "fail", e.message);
     }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, opts.jobs) }, worker));
+    results[i] = r;
+    done++;
+    const o = outcome(r);
+    const note = o === "passed" ? "" : `  ${r.reason}`;
+    opts.say(
+      `[${done}/${plans.length}] ${statusText(r).padEnd(16)} ${title(r)}  ${
+        (r.durationMs / 1000).toFixed(1)
+      }s${note}`,
+    );
+    if (o === "failed") {
+      for (const p of r.problems) opts.say(`      ${p}`);
+      if (r.runDir) opts.say(`      run dir: ${r.runDir}`);
+    }
+  });
   if (opts.tap) await Deno.writeTextFile(opts.tap, tap(results));
   if (opts.junit) await Deno.writeTextFile(opts.junit, junit(results));
   if (opts.saveFailures) await saveFailures(results, opts.saveFailures);
   return results;
 }
 
-/** Copies the files of each failed run (not the linked kernel, ISO, payload) into `dir`. */
+/** Runs `each` over `items`, `jobs` at a time. */
+export async function inParallel<T>(
+  items: T[],
+  jobs: number,
+  each: (item: T, index: number) => Promise<void>,
+) {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      await each(items[i]!, i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, jobs) }, worker));
+}
+
+/** Copies a run directory's files (not the linked kernel, ISO, payload) into `to`. */
+export async function copyRunFiles(runDir: string, to: string) {
+  await Deno.mkdir(to, { recursive: true });
+  for await (const e of Deno.readDir(runDir)) {
+    if (e.isFile) await Deno.copyFile(join(runDir, e.name), join(to, e.name));
+  }
+}
+
+/** Copies the files of each failed run into `dir`. */
 export async function saveFailures(results: RunResult[], dir: string) {
   for (const r of results.filter((r) => outcome(r) === "failed" && r.runDir)) {
-    const to = join(dir, basename(r.runDir));
-    await Deno.mkdir(to, { recursive: true });
-    for await (const e of Deno.readDir(r.runDir)) {
-      if (e.isFile) await Deno.copyFile(join(r.runDir, e.name), join(to, e.name));
-    }
+    await copyRunFiles(r.runDir, join(dir, basename(r.runDir)));
   }
 }
 
