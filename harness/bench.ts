@@ -1,11 +1,15 @@
 /**
- * `deno task bench`: warm boot times. Each selected run is done once to warm
+ * `deno task bench`: warm boot times; `deno task bench exits`: the cost of an
+ * exit in emulated instructions (`runExitBench`).
+ *
+ * Warm boot times: Each selected run is done once to warm
  * the caches, then `runs` times; the medians are printed. Figures, not
  * assertions: speed is watched here, not in timed tests.
  */
 import { buildKernel } from "./build.ts";
 import { selectPlans } from "./matrix.ts";
 import { ensureTools, toolsFor } from "./prereq.ts";
+import type { SvEvent } from "./events.ts";
 import { runPlan } from "./runner.ts";
 import { planId } from "./scenario.ts";
 
@@ -52,4 +56,65 @@ export async function runBench(
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd();
   console.log(`median of ${opts.runs} warm runs each`);
   console.log([line(head), ...rows.map(line)].join("\n"));
+}
+
+/** The round-trip costs one `bench-exits` run measured (`payloads/bench-exits.asm`). */
+export interface ExitCost {
+  cpuid: number;
+  hypercall: number;
+}
+
+/**
+ * The cost of one exit round trip from the guest's reports: tags 1-4 are the
+ * TSC deltas of N1 and N2 CPUID and hypercall exits, 5 and 6 are N1 and N2;
+ * the slope (t2 - t1) / (N2 - N1) leaves the fixed costs out.
+ */
+export function exitCosts(events: SvEvent[]): ExitCost | string {
+  const reports = new Map<number, number>();
+  for (const e of events) {
+    if (e.ev === "vmexit" && e.call === "report") {
+      reports.set(Number(BigInt(String(e.tag))), Number(BigInt(String(e.value))));
+    }
+  }
+  const [t1, t2, h1, h2, n1, n2] = [1, 2, 3, 4, 5, 6].map((t) => reports.get(t));
+  if (t1 === undefined || t2 === undefined || h1 === undefined || h2 === undefined) {
+    return "the guest did not report its four loops";
+  }
+  if (n1 === undefined || n2 === undefined || n2 <= n1) return "the guest did not report N1 < N2";
+  return { cpuid: (t2 - t1) / (n2 - n1), hypercall: (h2 - h1) / (n2 - n1) };
+}
+
+/**
+ * `deno task bench exits`: the emulated instructions of one CPUID and one
+ * hypercall round trip, on each target of `bench-exits` (QEMU with -icount,
+ * whose TSC then counts instructions; Bochs, whose TSC does), at the default
+ * trace level and with every exit traced. Counts, not times: they repeat.
+ */
+export async function runExitBench(say: (m: string) => void): Promise<number> {
+  const plans = await selectPlans({ vendor: "all", filter: "bench-exits/*" });
+  await ensureTools(plans.flatMap(toolsFor), say);
+  await buildKernel(say);
+  const rows: string[][] = [];
+  let failed = 0;
+  for (const plan of plans) {
+    const r = await runPlan(plan, { progress: () => {} });
+    const cost = r.status === "pass" ? exitCosts(r.events) : `${r.status}: ${r.reason}`;
+    if (typeof cost === "string") failed++;
+    const row = [
+      planId(plan),
+      ...(typeof cost === "string"
+        ? [cost, ""]
+        : [cost.cpuid.toFixed(1), cost.hypercall.toFixed(1)]),
+    ];
+    say(row.join("  "));
+    rows.push(row);
+  }
+  const head = ["run", "cpuid (instr/exit)", "hypercall (instr/exit)"];
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd();
+  console.log(
+    "emulated instructions per round trip (slope over N; the guest's loop adds 3)",
+  );
+  console.log([line(head), ...rows.map(line)].join("\n"));
+  return failed ? 1 : 0;
 }

@@ -7,7 +7,7 @@
  */
 import $ from "dax";
 import { join } from "node:path";
-import { CACHE_DIR, KERNEL, PAYLOADS_DIR, ROOT } from "./paths.ts";
+import { CACHE_DIR, KERNEL, KERNEL_DEBUG, PAYLOADS_DIR, ROOT } from "./paths.ts";
 import type { Payload } from "./scenario.ts";
 
 export class BuildError extends Error {}
@@ -43,7 +43,10 @@ async function run(cmd: string, args: string[], what: string, cwd = ROOT): Promi
 
 let kernelBuild: Promise<string> | undefined;
 
-/** `cargo build --release` of the kernel, once per harness process. */
+/**
+ * `cargo build --release` of the kernel, once per harness process, and its
+ * image stripped for the loaders (`objcopy --strip-all`; the debug ELF stays).
+ */
 export function buildKernel(progress: (msg: string) => void): Promise<string> {
   kernelBuild ??= (async () => {
     progress("building kernel (cargo build --release)");
@@ -51,6 +54,7 @@ export function buildKernel(progress: (msg: string) => void): Promise<string> {
     await $.progress("cargo build --release").with(() =>
       run("cargo", ["build", "--release", "--quiet", "-p", "hypervisor"], "cargo build")
     );
+    await run("objcopy", ["--strip-all", KERNEL_DEBUG, KERNEL], "objcopy --strip-all");
     return KERNEL;
   })();
   return kernelBuild;

@@ -6,13 +6,13 @@
  *   matrix [--vendor intel|amd|all] [--filter GLOB] [--group G] [--backend B] [--cpu GLOB] [--jobs N]
  *          [--tap FILE] [--junit FILE] [--save-failures DIR]
  *   test [--jobs N] [--no-matrix]
- *   bench [--filter GLOB] [--runs N] [--until EVENT]
+ *   bench [--filter GLOB] [--runs N] [--until EVENT] | bench exits
  *   fuzz [--vendor intel|amd|all] [--count N] [--seed S] [--jobs N]
  *   setup
  * Exit codes: 0 pass, 1 fail, 77 skipped, 2 usage or setup error.
  */
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { runBench } from "./bench.ts";
+import { runBench, runExitBench } from "./bench.ts";
 import { fuzzCounts, fuzzReport, runFuzz } from "./fuzz.ts";
 import { BuildError } from "./build.ts";
 import { loadAll, loadScenario, UnknownScenario } from "./load.ts";
@@ -44,6 +44,8 @@ const USAGE = `usage: deno task <command> [options]
   test [--jobs N] [--no-matrix]
   bench [--filter GLOB] [--runs N] [--until EVENT]
             median warm boot times (default: boot-hello, 5 runs), and to an event
+  bench exits
+            emulated instructions per CPUID and hypercall round trip (bench-exits scenarios)
   fuzz [--vendor intel|amd|all] [--count N] [--seed S] [--jobs N]
             random guests (default: 50 per vendor from seed 1); failing seeds go to .fuzz/
   setup     install every emulator and tool the scenarios use (as root or with CI=true)`;
@@ -210,7 +212,8 @@ async function main(argv: string[]): Promise<number> {
         runs: { type: "string" },
         until: { type: "string" },
       });
-      if (positionals.length) throw new UsageError("bench takes no positional arguments");
+      if (positionals.length === 1 && positionals[0] === "exits") return await runExitBench(say);
+      if (positionals.length) throw new UsageError("bench takes no positional argument but exits");
       const runs = positiveNumber(values.runs, "runs") ?? 5;
       await runBench({ filter: values.filter, runs: Math.round(runs), until: values.until, say });
       return 0;

@@ -116,7 +116,9 @@ export const EVENTS = {
     failed: "boolean",
     exits: "number",
     counts: "object",
+    backed: "number",
   },
+  "recent-exits": { vcpu: "number", exits: "array" },
   vmxon: {
     revision: "number",
     vmcs_size: "number",

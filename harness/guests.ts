@@ -165,20 +165,31 @@ export interface GuestScenario {
 }
 
 /**
+ * How much of a guest's exits the kernel reports (its `trace=` option):
+ * `exits`, every exit as a `vmexit` event, for scenarios that assert on them;
+ * `summary` (the kernel's default), only the guest's own messages and the exit
+ * that ended it, with every exit counted in `guest-end`'s `counts`: for
+ * guests whose exits are many (benchmarks, large memory, many vCPUs).
+ */
+export type Trace = "exits" | "summary";
+
+/**
  * The guest part of a scenario (`defineScenario(base, guest({...}), ...)`):
- * its payload and mode (`cmdline`, default `guest=long`), its targets when
- * given (the machine and targets of a part before it stay otherwise), and
- * virtualization entered; no `error` or `entry-failure` event.
+ * its payload and mode (`cmdline`, default `guest=long`), its trace level
+ * (default `exits`), its targets when given (the machine and targets of a
+ * part before it stay otherwise), and virtualization entered; no `error` or
+ * `entry-failure` event.
  */
 export function guest(g: {
   payload: string | Payload;
   cmdline?: string;
+  trace?: Trace;
   targets?: Target[];
 }): ScenarioPart {
   return {
     groups: ["guest"],
     payload: typeof g.payload === "string" ? { file: g.payload } : g.payload,
-    cmdline: g.cmdline ?? "guest=long",
+    cmdline: `${g.cmdline ?? "guest=long"} trace=${g.trace ?? "exits"}`,
     targets: g.targets,
     timeoutS: 60,
     expect: (run) => lifecycle(run).start,

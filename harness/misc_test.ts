@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { median } from "./bench.ts";
+import { exitCosts, median } from "./bench.ts";
 import { BuildError, buildPayload, grubConfig } from "./build.ts";
 import { hostCpu, resolveCpu } from "./cpus.ts";
 import { globRegExp, saveFailures, selectPlans } from "./matrix.ts";
@@ -143,4 +143,18 @@ Deno.test("a group selects its scenarios only", async () => {
   const hostile = await selectPlans({ vendor: "all", group: "hostile" });
   assert.ok(hostile.every((p) => p.scenario.name.startsWith("hostile-")));
   assert.ok(!hostile.some((p) => numa.includes(p)));
+});
+
+Deno.test("the exit bench takes the slope of the guest's reports", () => {
+  const report = (tag: number, value: number) => ({
+    ev: "vmexit",
+    call: "report",
+    tag: `0x${tag.toString(16)}`,
+    value: `0x${value.toString(16)}`,
+  });
+  const events = [[1, 1500], [2, 5500], [3, 2000], [4, 8000], [5, 500], [6, 2500]].map(([t, v]) =>
+    report(t!, v!)
+  );
+  assert.deepEqual(exitCosts(events), { cpuid: 2, hypercall: 3 });
+  assert.match(String(exitCosts(events.slice(1))), /four loops/);
 });

@@ -10,4 +10,13 @@ export const RUNS_DIR = join(ROOT, ".runs");
 export const FUZZ_DIR = join(ROOT, ".fuzz");
 /** Build caches: ISOs and payloads, named by the hash of what went in. */
 export const CACHE_DIR = join(ROOT, "target", "harness");
-export const KERNEL = join(ROOT, "target", "x86_64-unknown-linux-gnu", "release", "hypervisor");
+/** The kernel as cargo links it, with its debug information: for symbols. */
+export const KERNEL_DEBUG = join(
+  ROOT,
+  "target",
+  "x86_64-unknown-linux-gnu",
+  "release",
+  "hypervisor",
+);
+/** The stripped kernel that loaders read (GRUB reads every byte: on Bochs that is most of a boot). */
+export const KERNEL = `${KERNEL_DEBUG}.stripped`;

@@ -31,7 +31,7 @@ function grubPlatform(platform: string): boolean {
 }
 
 const REQUIREMENTS: Record<Tool, Requirement> = {
-  cargo: { present: () => onPath("cargo"), packages: [] },
+  cargo: { present: () => ["cargo", "objcopy"].every(onPath), packages: ["binutils"] },
   qemu: { present: () => onPath("qemu-system-x86_64"), packages: ["qemu-system-x86"] },
   bochs: {
     present: () =>

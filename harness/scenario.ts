@@ -31,6 +31,7 @@ export const GROUPS = [
   "svm",
   "linux",
   "slow",
+  "bench",
 ] as const;
 export type Group = typeof GROUPS[number];
 export const FIRMWARES: readonly Firmware[] = ["bios", "uefi"];
@@ -85,6 +86,13 @@ export interface Machine {
   numa?: Numa;
   /** Tables added to the firmware's (QEMU only): malformed ones test the kernel's parsers. */
   acpiTables?: AcpiTable[];
+  /**
+   * Added to what the harness gives the emulator, for benchmarks and
+   * experiments: `qemu`, arguments appended to QEMU's command line (QEMU and
+   * KVM runs), e.g. `["-icount", "shift=0,sleep=off"]`; `bochs`, lines
+   * appended to the generated bochsrc (a later line overrides an earlier one).
+   */
+  emulatorArgs?: { qemu?: string[]; bochs?: string[] };
 }
 
 /** Where a scenario runs: a backend, its boot path and firmware, and CPU models. */
@@ -342,6 +350,16 @@ export function validateScenario(value: unknown, fileName: string, variant = fal
       "machine.vendor must be intel or amd",
     );
     if (m.numa) problems.push(...numaProblems(m.numa, smp, mem));
+    const extra = m.emulatorArgs as Record<string, unknown> | undefined;
+    need(
+      extra === undefined ||
+        (isRecord(extra) &&
+          Object.entries(extra).every(([k, v]) =>
+            ["qemu", "bochs"].includes(k) && Array.isArray(v) &&
+            v.every((a) => typeof a === "string" && !a.includes("\n"))
+          )),
+      "machine.emulatorArgs must be { qemu?: string[], bochs?: string[] } (one line per string)",
+    );
     for (const [i, t] of (m.acpiTables ?? []).entries()) {
       need(
         /^[A-Z0-9]{4}$/.test(t.signature),

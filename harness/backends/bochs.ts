@@ -43,6 +43,7 @@ export function bochsConfig(plan: RunPlan): string {
     // panic before it checks an SVM guest's SHUTDOWN intercept.
     "panic: action=fatal, cpu0=report",
     "error: action=report",
+    ...m.emulatorArgs?.bochs ?? [],
     "",
   ].join("\n");
 }

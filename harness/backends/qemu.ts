@@ -131,6 +131,7 @@ export function qemuArgs(
       "if=pflash,format=raw,unit=1,file=OVMF_VARS.fd",
     );
   }
+  args.push(...m.emulatorArgs?.qemu ?? []);
   return args;
 }
 

@@ -6,6 +6,8 @@
 //! - `guest.memory=MIB`: guest RAM, 2 MiB by default;
 //! - `guest.watchdog=MS`: stop the guest after MS emulated milliseconds
 //!   (default 10000; 0 never);
+//! - `trace=summary|exits`: by default a guest's exits are counted and only
+//!   its own messages are events; `exits` makes every exit an event;
 //! - `guest.selftest=entry-failure`: start the guest in a state VM entry refuses;
 //! - `numa=off`: ignore the SRAT, one node; `numa=fake:N`: N nodes made up
 //!   from the memory map, for machines without NUMA tables (Bochs);
@@ -20,6 +22,7 @@ use heapless::Vec;
 
 use crate::vcpu::GuestConfig;
 use crate::vcpu::guest::{DEFAULT_MEMORY, GuestMode};
+use crate::vcpu::trace::Level;
 
 /// Faults the kernel can be told to provoke, so that the harness's crash and
 /// timeout verdicts are tested against a real emulator.
@@ -109,6 +112,7 @@ pub fn parse(line: &str) -> Result<Options, OptionError<'_>> {
     let mut memory = None;
     let mut invalid_state = false;
     let mut watchdog = None;
+    let mut trace = Level::default();
     let mut guest_option = None;
     let mut seen: Vec<&str, MAX_OPTIONS> = Vec::new();
     for word in line.split_ascii_whitespace() {
@@ -141,6 +145,13 @@ pub fn parse(line: &str) -> Result<Options, OptionError<'_>> {
                     _ => return Err(bad("off, or fake:N with N from 1 to 16")),
                 }
             }
+            "trace" => {
+                trace = match value {
+                    "summary" => Level::Summary,
+                    "exits" => Level::Exits,
+                    _ => return Err(bad("summary or exits")),
+                }
+            }
             "numa.probe" if value.is_empty() => opts.numa_probe = true,
             "smp.x2apic" if value.is_empty() => opts.x2apic = true,
             "guest" => {
@@ -156,6 +167,7 @@ pub fn parse(line: &str) -> Result<Options, OptionError<'_>> {
                     intercept_io: Vec::new(),
                     watchdog_ms: DEFAULT_WATCHDOG_MS,
                     invalid_state: false,
+                    trace: Level::default(),
                 });
             }
             "guest.io" => {
@@ -193,6 +205,7 @@ pub fn parse(line: &str) -> Result<Options, OptionError<'_>> {
             guest.memory = memory.unwrap_or(DEFAULT_MEMORY);
             guest.invalid_state = invalid_state;
             guest.watchdog_ms = watchdog.unwrap_or(DEFAULT_WATCHDOG_MS);
+            guest.trace = trace;
         }
         (None, Some(word)) => return Err(OptionError::NoGuest(word)),
         (None, None) => {}

@@ -14,8 +14,7 @@ use crate::cmdline::Numa;
 use crate::cmdline::{self, SelfTest};
 use crate::cpu::{self, Vendor};
 use crate::event::{self, Event, Hex, SCHEMA};
-use crate::frames;
-use crate::numa::memory::{FrameSize, NodeMemory};
+use crate::mm::{self, FrameSize};
 use crate::numa::topology::{Source as TopologySource, Topology};
 use crate::phys::{IdentityMapped, PhysMem};
 use crate::serial;
@@ -175,10 +174,9 @@ pub fn main(magic: u32, info: u32) -> ! {
     report_memory(&boot);
     let rsdp = report_acpi(&mem, &boot);
     let (topology, hmat) = discover_topology(&mem, rsdp.as_ref(), &boot, options.numa);
-    let memory = NodeMemory::new(&topology, &boot.memory, &reserved(&boot));
     let home = topology.node_of_cpu(arch::smp::apic_id()).unwrap_or(0);
     report_topology(&topology, &boot, &hmat);
-    frames::init(memory, home);
+    mm::init(&topology, &boot.memory, &reserved(&boot), home);
     report_node_memory(&topology, options.numa_probe);
     if let Err(reason) = arch::smp::start_all(&topology, &boot, options.x2apic) {
         skip(reason);
@@ -453,43 +451,36 @@ impl Event for NodeMemoryEvent {
 }
 
 fn report_node_memory(t: &Topology, probe: bool) {
-    let report = frames::with(|memory, home| {
-        let domain = |i: usize| t.nodes[i].domain;
-        let mut probes: heapless::Vec<
-            (Option<Probe>, Option<Probe>),
-            { crate::numa::topology::MAX_NODES },
-        > = heapless::Vec::new();
-        for i in 0..memory.nodes() {
-            let mut ask = |size| {
-                probe
-                    .then(|| memory.alloc(i, size))
-                    .flatten()
-                    .map(|(frame, node)| Probe {
-                        frame: Hex(frame),
-                        node: domain(node),
-                    })
-            };
-            let _ = probes.push((ask(FrameSize::Small), ask(FrameSize::Large)));
-        }
-        let nodes = probes
-            .into_iter()
-            .enumerate()
-            .map(|(i, (small, large))| NodeMemoryView {
-                id: domain(i),
-                free_bytes: memory.free_bytes(i),
-                used_bytes: memory.used_bytes(i),
-                small,
-                large,
+    let Some(memory) = mm::memory() else { return };
+    let domain = |i: usize| t.nodes[i].domain;
+    let ask = |i: usize, size| {
+        probe
+            .then(|| memory.alloc(i, size))
+            .flatten()
+            .map(|(frame, node)| Probe {
+                frame: Hex(frame),
+                node: domain(node),
             })
-            .collect();
-        NodeMemoryEvent {
-            home: domain(home),
-            nodes,
-        }
+    };
+    // Probes first: the accounting below includes them.
+    let probes: heapless::Vec<_, { crate::numa::topology::MAX_NODES }> = (0..memory.nodes())
+        .map(|i| (ask(i, FrameSize::Small), ask(i, FrameSize::Large)))
+        .collect();
+    let nodes = probes
+        .into_iter()
+        .enumerate()
+        .map(|(i, (small, large))| NodeMemoryView {
+            id: domain(i),
+            free_bytes: memory.free_bytes(i),
+            used_bytes: memory.used_bytes(i),
+            small,
+            large,
+        })
+        .collect();
+    event::emit(&NodeMemoryEvent {
+        home: domain(mm::home()),
+        nodes,
     });
-    if let Some(e) = report {
-        event::emit(&e);
-    }
 }
 
 fn run_selftest(test: SelfTest) {

@@ -53,10 +53,25 @@ impl PhysMem for IdentityMapped {
     }
 }
 
+/// Where the direct map ends: every physical address below is mapped.
+pub fn direct_map_limit() -> u64 {
+    IDENTITY_LIMIT
+}
+
+/// Clears `len` bytes at physical address `addr` through the identity map.
+///
+/// # Safety
+/// As for `write`.
+pub unsafe fn zero(addr: u64, len: usize) {
+    debug_assert!(addr != 0 && addr + len as u64 <= IDENTITY_LIMIT);
+    // SAFETY: the caller owns the range, which the identity map covers.
+    unsafe { core::ptr::write_bytes(addr as *mut u8, 0, len) };
+}
+
 /// Copies `bytes` to physical address `addr` through the identity map.
 ///
 /// # Safety
-/// The range must be memory the caller owns (a frame from `frames`), inside
+/// The range must be memory the caller owns (a frame from `mm`), inside
 /// the identity map.
 pub unsafe fn write(addr: u64, bytes: &[u8]) {
     debug_assert!(addr != 0 && addr + bytes.len() as u64 <= IDENTITY_LIMIT);

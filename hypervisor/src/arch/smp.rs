@@ -11,7 +11,7 @@ use super::gdt::{IST_COUNT, IST_STACK, MAX_CPUS};
 use super::{pit, power};
 use crate::boot::{BootInfo, MemoryKind};
 use crate::event::{self, Event};
-use crate::frames::{self, FRAME};
+use crate::mm::{self, FRAME};
 use crate::numa::topology::Topology;
 
 core::arch::global_asm!(include_str!("trampoline.s"), options(att_syntax));
@@ -145,8 +145,8 @@ pub fn start_all(
     }
     let mut started = 1;
     for (cpu, &(id, domain, node)) in cpus.iter().enumerate().skip(1) {
-        let Some(base) = frames::with(|m, _| m.alloc_run(node, FRAMES_PER_CPU))
-            .flatten()
+        let Some(base) = mm::memory()
+            .and_then(|m| m.alloc_run(node, FRAMES_PER_CPU as usize))
             .map(|(f, _)| f)
         else {
             event::error("smp", "out of memory for a CPU's stacks", false);

@@ -1,4 +1,3 @@
-//! NUMA: the machine's topology and memory per node.
+//! NUMA: the machine's topology.
 
-pub mod memory;
 pub mod topology;

@@ -13,7 +13,7 @@ use x86_64::registers::model_specific::Msr;
 use crate::arch::apic::Apic;
 use crate::ept::format::Npt;
 use crate::event::{self, Event, Hex};
-use crate::frames;
+use crate::mm;
 use crate::vcpu::decode::{self, Insn};
 use crate::vcpu::guest::{CR0_PE, CR0_PG, EFER_LMA, GuestState};
 use crate::vcpu::memory::GuestMemory;
@@ -129,6 +129,9 @@ fn wrmsr(msr: u32, value: u64) {
 pub struct Svm {
     /// Where VMSAVE keeps the host's FS, GS, TR, ... while a guest runs.
     host_save: u64,
+    /// The CPU saves the next RIP of an intercepted instruction (nRIP):
+    /// instruction lengths need no decoding.
+    nrip_save: bool,
 }
 
 impl Svm {
@@ -150,16 +153,20 @@ impl Svm {
                 "SVM is disabled by firmware (VM_CR.SVMDIS)",
             ));
         }
-        let hsave = frames::alloc_zeroed().ok_or_else(|| oom("the host save area"))?;
-        let host_save = frames::alloc_zeroed().ok_or_else(|| oom("the host VMSAVE area"))?;
+        let hsave = mm::alloc_zeroed().ok_or_else(|| oom("the host save area"))?;
+        let host_save = mm::alloc_zeroed().ok_or_else(|| oom("the host VMSAVE area"))?;
         wrmsr(IA32_EFER, rdmsr(IA32_EFER) | EFER_SVME);
         wrmsr(VM_HSAVE_PA, hsave);
+        let nrip_save = features.as_ref().is_some_and(|f| f.has_nrip());
         event::emit(&SvmOn {
             asids: features.as_ref().map_or(0, |f| f.supported_asids()),
-            nrip_save: features.as_ref().is_some_and(|f| f.has_nrip()),
+            nrip_save,
             hsave: Hex(hsave),
         });
-        Ok(Self { host_save })
+        Ok(Self {
+            host_save,
+            nrip_save,
+        })
     }
 
     /// Disables SVM: EFER.SVME clear, VM_HSAVE_PA cleared.
@@ -178,6 +185,7 @@ pub struct Vcpu<'m> {
     launched: bool,
     /// Length of the instruction that exited, decoded, for `skip_instruction`.
     exit_len: u64,
+    nrip_save: bool,
     /// The watchdog's TSC deadline, armed on `apic`'s timer before each VMRUN.
     deadline: Deadline,
     /// Where the emulator last refused a MOV to CR (see `refused_cr_write`).
@@ -198,11 +206,10 @@ impl<'m> Vcpu<'m> {
         state: &GuestState,
         memory: &'m GuestMemory<Npt>,
     ) -> Result<Self, Refusal> {
-        let vmcb_pa = frames::alloc_zeroed().ok_or_else(|| oom("the VMCB"))?;
-        let iopm =
-            frames::alloc_run_zeroed(permissions::IOPM_PAGES).ok_or_else(|| oom("the IOPM"))?;
+        let vmcb_pa = mm::alloc_zeroed().ok_or_else(|| oom("the VMCB"))?;
+        let iopm = mm::alloc_run_zeroed(permissions::IOPM_PAGES).ok_or_else(|| oom("the IOPM"))?;
         let msrpm =
-            frames::alloc_run_zeroed(permissions::MSRPM_PAGES).ok_or_else(|| oom("the MSRPM"))?;
+            mm::alloc_run_zeroed(permissions::MSRPM_PAGES).ok_or_else(|| oom("the MSRPM"))?;
         // The IOPM's first two pages are VMX's I/O bitmaps A and B back to
         // back; its third (ports past 0xffff by a wide access) stays clear.
         let io = vcpu::io::bitmaps();
@@ -223,6 +230,7 @@ impl<'m> Vcpu<'m> {
             memory,
             launched: false,
             exit_len: 0,
+            nrip_save: svm.nrip_save,
             deadline: Deadline::default(),
             refused_at: None,
             // Software-enabled: a disabled APIC masks its timer.
@@ -300,7 +308,8 @@ impl<'m> Vcpu<'m> {
         unsafe { &*(self.vmcb_pa as *const Vmcb) }
     }
 
-    /// The instruction at the guest's RIP, read through its page tables.
+    /// The instruction at the guest's RIP, read through its page tables:
+    /// one translation per page the 15 bytes touch, one copy per piece.
     fn instruction(&self) -> decode::Decoded {
         let s = &self.vmcb_ref().save;
         let mut bytes = [0u8; 15];
@@ -311,17 +320,18 @@ impl<'m> Vcpu<'m> {
         let paging = s.cr0 & CR0_PG != 0;
         let long_mode = s.efer & EFER_LMA != 0;
         let linear = s.cs.base.wrapping_add(s.rip);
-        // Read byte by byte: the instruction may cross into an unmapped page.
         let mut n = 0;
-        for (i, byte) in bytes.iter_mut().enumerate() {
-            let Some(gpa) = decode::translate(read, paging, long_mode, s.cr3, linear + i as u64)
-            else {
+        while n < bytes.len() {
+            let at = linear.wrapping_add(n as u64);
+            let piece = (0x1000 - (at & 0xfff) as usize).min(bytes.len() - n);
+            // A page that is not mapped ends the bytes: the decoder sees them truncated.
+            let Some(gpa) = decode::translate(read, paging, long_mode, s.cr3, at) else {
                 break;
             };
-            if !self.memory.read(gpa, core::slice::from_mut(byte)) {
+            if !self.memory.read(gpa, &mut bytes[n..n + piece]) {
                 break;
             }
-            n += 1;
+            n += piece;
         }
         decode::decode(&bytes[..n], long_mode && s.cs.attrib & (1 << 9) != 0)
     }
@@ -454,6 +464,11 @@ impl<'m> Vcpu<'m> {
                 });
             }
         };
+        // The intercept names the instruction; nRIP gives its length.
+        if self.nrip_save && (1..=15).contains(&c.next_rip.wrapping_sub(rip)) {
+            self.exit_len = c.next_rip.wrapping_sub(rip);
+            return Some(exit.0);
+        }
         let d = self.instruction();
         match known(exit.1, d) {
             Some(len) => {

@@ -2,8 +2,8 @@
 //! one bit per port, as VMX's two I/O bitmaps back to back, plus a third
 //! page; the MSRPM has two bits per MSR (read, write) for three ranges.
 
-pub const IOPM_PAGES: u64 = 3;
-pub const MSRPM_PAGES: u64 = 2;
+pub const IOPM_PAGES: usize = 3;
+pub const MSRPM_PAGES: usize = 2;
 const MSRPM_BYTES: usize = 2 * 4096;
 
 /// The MSRPM: reads of `reads` exit; with `all_writes`, every write exits.

@@ -34,6 +34,8 @@ pub enum Hypercall {
         text: u64,
         line: u64,
     },
+    /// Does nothing: a round trip, for measuring the exit path.
+    Nop,
     Unknown {
         nr: u64,
     },
@@ -48,6 +50,7 @@ pub const PRINT: u64 = 1;
 pub const RESULT: u64 = 2;
 pub const EXIT: u64 = 3;
 pub const ASSERT: u64 = 4;
+pub const NOP: u64 = 5;
 pub const PRINT_MAX: u64 = 256;
 /// RAX after an unknown call.
 pub const UNKNOWN: u64 = u64::MAX;
@@ -72,6 +75,7 @@ impl Hypercall {
                 text: regs.rdx,
                 line: regs.rsi,
             },
+            NOP => Self::Nop,
             nr => Self::Unknown { nr },
         }
     }
@@ -83,6 +87,7 @@ impl Hypercall {
             Self::Result { .. } => "result",
             Self::Exit { .. } => "exit",
             Self::Assert { .. } => "assert",
+            Self::Nop => "nop",
             Self::Unknown { .. } => "unknown",
             Self::Denied { .. } => "denied",
         }

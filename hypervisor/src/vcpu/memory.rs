@@ -1,9 +1,13 @@
-//! Guest RAM: guest-physical [0, size) backed page by page by frames the
-//! hypervisor allocates, through the second-level table of the vendor's
-//! format. Guest-physical addresses are not host-physical ones.
+//! Guest RAM: guest-physical [0, size) backed page by page, on demand, by
+//! frames the hypervisor allocates, through the second-level table of the
+//! vendor's format. Nothing is backed at launch but what the loader writes;
+//! the first access to any other page faults and backs it (`Backing`).
+//! Guest-physical addresses are not host-physical ones.
+
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::ept::{Access, Format, MapError, PageTable, TableMemory};
-use crate::frames;
+use crate::mm;
 use crate::phys::{IdentityMapped, PhysMem};
 
 /// Tables in frames from the kernel's allocator, reached through the identity map.
@@ -11,7 +15,7 @@ pub struct IdentityTables;
 
 impl TableMemory for IdentityTables {
     fn alloc_table(&mut self) -> Option<u64> {
-        frames::alloc_zeroed()
+        mm::alloc_zeroed()
     }
 
     fn read(&self, table: u64, index: usize) -> u64 {
@@ -27,26 +31,72 @@ impl TableMemory for IdentityTables {
 pub struct GuestMemory<F: Format> {
     pub table: PageTable<F>,
     pub size: u64,
+    /// Pages backed so far, by the loader's writes and by faults.
+    backed: AtomicU64,
 }
 
 const PAGE: u64 = 4096;
 
+/// Guest RAM backed on demand, as the run loop sees it.
+pub trait Backing {
+    /// Backs the page holding `gpa` with a zeroed frame, when it lies in
+    /// guest RAM and is not backed yet.
+    fn back(&self, gpa: u64) -> Result<(), BackError>;
+    /// Pages backed so far.
+    fn backed_pages(&self) -> u64;
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackError {
+    /// Not guest RAM: nothing may be mapped there.
+    Outside,
+    /// Already backed: the fault was not for a missing page.
+    Present,
+    Map(MapError),
+}
+
 impl<F: Format> GuestMemory<F> {
-    /// Backs [0, size) with fresh zeroed frames.
+    /// Guest RAM of `size` bytes with nothing backed: frames come with the
+    /// first write (`write`, the loader's) or the first access (a fault).
     pub fn new(size: u64) -> Result<Self, MapError> {
-        let mut tables = IdentityTables;
-        let table = PageTable::<F>::new(&mut tables)?;
-        for gpa in (0..size).step_by(PAGE as usize) {
-            let frame = frames::alloc_zeroed().ok_or(MapError::OutOfMemory)?;
-            table.map(&mut tables, gpa, frame, Access::ALL)?;
+        let table = PageTable::<F>::new(&mut IdentityTables)?;
+        Ok(Self {
+            table,
+            size,
+            backed: AtomicU64::new(0),
+        })
+    }
+
+    /// The frame backing the page at `gpa`, backed now if it was not.
+    fn frame(&self, gpa: u64) -> Result<u64, BackError> {
+        let page = gpa & !(PAGE - 1);
+        if let Some((hpa, _)) = self.table.translate(&mut IdentityTables, page) {
+            return Ok(hpa);
         }
-        Ok(Self { table, size })
+        if page >= self.size {
+            return Err(BackError::Outside);
+        }
+        // For now the home node's: the faulting CPU's with one vCPU on the
+        // boot CPU. Placement policies decide here.
+        let frame = mm::alloc_zeroed().ok_or(BackError::Map(MapError::OutOfMemory))?;
+        self.table
+            .map(&mut IdentityTables, page, frame, Access::ALL)
+            .map_err(BackError::Map)?;
+        self.backed.fetch_add(1, Ordering::Relaxed);
+        Ok(frame)
     }
 
     /// Calls `f(hpa, done, n)` for each piece of `[gpa, gpa + len)` that
-    /// lies in one page: `n` bytes at host-physical `hpa`, `done` bytes in.
-    /// False when the range leaves guest RAM or `f` fails.
-    fn pages(&self, gpa: u64, len: usize, mut f: impl FnMut(u64, usize, usize) -> bool) -> bool {
+    /// lies in one page: `n` bytes at host-physical `hpa` (None: a page not
+    /// backed, unless `back` backs it), `done` bytes in. False when the
+    /// range leaves guest RAM or `f` fails.
+    fn pages(
+        &self,
+        gpa: u64,
+        len: usize,
+        back: bool,
+        mut f: impl FnMut(Option<u64>, usize, usize) -> bool,
+    ) -> bool {
         if gpa
             .checked_add(len as u64)
             .is_none_or(|end| end > self.size)
@@ -56,8 +106,13 @@ impl<F: Format> GuestMemory<F> {
         let mut done = 0;
         while done < len {
             let at = gpa + done as u64;
-            let Some((hpa, _)) = self.table.translate(&mut IdentityTables, at) else {
-                return false;
+            let hpa = if back {
+                match self.frame(at) {
+                    Ok(frame) => Some(frame + at % PAGE),
+                    Err(_) => return false,
+                }
+            } else {
+                self.table.translate(&mut IdentityTables, at).map(|t| t.0)
             };
             let n = ((PAGE - at % PAGE) as usize).min(len - done);
             if !f(hpa, done, n) {
@@ -68,9 +123,11 @@ impl<F: Format> GuestMemory<F> {
         true
     }
 
-    /// Copies `bytes` into guest memory at `gpa`; false when it does not fit.
+    /// Copies `bytes` into guest memory at `gpa`, backing the pages it
+    /// touches; false when it does not fit.
     pub fn write(&self, gpa: u64, bytes: &[u8]) -> bool {
-        self.pages(gpa, bytes.len(), |hpa, done, n| {
+        self.pages(gpa, bytes.len(), true, |hpa, done, n| {
+            let Some(hpa) = hpa else { return false };
             // SAFETY: `hpa` is a frame backing this guest's memory, and the
             // copy stays within its page.
             unsafe { crate::phys::write(hpa, &bytes[done..done + n]) };
@@ -78,10 +135,15 @@ impl<F: Format> GuestMemory<F> {
         })
     }
 
-    /// Reads guest memory at `gpa` into `out`; false outside guest RAM.
+    /// Reads guest memory at `gpa` into `out` (a page not backed yet reads
+    /// as zeros, as it will be); false outside guest RAM.
     pub fn read(&self, gpa: u64, out: &mut [u8]) -> bool {
         let len = out.len();
-        self.pages(gpa, len, |hpa, done, n| {
+        self.pages(gpa, len, false, |hpa, done, n| {
+            let Some(hpa) = hpa else {
+                out[done..done + n].fill(0);
+                return true;
+            };
             match IdentityMapped.bytes(hpa, n) {
                 Some(b) => {
                     out[done..done + n].copy_from_slice(b);
@@ -90,5 +152,18 @@ impl<F: Format> GuestMemory<F> {
                 None => false,
             }
         })
+    }
+}
+
+impl<F: Format> Backing for GuestMemory<F> {
+    fn back(&self, gpa: u64) -> Result<(), BackError> {
+        if self.table.translate(&mut IdentityTables, gpa).is_some() {
+            return Err(BackError::Present);
+        }
+        self.frame(gpa).map(|_| ())
+    }
+
+    fn backed_pages(&self) -> u64 {
+        self.backed.load(Ordering::Relaxed)
     }
 }

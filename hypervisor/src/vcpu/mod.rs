@@ -6,19 +6,21 @@
 pub mod checks;
 pub mod cpuid;
 pub mod decode;
+pub mod exits;
 pub mod guest;
 pub mod hypercall;
 pub mod io;
 pub mod memory;
+pub mod trace;
 
 use heapless::{String, Vec};
 use serde::Serialize;
 
-use crate::event::{self, Event, Hex};
+use crate::event::{Event, Hex};
 #[cfg(test)]
 use crate::serial;
+use exits::{Action, Handlers};
 use guest::GuestMode;
-use hypercall::Hypercall;
 
 /// General registers of the guest; RSP and RIP live in the VMCS or VMCB.
 /// `gpr` reads them by their number in instruction encodings.
@@ -260,14 +262,14 @@ pub fn launch<V: Virtualization>(
     let result = (|| {
         let memory = prepare_memory::<V::Format>(config, payload)?;
         let mut cpu = virt.vcpu(config, &guest::initial_state(config.mode), &memory)?;
-        if config.watchdog_ms > 0 {
-            let tsc = crate::arch::tsc::now();
-            let ticks = config
-                .watchdog_ms
-                .saturating_mul(crate::arch::tsc::per_ms());
-            cpu.set_deadline(Deadline::at(tsc.saturating_add(ticks)));
-        }
-        Ok(run(&mut cpu, config))
+        let ms = config.watchdog_ms;
+        cpu.set_deadline(if ms > 0 {
+            let ticks = ms.saturating_mul(crate::arch::tsc::per_ms());
+            Deadline::at(crate::arch::tsc::now().saturating_add(ticks))
+        } else {
+            Deadline::default()
+        });
+        Ok(run(&mut cpu, config, &memory))
     })();
     virt.disable(result.as_ref().map_or(0, |end| end.exits));
     result
@@ -286,6 +288,8 @@ pub struct GuestConfig {
     /// Start the guest with a state VM entry must refuse (RFLAGS bit 1
     /// clear), to test how entry failures are reported.
     pub invalid_state: bool,
+    /// Which exits become events (`trace.rs`).
+    pub trace: trace::Level,
 }
 
 /// How a guest run ended.
@@ -350,8 +354,6 @@ pub fn prepare_memory<F: crate::ept::Format>(
     Ok(mem)
 }
 
-const IA32_FEATURE_CONTROL: u32 = 0x3a;
-const IA32_EFER: u32 = 0xc000_0080;
 /// The VMX capability MSRs: the guest sees no VMX, so reading them faults.
 pub const VMX_MSRS: core::ops::RangeInclusive<u32> = 0x480..=0x493;
 /// AMD's SVM MSRs: VM_CR and VM_HSAVE_PA. The guest sees no SVM either.
@@ -360,473 +362,36 @@ pub const SVM_MSRS: [u32; 2] = [0xc001_0114, 0xc001_0117];
 /// values). EFER is read through the hypervisor so that the guest never sees
 /// AMD's EFER.SVME, on either vendor alike.
 pub const INTERCEPTED_MSR_READS: [core::ops::RangeInclusive<u32>; 5] = [
-    IA32_FEATURE_CONTROL..=IA32_FEATURE_CONTROL,
+    0x3a..=0x3a, // IA32_FEATURE_CONTROL
     VMX_MSRS,
-    IA32_EFER..=IA32_EFER,
+    exits::IA32_EFER..=exits::IA32_EFER,
     SVM_MSRS[0]..=SVM_MSRS[0],
     SVM_MSRS[1]..=SVM_MSRS[1],
 ];
-/// A runaway guest that does nothing but exit is stopped.
-const EXIT_LIMIT: u32 = 100_000;
-
-const UD: u8 = 6;
-const GP: u8 = 13;
-
-#[derive(Serialize, Default)]
-struct VmExit<'a> {
-    vcpu: u32,
-    reason: &'static str,
-    rip: Hex,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    leaf: Option<Hex>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    subleaf: Option<Hex>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    eax: Option<Hex>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ebx: Option<Hex>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ecx: Option<Hex>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    edx: Option<Hex>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    call: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    value: Option<Hex>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    tag: Option<Hex>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    text: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    passed: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    check: Option<Hex>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    status: Option<Hex>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    port: Option<Hex>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    size: Option<u8>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    dir: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    msr: Option<Hex>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    action: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    vector: Option<u8>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    name: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error_code: Option<Hex>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    instruction: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    gpa: Option<Hex>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    access: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    mapped: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    code: Option<Hex>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    cpl: Option<u8>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    left: Option<Hex>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    right: Option<Hex>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    line: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    cr: Option<u8>,
-}
-impl Event for VmExit<'_> {
-    const NAME: &'static str = "vmexit";
-}
-
-#[derive(Serialize)]
-struct GuestEndEvent<'a> {
-    vcpu: u32,
-    how: &'a str,
-    failed: bool,
-    exits: u32,
-    /// The reported exits by reason: scenarios count and bound them.
-    counts: &'a Counts,
-}
-
-/// Reported exits by reason (`vmexit`'s `reason`), in the order first seen.
-type Counts = heapless::LinearMap<&'static str, u32, 24>;
-
-/// Emits a `vmexit` event and counts it by its reason.
-fn report(counts: &mut Counts, e: &VmExit) {
-    match counts.get_mut(&e.reason) {
-        Some(n) => *n += 1,
-        None => {
-            let _ = counts.insert(e.reason, 1); // 24 reasons: more than the kernel has
-        }
-    }
-    event::emit(e);
-}
-impl Event for GuestEndEvent<'_> {
-    const NAME: &'static str = "guest-end";
-}
-
-fn host_cpuid(leaf: u32, subleaf: u32) -> [u32; 4] {
-    let r = raw_cpuid::cpuid!(leaf, subleaf);
-    [r.eax, r.ebx, r.ecx, r.edx]
-}
 
 /// Runs the guest until it halts, exits, faults beyond repair or the
-/// hypervisor cannot serve it. Never panics on what the guest does.
-pub fn run(cpu: &mut impl VirtCpu, config: &GuestConfig) -> GuestEnd {
-    let mut failed = false;
-    let mut exits = 0;
-    let mut counts = Counts::new();
+/// hypervisor cannot serve it; each exit goes to its handler (`exits.rs`),
+/// whose action is applied here. Never panics on what the guest does.
+pub fn run(cpu: &mut impl VirtCpu, config: &GuestConfig, memory: &dyn memory::Backing) -> GuestEnd {
+    let mut h = Handlers::new(cpu, config, memory, 0);
     let (how, failed) = loop {
-        let exit = match cpu.run() {
+        let exit = match h.cpu.run() {
             Ok(exit) => exit,
             Err(_) => break ("entry-failure", true),
         };
-        exits += 1;
-        let rip = Hex(cpu.rip());
-        let base = VmExit {
-            rip,
-            ..Default::default()
-        };
-        match exit {
-            Exit::Cpuid => {
-                let regs = cpu.regs();
-                let (leaf, subleaf) = (regs.rax as u32, regs.rcx as u32);
-                let [a, b, c, d] = cpuid::filter(leaf, host_cpuid(leaf, subleaf));
-                (regs.rax, regs.rbx, regs.rcx, regs.rdx) = (a.into(), b.into(), c.into(), d.into());
-                cpu.skip_instruction();
-                report(
-                    &mut counts,
-                    &VmExit {
-                        reason: "cpuid",
-                        leaf: Some(Hex(leaf.into())),
-                        subleaf: Some(Hex(subleaf.into())),
-                        eax: Some(Hex(a.into())),
-                        ebx: Some(Hex(b.into())),
-                        ecx: Some(Hex(c.into())),
-                        edx: Some(Hex(d.into())),
-                        ..base
-                    },
-                );
-            }
-            Exit::Hypercall => {
-                let regs = *cpu.regs();
-                let cpl = cpu.cpl();
-                // Only the guest's kernel speaks to the hypervisor (as KVM does).
-                let call = match cpl {
-                    0 => Hypercall::decode(&regs),
-                    _ => Hypercall::Denied { nr: regs.rax },
-                };
-                let mut e = VmExit {
-                    reason: "hypercall",
-                    call: Some(call.name()),
-                    cpl: (cpl != 0).then_some(cpl),
-                    ..base
-                };
-                let mut text = [0u8; hypercall::PRINT_MAX as usize];
-                let mut result = 0;
-                match call {
-                    Hypercall::Report { value, tag } => {
-                        (e.value, e.tag) = (Some(Hex(value)), Some(Hex(tag)))
-                    }
-                    Hypercall::Print { gpa, len } => {
-                        let n = len.min(hypercall::PRINT_MAX) as usize;
-                        if cpu.read_guest(gpa, &mut text[..n]) {
-                            e.text =
-                                Some(core::str::from_utf8(&text[..n]).unwrap_or("<not UTF-8>"));
-                        } else {
-                            e.text = Some("<outside guest memory>");
-                            result = hypercall::UNKNOWN;
-                        }
-                    }
-                    Hypercall::Result { passed, check } => {
-                        failed |= !passed;
-                        (e.passed, e.check) = (Some(passed), Some(Hex(check)));
-                    }
-                    Hypercall::Exit { status } => {
-                        failed |= status != 0;
-                        e.status = Some(Hex(status));
-                        report(&mut counts, &e);
-                        break ("hypercall-exit", failed);
-                    }
-                    Hypercall::Assert {
-                        left,
-                        right,
-                        text: gpa,
-                        line,
-                    } => {
-                        // Up to the NUL, byte by byte: the text may end at the end of guest RAM.
-                        let n = (0..text.len())
-                            .take_while(|&i| {
-                                cpu.read_guest(gpa + i as u64, &mut text[i..=i]) && text[i] != 0
-                            })
-                            .count();
-                        e.text = Some(core::str::from_utf8(&text[..n]).unwrap_or("<not UTF-8>"));
-                        (e.left, e.right, e.line) = (Some(Hex(left)), Some(Hex(right)), Some(line));
-                        report(&mut counts, &e);
-                        break ("assert", true);
-                    }
-                    Hypercall::Unknown { nr } | Hypercall::Denied { nr } => {
-                        e.value = Some(Hex(nr));
-                        result = hypercall::UNKNOWN;
-                    }
-                }
-                report(&mut counts, &e);
-                cpu.regs().rax = result;
-                cpu.skip_instruction();
-            }
-            Exit::Hlt => {
-                report(
-                    &mut counts,
-                    &VmExit {
-                        reason: "hlt",
-                        ..base
-                    },
-                );
-                break ("hlt", failed);
-            }
-            Exit::Io {
-                port,
-                size,
-                input,
-                string,
-            } => {
-                let mut e = VmExit {
-                    reason: "io",
-                    port: Some(Hex(port.into())),
-                    size: Some(size),
-                    dir: Some(if input { "in" } else { "out" }),
-                    ..base
-                };
-                if string {
-                    e.action = Some("string I/O is not emulated");
-                    report(&mut counts, &e);
-                    break ("unhandled", true);
-                }
-                let mask = u64::MAX >> (64 - 8 * u32::from(size.clamp(1, 4)));
-                let regs = cpu.regs();
-                let value = regs.rax & mask;
-                if input {
-                    regs.rax |= mask; // no device: all ones
-                } else {
-                    e.value = Some(Hex(value));
-                }
-                let action = io::classify(port, input, value, &config.intercept_io);
-                e.action = Some(match action {
-                    io::PortAction::Reported => "reported",
-                    io::PortAction::Blocked => "blocked",
-                    io::PortAction::PowerOff => "power-off",
-                    io::PortAction::Reset => "reset",
-                });
-                report(&mut counts, &e);
-                match action {
-                    io::PortAction::PowerOff => break ("power-off", failed),
-                    io::PortAction::Reset => break ("reset", failed),
-                    _ => cpu.skip_instruction(),
-                }
-            }
-            Exit::Msr { index, write } => {
-                let regs = *cpu.regs();
-                let value = (regs.rdx << 32) | (regs.rax & 0xffff_ffff);
-                let mut e = VmExit {
-                    reason: "msr",
-                    msr: Some(Hex(index.into())),
-                    dir: Some(if write { "write" } else { "read" }),
-                    ..base
-                };
-                let emulated = match (index, write) {
-                    // Locked, VMX off: what a CPU without VMX shows.
-                    (IA32_FEATURE_CONTROL, false) => Some(1),
-                    (IA32_EFER, false) => Some(cpu.efer()),
-                    (IA32_EFER, true) => {
-                        let paging = cpu.cr0() & guest::CR0_PG != 0;
-                        let efer = checks::efer_write(cpu.efer(), value, paging, cpuid::has_nx());
-                        if let Some(efer) = efer {
-                            cpu.set_efer(efer);
-                        }
-                        efer
-                    }
-                    _ => None,
-                };
-                match emulated {
-                    Some(v) => {
-                        if !write {
-                            let regs = cpu.regs();
-                            (regs.rax, regs.rdx) = (v & 0xffff_ffff, v >> 32);
-                        }
-                        e.value = Some(Hex(v));
-                        e.action = Some("emulated");
-                        cpu.skip_instruction();
-                    }
-                    None => {
-                        if write {
-                            e.value = Some(Hex(value));
-                        }
-                        e.action = Some("gp");
-                        cpu.inject_exception(GP, Some(0));
-                    }
-                }
-                report(&mut counts, &e);
-            }
-            Exit::VirtInstruction(name) => {
-                cpu.inject_exception(UD, None);
-                report(
-                    &mut counts,
-                    &VmExit {
-                        reason: "exception",
-                        vector: Some(UD),
-                        name: Some(crate::arch::trap::vector_name(UD.into())),
-                        instruction: Some(name),
-                        action: Some("injected"),
-                        ..base
-                    },
-                );
-            }
-            Exit::Exception { vector, error_code } => {
-                report(
-                    &mut counts,
-                    &VmExit {
-                        reason: "exception",
-                        vector: Some(vector),
-                        name: Some(crate::arch::trap::vector_name(vector.into())),
-                        error_code: error_code.map(|c| Hex(c.into())),
-                        ..base
-                    },
-                );
-                break ("exception", true);
-            }
-            Exit::NestedFault {
-                gpa,
-                read,
-                write,
-                fetch,
-                mapped,
-            } => {
-                let access = if fetch {
-                    "fetch"
-                } else if write {
-                    "write"
-                } else if read {
-                    "read"
-                } else {
-                    "none"
-                };
-                report(
-                    &mut counts,
-                    &VmExit {
-                        reason: "ept-violation",
-                        gpa: Some(Hex(gpa)),
-                        access: Some(access),
-                        mapped: Some(mapped),
-                        ..base
-                    },
-                );
-                // No memory there: the guest cannot go on (lazy backing comes with NUMA policies).
-                break ("ept-violation", failed);
-            }
-            Exit::CrWrite { cr, value } => {
-                let long_mode = cpu.efer() & guest::EFER_LMA != 0;
-                // CR0 and CR3 come here only as writes the emulator refused.
-                let allowed = match cr {
-                    4 => checks::cr4_write(value, long_mode, cpuid::guest_cr4_bits()),
-                    _ => None,
-                };
-                let action = match allowed {
-                    Some(cr4) => {
-                        cpu.set_cr4(cr4);
-                        cpu.skip_instruction();
-                        "emulated"
-                    }
-                    None => {
-                        cpu.inject_exception(GP, Some(0));
-                        "gp"
-                    }
-                };
-                report(
-                    &mut counts,
-                    &VmExit {
-                        reason: "cr-write",
-                        cr: Some(cr),
-                        value: Some(Hex(value)),
-                        action: Some(action),
-                        ..base
-                    },
-                );
-            }
-            Exit::Invd => {
-                cpu.skip_instruction();
-                report(
-                    &mut counts,
-                    &VmExit {
-                        reason: "invd",
-                        action: Some("ignored"),
-                        ..base
-                    },
-                );
-            }
-            Exit::Timer => {} // a vendor's own; nothing for the guest
-            Exit::Deadline => {
-                report(
-                    &mut counts,
-                    &VmExit {
-                        reason: "watchdog",
-                        value: Some(Hex(config.watchdog_ms)),
-                        ..base
-                    },
-                );
-                break ("watchdog", true);
-            }
-            Exit::IllegalState(why) => {
-                report(
-                    &mut counts,
-                    &VmExit {
-                        reason: "illegal-state",
-                        name: Some(why),
-                        ..base
-                    },
-                );
-                break ("illegal-state", true);
-            }
-            Exit::TripleFault => {
-                report(
-                    &mut counts,
-                    &VmExit {
-                        reason: "triple-fault",
-                        ..base
-                    },
-                );
-                break ("triple-fault", failed);
-            }
-            Exit::Unhandled { code, name } => {
-                report(
-                    &mut counts,
-                    &VmExit {
-                        reason: "unhandled",
-                        name: Some(name),
-                        code: Some(Hex(code)),
-                        ..base
-                    },
-                );
-                break ("unhandled", true);
-            }
-        }
-        if exits >= EXIT_LIMIT {
-            break ("exit-limit", true);
+        match h.handle(exit) {
+            Action::Resume => {}
+            Action::Skip => h.cpu.skip_instruction(),
+            Action::Inject(vector, code) => h.cpu.inject_exception(vector, code),
+            Action::Stop { how, failed } => break (how, failed),
         }
     };
-    event::emit(&GuestEndEvent {
-        vcpu: 0,
+    h.trace.end(how, failed, memory.backed_pages());
+    GuestEnd {
         how,
         failed,
-        exits,
-        counts: &counts,
-    });
-    GuestEnd { how, failed, exits }
+        exits: h.trace.counts.total(),
+    }
 }
 
 /// Parses a port list like `0x80,0x70,113`.
@@ -860,6 +425,7 @@ mod tests {
 
 #[cfg(test)]
 mod run_tests {
+    use super::exits::{GP, IA32_EFER, UD};
     use super::*;
     use serde_json::{Value, json};
     use std::collections::VecDeque;
@@ -953,6 +519,7 @@ mod run_tests {
             intercept_io: Vec::new(),
             watchdog_ms: 0,
             invalid_state: false,
+            trace: trace::Level::Exits,
         }
     }
 
@@ -965,10 +532,29 @@ mod run_tests {
         }
     }
 
+    /// Guest RAM of `guest::DEFAULT_MEMORY` bytes whose pages are backed as asked.
+    #[derive(Default)]
+    struct FakeRam(std::cell::RefCell<std::collections::BTreeSet<u64>>);
+
+    impl memory::Backing for FakeRam {
+        fn back(&self, gpa: u64) -> Result<(), memory::BackError> {
+            if gpa >= guest::DEFAULT_MEMORY {
+                return Err(memory::BackError::Outside);
+            }
+            match self.0.borrow_mut().insert(gpa & !0xfff) {
+                true => Ok(()),
+                false => Err(memory::BackError::Present),
+            }
+        }
+        fn backed_pages(&self) -> u64 {
+            self.0.borrow().len() as u64
+        }
+    }
+
     /// Runs the script; returns how it ended and the events it wrote, parsed.
     fn run_script(cpu: &mut FakeCpu, config: &GuestConfig) -> (GuestEnd, std::vec::Vec<Value>) {
         let _ = serial::take_events();
-        let end = run(cpu, config);
+        let end = run(cpu, config, &FakeRam::default());
         let events = serial::take_events()
             .iter()
             .map(|e| serde_json::from_str(e).expect("JSON"))
@@ -1353,5 +939,83 @@ mod run_tests {
             &e[0],
             json!({"call": "assert", "text": "from the guest", "left": "0x5", "right": "0x3", "line": 42}),
         );
+    }
+
+    #[test]
+    fn by_default_only_the_guests_messages_and_its_end_are_events() {
+        let mut cpu = FakeCpu::new([
+            (Exit::Cpuid, regs(0, 0, 0)),
+            (Exit::Hypercall, regs(hypercall::NOP, 0, 0)),
+            (Exit::Hypercall, regs(hypercall::REPORT, 1, 2)),
+            (Exit::Cpuid, regs(1, 0, 0)),
+            (Exit::VirtInstruction("vmxon"), GuestRegs::default()),
+            (Exit::TripleFault, GuestRegs::default()),
+        ]);
+        let mut c = config();
+        c.trace = trace::Level::Summary;
+        let (end, e) = run_script(&mut cpu, &c);
+        assert_eq!((end.how, end.exits), ("triple-fault", 6));
+        assert_eq!(e.len(), 3, "{e:?}");
+        has(
+            &e[0],
+            json!({"reason": "hypercall", "call": "report", "value": "0x1"}),
+        );
+        has(&e[1], json!({"reason": "triple-fault"}));
+        has(
+            &e[2],
+            json!({"ev": "guest-end", "exits": 6, "counts": {"cpuid": 2, "hypercall": 2, "exception": 1, "triple-fault": 1}}),
+        );
+        assert_eq!(cpu.after[1].rax, 0, "nop returns 0");
+    }
+
+    #[test]
+    fn a_failed_guest_leaves_its_last_exits() {
+        let mut cpu = FakeCpu::new(
+            (0..20u64)
+                .map(|leaf| (Exit::Cpuid, regs(leaf, 0, 0)))
+                .chain([(Exit::Deadline, GuestRegs::default())]),
+        );
+        let mut c = config();
+        c.trace = trace::Level::Summary;
+        let (end, e) = run_script(&mut cpu, &c);
+        assert_eq!((end.how, end.failed), ("watchdog", true));
+        has(&e[1], json!({"ev": "recent-exits", "vcpu": 0}));
+        let ring = e[1]["exits"].as_array().unwrap();
+        assert_eq!(ring.len(), trace::RING);
+        has(&ring[0], json!({"reason": "cpuid", "info": "0x5"}));
+        has(&ring[trace::RING - 1], json!({"reason": "watchdog"}));
+    }
+
+    #[test]
+    fn a_first_access_to_guest_ram_backs_it_without_an_event() {
+        let fault = |gpa: u64, mapped: bool| {
+            (
+                Exit::NestedFault {
+                    gpa,
+                    read: false,
+                    write: true,
+                    fetch: false,
+                    mapped,
+                },
+                GuestRegs::default(),
+            )
+        };
+        let mut cpu = FakeCpu::new([
+            fault(0x10_0008, false),
+            fault(0x10_1000, false),
+            fault(0x10_0010, true), // backed, yet refused: not a missing page
+        ]);
+        let (end, e) = run_script(&mut cpu, &config());
+        assert_eq!(
+            (end.how, end.failed, end.exits),
+            ("ept-violation", false, 1)
+        );
+        assert_eq!(e.len(), 2, "{e:?}");
+        has(
+            &e[0],
+            json!({"reason": "ept-violation", "gpa": "0x100010", "mapped": true}),
+        );
+        has(&e[1], json!({"ev": "guest-end", "backed": 2}));
+        assert_eq!(cpu.skipped, 0, "the faulting access runs again");
     }
 }

@@ -15,7 +15,7 @@ use x86_64::registers::model_specific::Msr;
 
 use crate::ept::format::Ept;
 use crate::event::{self, Event, Hex};
-use crate::frames;
+use crate::mm;
 use crate::vcpu::guest::{GuestMode, GuestState, Segment};
 use crate::vcpu::memory::GuestMemory;
 use crate::vcpu::{
@@ -253,7 +253,7 @@ impl Vmx {
 
     /// A zeroed frame starting with the VMCS revision id (VMXON region or VMCS).
     fn region(&self) -> Option<u64> {
-        let frame = frames::alloc_zeroed()?;
+        let frame = mm::alloc_zeroed()?;
         // SAFETY: the frame was just allocated for this region.
         unsafe { crate::phys::write(frame, &self.revision.to_le_bytes()) };
         Some(frame)
@@ -328,7 +328,7 @@ impl<'m> Vcpu<'m> {
         );
         let mut pages = [0u64; 3];
         for (page, bytes) in pages.iter_mut().zip([&io[0], &io[1], &msr]) {
-            *page = frames::alloc_zeroed().ok_or_else(oom)?;
+            *page = mm::alloc_zeroed().ok_or_else(oom)?;
             // SAFETY: a frame just allocated for this bitmap.
             unsafe { crate::phys::write(*page, bytes) };
         }
@@ -671,6 +671,9 @@ impl VirtCpu for Vcpu<'_> {
 
     fn set_deadline(&mut self, deadline: Deadline) {
         self.deadline = deadline;
+        // Without a deadline `run` never arms the timer: as far off as it goes
+        // (VM entry loads the value each time), not the 0 that exits at once.
+        self.arm_timer(u64::MAX);
     }
 
     fn regs(&mut self) -> &mut GuestRegs {

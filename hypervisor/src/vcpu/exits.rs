@@ -1,0 +1,405 @@
+//! The exit handlers: one per kind of exit, each deciding an `Action` and
+//! telling the trace what happened. The run loop (`vcpu::run`) applies the
+//! action; the vendors never see these.
+
+use super::hypercall::{self, Hypercall};
+use super::memory::{BackError, Backing};
+use super::trace::{Notable, Reason, Tracer, VmExit};
+use super::{Exit, GuestConfig, VirtCpu, checks, cpuid, guest, io};
+use crate::ept::MapError;
+use crate::event::Hex;
+
+pub const UD: u8 = 6;
+pub const GP: u8 = 13;
+
+const IA32_FEATURE_CONTROL: u32 = 0x3a;
+pub const IA32_EFER: u32 = 0xc000_0080;
+
+/// What the run loop does after an exit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Enter the guest again where it stopped.
+    Resume,
+    /// Move RIP past the instruction that exited, then enter again.
+    Skip,
+    /// Deliver an exception, then enter again.
+    Inject(u8, Option<u32>),
+    /// The guest is done: how it ended, and whether it failed.
+    Stop { how: &'static str, failed: bool },
+}
+
+/// One vCPU's exit handling: its vCPU, the guest's configuration, whether
+/// the guest has reported a failure, and its trace.
+pub struct Handlers<'a, C: VirtCpu> {
+    pub cpu: &'a mut C,
+    config: &'a GuestConfig,
+    pub memory: &'a dyn Backing,
+    /// The guest reported a failed check or a non-zero exit status.
+    failed: bool,
+    pub trace: Tracer,
+}
+
+fn host_cpuid(leaf: u32, subleaf: u32) -> [u32; 4] {
+    let r = raw_cpuid::cpuid!(leaf, subleaf);
+    [r.eax, r.ebx, r.ecx, r.edx]
+}
+
+impl<'a, C: VirtCpu> Handlers<'a, C> {
+    pub fn new(
+        cpu: &'a mut C,
+        config: &'a GuestConfig,
+        memory: &'a dyn Backing,
+        vcpu: u32,
+    ) -> Self {
+        Self {
+            cpu,
+            config,
+            memory,
+            failed: false,
+            trace: Tracer::new(config.trace, vcpu),
+        }
+    }
+
+    fn stop(&self, how: &'static str, failed: bool) -> Action {
+        Action::Stop {
+            how,
+            failed: self.failed || failed,
+        }
+    }
+
+    pub fn handle(&mut self, exit: Exit) -> Action {
+        let rip = self.cpu.rip();
+        match exit {
+            Exit::Cpuid => self.cpuid(rip),
+            Exit::Hypercall => self.hypercall(rip),
+            Exit::Hlt => {
+                self.trace.exit(Reason::Hlt, rip, 0, Notable::Yes, |e| e);
+                self.stop("hlt", false)
+            }
+            Exit::Io {
+                port,
+                size,
+                input,
+                string,
+            } => self.io(rip, port, size, input, string),
+            Exit::Msr { index, write } => self.msr(rip, index, write),
+            Exit::VirtInstruction(name) => {
+                self.trace
+                    .exit(Reason::Exception, rip, UD.into(), Notable::No, |e| VmExit {
+                        vector: Some(UD),
+                        name: Some(crate::arch::trap::vector_name(UD.into())),
+                        instruction: Some(name),
+                        action: Some("injected"),
+                        ..e
+                    });
+                Action::Inject(UD, None)
+            }
+            Exit::Exception { vector, error_code } => {
+                self.trace
+                    .exit(Reason::Exception, rip, vector.into(), Notable::Yes, |e| {
+                        VmExit {
+                            vector: Some(vector),
+                            name: Some(crate::arch::trap::vector_name(vector.into())),
+                            error_code: error_code.map(|c| Hex(c.into())),
+                            ..e
+                        }
+                    });
+                self.stop("exception", true)
+            }
+            Exit::NestedFault {
+                gpa,
+                read,
+                write,
+                fetch,
+                mapped,
+            } => self.nested_fault(rip, gpa, read, write, fetch, mapped),
+            Exit::CrWrite { cr, value } => self.cr_write(rip, cr, value),
+            Exit::Invd => {
+                self.trace
+                    .exit(Reason::Invd, rip, 0, Notable::No, |e| VmExit {
+                        action: Some("ignored"),
+                        ..e
+                    });
+                Action::Skip
+            }
+            Exit::Timer => Action::Resume, // a vendor's own; nothing for the guest
+            Exit::Deadline => {
+                let ms = self.config.watchdog_ms;
+                self.trace
+                    .exit(Reason::Watchdog, rip, ms, Notable::Yes, |e| VmExit {
+                        value: Some(Hex(ms)),
+                        ..e
+                    });
+                self.stop("watchdog", true)
+            }
+            Exit::IllegalState(why) => {
+                self.trace
+                    .exit(Reason::IllegalState, rip, 0, Notable::Yes, |e| VmExit {
+                        name: Some(why),
+                        ..e
+                    });
+                self.stop("illegal-state", true)
+            }
+            Exit::TripleFault => {
+                self.trace
+                    .exit(Reason::TripleFault, rip, 0, Notable::Yes, |e| e);
+                self.stop("triple-fault", false)
+            }
+            Exit::Unhandled { code, name } => {
+                self.trace
+                    .exit(Reason::Unhandled, rip, code, Notable::Yes, |e| VmExit {
+                        name: Some(name),
+                        code: Some(Hex(code)),
+                        ..e
+                    });
+                self.stop("unhandled", true)
+            }
+        }
+    }
+
+    /// A second-level fault: a page of guest RAM accessed for the first
+    /// time is backed and the guest resumes, with no event (the count is in
+    /// `guest-end`'s `backed`); anything else stops the guest.
+    fn nested_fault(
+        &mut self,
+        rip: u64,
+        gpa: u64,
+        read: bool,
+        write: bool,
+        fetch: bool,
+        mapped: bool,
+    ) -> Action {
+        let outcome = if mapped {
+            Err(BackError::Present)
+        } else {
+            self.memory.back(gpa)
+        };
+        let problem = match outcome {
+            Ok(()) => return Action::Resume,
+            Err(BackError::Outside | BackError::Present) => None,
+            Err(BackError::Map(MapError::OutOfMemory)) => Some("out of host memory"),
+            Err(BackError::Map(_)) => Some("cannot map"),
+        };
+        let access = if fetch {
+            "fetch"
+        } else if write {
+            "write"
+        } else if read {
+            "read"
+        } else {
+            "none"
+        };
+        self.trace
+            .exit(Reason::EptViolation, rip, gpa, Notable::Yes, |e| VmExit {
+                gpa: Some(Hex(gpa)),
+                access: Some(access),
+                mapped: Some(mapped),
+                action: problem,
+                ..e
+            });
+        self.stop("ept-violation", problem.is_some())
+    }
+
+    fn cpuid(&mut self, rip: u64) -> Action {
+        let regs = self.cpu.regs();
+        let (leaf, subleaf) = (regs.rax as u32, regs.rcx as u32);
+        let [a, b, c, d] = cpuid::filter(leaf, host_cpuid(leaf, subleaf));
+        (regs.rax, regs.rbx, regs.rcx, regs.rdx) = (a.into(), b.into(), c.into(), d.into());
+        self.trace
+            .exit(Reason::Cpuid, rip, leaf.into(), Notable::No, |e| VmExit {
+                leaf: Some(Hex(leaf.into())),
+                subleaf: Some(Hex(subleaf.into())),
+                eax: Some(Hex(a.into())),
+                ebx: Some(Hex(b.into())),
+                ecx: Some(Hex(c.into())),
+                edx: Some(Hex(d.into())),
+                ..e
+            });
+        Action::Skip
+    }
+
+    fn hypercall(&mut self, rip: u64) -> Action {
+        let regs = *self.cpu.regs();
+        let cpl = self.cpu.cpl();
+        // Only the guest's kernel speaks to the hypervisor (as KVM does).
+        let call = match cpl {
+            0 => Hypercall::decode(&regs),
+            _ => Hypercall::Denied { nr: regs.rax },
+        };
+        let base = |e| VmExit {
+            call: Some(call.name()),
+            cpl: (cpl != 0).then_some(cpl),
+            ..e
+        };
+        let mut text = [0u8; hypercall::PRINT_MAX as usize];
+        let mut result = 0;
+        let (nr, t) = (regs.rax, &mut self.trace);
+        match call {
+            Hypercall::Report { value, tag } => {
+                t.exit(Reason::Hypercall, rip, nr, Notable::Yes, |e| VmExit {
+                    value: Some(Hex(value)),
+                    tag: Some(Hex(tag)),
+                    ..base(e)
+                })
+            }
+            Hypercall::Print { gpa, len } => {
+                let n = len.min(hypercall::PRINT_MAX) as usize;
+                let shown = if self.cpu.read_guest(gpa, &mut text[..n]) {
+                    core::str::from_utf8(&text[..n]).unwrap_or("<not UTF-8>")
+                } else {
+                    result = hypercall::UNKNOWN;
+                    "<outside guest memory>"
+                };
+                t.exit(Reason::Hypercall, rip, nr, Notable::Yes, |e| VmExit {
+                    text: Some(shown),
+                    ..base(e)
+                });
+            }
+            Hypercall::Result { passed, check } => {
+                self.failed |= !passed;
+                t.exit(Reason::Hypercall, rip, nr, Notable::Yes, |e| VmExit {
+                    passed: Some(passed),
+                    check: Some(Hex(check)),
+                    ..base(e)
+                })
+            }
+            Hypercall::Exit { status } => {
+                t.exit(Reason::Hypercall, rip, nr, Notable::Yes, |e| VmExit {
+                    status: Some(Hex(status)),
+                    ..base(e)
+                });
+                return self.stop("hypercall-exit", status != 0);
+            }
+            Hypercall::Assert {
+                left,
+                right,
+                text: gpa,
+                line,
+            } => {
+                // Up to the NUL, byte by byte: the text may end at the end of guest RAM.
+                let n = (0..text.len())
+                    .take_while(|&i| {
+                        self.cpu.read_guest(gpa + i as u64, &mut text[i..=i]) && text[i] != 0
+                    })
+                    .count();
+                let shown = core::str::from_utf8(&text[..n]).unwrap_or("<not UTF-8>");
+                t.exit(Reason::Hypercall, rip, nr, Notable::Yes, |e| VmExit {
+                    text: Some(shown),
+                    left: Some(Hex(left)),
+                    right: Some(Hex(right)),
+                    line: Some(line),
+                    ..base(e)
+                });
+                return self.stop("assert", true);
+            }
+            Hypercall::Nop => t.exit(Reason::Hypercall, rip, nr, Notable::No, base),
+            Hypercall::Unknown { nr } | Hypercall::Denied { nr } => {
+                result = hypercall::UNKNOWN;
+                t.exit(Reason::Hypercall, rip, nr, Notable::No, |e| VmExit {
+                    value: Some(Hex(nr)),
+                    ..base(e)
+                })
+            }
+        }
+        self.cpu.regs().rax = result;
+        Action::Skip
+    }
+
+    fn io(&mut self, rip: u64, port: u16, size: u8, input: bool, string: bool) -> Action {
+        let dir = if input { "in" } else { "out" };
+        let event = |value: Option<u64>, action: &'static str| {
+            move |e: VmExit<'static>| VmExit {
+                port: Some(Hex(port.into())),
+                size: Some(size),
+                dir: Some(dir),
+                value: value.map(Hex),
+                action: Some(action),
+                ..e
+            }
+        };
+        if string {
+            let f = event(None, "string I/O is not emulated");
+            self.trace
+                .exit(Reason::Io, rip, port.into(), Notable::Yes, f);
+            return self.stop("unhandled", true);
+        }
+        let mask = u64::MAX >> (64 - 8 * u32::from(size.clamp(1, 4)));
+        let regs = self.cpu.regs();
+        let value = regs.rax & mask;
+        if input {
+            regs.rax |= mask; // no device: all ones
+        }
+        let action = io::classify(port, input, value, &self.config.intercept_io);
+        let (name, notable, then) = match action {
+            io::PortAction::Reported => ("reported", Notable::Yes, Action::Skip),
+            io::PortAction::Blocked => ("blocked", Notable::No, Action::Skip),
+            io::PortAction::PowerOff => ("power-off", Notable::Yes, self.stop("power-off", false)),
+            io::PortAction::Reset => ("reset", Notable::Yes, self.stop("reset", false)),
+        };
+        let f = event((!input).then_some(value), name);
+        self.trace.exit(Reason::Io, rip, port.into(), notable, f);
+        then
+    }
+
+    fn msr(&mut self, rip: u64, index: u32, write: bool) -> Action {
+        let regs = *self.cpu.regs();
+        let value = (regs.rdx << 32) | (regs.rax & 0xffff_ffff);
+        let emulated = match (index, write) {
+            // Locked, VMX off: what a CPU without VMX shows.
+            (IA32_FEATURE_CONTROL, false) => Some(1),
+            (IA32_EFER, false) => Some(self.cpu.efer()),
+            (IA32_EFER, true) => {
+                let paging = self.cpu.cr0() & guest::CR0_PG != 0;
+                let efer = checks::efer_write(self.cpu.efer(), value, paging, cpuid::has_nx());
+                if let Some(efer) = efer {
+                    self.cpu.set_efer(efer);
+                }
+                efer
+            }
+            _ => None,
+        };
+        let (shown, action, then) = match emulated {
+            Some(v) => {
+                if !write {
+                    let regs = self.cpu.regs();
+                    (regs.rax, regs.rdx) = (v & 0xffff_ffff, v >> 32);
+                }
+                (Some(v), "emulated", Action::Skip)
+            }
+            None => (write.then_some(value), "gp", Action::Inject(GP, Some(0))),
+        };
+        self.trace
+            .exit(Reason::Msr, rip, index.into(), Notable::No, |e| VmExit {
+                msr: Some(Hex(index.into())),
+                dir: Some(if write { "write" } else { "read" }),
+                value: shown.map(Hex),
+                action: Some(action),
+                ..e
+            });
+        then
+    }
+
+    fn cr_write(&mut self, rip: u64, cr: u8, value: u64) -> Action {
+        let long_mode = self.cpu.efer() & guest::EFER_LMA != 0;
+        // CR0 and CR3 come here only as writes the emulator refused.
+        let allowed = match cr {
+            4 => checks::cr4_write(value, long_mode, cpuid::guest_cr4_bits()),
+            _ => None,
+        };
+        let (action, then) = match allowed {
+            Some(cr4) => {
+                self.cpu.set_cr4(cr4);
+                ("emulated", Action::Skip)
+            }
+            None => ("gp", Action::Inject(GP, Some(0))),
+        };
+        self.trace
+            .exit(Reason::CrWrite, rip, value, Notable::No, |e| VmExit {
+                cr: Some(cr),
+                value: Some(Hex(value)),
+                action: Some(action),
+                ..e
+            });
+        then
+    }
+}

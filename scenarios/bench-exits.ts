@@ -1,0 +1,34 @@
+import { guest, guestEnd, report } from "../harness/guests.ts";
+import { defineScenario, variants } from "../harness/scenario.ts";
+
+// The exit-cost benchmark's guest (`deno task bench exits` takes the
+// slopes): as a scenario it checks that every loop ran and was counted.
+// QEMU counts instructions in its TSC with -icount; Bochs' TSC does already.
+const N1 = 500, N2 = 2500;
+const positive = (v: bigint) => (v > 0n ? undefined : "no time passed");
+const base = defineScenario(
+  {
+    name: "bench-exits",
+    description: "loops of CPUID and nop-hypercall exits, timed by the guest's TSC",
+    groups: ["bench"],
+    machine: { memoryMiB: 128, emulatorArgs: { qemu: ["-icount", "shift=0,sleep=off"] } },
+  },
+  guest({
+    payload: "bench-exits.asm",
+    trace: "summary",
+    targets: [
+      { backend: "bochs", cpus: ["tigerlake", "ryzen"] },
+      { backend: "qemu", boot: "kernel", cpus: ["EPYC"] },
+    ],
+  }),
+  { expect: [1, 2, 3, 4].map((tag) => report(tag, positive)) },
+  guestEnd({
+    counts: { cpuid: N1 + N2 + 1, hypercall: N1 + N2 + 6, hlt: 1 },
+  }),
+);
+/** The default trace level, and every exit an event: what tracing costs. */
+export default variants(base, {
+  summary: {},
+  // Each traced exit costs a line on the UART: longer than the default watchdog allows on Bochs.
+  traced: { cmdline: base.cmdline!.replace("trace=summary", "trace=exits guest.watchdog=0") },
+});
