@@ -48,7 +48,7 @@ export const EVENTS = {
     loader: "string",
     cmdline: "string",
   },
-  memmap: { regions: "array", usable_bytes: "number", dropped: "number" },
+  memmap: { regions: "array", usable_bytes: "number", dropped: "number", direct_map: "hex" },
   modules: { modules: "array" },
   acpi: {
     rsdp: "hex",

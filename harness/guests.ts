@@ -93,15 +93,23 @@ export function exitCountProblems(e: SvEvent, want: ExitCounts): string[] {
   });
 }
 
+/** vCPUs a payload guest has: one per CPU, at most 8 (docs/hypercalls.md). */
+export const MAX_VCPUS = 8;
+
+/** How many vCPUs a payload guest has on this run. */
+export function vcpusOf(run: RunInfo): number {
+  return Math.min(run.smp, MAX_VCPUS);
+}
+
 /**
  * Expectations per vCPU: each vCPU's own events (`vcpu: i`) must meet
  * `expect` in order, whatever the interleaving between vCPUs. `vcpus` is
- * how many vCPUs the guest has (one today; one per CPU to come).
+ * how many vCPUs the guest has (default: one per CPU of the run).
  */
-export function perVcpu(expect: EventExpectation[], vcpus = 1): RunCheck {
+export function perVcpu(expect: EventExpectation[], vcpus?: number): RunCheck {
   return (events, run) =>
     Array.from(
-      { length: vcpus },
+      { length: vcpus ?? vcpusOf(run) },
       (_, i) =>
         checkExpectations(events.filter((e) => e.vcpu === i), expect, run)
           .map((p) => `vCPU ${i}: ${p}`),
@@ -109,7 +117,7 @@ export function perVcpu(expect: EventExpectation[], vcpus = 1): RunCheck {
 }
 
 /** Every vCPU, sooner or later, reports `ev` (with `fields`). */
-export function everyVcpu(ev: string, fields?: Record<string, unknown>, vcpus = 1): RunCheck {
+export function everyVcpu(ev: string, fields?: Record<string, unknown>, vcpus?: number): RunCheck {
   return perVcpu([{ ev, fields }], vcpus);
 }
 

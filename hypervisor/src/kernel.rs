@@ -48,6 +48,8 @@ struct MemoryMap {
     regions: heapless::Vec<Region, { boot::MAX_REGIONS }>,
     usable_bytes: u64,
     dropped: u32,
+    /// Where the direct map ends: the hypervisor reaches all RAM below.
+    direct_map: Hex,
 }
 impl Event for MemoryMap {
     const NAME: &'static str = "memmap";
@@ -171,6 +173,9 @@ pub fn main(magic: u32, info: u32) -> ! {
     };
     let cpu = cpu::identify();
     event::emit(&cpu);
+    // Page tables are the kernel's: host tests have none to extend.
+    #[cfg(not(test))]
+    crate::phys::extend_direct_map(boot.usable_end());
     report_memory(&boot);
     let rsdp = report_acpi(&mem, &boot);
     let (topology, hmat) = discover_topology(&mem, rsdp.as_ref(), &boot, options.numa);
@@ -265,6 +270,7 @@ fn report_memory(boot: &BootInfo) {
         regions,
         usable_bytes: boot.usable_bytes(),
         dropped: boot.dropped,
+        direct_map: Hex(crate::phys::direct_map_limit()),
     });
     let modules = boot
         .modules
@@ -504,8 +510,8 @@ fn run_selftest(test: SelfTest) {
             unsafe { core::arch::asm!("ud2") }
         }
         SelfTest::PageFault => {
-            // Above the 4 GiB identity map: not present.
-            let addr = 0x40_0000_0000u64 as *const u64;
+            // Past the direct map: not present.
+            let addr = crate::phys::direct_map_limit() as *const u64;
             // SAFETY: faults on purpose; the handler ends the run.
             unsafe { core::ptr::read_volatile(addr) };
         }

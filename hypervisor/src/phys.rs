@@ -2,6 +2,8 @@
 //! `PhysMem`, so the kernel hands them its identity map and host tests hand
 //! them a fake.
 
+use core::sync::atomic::{AtomicU64, Ordering};
+
 pub trait PhysMem {
     /// The `len` bytes at physical address `addr`, or `None` when any of them
     /// is outside what this view can read.
@@ -36,15 +38,83 @@ pub trait PhysMem {
     }
 }
 
-/// The kernel's view: the boot page tables identity-map the first 4 GiB.
+/// The kernel's view: the direct map identity-maps physical memory, the
+/// first 4 GiB from boot (`arch/entry.s`), the rest of RAM once
+/// `extend_direct_map` ran.
 pub struct IdentityMapped;
 
+/// What the boot page tables map.
 pub const IDENTITY_LIMIT: u64 = 4 << 30;
+static LIMIT: AtomicU64 = AtomicU64::new(IDENTITY_LIMIT);
+
+/// Where the direct map ends: every physical address below is mapped.
+pub fn direct_map_limit() -> u64 {
+    LIMIT.load(Ordering::Relaxed)
+}
+
+#[cfg(not(test))]
+const GIB: u64 = 1 << 30;
+/// Page directories for memory above 4 GiB on CPUs without 1 GiB pages:
+/// 60 of them map RAM up to 64 GiB.
+#[cfg(not(test))]
+const SPARE_DIRECTORIES: usize = 60;
+
+#[cfg(not(test))]
+#[repr(C, align(4096))]
+struct Directories([[u64; 512]; SPARE_DIRECTORIES]);
+#[cfg(not(test))]
+static mut DIRECTORIES: Directories = Directories([[0; 512]; SPARE_DIRECTORIES]);
+
+#[cfg(not(test))]
+unsafe extern "C" {
+    /// The boot page-directory-pointer table (`arch/entry.s`): entry i maps GiB i.
+    static mut boot_pdpt: [u64; 512];
+}
+
+/// Extends the direct map to `top` (the end of RAM), GiB by GiB in the boot
+/// PDPT: with 1 GiB pages where the CPU has them, else with 2 MiB pages in
+/// static page directories (RAM up to 64 GiB). Called once, on the boot CPU,
+/// before any other CPU runs; returns the new limit.
+#[cfg(not(test))]
+pub fn extend_direct_map(top: u64) -> u64 {
+    const PRESENT_WRITABLE: u64 = 0x3;
+    const LARGE: u64 = 0x80;
+    let huge = raw_cpuid::cpuid!(0x8000_0001).edx & (1 << 26) != 0;
+    let max = if huge {
+        512 * GIB
+    } else {
+        IDENTITY_LIMIT + SPARE_DIRECTORIES as u64 * GIB
+    };
+    let end = top.next_multiple_of(GIB).min(max);
+    let mut gib = direct_map_limit() / GIB;
+    while gib * GIB < end {
+        let at = gib * GIB;
+        let entry = if huge {
+            at | LARGE | PRESENT_WRITABLE
+        } else {
+            let i = (gib - IDENTITY_LIMIT / GIB) as usize;
+            let pd = (&raw mut DIRECTORIES).cast::<u64>().wrapping_add(i * 512);
+            for j in 0..512 {
+                let page = (at + j as u64 * (2 << 20)) | LARGE | PRESENT_WRITABLE;
+                // SAFETY: only this function touches DIRECTORIES, once, on the
+                // boot CPU; directory i maps GiB 4 + i and nothing else.
+                unsafe { pd.add(j).write(page) };
+            }
+            pd as u64 | PRESENT_WRITABLE
+        };
+        // SAFETY: entries past the first four are unused until now (not
+        // present, so no TLB holds them); the CPU walks the PDPT through CR3.
+        unsafe { (&raw mut boot_pdpt).cast::<u64>().add(gib as usize).write(entry) };
+        gib += 1;
+    }
+    LIMIT.store(gib * GIB, Ordering::Relaxed);
+    gib * GIB
+}
 
 impl PhysMem for IdentityMapped {
     fn bytes(&self, addr: u64, len: usize) -> Option<&[u8]> {
         let end = addr.checked_add(len as u64)?;
-        if addr == 0 || end > IDENTITY_LIMIT {
+        if addr == 0 || end > direct_map_limit() {
             return None; // address 0 would make a null slice
         }
         // SAFETY: [addr, end) lies in the identity map, which is always
@@ -53,17 +123,12 @@ impl PhysMem for IdentityMapped {
     }
 }
 
-/// Where the direct map ends: every physical address below is mapped.
-pub fn direct_map_limit() -> u64 {
-    IDENTITY_LIMIT
-}
-
 /// Clears `len` bytes at physical address `addr` through the identity map.
 ///
 /// # Safety
 /// As for `write`.
 pub unsafe fn zero(addr: u64, len: usize) {
-    debug_assert!(addr != 0 && addr + len as u64 <= IDENTITY_LIMIT);
+    debug_assert!(addr != 0 && addr + len as u64 <= direct_map_limit());
     // SAFETY: the caller owns the range, which the identity map covers.
     unsafe { core::ptr::write_bytes(addr as *mut u8, 0, len) };
 }
@@ -74,7 +139,7 @@ pub unsafe fn zero(addr: u64, len: usize) {
 /// The range must be memory the caller owns (a frame from `mm`), inside
 /// the identity map.
 pub unsafe fn write(addr: u64, bytes: &[u8]) {
-    debug_assert!(addr != 0 && addr + bytes.len() as u64 <= IDENTITY_LIMIT);
+    debug_assert!(addr != 0 && addr + bytes.len() as u64 <= direct_map_limit());
     // SAFETY: the caller owns the range, which the identity map covers.
     unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), addr as *mut u8, bytes.len()) };
 }

@@ -23,6 +23,11 @@ const MASKED: u32 = 1 << 16;
 
 /// The vector of the APIC timer, which the host acknowledges and returns from.
 pub const TIMER_VECTOR: u8 = 0xf0;
+/// The hypervisor's own IPI: it only wakes a parked CPU, or brings a CPU in
+/// guest mode back to the host; acknowledged and returned from.
+pub const KICK_VECTOR: u8 = 0xf1;
+/// A fixed interrupt to `KICK_VECTOR`.
+pub const KICK: u32 = 0x4000 | KICK_VECTOR as u32;
 /// The spurious-interrupt vector (SVR).
 pub const SPURIOUS_VECTOR: u8 = 0xff;
 

@@ -175,5 +175,6 @@ boot_stack_top:
     .section .bss, "aw", @nobits
     .balign 4096
 boot_pml4:  .skip 4096
+    .globl boot_pdpt                /* extended past 4 GiB by phys::extend_direct_map */
 boot_pdpt:  .skip 4096
 boot_pd:    .skip 4096 * 4

@@ -84,9 +84,9 @@ pub fn selectors() -> Selectors {
     GDT[0].get().expect("arch::init ran first").1
 }
 
-/// Where the boot CPU's TSS is (the VMCS host state needs it).
-pub fn tss_base() -> u64 {
-    TSS[0]
+/// Where CPU `cpu`'s TSS is (the VMCS host state needs it).
+pub fn tss_base(cpu: usize) -> u64 {
+    TSS[cpu]
         .get()
         .map_or(0, |tss| tss as *const TaskStateSegment as u64)
 }

@@ -1,14 +1,15 @@
 //! Starting every CPU the MADT lists: INIT, then two STARTUP IPIs to the
 //! trampoline (`trampoline.s`), one CPU at a time. Each CPU gets its stacks
 //! from its own node's memory, loads its GDT, TSS and IDT, reports
-//! `cpu-up` and parks. A CPU that does not come up in time is reported.
+//! `cpu-up` and parks (halted, woken by the kick IPI) until `dispatch` gives
+//! it work. A CPU that does not come up in time is reported.
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use serde::Serialize;
 
 use super::apic::{self, Apic};
 use super::gdt::{IST_COUNT, IST_STACK, MAX_CPUS};
-use super::{pit, power};
+use super::pit;
 use crate::boot::{BootInfo, MemoryKind};
 use crate::event::{self, Event};
 use crate::mm::{self, FRAME};
@@ -23,7 +24,8 @@ unsafe extern "C" {
 
 const TRAMPOLINE: u64 = 0x7000;
 const MAILBOX: u64 = TRAMPOLINE + 0xf00;
-const STACK_FRAMES: u64 = 4;
+/// 64 KiB: a vCPU's setup builds its 8 KiB I/O and MSR bitmaps on the stack.
+const STACK_FRAMES: u64 = 16;
 /// A CPU's kernel stack, then its IST stacks, in one run of frames.
 const FRAMES_PER_CPU: u64 = STACK_FRAMES + (IST_COUNT * IST_STACK) as u64 / FRAME;
 /// How long a CPU has to check in.
@@ -33,6 +35,7 @@ static ONLINE: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_C
 /// Per CPU: the start of its stack frames, and its node's domain.
 static STACKS: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 static DOMAINS: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+static APIC_IDS: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 
 #[derive(Serialize)]
 struct CpuUp {
@@ -109,6 +112,7 @@ pub fn start_all(
         bsp: true,
     });
     ONLINE[0].store(true, Ordering::SeqCst);
+    APIC_IDS[0].store(bsp.into(), Ordering::SeqCst);
 
     let need_x2 = force_x2apic || cpus.iter().any(|c| c.0 > 254);
     if need_x2 && !x2apic_supported() {
@@ -153,6 +157,7 @@ pub fn start_all(
             break;
         };
         STACKS[cpu].store(base, Ordering::SeqCst);
+        APIC_IDS[cpu].store(id.into(), Ordering::SeqCst);
         DOMAINS[cpu].store(domain.into(), Ordering::SeqCst);
         let mailbox = [
             x86_64::registers::control::Cr3::read_raw()
@@ -203,6 +208,8 @@ extern "C" fn ap_entry(cpu: u64) -> ! {
     let base = STACKS[cpu].load(Ordering::SeqCst) + STACK_FRAMES * FRAME;
     let ist = core::array::from_fn(|slot| base + ((slot + 1) * IST_STACK) as u64);
     super::init_ap(cpu, ist);
+    // Software-enabled, or the kick IPI that wakes this CPU is not accepted.
+    Apic::enable(false);
     event::emit(&CpuUp {
         cpu,
         apic_id: apic_id(),
@@ -210,5 +217,53 @@ extern "C" fn ap_entry(cpu: u64) -> ! {
         bsp: false,
     });
     ONLINE[cpu].store(true, Ordering::SeqCst);
-    power::halt_forever()
+    park(cpu)
+}
+
+/// Work for the other CPUs: a function and its argument, and a generation
+/// that each parked CPU compares with the last it ran.
+type Work = (fn(usize, usize), usize);
+static WORK: spin::Mutex<Option<Work>> = spin::Mutex::new(None);
+static GENERATION: AtomicU64 = AtomicU64::new(0);
+
+/// Halts until `dispatch` has new work, runs it, and halts again.
+fn park(cpu: usize) -> ! {
+    let mut seen = 0;
+    loop {
+        x86_64::instructions::interrupts::disable();
+        let now = GENERATION.load(Ordering::SeqCst);
+        if now != seen {
+            seen = now;
+            let work = *WORK.lock();
+            if let Some((f, arg)) = work {
+                f(cpu, arg);
+            }
+            continue;
+        }
+        // STI's shadow covers HLT: a kick sent after the check still wakes it.
+        x86_64::instructions::interrupts::enable_and_hlt();
+    }
+}
+
+/// Whether CPU `cpu` (an index, 0 the boot CPU) runs.
+pub fn online(cpu: usize) -> bool {
+    ONLINE.get(cpu).is_some_and(|c| c.load(Ordering::SeqCst))
+}
+
+/// Has every other online CPU run `f(cpu, arg)`, once, from its park.
+/// Returns at once: the caller waits for what `f` reports.
+pub fn dispatch(f: fn(usize, usize), arg: usize) {
+    *WORK.lock() = Some((f, arg));
+    GENERATION.fetch_add(1, Ordering::SeqCst);
+    let apic = Apic::current();
+    for cpu in (1..MAX_CPUS).filter(|&c| online(c)) {
+        apic.send(APIC_IDS[cpu].load(Ordering::SeqCst) as u32, apic::KICK);
+    }
+}
+
+/// Wakes CPU `cpu` out of guest mode or its halt (it checks what changed).
+pub fn kick(cpu: usize) {
+    if online(cpu) {
+        Apic::current().send(APIC_IDS[cpu].load(Ordering::SeqCst) as u32, apic::KICK);
+    }
 }

@@ -1,6 +1,6 @@
 //! Reports an exception or unexpected interrupt as an event and ends the run;
-//! the host's own interrupts (the watchdog's APIC timer, spurious ones) are
-//! acknowledged and return.
+//! the host's own interrupts (the watchdog's APIC timer, the kick IPI,
+//! spurious ones) are acknowledged and return.
 
 use core::sync::atomic::{AtomicBool, Ordering};
 use serde::Serialize;
@@ -156,6 +156,7 @@ static REPORTING: AtomicBool = AtomicBool::new(false);
 extern "C" fn trap_entry(frame: &TrapFrame) {
     match frame.vector {
         v if v == u64::from(super::apic::TIMER_VECTOR) => return super::apic::eoi(),
+        v if v == u64::from(super::apic::KICK_VECTOR) => return super::apic::eoi(),
         v if super::pic::SPURIOUS.contains(&v) || v == u64::from(super::apic::SPURIOUS_VECTOR) => {
             return; // spurious: no EOI
         }

@@ -114,6 +114,16 @@ impl BootInfo {
             .map(|r| r.len)
             .sum()
     }
+
+    /// Where the highest usable region ends.
+    pub fn usable_end(&self) -> u64 {
+        self.memory
+            .iter()
+            .filter(|r| r.kind == MemoryKind::Usable)
+            .map(|r| r.base.saturating_add(r.len))
+            .max()
+            .unwrap_or(0)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -14,7 +14,9 @@ use crate::arch::apic::Apic;
 use crate::ept::format::Npt;
 use crate::event::{self, Event, Hex};
 use crate::mm;
+use crate::phys::{IdentityMapped, PhysMem};
 use crate::vcpu::decode::{self, Insn};
+use crate::vcpu::fetch;
 use crate::vcpu::guest::{CR0_PE, CR0_PG, EFER_LMA, GuestState};
 use crate::vcpu::memory::GuestMemory;
 use crate::vcpu::{
@@ -115,6 +117,32 @@ struct GuestDump {
     nested_cr3: Hex,
 }
 
+impl GuestDump {
+    /// What VMRUN is asked to load: taken before it, field by field (a
+    /// copy of the whole save area would cost every entry).
+    fn asked(v: &Vmcb) -> Self {
+        let (s, c) = (&v.save, &v.control);
+        Self {
+            cr0: Hex(s.cr0),
+            cr3: Hex(s.cr3),
+            cr4: Hex(s.cr4),
+            efer: Hex(s.efer),
+            rip: Hex(s.rip),
+            rsp: Hex(s.rsp),
+            rflags: Hex(s.rflags),
+            cs: Hex(s.cs.selector.into()),
+            cs_attrib: Hex(s.cs.attrib.into()),
+            cs_limit: Hex(s.cs.limit.into()),
+            ss_attrib: Hex(s.ss.attrib.into()),
+            tr_attrib: Hex(s.tr.attrib.into()),
+            cpl: s.cpl,
+            asid: c.guest_asid,
+            intercepts: Hex((u64::from(c.intercept_misc2) << 32) | u64::from(c.intercept_misc1)),
+            nested_cr3: Hex(c.nested_cr3),
+        }
+    }
+}
+
 fn rdmsr(msr: u32) -> u64 {
     // SAFETY: only called for MSRs every CPU with SVM has.
     unsafe { Msr::new(msr).read() }
@@ -179,15 +207,22 @@ impl Svm {
 
 pub struct Vcpu<'m> {
     ctx: CpuContext,
+    /// The vCPU's index, in events.
+    index: u32,
     vmcb_pa: u64,
     host_save: u64,
     memory: &'m GuestMemory<Npt>,
     launched: bool,
     /// Length of the instruction that exited, decoded, for `skip_instruction`.
     exit_len: u64,
+    /// The last walk to the guest's code, reused while it holds.
+    code: fetch::CodeWalk,
     nrip_save: bool,
-    /// The watchdog's TSC deadline, armed on `apic`'s timer before each VMRUN.
+    /// The watchdog's TSC deadline, armed on `apic`'s timer before VMRUN.
     deadline: Deadline,
+    timer_armed: bool,
+    /// CR0, CR4 and EFER as last found legal (`checks::illegal_state`).
+    checked: Option<(u64, u64, u64)>,
     /// Where the emulator last refused a MOV to CR (see `refused_cr_write`).
     refused_at: Option<u64>,
     apic: Apic,
@@ -205,6 +240,7 @@ impl<'m> Vcpu<'m> {
         config: &GuestConfig,
         state: &GuestState,
         memory: &'m GuestMemory<Npt>,
+        seat: vcpu::Seat,
     ) -> Result<Self, Refusal> {
         let vmcb_pa = mm::alloc_zeroed().ok_or_else(|| oom("the VMCB"))?;
         let iopm = mm::alloc_run_zeroed(permissions::IOPM_PAGES).ok_or_else(|| oom("the IOPM"))?;
@@ -225,13 +261,17 @@ impl<'m> Vcpu<'m> {
         }
         let mut cpu = Self {
             ctx: CpuContext::new(),
+            index: seat.vcpu,
             vmcb_pa,
             host_save: svm.host_save,
             memory,
             launched: false,
             exit_len: 0,
+            code: fetch::CodeWalk::default(),
             nrip_save: svm.nrip_save,
             deadline: Deadline::default(),
+            timer_armed: false,
+            checked: None,
             refused_at: None,
             // Software-enabled: a disabled APIC masks its timer.
             apic: Apic::enable(false),
@@ -308,31 +348,45 @@ impl<'m> Vcpu<'m> {
         unsafe { &*(self.vmcb_pa as *const Vmcb) }
     }
 
-    /// The instruction at the guest's RIP, read through its page tables:
-    /// one translation per page the 15 bytes touch, one copy per piece.
-    fn instruction(&self) -> decode::Decoded {
+    /// Up to `out.len()` bytes at the guest's RIP, read through its page
+    /// tables (the walk to its page remembered while it holds:
+    /// `vcpu::fetch`), one copy per page they touch; how many were read (a
+    /// page that is not mapped ends them).
+    fn fetch(&mut self, out: &mut [u8]) -> usize {
         let s = &self.vmcb_ref().save;
-        let mut bytes = [0u8; 15];
-        let read = |gpa: u64| {
-            let mut q = [0u8; 8];
-            self.memory.read(gpa, &mut q).then(|| u64::from_le_bytes(q))
-        };
-        let paging = s.cr0 & CR0_PG != 0;
-        let long_mode = s.efer & EFER_LMA != 0;
+        let (cr3, paging, long_mode) = (s.cr3, s.cr0 & CR0_PG != 0, s.efer & EFER_LMA != 0);
         let linear = s.cs.base.wrapping_add(s.rip);
+        let memory = self.memory;
         let mut n = 0;
-        while n < bytes.len() {
+        while n < out.len() {
             let at = linear.wrapping_add(n as u64);
-            let piece = (0x1000 - (at & 0xfff) as usize).min(bytes.len() - n);
-            // A page that is not mapped ends the bytes: the decoder sees them truncated.
-            let Some(gpa) = decode::translate(read, paging, long_mode, s.cr3, at) else {
+            let piece = (0x1000 - (at & 0xfff) as usize).min(out.len() - n);
+            let key = fetch::Key {
+                cr3,
+                page: at & !0xfff,
+                paging,
+                long_mode,
+            };
+            let frame = self.code.frame(
+                key,
+                |gpa| memory.host_address(gpa),
+                |hpa| IdentityMapped.u64(hpa),
+            );
+            let Some(b) = frame.and_then(|f| IdentityMapped.bytes(f + (at & 0xfff), piece)) else {
                 break;
             };
-            if !self.memory.read(gpa, &mut bytes[n..n + piece]) {
-                break;
-            }
+            out[n..n + piece].copy_from_slice(b);
             n += piece;
         }
+        n
+    }
+
+    /// The instruction at the guest's RIP, decoded.
+    fn instruction(&mut self) -> decode::Decoded {
+        let mut bytes = [0u8; 15];
+        let n = self.fetch(&mut bytes);
+        let s = &self.vmcb_ref().save;
+        let long_mode = s.efer & EFER_LMA != 0;
         decode::decode(&bytes[..n], long_mode && s.cs.attrib & (1 << 9) != 0)
     }
 
@@ -444,8 +498,12 @@ impl<'m> Vcpu<'m> {
                 });
             }
             names::SHUTDOWN => return Some(Exit::TripleFault),
-            // The host took the interrupt after the exit; the deadline decides.
-            names::INTR => return None,
+            // The host took the interrupt after the exit (its timer, a kick):
+            // the run loop decides, the deadline too.
+            names::INTR => {
+                self.timer_armed = false; // it fired, or a kick came first: arm it again
+                return Some(Exit::Timer);
+            }
             names::NPF => {
                 let e = c.exit_info1;
                 let (write, fetch) = (e & 2 != 0, e & 0x10 != 0);
@@ -469,6 +527,14 @@ impl<'m> Vcpu<'m> {
             self.exit_len = c.next_rip.wrapping_sub(rip);
             return Some(exit.0);
         }
+        // Without nRIP: the instruction's plain encoding (no prefix) is the
+        // common case, and its length; anything else is decoded in full.
+        let mut head = [0u8; 3];
+        let n = self.fetch(&mut head);
+        if let Some(len) = decode::plain_length(exit.1, &head[..n]) {
+            self.exit_len = len;
+            return Some(exit.0);
+        }
         let d = self.instruction();
         match known(exit.1, d) {
             Some(len) => {
@@ -482,31 +548,12 @@ impl<'m> Vcpu<'m> {
         }
     }
 
-    /// Reports a refused VMRUN with `s`, the state VMRUN was asked to load
-    /// (emulators may overwrite the VMCB's own copy when they refuse it).
-    fn entry_failed(&mut self, s: &vmcb::SaveArea) -> EntryFailure {
-        let c = &self.vmcb_ref().control;
-        let guest = GuestDump {
-            cr0: Hex(s.cr0),
-            cr3: Hex(s.cr3),
-            cr4: Hex(s.cr4),
-            efer: Hex(s.efer),
-            rip: Hex(s.rip),
-            rsp: Hex(s.rsp),
-            rflags: Hex(s.rflags),
-            cs: Hex(s.cs.selector.into()),
-            cs_attrib: Hex(s.cs.attrib.into()),
-            cs_limit: Hex(s.cs.limit.into()),
-            ss_attrib: Hex(s.ss.attrib.into()),
-            tr_attrib: Hex(s.tr.attrib.into()),
-            cpl: s.cpl,
-            asid: c.guest_asid,
-            intercepts: Hex((u64::from(c.intercept_misc2) << 32) | u64::from(c.intercept_misc1)),
-            nested_cr3: Hex(c.nested_cr3),
-        };
+    /// Reports a refused VMRUN with `guest`, the state VMRUN was asked to
+    /// load (emulators may overwrite the VMCB's own copy when they refuse it).
+    fn entry_failed(&mut self, guest: GuestDump) -> EntryFailure {
         let reason = names::exit_code(names::INVALID);
         event::emit(&vcpu::EntryFailed {
-            vcpu: 0,
+            vcpu: self.index,
             instruction: "vmrun",
             code: Hex(names::INVALID),
             reason,
@@ -522,25 +569,38 @@ impl<'m> Vcpu<'m> {
 impl VirtCpu for Vcpu<'_> {
     fn run(&mut self) -> Result<Exit, EntryFailure> {
         loop {
-            if !self.deadline.arm(|left| self.arm_timer(left)) {
+            // The APIC timer counts down in host and guest alike: armed once
+            // for the deadline, again only after an interrupt ended a slice.
+            let (deadline, armed) = (self.deadline, self.timer_armed);
+            let mut arm = None;
+            if !deadline.arm(|left| arm = (!armed).then_some(left)) {
                 return Ok(Exit::Deadline);
+            }
+            if let Some(left) = arm {
+                self.arm_timer(left);
+                self.timer_armed = true;
             }
             if !self.launched {
                 event::emit(&VmRun {
-                    vcpu: 0,
+                    vcpu: self.index,
                     vmcb: Hex(self.vmcb_pa),
                     asid: self.vmcb_ref().control.guest_asid,
                 });
             }
             let rax = self.ctx.regs.rax;
             self.vmcb().save.rax = rax;
-            let asked = self.vmcb_ref().save;
+            let asked = GuestDump::asked(self.vmcb_ref());
             // Emulators let some MOV to CR0/CR4 through that AMD hardware
             // refuses with #GP; VMRUN would then fail on the guest's account.
-            let (cr0, cr4, efer) = (asked.cr0, asked.cr4, asked.efer & !EFER_SVME);
-            let cr4_bits = vcpu::cpuid::guest_cr4_bits();
-            if let Some(why) = vcpu::checks::illegal_state(cr0, cr4, efer, cr4_bits) {
-                return Ok(Exit::IllegalState(why));
+            // Checked when they change.
+            let state = (asked.cr0.0, asked.cr4.0, asked.efer.0 & !EFER_SVME);
+            if self.checked != Some(state) {
+                let cr4_bits = vcpu::cpuid::guest_cr4_bits();
+                if let Some(why) = vcpu::checks::illegal_state(state.0, state.1, state.2, cr4_bits)
+                {
+                    return Ok(Exit::IllegalState(why));
+                }
+                self.checked = Some(state);
             }
             // SAFETY: the VMCB, its maps and the nested tables are complete;
             // `run.s` saves and restores every register the host uses.
@@ -548,14 +608,17 @@ impl VirtCpu for Vcpu<'_> {
             self.launched = true;
             let v = self.vmcb();
             v.control.tlb_control = 0;
-            v.control.event_inject = 0;
+            // An event the exit interrupted while it was delivered (a fault on
+            // a page not backed yet, say) is delivered again (APM 15.7.2).
+            let pending = v.control.exit_int_info;
+            v.control.event_inject = if pending & (1 << 31) != 0 { pending } else { 0 };
             let (rax, code) = (v.save.rax, v.control.exit_code);
             self.ctx.regs.rax = rax;
             if names::is_invalid(code) {
                 if let Some(exit) = self.refused_cr_write() {
                     return Ok(exit);
                 }
-                return Err(self.entry_failed(&asked));
+                return Err(self.entry_failed(asked));
             }
             self.refused_at = None;
             if let Some(exit) = self.decode() {
@@ -604,6 +667,7 @@ impl VirtCpu for Vcpu<'_> {
 
     fn set_deadline(&mut self, deadline: Deadline) {
         self.deadline = deadline;
+        self.timer_armed = false;
     }
 
     fn set_cr4(&mut self, cr4: u64) {
@@ -633,8 +697,9 @@ impl vcpu::Virtualization for Svm {
         config: &GuestConfig,
         state: &GuestState,
         memory: &'m GuestMemory<Npt>,
+        seat: vcpu::Seat,
     ) -> Result<Vcpu<'m>, Refusal> {
-        Vcpu::new(self, config, state, memory)
+        Vcpu::new(self, config, state, memory, seat)
     }
     fn disable(self, exits: u32) {
         Svm::disable(self, exits)

@@ -109,6 +109,22 @@ pub fn decode(bytes: &[u8], long_mode: bool) -> Decoded {
     }
 }
 
+/// The length of `insn` when `bytes` start with its plain encoding (no
+/// prefix): the common case of an intercepted instruction, known without a
+/// full decode. None: decode it.
+pub fn plain_length(insn: Insn, bytes: &[u8]) -> Option<u64> {
+    let encoding: &[u8] = match insn {
+        Insn::Cpuid => &[0x0f, 0xa2],
+        Insn::Hlt => &[0xf4],
+        Insn::Rdmsr => &[0x0f, 0x32],
+        Insn::Wrmsr => &[0x0f, 0x30],
+        Insn::Hypercall => &[0x0f, 0x01, 0xd9], // VMMCALL: VMCALL comes by #UD
+
+        _ => return None,
+    };
+    bytes.starts_with(encoding).then_some(encoding.len() as u64)
+}
+
 /// The guest-physical address of `linear`, walking the guest's 4-level
 /// tables at `cr3` (long mode; 1 GiB and 2 MiB pages included). `read`
 /// reads a guest-physical quadword. None when not present or not long mode.
@@ -152,6 +168,20 @@ mod tests {
     fn d(bytes: &[u8]) -> (Insn, usize) {
         let r = decode(bytes, true);
         (r.insn, r.len)
+    }
+
+    #[test]
+    fn plain_encodings_need_no_decoding() {
+        assert_eq!(plain_length(Insn::Cpuid, &[0x0f, 0xa2, 0x90]), Some(2));
+        assert_eq!(plain_length(Insn::Hypercall, &[0x0f, 0x01, 0xd9]), Some(3));
+        assert_eq!(plain_length(Insn::Hlt, &[0xf4]), Some(1));
+        assert_eq!(
+            plain_length(Insn::Cpuid, &[0x66, 0x0f, 0xa2]),
+            None,
+            "a prefix"
+        );
+        assert_eq!(plain_length(Insn::Wrmsr, &[0x0f]), None, "truncated");
+        assert_eq!(plain_length(Insn::Invd, &[0x0f, 0x08]), None);
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //! action; the vendors never see these.
 
 use super::hypercall::{self, Hypercall};
-use super::memory::{BackError, Backing};
+use super::memory::BackError;
 use super::trace::{Notable, Reason, Tracer, VmExit};
+use super::vm::Machine;
 use super::{Exit, GuestConfig, VirtCpu, checks, cpuid, guest, io};
 use crate::ept::MapError;
 use crate::event::Hex;
@@ -33,7 +34,7 @@ pub enum Action {
 pub struct Handlers<'a, C: VirtCpu> {
     pub cpu: &'a mut C,
     config: &'a GuestConfig,
-    pub memory: &'a dyn Backing,
+    pub machine: &'a dyn Machine,
     /// The guest reported a failed check or a non-zero exit status.
     failed: bool,
     pub trace: Tracer,
@@ -48,13 +49,13 @@ impl<'a, C: VirtCpu> Handlers<'a, C> {
     pub fn new(
         cpu: &'a mut C,
         config: &'a GuestConfig,
-        memory: &'a dyn Backing,
+        machine: &'a dyn Machine,
         vcpu: u32,
     ) -> Self {
         Self {
             cpu,
             config,
-            memory,
+            machine,
             failed: false,
             trace: Tracer::new(config.trace, vcpu),
         }
@@ -172,7 +173,7 @@ impl<'a, C: VirtCpu> Handlers<'a, C> {
         let outcome = if mapped {
             Err(BackError::Present)
         } else {
-            self.memory.back(gpa)
+            self.machine.back(gpa)
         };
         let problem = match outcome {
             Ok(()) => return Action::Resume,
@@ -219,12 +220,13 @@ impl<'a, C: VirtCpu> Handlers<'a, C> {
     }
 
     fn hypercall(&mut self, rip: u64) -> Action {
-        let regs = *self.cpu.regs();
         let cpl = self.cpu.cpl();
+        let regs = self.cpu.regs();
+        let nr = regs.rax;
         // Only the guest's kernel speaks to the hypervisor (as KVM does).
         let call = match cpl {
-            0 => Hypercall::decode(&regs),
-            _ => Hypercall::Denied { nr: regs.rax },
+            0 => Hypercall::decode(regs),
+            _ => Hypercall::Denied { nr },
         };
         let base = |e| VmExit {
             call: Some(call.name()),
@@ -233,7 +235,7 @@ impl<'a, C: VirtCpu> Handlers<'a, C> {
         };
         let mut text = [0u8; hypercall::PRINT_MAX as usize];
         let mut result = 0;
-        let (nr, t) = (regs.rax, &mut self.trace);
+        let t = &mut self.trace;
         match call {
             Hypercall::Report { value, tag } => {
                 t.exit(Reason::Hypercall, rip, nr, Notable::Yes, |e| VmExit {
@@ -293,6 +295,12 @@ impl<'a, C: VirtCpu> Handlers<'a, C> {
                 return self.stop("assert", true);
             }
             Hypercall::Nop => t.exit(Reason::Hypercall, rip, nr, Notable::No, base),
+            Hypercall::Barrier => {
+                t.exit(Reason::Hypercall, rip, nr, Notable::No, base);
+                if !self.machine.barrier() {
+                    return self.stop("stopped", false);
+                }
+            }
             Hypercall::Unknown { nr } | Hypercall::Denied { nr } => {
                 result = hypercall::UNKNOWN;
                 t.exit(Reason::Hypercall, rip, nr, Notable::No, |e| VmExit {

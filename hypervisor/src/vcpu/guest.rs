@@ -4,7 +4,7 @@
 //!
 //! Guest-physical layout:
 //!   0x1000 PML4, 0x2000 PDPT, 0x3000 PD (long mode: the first GiB identity-mapped)
-//!   0x4000 GDT; stack below 0x7000; payload loaded and entered at 0x8000.
+//!   0x4000 GDT; vCPU i's stack below 0x7000 - i * 0x200; payload loaded and entered at 0x8000.
 
 use serde::Serialize;
 
@@ -18,6 +18,13 @@ pub enum GuestMode {
 
 pub const LOAD_ADDRESS: u64 = 0x8000;
 pub const STACK_TOP: u64 = 0x7000;
+/// Each vCPU's stack, from `STACK_TOP` down (docs/hypercalls.md).
+pub const STACK_BYTES: u64 = 0x200;
+
+/// Where vCPU `index`'s stack starts (grows down from).
+pub fn stack_top(index: usize) -> u64 {
+    STACK_TOP - index as u64 * STACK_BYTES
+}
 pub const PML4: u64 = 0x1000;
 pub const PDPT: u64 = 0x2000;
 pub const PD: u64 = 0x3000;

@@ -36,6 +36,8 @@ pub enum Hypercall {
     },
     /// Does nothing: a round trip, for measuring the exit path.
     Nop,
+    /// Waits until every vCPU still running has made the call.
+    Barrier,
     Unknown {
         nr: u64,
     },
@@ -51,6 +53,7 @@ pub const RESULT: u64 = 2;
 pub const EXIT: u64 = 3;
 pub const ASSERT: u64 = 4;
 pub const NOP: u64 = 5;
+pub const BARRIER: u64 = 6;
 pub const PRINT_MAX: u64 = 256;
 /// RAX after an unknown call.
 pub const UNKNOWN: u64 = u64::MAX;
@@ -76,6 +79,7 @@ impl Hypercall {
                 line: regs.rsi,
             },
             NOP => Self::Nop,
+            BARRIER => Self::Barrier,
             nr => Self::Unknown { nr },
         }
     }
@@ -88,6 +92,7 @@ impl Hypercall {
             Self::Exit { .. } => "exit",
             Self::Assert { .. } => "assert",
             Self::Nop => "nop",
+            Self::Barrier => "barrier",
             Self::Unknown { .. } => "unknown",
             Self::Denied { .. } => "denied",
         }

@@ -86,6 +86,16 @@ impl<F: Format> GuestMemory<F> {
         Ok(frame)
     }
 
+    /// The host address of `gpa`, when its page is backed.
+    pub fn host_address(&self, gpa: u64) -> Option<u64> {
+        if gpa >= self.size {
+            return None;
+        }
+        self.table
+            .translate(&mut IdentityTables, gpa)
+            .map(|(hpa, _)| hpa)
+    }
+
     /// Calls `f(hpa, done, n)` for each piece of `[gpa, gpa + len)` that
     /// lies in one page: `n` bytes at host-physical `hpa` (None: a page not
     /// backed, unless `back` backs it), `done` bytes in. False when the

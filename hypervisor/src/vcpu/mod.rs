@@ -7,11 +7,13 @@ pub mod checks;
 pub mod cpuid;
 pub mod decode;
 pub mod exits;
+pub mod fetch;
 pub mod guest;
 pub mod hypercall;
 pub mod io;
 pub mod memory;
 pub mod trace;
+pub mod vm;
 
 use heapless::{String, Vec};
 use serde::Serialize;
@@ -151,7 +153,9 @@ pub enum Exit {
     Invd,
     /// The watchdog's deadline passed: the vendor did not enter the guest again.
     Deadline,
-    /// The vendor's timer fired (the vendor handles it: it never reaches the run loop).
+    /// The host's own interrupt ended the guest's slice: the vendor's timer
+    /// (the deadline is checked at the next entry) or a kick IPI (the run
+    /// loop checks whether the guest is stopping).
     Timer,
     /// The vendor did not enter the guest: its state is one the hardware
     /// would have refused with #GP, which the emulator let through.
@@ -247,32 +251,113 @@ pub trait Virtualization: Sized {
         config: &GuestConfig,
         state: &guest::GuestState,
         memory: &'m memory::GuestMemory<Self::Format>,
+        seat: Seat,
     ) -> Result<Self::Cpu<'m>, Refusal>;
     /// Turns the extension off; `exits` is reported.
     fn disable(self, exits: u32);
 }
 
-/// Runs `payload` as the guest `config` describes, from turning the
-/// extension on to turning it off.
+/// Which vCPU a vendor's vCPU is, and the CPU it is pinned to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Seat {
+    pub vcpu: u32,
+    pub cpu: usize,
+}
+
+/// Runs `payload` as the guest `config` describes, one vCPU on every CPU
+/// that runs (up to `vm::MAX_VCPUS`), from turning the extension on to
+/// turning it off; returns when every vCPU has ended, with the boot CPU's
+/// vCPU's end (failed when any vCPU failed).
 pub fn launch<V: Virtualization>(
     config: &GuestConfig,
     payload: &[u8],
 ) -> Result<GuestEnd, Refusal> {
+    use crate::arch::{gdt::MAX_CPUS, smp};
     let virt = V::enable()?;
     let result = (|| {
         let memory = prepare_memory::<V::Format>(config, payload)?;
-        let mut cpu = virt.vcpu(config, &guest::initial_state(config.mode), &memory)?;
-        let ms = config.watchdog_ms;
-        cpu.set_deadline(if ms > 0 {
-            let ticks = ms.saturating_mul(crate::arch::tsc::per_ms());
-            Deadline::at(crate::arch::tsc::now().saturating_add(ticks))
-        } else {
-            Deadline::default()
-        });
-        Ok(run(&mut cpu, config, &memory))
+        let cpus = (0..MAX_CPUS)
+            .filter(|&c| smp::online(c))
+            .take(vm::MAX_VCPUS)
+            .collect();
+        let vm = vm::Vm::new(config.clone(), memory, cpus, smp::kick);
+        let mut cpu = start_vcpu(&virt, &vm, 0)?;
+        if vm.vcpus() > 1 {
+            smp::dispatch(ap_vcpu::<V>, &raw const vm as usize);
+        }
+        let end = run(&mut cpu, config, &vm, 0);
+        vm.finish(0, &end);
+        // `vm` must outlive every vCPU that borrows it.
+        while !vm.done() {
+            core::hint::spin_loop();
+        }
+        Ok(GuestEnd {
+            failed: vm.failed(),
+            ..end
+        })
     })();
     virt.disable(result.as_ref().map_or(0, |end| end.exits));
     result
+}
+
+/// vCPU `index` of `vm`, ready to enter the payload: its own stack, its
+/// index and the vCPU count in RDI and RSI, the watchdog's deadline.
+fn start_vcpu<'m, V: Virtualization>(
+    virt: &V,
+    vm: &'m vm::Vm<V::Format>,
+    index: usize,
+) -> Result<V::Cpu<'m>, Refusal> {
+    let mut state = guest::initial_state(vm.config.mode);
+    state.rsp = guest::stack_top(index);
+    let seat = Seat {
+        vcpu: index as u32,
+        cpu: vm.cpus[index],
+    };
+    let mut cpu = virt.vcpu(&vm.config, &state, &vm.memory, seat)?;
+    (cpu.regs().rdi, cpu.regs().rsi) = (index as u64, vm.vcpus() as u64);
+    let ms = vm.config.watchdog_ms;
+    cpu.set_deadline(if ms > 0 {
+        let ticks = ms.saturating_mul(crate::arch::tsc::per_ms());
+        Deadline::at(crate::arch::tsc::now().saturating_add(ticks))
+    } else {
+        Deadline::default()
+    });
+    Ok(cpu)
+}
+
+/// An application processor's part of `launch`: its vCPU, from turning the
+/// extension on to off, then its end told to the machine.
+fn ap_vcpu<V: Virtualization>(cpu: usize, vm: usize) {
+    // SAFETY: `launch` passed its `Vm`, of this vendor's format, and keeps it
+    // alive until every vCPU has called `finish`.
+    let vm = unsafe { &*(vm as *const vm::Vm<V::Format>) };
+    let Some(index) = vm.cpus.iter().position(|&c| c == cpu) else {
+        return;
+    };
+    let refused = |r: Refusal| {
+        let why = match r {
+            Refusal::Unsupported(why) => Message::try_from(why).unwrap_or_default(),
+            Refusal::Failed(m) => m,
+        };
+        crate::event::error("guest", &why, false);
+        GuestEnd {
+            how: "refused",
+            failed: true,
+            exits: 0,
+        }
+    };
+    let end = match V::enable() {
+        Ok(virt) => {
+            let end = match start_vcpu(&virt, vm, index) {
+                Ok(mut c) => run(&mut c, &vm.config, vm, index as u32),
+                Err(r) => refused(r),
+            };
+            virt.disable(end.exits);
+            end
+        }
+        Err(r) => refused(r),
+    };
+    vm.finish(index, &end);
 }
 
 /// What the scenario's command line asks of the guest.
@@ -372,8 +457,13 @@ pub const INTERCEPTED_MSR_READS: [core::ops::RangeInclusive<u32>; 5] = [
 /// Runs the guest until it halts, exits, faults beyond repair or the
 /// hypervisor cannot serve it; each exit goes to its handler (`exits.rs`),
 /// whose action is applied here. Never panics on what the guest does.
-pub fn run(cpu: &mut impl VirtCpu, config: &GuestConfig, memory: &dyn memory::Backing) -> GuestEnd {
-    let mut h = Handlers::new(cpu, config, memory, 0);
+pub fn run(
+    cpu: &mut impl VirtCpu,
+    config: &GuestConfig,
+    machine: &dyn vm::Machine,
+    vcpu: u32,
+) -> GuestEnd {
+    let mut h = Handlers::new(cpu, config, machine, vcpu);
     let (how, failed) = loop {
         let exit = match h.cpu.run() {
             Ok(exit) => exit,
@@ -385,8 +475,12 @@ pub fn run(cpu: &mut impl VirtCpu, config: &GuestConfig, memory: &dyn memory::Ba
             Action::Inject(vector, code) => h.cpu.inject_exception(vector, code),
             Action::Stop { how, failed } => break (how, failed),
         }
+        // Another vCPU failed: this one was kicked out of the guest.
+        if machine.stopping() {
+            break ("stopped", false);
+        }
     };
-    h.trace.end(how, failed, memory.backed_pages());
+    h.trace.end(how, failed, machine.backed_pages());
     GuestEnd {
         how,
         failed,
@@ -551,10 +645,19 @@ mod run_tests {
         }
     }
 
+    impl vm::Machine for FakeRam {
+        fn barrier(&self) -> bool {
+            true
+        }
+        fn stopping(&self) -> bool {
+            false
+        }
+    }
+
     /// Runs the script; returns how it ended and the events it wrote, parsed.
     fn run_script(cpu: &mut FakeCpu, config: &GuestConfig) -> (GuestEnd, std::vec::Vec<Value>) {
         let _ = serial::take_events();
-        let end = run(cpu, config, &FakeRam::default());
+        let end = run(cpu, config, &FakeRam::default(), 0);
         let events = serial::take_events()
             .iter()
             .map(|e| serde_json::from_str(e).expect("JSON"))

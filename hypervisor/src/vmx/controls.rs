@@ -18,6 +18,8 @@ pub struct Capabilities {
 }
 
 pub mod pin {
+    /// Host interrupts (the hypervisor's kick IPI) exit instead of reaching the guest.
+    pub const EXTERNAL_INTERRUPT_EXITING: u32 = 1 << 0;
     pub const PREEMPTION_TIMER: u32 = 1 << 6;
 }
 
@@ -41,6 +43,8 @@ pub mod proc2 {
 
 pub mod exit {
     pub const HOST_ADDRESS_SPACE_SIZE: u32 = 1 << 9;
+    /// The exit acknowledges the interrupt that caused it (the host EOIs it).
+    pub const ACK_INTERRUPT: u32 = 1 << 15;
     pub const SAVE_EFER: u32 = 1 << 20;
     pub const LOAD_EFER: u32 = 1 << 21;
 }
@@ -96,7 +100,12 @@ pub fn adjust(
 }
 
 pub fn compute(caps: &Capabilities, long_mode_guest: bool) -> Result<Controls, Missing> {
-    let pin = adjust("pin-based", caps.pin, 0, pin::PREEMPTION_TIMER)?;
+    let pin = adjust(
+        "pin-based",
+        caps.pin,
+        pin::EXTERNAL_INTERRUPT_EXITING,
+        pin::PREEMPTION_TIMER,
+    )?;
     let proc = adjust(
         "processor-based",
         caps.proc,
@@ -112,7 +121,7 @@ pub fn compute(caps: &Capabilities, long_mode_guest: bool) -> Result<Controls, M
     let exit = adjust(
         "VM-exit",
         caps.exit,
-        exit::HOST_ADDRESS_SPACE_SIZE | exit::SAVE_EFER | exit::LOAD_EFER,
+        exit::HOST_ADDRESS_SPACE_SIZE | exit::ACK_INTERRUPT | exit::SAVE_EFER | exit::LOAD_EFER,
         0,
     )?;
     let guest_mode = if long_mode_guest {
@@ -158,8 +167,8 @@ mod tests {
         let c = compute(&caps(), true).unwrap();
         assert_eq!(
             c.pin,
-            0x16 | pin::PREEMPTION_TIMER,
-            "what the CPU insists on, and the timer"
+            0x16 | pin::EXTERNAL_INTERRUPT_EXITING | pin::PREEMPTION_TIMER,
+            "what the CPU insists on, host interrupts and the timer"
         );
         assert_ne!(c.proc & proc::HLT_EXITING, 0);
         assert_ne!(c.proc & proc::ACTIVATE_SECONDARY, 0);

@@ -67,6 +67,8 @@ fields!(Field32, 2, {
     ExitReason = 0x4402,
     ExitInterruptionInfo = 0x4404,
     ExitInterruptionErrorCode = 0x4406,
+    IdtVectoringInfo = 0x4408,
+    IdtVectoringErrorCode = 0x440a,
     ExitInstructionLength = 0x440c,
     GuestEsLimit = 0x4800,
     GuestCsLimit = 0x4802,

@@ -269,8 +269,13 @@ impl Vmx {
     }
 }
 
+/// The longest a vCPU stays in the guest without an exit, in emulated ms.
+const QUANTUM_MS: u64 = 10;
+
 pub struct Vcpu<'m> {
     ctx: CpuContext,
+    /// The vCPU's index, in events.
+    index: u32,
     vmcs: u64,
     launched: bool,
     memory: &'m GuestMemory<Ept>,
@@ -295,13 +300,15 @@ impl<'m> Vcpu<'m> {
         config: &GuestConfig,
         state: &GuestState,
         memory: &'m GuestMemory<Ept>,
+        seat: vcpu::Seat,
     ) -> Result<Self, Refusal> {
+        let (index, cpu) = (seat.vcpu, seat.cpu);
         let oom = || Refusal::failed(format_args!("out of memory for the VMCS"));
         let vmcs = vmx.region().ok_or_else(oom)?;
         // SAFETY: our fresh VMCS region.
         unsafe { instructions::vmclear(vmcs) }.map_err(|e| failed("VMCLEAR", e))?;
         event::emit(&VmClear(Step {
-            vcpu: 0,
+            vcpu: index,
             vmcs: Hex(vmcs),
         }));
         // SAFETY: the region was just cleared and carries the revision id.
@@ -313,7 +320,7 @@ impl<'m> Vcpu<'m> {
             )));
         }
         event::emit(&VmPtrLd(Step {
-            vcpu: 0,
+            vcpu: index,
             vmcs: Hex(vmcs),
         }));
 
@@ -355,7 +362,7 @@ impl<'m> Vcpu<'m> {
             (FN::HostCr4 as u32, Cr4::read_raw()),
             (FN::HostFsBase as u32, 0),
             (FN::HostGsBase as u32, 0),
-            (FN::HostTrBase as u32, crate::arch::gdt::tss_base()),
+            (FN::HostTrBase as u32, crate::arch::gdt::tss_base(cpu)),
             (FN::HostGdtrBase as u32, gdt.base.as_u64()),
             (FN::HostIdtrBase as u32, idt.base.as_u64()),
             (FN::HostSysenterEsp as u32, 0),
@@ -506,6 +513,7 @@ impl<'m> Vcpu<'m> {
         }
         Ok(Self {
             ctx: CpuContext::new(),
+            index,
             vmcs,
             launched: false,
             memory,
@@ -534,7 +542,7 @@ impl<'m> Vcpu<'m> {
         };
         if !self.launched {
             event::emit(&VmLaunch(Step {
-                vcpu: 0,
+                vcpu: self.index,
                 vmcs: Hex(self.vmcs),
             }));
         }
@@ -560,12 +568,37 @@ impl<'m> Vcpu<'m> {
             let basic = reason as u16;
             return Err(self.entry_failed(instruction, basic.into(), names::exit_reason(basic)));
         }
+        self.reinject();
         Ok(self.decode(reason))
+    }
+
+    /// An event the exit interrupted while the CPU delivered it (a fault
+    /// on a page not backed yet, say) is delivered again at the next entry
+    /// (SDM 3C 27.2.4): the guest never loses it.
+    fn reinject(&self) {
+        const VALID: u32 = 1 << 31;
+        const ERROR_CODE: u32 = 1 << 11;
+        let info = vmcs::read32(F32::IdtVectoringInfo);
+        if info & VALID == 0 {
+            return;
+        }
+        if info & ERROR_CODE != 0 {
+            let code = vmcs::read32(F32::IdtVectoringErrorCode);
+            let _ = vmcs::write32(F32::EntryExceptionErrorCode, code);
+        }
+        // Software interrupts and exceptions (types 4 to 6) need their length.
+        if (4..=6).contains(&((info >> 8) & 7)) {
+            let len = vmcs::read32(F32::ExitInstructionLength);
+            let _ = vmcs::write32(F32::EntryInstructionLength, len);
+        }
+        // Bits 30:12 of the entry field are reserved (12 is NMI unblocking here).
+        let _ = vmcs::write32(F32::EntryInterruptionInfo, info & !0x7fff_f000);
     }
 
     fn decode(&self, reason: u32) -> Exit {
         let basic = reason as u16;
-        let qualification = vmcs::read(FN::ExitQualification);
+        // Read where the exit has one: a VMREAD less on the common exits.
+        let qualification = || vmcs::read(FN::ExitQualification);
         match basic {
             0 => {
                 let info = vmcs::read32(F32::ExitInterruptionInfo);
@@ -576,6 +609,12 @@ impl<'m> Vcpu<'m> {
                     error_code,
                 }
             }
+            // The host's own interrupt, acknowledged by the exit: the kick
+            // IPI or a timer. Nothing for the guest; the run loop decides.
+            1 => {
+                crate::arch::apic::eoi();
+                Exit::Timer
+            }
             2 => Exit::TripleFault,
             10 => Exit::Cpuid,
             12 => Exit::Hlt,
@@ -584,31 +623,37 @@ impl<'m> Vcpu<'m> {
             55 => Exit::VirtInstruction("xsetbv"),
             52 => Exit::Timer,
             // A MOV to CR4 that changes it.
-            28 if (qualification >> 4) & 3 == 0 => Exit::CrWrite {
-                cr: (qualification & 0xf) as u8,
-                value: self
-                    .ctx
-                    .regs
-                    .gpr((qualification >> 8) as u8, vmcs::read(FN::GuestRsp)),
-            },
+            28 if (qualification() >> 4) & 3 == 0 => {
+                let q = qualification();
+                Exit::CrWrite {
+                    cr: (q & 0xf) as u8,
+                    value: self.ctx.regs.gpr((q >> 8) as u8, vmcs::read(FN::GuestRsp)),
+                }
+            }
             19..=27 | 50 | 53 => Exit::VirtInstruction(names::exit_reason(basic)),
-            30 => Exit::Io {
-                size: (qualification & 7) as u8 + 1,
-                input: qualification & (1 << 3) != 0,
-                string: qualification & (1 << 4) != 0,
-                port: (qualification >> 16) as u16,
-            },
+            30 => {
+                let q = qualification();
+                Exit::Io {
+                    size: (q & 7) as u8 + 1,
+                    input: q & (1 << 3) != 0,
+                    string: q & (1 << 4) != 0,
+                    port: (q >> 16) as u16,
+                }
+            }
             31 | 32 => Exit::Msr {
                 index: self.ctx.regs.rcx as u32,
                 write: basic == 32,
             },
-            48 => Exit::NestedFault {
-                gpa: vmcs::read64(F64::GuestPhysicalAddress),
-                read: qualification & 1 != 0,
-                write: qualification & 2 != 0,
-                fetch: qualification & 4 != 0,
-                mapped: qualification & 0x38 != 0,
-            },
+            48 => {
+                let q = qualification();
+                Exit::NestedFault {
+                    gpa: vmcs::read64(F64::GuestPhysicalAddress),
+                    read: q & 1 != 0,
+                    write: q & 2 != 0,
+                    fetch: q & 4 != 0,
+                    mapped: q & 0x38 != 0,
+                }
+            }
             _ => Exit::Unhandled {
                 code: basic.into(),
                 name: names::exit_reason(basic),
@@ -618,7 +663,7 @@ impl<'m> Vcpu<'m> {
 
     fn entry_failed(&self, instruction: &str, code: u64, reason: &'static str) -> EntryFailure {
         event::emit(&vcpu::EntryFailed {
-            vcpu: 0,
+            vcpu: self.index,
             instruction,
             code: Hex(code),
             reason,
@@ -648,8 +693,9 @@ impl vcpu::Virtualization for Vmx {
         config: &GuestConfig,
         state: &GuestState,
         memory: &'m GuestMemory<Ept>,
+        seat: vcpu::Seat,
     ) -> Result<Vcpu<'m>, Refusal> {
-        Vcpu::new(self, config, state, memory)
+        Vcpu::new(self, config, state, memory, seat)
     }
     fn disable(self, exits: u32) {
         Vmx::disable(self, exits)
@@ -658,22 +704,21 @@ impl vcpu::Virtualization for Vmx {
 
 impl VirtCpu for Vcpu<'_> {
     fn run(&mut self) -> Result<Exit, EntryFailure> {
-        loop {
-            if !self.deadline.arm(|left| self.arm_timer(left)) {
-                return Ok(Exit::Deadline);
-            }
-            match self.enter()? {
-                Exit::Timer => continue, // early: the deadline decides
-                exit => return Ok(exit),
-            }
+        // The timer also ends every slice after QUANTUM_MS: a vCPU that never
+        // exits still sees, in bounded time, that the guest is stopping,
+        // where the kick IPI does not bring it out (Bochs 2.7 keeps host
+        // interrupts masked in a guest entered with IF=0).
+        let quantum = QUANTUM_MS * crate::arch::tsc::per_ms();
+        let mut slice = quantum;
+        if !self.deadline.arm(|left| slice = left.min(quantum)) {
+            return Ok(Exit::Deadline);
         }
+        self.arm_timer(slice);
+        self.enter()
     }
 
     fn set_deadline(&mut self, deadline: Deadline) {
         self.deadline = deadline;
-        // Without a deadline `run` never arms the timer: as far off as it goes
-        // (VM entry loads the value each time), not the 0 that exits at once.
-        self.arm_timer(u64::MAX);
     }
 
     fn regs(&mut self) -> &mut GuestRegs {

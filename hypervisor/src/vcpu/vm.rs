@@ -1,0 +1,203 @@
+//! The guest machine every CPU enters: its memory, one vCPU per CPU (up to
+//! `MAX_VCPUS`), the barrier its vCPUs meet at, and how its run ends: when
+//! every vCPU has ended, or, when one fails, with the others stopped at once
+//! (kicked out of guest mode).
+
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+
+use super::memory::{BackError, Backing, GuestMemory};
+use super::{GuestConfig, GuestEnd};
+use crate::ept::Format;
+
+/// vCPUs a payload guest gets at most: their stacks share 0x6000-0x7000
+/// (docs/hypercalls.md).
+pub const MAX_VCPUS: usize = 8;
+
+/// What an exit handler may ask of the machine besides its vCPU.
+pub trait Machine: Backing {
+    /// Waits until every vCPU still running has arrived; false when the
+    /// guest is stopping instead.
+    fn barrier(&self) -> bool;
+    /// Another vCPU failed: this one stops at its next exit.
+    fn stopping(&self) -> bool;
+}
+
+/// Where vCPUs meet: it opens when every vCPU that has not ended waits at
+/// it. A vCPU that ends lets those waiting for it through.
+pub struct Barrier {
+    vcpus: usize,
+    /// vCPUs waiting, and vCPUs ended: changed together, under the lock.
+    state: spin::Mutex<(usize, usize)>,
+    /// How many times it opened: waiters watch it change.
+    opened: AtomicU64,
+}
+
+impl Barrier {
+    pub fn new(vcpus: usize) -> Self {
+        Self {
+            vcpus,
+            state: spin::Mutex::new((0, 0)),
+            opened: AtomicU64::new(0),
+        }
+    }
+
+    fn open_if_complete(&self, (waiting, ended): &mut (usize, usize)) {
+        if *waiting > 0 && *waiting + *ended >= self.vcpus {
+            *waiting = 0;
+            self.opened.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Waits until it opens; false when `stop` says to give up first.
+    pub fn wait(&self, stop: impl Fn() -> bool) -> bool {
+        let opened = {
+            let mut state = self.state.lock();
+            let opened = self.opened.load(Ordering::SeqCst);
+            state.0 += 1;
+            self.open_if_complete(&mut state);
+            opened
+        };
+        while self.opened.load(Ordering::SeqCst) == opened {
+            if stop() {
+                return false;
+            }
+            core::hint::spin_loop();
+        }
+        true
+    }
+
+    /// A vCPU ended; returns how many have.
+    pub fn end(&self) -> usize {
+        let mut state = self.state.lock();
+        state.1 += 1;
+        self.open_if_complete(&mut state);
+        state.1
+    }
+
+    pub fn ended(&self) -> usize {
+        self.state.lock().1
+    }
+}
+
+pub struct Vm<F: Format> {
+    pub config: GuestConfig,
+    pub memory: GuestMemory<F>,
+    /// Which CPU runs each vCPU (vCPU i on `cpus[i]`).
+    pub cpus: heapless::Vec<usize, MAX_VCPUS>,
+    barrier: Barrier,
+    failed: AtomicBool,
+    stop: AtomicBool,
+    exits: AtomicU32,
+    /// Called with a CPU index to bring that CPU out of guest mode.
+    kick: fn(usize),
+}
+
+impl<F: Format> Vm<F> {
+    pub fn new(
+        config: GuestConfig,
+        memory: GuestMemory<F>,
+        cpus: heapless::Vec<usize, MAX_VCPUS>,
+        kick: fn(usize),
+    ) -> Self {
+        Self {
+            config,
+            memory,
+            barrier: Barrier::new(cpus.len()),
+            cpus,
+            failed: AtomicBool::new(false),
+            stop: AtomicBool::new(false),
+            exits: AtomicU32::new(0),
+            kick,
+        }
+    }
+
+    pub fn vcpus(&self) -> usize {
+        self.cpus.len()
+    }
+
+    /// vCPU `index` ended `end`: a failure stops the others.
+    pub fn finish(&self, index: usize, end: &GuestEnd) {
+        self.exits.fetch_add(end.exits, Ordering::SeqCst);
+        if end.failed {
+            self.failed.store(true, Ordering::SeqCst);
+            self.stop.store(true, Ordering::SeqCst);
+            for (i, &cpu) in self.cpus.iter().enumerate() {
+                if i != index {
+                    (self.kick)(cpu);
+                }
+            }
+        }
+        // Those waiting for this vCPU at the barrier wait no more.
+        self.barrier.end();
+    }
+
+    /// Whether every vCPU has ended.
+    pub fn done(&self) -> bool {
+        self.barrier.ended() >= self.vcpus()
+    }
+
+    /// Any vCPU failed.
+    pub fn failed(&self) -> bool {
+        self.failed.load(Ordering::SeqCst)
+    }
+}
+
+impl<F: Format> Backing for Vm<F> {
+    fn back(&self, gpa: u64) -> Result<(), BackError> {
+        self.memory.back(gpa)
+    }
+
+    fn backed_pages(&self) -> u64 {
+        self.memory.backed_pages()
+    }
+}
+
+impl<F: Format> Machine for Vm<F> {
+    fn barrier(&self) -> bool {
+        self.barrier.wait(|| self.stopping())
+    }
+
+    fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicUsize;
+
+    #[test]
+    fn the_barrier_opens_when_every_running_vcpu_waits() {
+        let b = Arc::new(Barrier::new(3));
+        let passed = Arc::new(AtomicUsize::new(0));
+        let waiters: Vec<_> = (0..2)
+            .map(|_| {
+                let (b, passed) = (b.clone(), passed.clone());
+                std::thread::spawn(move || {
+                    assert!(b.wait(|| false));
+                    passed.fetch_add(1, Ordering::SeqCst);
+                })
+            })
+            .collect();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert_eq!(passed.load(Ordering::SeqCst), 0, "two of three wait");
+        assert_eq!(b.end(), 1, "the third ends instead of arriving");
+        for w in waiters {
+            w.join().unwrap();
+        }
+        assert_eq!(passed.load(Ordering::SeqCst), 2);
+        // Two left: both must arrive now.
+        let b2 = b.clone();
+        let t = std::thread::spawn(move || b2.wait(|| false));
+        assert!(b.wait(|| false));
+        assert!(t.join().unwrap());
+    }
+
+    #[test]
+    fn a_stopping_guest_gives_up_waiting() {
+        let b = Barrier::new(2);
+        assert!(!b.wait(|| true));
+    }
+}
