@@ -104,7 +104,12 @@ pub fn extend_direct_map(top: u64) -> u64 {
         };
         // SAFETY: entries past the first four are unused until now (not
         // present, so no TLB holds them); the CPU walks the PDPT through CR3.
-        unsafe { (&raw mut boot_pdpt).cast::<u64>().add(gib as usize).write(entry) };
+        unsafe {
+            (&raw mut boot_pdpt)
+                .cast::<u64>()
+                .add(gib as usize)
+                .write(entry)
+        };
         gib += 1;
     }
     LIMIT.store(gib * GIB, Ordering::Relaxed);

@@ -1,5 +1,7 @@
 //! Intel EPT entries (SDM 3C 29.3.2): bits 0-2 read, write, execute; leaves
-//! carry the memory type in bits 3-5.
+//! carry the memory type in bits 3-5, bit 7 makes a directory entry a 2 MiB
+//! leaf; bits 8 and 9 are accessed and dirty when EPTP enables them (the
+//! CPU has them when IA32_VMX_EPT_VPID_CAP bit 21 says so).
 
 use super::{Access, Format};
 
@@ -11,13 +13,21 @@ const X: u64 = 1 << 2;
 /// Write-back, the type every guest page gets until MTRR/PAT emulation.
 pub const MEMORY_TYPE_WB: u64 = 6;
 
+const PAGE_SIZE: u64 = 1 << 7;
+
 impl Format for Ept {
+    const ACCESSED: u64 = 1 << 8;
+    const DIRTY: u64 = 1 << 9;
+
     fn table(table: u64) -> u64 {
         table | R | W | X
     }
 
-    fn page(frame: u64, access: Access) -> u64 {
+    fn leaf(frame: u64, access: Access, large: bool) -> u64 {
         let mut e = frame | (MEMORY_TYPE_WB << 3);
+        if large {
+            e |= PAGE_SIZE;
+        }
         if access.read {
             e |= R;
         }
@@ -46,7 +56,7 @@ impl Format for Ept {
 #[cfg(test)]
 mod tests {
     use super::super::fake::FakeTables;
-    use super::super::{MapError, PageTable};
+    use super::super::{MapError, PageSize, PageTable};
     use super::*;
 
     #[test]
@@ -54,7 +64,9 @@ mod tests {
         let mut mem = FakeTables::new(16);
         let pt = PageTable::<Ept>::new(&mut mem).unwrap();
         let gpa = 0x0000_7fff_ffe0_1000; // every level's index is non-zero
-        pt.map(&mut mem, gpa, 0x4567_8000, Access::ALL).unwrap();
+        let _ = pt
+            .map(&mut mem, gpa, 0x4567_8000, PageSize::Small, Access::ALL)
+            .unwrap();
         assert_eq!(mem.writes.len(), 4);
         let (root, pdpt, pd, pt_frame) = (pt.root(), 0x10_1000, 0x10_2000, 0x10_3000);
         assert_eq!(mem.writes[0], (root, 0xff, pdpt | 7));
@@ -72,8 +84,12 @@ mod tests {
             write: false,
             execute: false,
         };
-        pt.map(&mut mem, 0x2000, 0x9000, ro).unwrap();
-        pt.map(&mut mem, 0x3000, 0xa000, Access::ALL).unwrap();
+        let _ = pt
+            .map(&mut mem, 0x2000, 0x9000, PageSize::Small, ro)
+            .unwrap();
+        let _ = pt
+            .map(&mut mem, 0x3000, 0xa000, PageSize::Small, Access::ALL)
+            .unwrap();
         assert_eq!(mem.writes.len(), 5, "the second page reuses the tables");
         assert_eq!(pt.translate(&mut mem, 0x2abc), Some((0x9abc, ro)));
         assert_eq!(pt.translate(&mut mem, 0x4000), None);
@@ -83,18 +99,18 @@ mod tests {
             "no table there"
         );
         assert_eq!(
-            pt.map(&mut mem, 0x2000, 0xb000, ro),
+            pt.map(&mut mem, 0x2000, 0xb000, PageSize::Small, ro),
             Err(MapError::AlreadyMapped)
         );
         assert_eq!(
-            pt.map(&mut mem, 0x2001, 0xb000, ro),
+            pt.map(&mut mem, 0x2001, 0xb000, PageSize::Small, ro),
             Err(MapError::Unaligned)
         );
         assert_eq!(
-            pt.map(&mut mem, 1 << 48, 0xb000, ro),
+            pt.map(&mut mem, 1 << 48, 0xb000, PageSize::Small, ro),
             Err(MapError::OutOfRange)
         );
-        assert_eq!(pt.unmap(&mut mem, 0x2000), Some(0x9000));
+        assert_eq!(pt.unmap(&mut mem, 0x2000).map(|u| u.0), Some(0x9000));
         assert_eq!(pt.unmap(&mut mem, 0x2000), None);
         assert_eq!(pt.translate(&mut mem, 0x2000), None);
         assert_eq!(*mem.writes.last().unwrap(), (0x10_3000, 2, 0));
@@ -105,7 +121,7 @@ mod tests {
         let mut mem = FakeTables::new(2);
         let pt = PageTable::<Ept>::new(&mut mem).unwrap();
         assert_eq!(
-            pt.map(&mut mem, 0, 0x9000, Access::ALL),
+            pt.map(&mut mem, 0, 0x9000, PageSize::Small, Access::ALL),
             Err(MapError::OutOfMemory)
         );
     }
@@ -121,12 +137,19 @@ const RW: u64 = 1 << 1;
 const US: u64 = 1 << 2;
 
 impl Format for Npt {
+    /// Set by the CPU on every nested walk, as in ordinary page tables.
+    const ACCESSED: u64 = 1 << 5;
+    const DIRTY: u64 = 1 << 6;
+
     fn table(table: u64) -> u64 {
         table | P | RW | US
     }
 
-    fn page(frame: u64, access: Access) -> u64 {
+    fn leaf(frame: u64, access: Access, large: bool) -> u64 {
         let mut e = frame | P | US;
+        if large {
+            e |= PAGE_SIZE;
+        }
         if access.write {
             e |= RW;
         }
@@ -149,21 +172,25 @@ impl Format for Npt {
 
 #[cfg(test)]
 mod npt_tests {
-    use super::super::PageTable;
     use super::super::fake::FakeTables;
+    use super::super::{PageSize, PageTable};
     use super::*;
 
     #[test]
     fn nested_entries_are_user_present_and_writable_as_asked() {
         let mut mem = FakeTables::new(16);
         let pt = PageTable::<Npt>::new(&mut mem).unwrap();
-        pt.map(&mut mem, 0x8000, 0x12_3000, Access::ALL).unwrap();
+        let _ = pt
+            .map(&mut mem, 0x8000, 0x12_3000, PageSize::Small, Access::ALL)
+            .unwrap();
         let ro = Access {
             read: true,
             write: false,
             execute: true,
         };
-        pt.map(&mut mem, 0x9000, 0x12_4000, ro).unwrap();
+        let _ = pt
+            .map(&mut mem, 0x9000, 0x12_4000, PageSize::Small, ro)
+            .unwrap();
         let leaves: Vec<u64> = mem.writes.iter().skip(3).map(|w| w.2).collect();
         assert_eq!(leaves, [0x12_3000 | 7, 0x12_4000 | 5]);
         assert!(

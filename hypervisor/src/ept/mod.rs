@@ -1,7 +1,14 @@
 //! Second-level paging: one 4-level page-table engine for guest-physical to
-//! host-physical translation. Only the entry encoding (`Format`) differs
-//! between Intel EPT and AMD nested paging, and the flush, which the vendor
-//! layer performs (INVEPT, or a new ASID).
+//! host-physical translation, shared by every CPU running the guest. Only
+//! the entry encoding (`Format`) differs between Intel EPT and AMD nested
+//! paging; the flush, which the vendor layer performs (INVEPT, or a TLB
+//! control), is what every change returns (`Flush`).
+//!
+//! Every entry changes by compare-and-swap (`TableMemory::cas`): two CPUs
+//! faulting in one region at once both walk, both may build a missing table,
+//! and the one whose swap fails gives its table back and follows the
+//! winner's; two that map one page see one succeed and the other told
+//! `AlreadyMapped`. No lock: a fault on one CPU never waits for another.
 
 use core::marker::PhantomData;
 
@@ -22,26 +29,62 @@ impl Access {
     };
 }
 
-/// How a table entry is encoded.
+/// A leaf's size: a 4 KiB page (level 0) or a 2 MiB page (level 1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PageSize {
+    Small,
+    Large,
+}
+
+impl PageSize {
+    pub fn bytes(self) -> u64 {
+        match self {
+            Self::Small => PAGE,
+            Self::Large => LARGE,
+        }
+    }
+
+    fn level(self) -> usize {
+        match self {
+            Self::Small => 0,
+            Self::Large => 1,
+        }
+    }
+}
+
+/// How an entry is encoded.
 pub trait Format {
+    /// The accessed and dirty bits of a leaf, where the CPU sets them (0:
+    /// it does not, and reading them says nothing).
+    const ACCESSED: u64;
+    const DIRTY: u64;
+
     /// An entry pointing to the next-level table at `table`.
     fn table(table: u64) -> u64;
-    /// A 4 KiB leaf mapping `frame`.
-    fn page(frame: u64, access: Access) -> u64;
+    /// A leaf mapping `frame`: 4 KiB, or 2 MiB when `large` (a directory
+    /// entry with the page-size bit).
+    fn leaf(frame: u64, access: Access, large: bool) -> u64;
     fn is_present(entry: u64) -> bool;
     fn access(entry: u64) -> Access;
+    /// A directory entry that is a 2 MiB leaf, not a table.
+    fn is_large(entry: u64) -> bool {
+        entry & (1 << 7) != 0
+    }
     fn frame(entry: u64) -> u64 {
         entry & 0x000f_ffff_ffff_f000
     }
 }
 
-/// Where tables live: the kernel reaches them through its identity map,
-/// host tests through a fake that records every write.
+/// Where tables live: the kernel reaches them through its direct map, host
+/// tests through a fake that records every change.
 pub trait TableMemory {
     /// A zeroed 4 KiB frame for a table.
     fn alloc_table(&mut self) -> Option<u64>;
+    /// Takes back a table that was never linked (it lost a race).
+    fn free_table(&mut self, table: u64);
     fn read(&self, table: u64, index: usize) -> u64;
-    fn write(&mut self, table: u64, index: usize, entry: u64);
+    /// Sets the entry to `new` if it still holds `old`; else its value now.
+    fn cas(&mut self, table: u64, index: usize, old: u64, new: u64) -> Result<(), u64>;
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,12 +92,27 @@ pub enum MapError {
     Unaligned,
     /// Beyond the 48 bits four levels translate.
     OutOfRange,
+    /// Something is mapped there already (maybe by another CPU just now),
+    /// or a 4 KiB page lies under a 2 MiB one or the other way round.
     AlreadyMapped,
+    /// No 2 MiB leaf there to split, or nothing mapped to change.
+    NotMapped,
     OutOfMemory,
+}
+
+/// What a change requires of the CPUs that run the guest: nothing, or
+/// forgetting the translations of `[gpa, gpa + len)` (the vendor's INVEPT or
+/// TLB flush, on every CPU that may hold them).
+#[must_use]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flush {
+    None,
+    Range { gpa: u64, len: u64 },
 }
 
 pub const LEVELS: usize = 4;
 const PAGE: u64 = 4096;
+const LARGE: u64 = 2 << 20;
 
 fn index(gpa: u64, level: usize) -> usize {
     ((gpa >> (12 + 9 * level)) & 0x1ff) as usize
@@ -64,6 +122,25 @@ fn index(gpa: u64, level: usize) -> usize {
 pub struct PageTable<F: Format> {
     root: u64,
     _format: PhantomData<F>,
+}
+
+impl<F: Format> Clone for PageTable<F> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<F: Format> Copy for PageTable<F> {}
+
+/// Where a walk stopped: the table holding the entry for the level asked,
+/// or a leaf found above it.
+enum Walked {
+    Table(u64),
+    /// A 2 MiB leaf in directory `table`, at `index`, holding `entry`.
+    Large {
+        table: u64,
+        entry: u64,
+    },
+    Missing,
 }
 
 impl<F: Format> PageTable<F> {
@@ -79,87 +156,183 @@ impl<F: Format> PageTable<F> {
         self.root
     }
 
-    /// The leaf table holding `gpa`, created on the way when `create`.
-    fn leaf_table(
+    /// The table at `level` that holds `gpa`'s entry, built on the way when
+    /// `create` (each missing table installed by compare-and-swap).
+    fn walk(
         &self,
         mem: &mut impl TableMemory,
         gpa: u64,
+        level: usize,
         create: bool,
-    ) -> Result<Option<u64>, MapError> {
+    ) -> Result<Walked, MapError> {
         let mut table = self.root;
-        for level in (1..LEVELS).rev() {
-            let i = index(gpa, level);
-            let entry = mem.read(table, i);
-            table = if F::is_present(entry) {
-                F::frame(entry)
-            } else if create {
+        for l in (level + 1..LEVELS).rev() {
+            let i = index(gpa, l);
+            let mut entry = mem.read(table, i);
+            if !F::is_present(entry) {
+                if !create {
+                    return Ok(Walked::Missing);
+                }
                 let next = mem.alloc_table().ok_or(MapError::OutOfMemory)?;
-                mem.write(table, i, F::table(next));
-                next
-            } else {
-                return Ok(None);
-            };
+                match mem.cas(table, i, entry, F::table(next)) {
+                    Ok(()) => entry = F::table(next),
+                    Err(theirs) => {
+                        // Another CPU installed one first: use it.
+                        mem.free_table(next);
+                        entry = theirs;
+                    }
+                }
+            }
+            if l == 1 && F::is_large(entry) {
+                return Ok(Walked::Large { table, entry });
+            }
+            table = F::frame(entry);
         }
-        Ok(Some(table))
+        Ok(Walked::Table(table))
     }
 
-    /// Maps the 4 KiB page at `gpa` to `frame`.
+    /// Maps the page of `size` at `gpa` to `frame`. A page newly present
+    /// needs no flush: CPUs do not cache translations that fault.
     pub fn map(
         &self,
         mem: &mut impl TableMemory,
         gpa: u64,
         frame: u64,
+        size: PageSize,
         access: Access,
-    ) -> Result<(), MapError> {
-        if !gpa.is_multiple_of(PAGE) || !frame.is_multiple_of(PAGE) {
+    ) -> Result<Flush, MapError> {
+        let bytes = size.bytes();
+        if !gpa.is_multiple_of(bytes) || !frame.is_multiple_of(bytes) {
             return Err(MapError::Unaligned);
         }
         if gpa >> 48 != 0 {
             return Err(MapError::OutOfRange);
         }
-        let table = self
-            .leaf_table(mem, gpa, true)?
-            .ok_or(MapError::OutOfMemory)?;
-        let i = index(gpa, 0);
-        if F::is_present(mem.read(table, i)) {
-            return Err(MapError::AlreadyMapped);
-        }
-        mem.write(table, i, F::page(frame, access));
-        Ok(())
+        let Walked::Table(table) = self.walk(mem, gpa, size.level(), true)? else {
+            return Err(MapError::AlreadyMapped); // a 2 MiB leaf covers it
+        };
+        let leaf = F::leaf(frame, access, size == PageSize::Large);
+        mem.cas(table, index(gpa, size.level()), 0, leaf)
+            .map_err(|_| MapError::AlreadyMapped)?;
+        Ok(Flush::None)
     }
 
-    /// The frame and access of the page holding `gpa`.
+    /// The leaf holding `gpa`: its table, index, entry and size.
+    fn leaf(&self, mem: &mut impl TableMemory, gpa: u64) -> Option<(u64, usize, u64, PageSize)> {
+        match self.walk(mem, gpa, 0, false).ok()? {
+            Walked::Table(table) => {
+                let i = index(gpa, 0);
+                let entry = mem.read(table, i);
+                F::is_present(entry).then_some((table, i, entry, PageSize::Small))
+            }
+            Walked::Large { table, entry } => Some((table, index(gpa, 1), entry, PageSize::Large)),
+            Walked::Missing => None,
+        }
+    }
+
+    /// The host address and access of `gpa`.
     pub fn translate(&self, mem: &mut impl TableMemory, gpa: u64) -> Option<(u64, Access)> {
-        let table = self.leaf_table(mem, gpa, false).ok()??;
-        let entry = mem.read(table, index(gpa, 0));
-        F::is_present(entry).then(|| (F::frame(entry) + gpa % PAGE, F::access(entry)))
+        let (_, _, entry, size) = self.leaf(mem, gpa)?;
+        let base = F::frame(entry) & !(size.bytes() - 1);
+        Some((base + gpa % size.bytes(), F::access(entry)))
     }
 
-    /// Removes the mapping of the page at `gpa`, returning its frame. The
-    /// caller flushes the vendor's TLB before the frame is reused.
-    pub fn unmap(&self, mem: &mut impl TableMemory, gpa: u64) -> Option<u64> {
-        let table = self.leaf_table(mem, gpa, false).ok()??;
-        let i = index(gpa, 0);
-        let entry = mem.read(table, i);
-        if !F::is_present(entry) {
-            return None;
+    /// Removes the mapping of the page holding `gpa`: its frame and size,
+    /// and the flush that must come before the frame is used again.
+    pub fn unmap(&self, mem: &mut impl TableMemory, gpa: u64) -> Option<(u64, PageSize, Flush)> {
+        loop {
+            let (table, i, entry, size) = self.leaf(mem, gpa)?;
+            if mem.cas(table, i, entry, 0).is_ok() {
+                let base = gpa & !(size.bytes() - 1);
+                let flush = Flush::Range {
+                    gpa: base,
+                    len: size.bytes(),
+                };
+                return Some((F::frame(entry) & !(size.bytes() - 1), size, flush));
+            }
         }
-        mem.write(table, i, 0);
-        Some(F::frame(entry))
+    }
+
+    /// Replaces the 2 MiB leaf holding `gpa` with a table of 512 4 KiB
+    /// leaves mapping the same frames with the same access (and its
+    /// accessed and dirty bits), so that its parts can change one by one.
+    pub fn split(&self, mem: &mut impl TableMemory, gpa: u64) -> Result<Flush, MapError> {
+        loop {
+            let Walked::Large { table, entry } = self.walk(mem, gpa, 0, false)? else {
+                return Err(MapError::NotMapped);
+            };
+            let small = mem.alloc_table().ok_or(MapError::OutOfMemory)?;
+            let frame = F::frame(entry) & !(LARGE - 1);
+            let flags = entry & (F::ACCESSED | F::DIRTY);
+            for j in 0..512 {
+                let leaf = F::leaf(frame + j as u64 * PAGE, F::access(entry), false) | flags;
+                // A fresh table, not linked yet: nobody else sees it.
+                let _ = mem.cas(small, j, 0, leaf);
+            }
+            if mem
+                .cas(table, index(gpa, 1), entry, F::table(small))
+                .is_ok()
+            {
+                return Ok(Flush::Range {
+                    gpa: gpa & !(LARGE - 1),
+                    len: LARGE,
+                });
+            }
+            mem.free_table(small); // changed meanwhile: look again
+        }
+    }
+
+    /// Whether the page holding `gpa` was accessed and written since its
+    /// bits were last cleared (false, false where the CPU keeps none).
+    pub fn accessed_dirty(&self, mem: &mut impl TableMemory, gpa: u64) -> Option<(bool, bool)> {
+        let (_, _, entry, _) = self.leaf(mem, gpa)?;
+        Some((
+            F::ACCESSED != 0 && entry & F::ACCESSED != 0,
+            F::DIRTY != 0 && entry & F::DIRTY != 0,
+        ))
+    }
+
+    /// Clears the accessed and dirty bits of the page holding `gpa`,
+    /// returning them and the flush without which a CPU that cached the
+    /// translation would not set them again.
+    pub fn clear_accessed_dirty(
+        &self,
+        mem: &mut impl TableMemory,
+        gpa: u64,
+    ) -> Result<((bool, bool), Flush), MapError> {
+        loop {
+            let (table, i, entry, size) = self.leaf(mem, gpa).ok_or(MapError::NotMapped)?;
+            let bits = (entry & F::ACCESSED != 0, entry & F::DIRTY != 0);
+            let clear = entry & !(F::ACCESSED | F::DIRTY);
+            if clear == entry {
+                return Ok((bits, Flush::None));
+            }
+            if mem.cas(table, i, entry, clear).is_ok() {
+                let len = size.bytes();
+                let gpa = gpa & !(len - 1);
+                return Ok((bits, Flush::Range { gpa, len }));
+            }
+        }
     }
 }
 
-/// Host tests: tables in a map, every write recorded.
+/// Host tests: tables in a map, every change recorded; `interleave` runs
+/// once before the next compare-and-swap, as another CPU would between a
+/// read and a swap.
 #[cfg(test)]
 pub mod fake {
     use std::collections::HashMap;
+
+    type Interleave = Box<dyn FnOnce(&mut FakeTables)>;
 
     #[derive(Default)]
     pub struct FakeTables {
         pub tables: HashMap<u64, [u64; 512]>,
         pub writes: Vec<(u64, usize, u64)>,
+        pub freed: Vec<u64>,
         pub next: u64,
         pub limit: usize,
+        pub interleave: Option<Interleave>,
     }
 
     impl FakeTables {
@@ -182,12 +355,203 @@ pub mod fake {
             self.tables.insert(frame, [0; 512]);
             Some(frame)
         }
+        fn free_table(&mut self, table: u64) {
+            self.tables.remove(&table);
+            self.freed.push(table);
+        }
         fn read(&self, table: u64, index: usize) -> u64 {
             self.tables[&table][index]
         }
-        fn write(&mut self, table: u64, index: usize, entry: u64) {
-            self.writes.push((table, index, entry));
-            self.tables.get_mut(&table).expect("a table of ours")[index] = entry;
+        fn cas(&mut self, table: u64, index: usize, old: u64, new: u64) -> Result<(), u64> {
+            if let Some(other_cpu) = self.interleave.take() {
+                other_cpu(self);
+            }
+            let entry = &mut self.tables.get_mut(&table).expect("a table of ours")[index];
+            if *entry != old {
+                return Err(*entry);
+            }
+            *entry = new;
+            self.writes.push((table, index, new));
+            Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::format::{Ept, Npt};
+    use super::*;
+    use fake::FakeTables;
+
+    const MIB: u64 = 1 << 20;
+
+    #[test]
+    fn two_cpus_installing_one_table_lose_nothing() {
+        let mut mem = FakeTables::new(16);
+        let pt = PageTable::<Ept>::new(&mut mem).unwrap();
+        // CPU B maps 0x1000 between CPU A's read of the empty root entry and
+        // A's swap: A must give back its table and use B's.
+        mem.interleave = Some(Box::new(move |m: &mut FakeTables| {
+            assert_eq!(
+                pt.map(m, 0x1000, 0xb000, PageSize::Small, Access::ALL),
+                Ok(Flush::None)
+            );
+        }));
+        assert_eq!(
+            pt.map(&mut mem, 0x2000, 0xa000, PageSize::Small, Access::ALL),
+            Ok(Flush::None)
+        );
+        assert_eq!(mem.freed.len(), 1, "A's losing table came back");
+        assert_eq!(pt.translate(&mut mem, 0x1000).map(|t| t.0), Some(0xb000));
+        assert_eq!(pt.translate(&mut mem, 0x2000).map(|t| t.0), Some(0xa000));
+        // And two CPUs mapping one page: the second is told.
+        mem.interleave = Some(Box::new(move |m: &mut FakeTables| {
+            assert_eq!(
+                pt.map(m, 0x3000, 0xc000, PageSize::Small, Access::ALL),
+                Ok(Flush::None)
+            );
+        }));
+        assert_eq!(
+            pt.map(&mut mem, 0x3000, 0xd000, PageSize::Small, Access::ALL),
+            Err(MapError::AlreadyMapped)
+        );
+        assert_eq!(pt.translate(&mut mem, 0x3000).map(|t| t.0), Some(0xc000));
+    }
+
+    #[test]
+    fn large_pages_map_translate_and_refuse_overlaps() {
+        let mut mem = FakeTables::new(16);
+        let pt = PageTable::<Npt>::new(&mut mem).unwrap();
+        let flush = pt.map(&mut mem, 2 * MIB, 8 * MIB, PageSize::Large, Access::ALL);
+        assert_eq!(flush, Ok(Flush::None));
+        assert_eq!(mem.writes.len(), 3, "PDPT, directory, then the leaf in it");
+        assert_eq!(
+            pt.translate(&mut mem, 2 * MIB + 0x1234).map(|t| t.0),
+            Some(8 * MIB + 0x1234)
+        );
+        assert_eq!(
+            pt.map(
+                &mut mem,
+                2 * MIB + 0x1000,
+                0x9000,
+                PageSize::Small,
+                Access::ALL
+            ),
+            Err(MapError::AlreadyMapped),
+            "a 4 KiB page under a 2 MiB one"
+        );
+        assert_eq!(
+            pt.map(&mut mem, 0x1000, 0x9000, PageSize::Small, Access::ALL),
+            Ok(Flush::None)
+        );
+        assert_eq!(
+            pt.map(&mut mem, 0, 10 * MIB, PageSize::Large, Access::ALL),
+            Err(MapError::AlreadyMapped),
+            "a 2 MiB page over a table of 4 KiB ones"
+        );
+        assert_eq!(
+            pt.map(&mut mem, MIB, 10 * MIB, PageSize::Large, Access::ALL),
+            Err(MapError::Unaligned)
+        );
+    }
+
+    #[test]
+    fn splitting_keeps_every_translation_and_asks_for_a_flush() {
+        let mut mem = FakeTables::new(16);
+        let pt = PageTable::<Ept>::new(&mut mem).unwrap();
+        let ro = Access {
+            read: true,
+            write: false,
+            execute: true,
+        };
+        assert_eq!(
+            pt.map(&mut mem, 4 * MIB, 16 * MIB, PageSize::Large, ro),
+            Ok(Flush::None)
+        );
+        let flush = pt.split(&mut mem, 4 * MIB + 0x5000);
+        assert_eq!(
+            flush,
+            Ok(Flush::Range {
+                gpa: 4 * MIB,
+                len: 2 * MIB
+            })
+        );
+        for off in [0, 0x1000, 0x1f_f000] {
+            assert_eq!(
+                pt.translate(&mut mem, 4 * MIB + off + 0x10),
+                Some((16 * MIB + off + 0x10, ro))
+            );
+        }
+        // Now one 4 KiB part can go on its own.
+        let (frame, size, flush) = pt.unmap(&mut mem, 4 * MIB + 0x1000).unwrap();
+        assert_eq!((frame, size), (16 * MIB + 0x1000, PageSize::Small));
+        assert_eq!(
+            flush,
+            Flush::Range {
+                gpa: 4 * MIB + 0x1000,
+                len: 0x1000
+            }
+        );
+        assert_eq!(pt.translate(&mut mem, 4 * MIB + 0x1000), None);
+        assert!(pt.translate(&mut mem, 4 * MIB + 0x2000).is_some());
+        assert_eq!(pt.split(&mut mem, 4 * MIB), Err(MapError::NotMapped));
+    }
+
+    #[test]
+    fn accessed_and_dirty_bits_read_and_clear_with_a_flush() {
+        let mut mem = FakeTables::new(16);
+        let pt = PageTable::<Npt>::new(&mut mem).unwrap();
+        assert_eq!(
+            pt.map(&mut mem, 0x5000, 0x9000, PageSize::Small, Access::ALL),
+            Ok(Flush::None)
+        );
+        assert_eq!(pt.accessed_dirty(&mut mem, 0x5000), Some((false, false)));
+        // The CPU sets A and D as the guest reads and writes.
+        let (table, i, _) = *mem.writes.last().unwrap();
+        mem.tables.get_mut(&table).unwrap()[i] |= Npt::ACCESSED | Npt::DIRTY;
+        assert_eq!(pt.accessed_dirty(&mut mem, 0x5abc), Some((true, true)));
+        let cleared = pt.clear_accessed_dirty(&mut mem, 0x5abc);
+        assert_eq!(
+            cleared,
+            Ok((
+                (true, true),
+                Flush::Range {
+                    gpa: 0x5000,
+                    len: 0x1000
+                }
+            ))
+        );
+        assert_eq!(pt.accessed_dirty(&mut mem, 0x5000), Some((false, false)));
+        assert_eq!(
+            pt.clear_accessed_dirty(&mut mem, 0x5000),
+            Ok(((false, false), Flush::None)),
+            "nothing to clear, nothing to flush"
+        );
+        assert_eq!(
+            pt.clear_accessed_dirty(&mut mem, 0x6000),
+            Err(MapError::NotMapped)
+        );
+    }
+
+    #[test]
+    fn unmapping_a_large_page_returns_its_frame_and_range() {
+        let mut mem = FakeTables::new(16);
+        let pt = PageTable::<Ept>::new(&mut mem).unwrap();
+        assert_eq!(
+            pt.map(&mut mem, 2 * MIB, 6 * MIB, PageSize::Large, Access::ALL),
+            Ok(Flush::None)
+        );
+        assert_eq!(
+            pt.unmap(&mut mem, 3 * MIB),
+            Some((
+                6 * MIB,
+                PageSize::Large,
+                Flush::Range {
+                    gpa: 2 * MIB,
+                    len: 2 * MIB
+                }
+            ))
+        );
+        assert_eq!(pt.unmap(&mut mem, 3 * MIB), None);
     }
 }

@@ -6,25 +6,40 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use crate::ept::{Access, Format, MapError, PageTable, TableMemory};
+use crate::ept::{Access, Format, MapError, PageSize, PageTable, TableMemory};
 use crate::mm;
 use crate::phys::{IdentityMapped, PhysMem};
 
-/// Tables in frames from the kernel's allocator, reached through the identity map.
+/// Tables in frames from the kernel's allocator, reached through the direct
+/// map; entries change atomically, as other CPUs walk them.
 pub struct IdentityTables;
+
+impl IdentityTables {
+    fn entry(table: u64, index: usize) -> &'static AtomicU64 {
+        // SAFETY: `table` is a frame this engine allocated for a table (page-
+        // aligned, in the direct map, never freed while linked), `index` < 512:
+        // an aligned quadword that lives as long as the table.
+        unsafe { &*((table + index as u64 * 8) as *const AtomicU64) }
+    }
+}
 
 impl TableMemory for IdentityTables {
     fn alloc_table(&mut self) -> Option<u64> {
         mm::alloc_zeroed()
     }
 
-    fn read(&self, table: u64, index: usize) -> u64 {
-        IdentityMapped.u64(table + index as u64 * 8).unwrap_or(0)
+    fn free_table(&mut self, table: u64) {
+        let _ = mm::free(table, mm::FrameSize::Small); // ours: it cannot fail
     }
 
-    fn write(&mut self, table: u64, index: usize, entry: u64) {
-        // SAFETY: `table` is a frame this engine allocated for a table.
-        unsafe { crate::phys::write(table + index as u64 * 8, &entry.to_le_bytes()) };
+    fn read(&self, table: u64, index: usize) -> u64 {
+        Self::entry(table, index).load(Ordering::Acquire)
+    }
+
+    fn cas(&mut self, table: u64, index: usize, old: u64, new: u64) -> Result<(), u64> {
+        Self::entry(table, index)
+            .compare_exchange(old, new, Ordering::AcqRel, Ordering::Acquire)
+            .map(|_| ())
     }
 }
 
@@ -76,14 +91,33 @@ impl<F: Format> GuestMemory<F> {
         if page >= self.size {
             return Err(BackError::Outside);
         }
-        // For now the home node's: the faulting CPU's with one vCPU on the
-        // boot CPU. Placement policies decide here.
+        // For now the home node's. Placement policies decide here.
         let frame = mm::alloc_zeroed().ok_or(BackError::Map(MapError::OutOfMemory))?;
-        self.table
-            .map(&mut IdentityTables, page, frame, Access::ALL)
-            .map_err(BackError::Map)?;
-        self.backed.fetch_add(1, Ordering::Relaxed);
-        Ok(frame)
+        match self.table.map(
+            &mut IdentityTables,
+            page,
+            frame,
+            PageSize::Small,
+            Access::ALL,
+        ) {
+            // Newly present: `Flush::None`, nothing cached it.
+            Ok(_) => {
+                self.backed.fetch_add(1, Ordering::Relaxed);
+                Ok(frame)
+            }
+            // Another vCPU backed it first: use its frame.
+            Err(MapError::AlreadyMapped) => {
+                let _ = mm::free(frame, mm::FrameSize::Small);
+                self.table
+                    .translate(&mut IdentityTables, page)
+                    .map(|(hpa, _)| hpa)
+                    .ok_or(BackError::Map(MapError::AlreadyMapped))
+            }
+            Err(e) => {
+                let _ = mm::free(frame, mm::FrameSize::Small);
+                Err(BackError::Map(e))
+            }
+        }
     }
 
     /// The host address of `gpa`, when its page is backed.

@@ -465,6 +465,10 @@ pub fn run(
 ) -> GuestEnd {
     let mut h = Handlers::new(cpu, config, machine, vcpu);
     let (how, failed) = loop {
+        // Another vCPU failed: this one was kicked, or had not entered yet.
+        if machine.stopping() {
+            break ("stopped", false);
+        }
         let exit = match h.cpu.run() {
             Ok(exit) => exit,
             Err(_) => break ("entry-failure", true),
@@ -474,10 +478,6 @@ pub fn run(
             Action::Skip => h.cpu.skip_instruction(),
             Action::Inject(vector, code) => h.cpu.inject_exception(vector, code),
             Action::Stop { how, failed } => break (how, failed),
-        }
-        // Another vCPU failed: this one was kicked out of the guest.
-        if machine.stopping() {
-            break ("stopped", false);
         }
     };
     h.trace.end(how, failed, machine.backed_pages());
