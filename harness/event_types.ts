@@ -117,6 +117,7 @@ export const EVENTS = {
     exits: "number",
     counts: "object",
     backed: "number",
+    flushes: "number",
   },
   "recent-exits": { vcpu: "number", exits: "array" },
   vmxon: {

@@ -670,6 +670,10 @@ impl VirtCpu for Vcpu<'_> {
         self.timer_armed = false;
     }
 
+    fn flush_tlb(&mut self) {
+        self.vmcb().control.tlb_control = 1; // at the next VMRUN: every ASID, the simplest sure flush
+    }
+
     fn set_cr4(&mut self, cr4: u64) {
         let v = self.vmcb();
         v.save.cr4 = cr4;

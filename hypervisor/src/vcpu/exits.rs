@@ -38,6 +38,8 @@ pub struct Handlers<'a, C: VirtCpu> {
     /// The guest reported a failed check or a non-zero exit status.
     failed: bool,
     pub trace: Tracer,
+    /// The TLB generation this vCPU last flushed for (`Machine`).
+    tlb_seen: u64,
 }
 
 fn host_cpuid(leaf: u32, subleaf: u32) -> [u32; 4] {
@@ -58,6 +60,19 @@ impl<'a, C: VirtCpu> Handlers<'a, C> {
             machine,
             failed: false,
             trace: Tracer::new(config.trace, vcpu),
+            tlb_seen: 0,
+        }
+    }
+
+    /// Answers the machine's requests before the next entry: a TLB flush
+    /// another vCPU asked for. Also called while this vCPU waits.
+    pub fn service(&mut self) {
+        let generation = self.machine.tlb_generation();
+        if generation != self.tlb_seen {
+            self.cpu.flush_tlb();
+            self.trace.flushes += 1;
+            self.tlb_seen = generation;
+            self.machine.flushed(self.trace.vcpu as usize, generation);
         }
     }
 
@@ -297,8 +312,19 @@ impl<'a, C: VirtCpu> Handlers<'a, C> {
             Hypercall::Nop => t.exit(Reason::Hypercall, rip, nr, Notable::No, base),
             Hypercall::Barrier => {
                 t.exit(Reason::Hypercall, rip, nr, Notable::No, base);
-                if !self.machine.barrier() {
+                let machine = self.machine;
+                if !machine.barrier(&mut || self.service()) {
                     return self.stop("stopped", false);
+                }
+            }
+            Hypercall::Release { gpa } => {
+                t.exit(Reason::Hypercall, rip, nr, Notable::No, |e| VmExit {
+                    gpa: Some(Hex(gpa)),
+                    ..base(e)
+                });
+                let (machine, vcpu) = (self.machine, self.trace.vcpu as usize);
+                if machine.release(vcpu, gpa, &mut || self.service()).is_err() {
+                    result = hypercall::UNKNOWN; // not guest RAM
                 }
             }
             Hypercall::Unknown { nr } | Hypercall::Denied { nr } => {

@@ -38,6 +38,11 @@ pub enum Hypercall {
     Nop,
     /// Waits until every vCPU still running has made the call.
     Barrier,
+    /// Gives the page at `gpa` back to the hypervisor (its next access
+    /// reads zeros), as a balloon driver or free-page reporting would.
+    Release {
+        gpa: u64,
+    },
     Unknown {
         nr: u64,
     },
@@ -54,6 +59,7 @@ pub const EXIT: u64 = 3;
 pub const ASSERT: u64 = 4;
 pub const NOP: u64 = 5;
 pub const BARRIER: u64 = 6;
+pub const RELEASE: u64 = 7;
 pub const PRINT_MAX: u64 = 256;
 /// RAX after an unknown call.
 pub const UNKNOWN: u64 = u64::MAX;
@@ -80,6 +86,7 @@ impl Hypercall {
             },
             NOP => Self::Nop,
             BARRIER => Self::Barrier,
+            RELEASE => Self::Release { gpa: rbx },
             nr => Self::Unknown { nr },
         }
     }
@@ -93,6 +100,7 @@ impl Hypercall {
             Self::Assert { .. } => "assert",
             Self::Nop => "nop",
             Self::Barrier => "barrier",
+            Self::Release { .. } => "release",
             Self::Unknown { .. } => "unknown",
             Self::Denied { .. } => "denied",
         }

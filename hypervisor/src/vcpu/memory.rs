@@ -6,7 +6,7 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use crate::ept::{Access, Format, MapError, PageSize, PageTable, TableMemory};
+use crate::ept::{Access, Flush, Format, MapError, PageSize, PageTable, TableMemory};
 use crate::mm;
 use crate::phys::{IdentityMapped, PhysMem};
 
@@ -118,6 +118,21 @@ impl<F: Format> GuestMemory<F> {
                 Err(BackError::Map(e))
             }
         }
+    }
+
+    /// Unbacks the page at `gpa`: its frame (to free once every CPU has
+    /// flushed) and the flush; None when it was not backed.
+    pub fn unback(&self, gpa: u64) -> Result<Option<(u64, Flush)>, BackError> {
+        if gpa >= self.size {
+            return Err(BackError::Outside);
+        }
+        Ok(self
+            .table
+            .unmap(&mut IdentityTables, gpa & !(PAGE - 1))
+            .map(|(frame, _, flush)| {
+                self.backed.fetch_sub(1, Ordering::Relaxed);
+                (frame, flush)
+            }))
     }
 
     /// The host address of `gpa`, when its page is backed.

@@ -235,6 +235,9 @@ pub trait VirtCpu {
     fn efer(&self) -> u64;
     /// Guest memory, for hypercalls that pass buffers.
     fn read_guest(&self, gpa: u64, out: &mut [u8]) -> bool;
+    /// Forgets this CPU's cached translations of guest memory before the
+    /// next entry (another vCPU changed the second-level table).
+    fn flush_tlb(&mut self);
 }
 
 /// A vendor's virtualization extension (VMX, SVM): turned on for the whole
@@ -469,6 +472,7 @@ pub fn run(
         if machine.stopping() {
             break ("stopped", false);
         }
+        h.service();
         let exit = match h.cpu.run() {
             Ok(exit) => exit,
             Err(_) => break ("entry-failure", true),
@@ -536,6 +540,7 @@ mod run_tests {
         cr4: Option<u64>,
         cpl: u8,
         started: bool,
+        flushes: u32,
     }
 
     impl FakeCpu {
@@ -550,6 +555,7 @@ mod run_tests {
                 cr4: None,
                 cpl: 0,
                 started: false,
+                flushes: 0,
             }
         }
     }
@@ -580,6 +586,9 @@ mod run_tests {
         }
         fn inject_exception(&mut self, vector: u8, error_code: Option<u32>) {
             self.injected.push((vector, error_code));
+        }
+        fn flush_tlb(&mut self) {
+            self.flushes += 1;
         }
         fn set_efer(&mut self, efer: u64) {
             self.efer = Some(efer);
@@ -628,7 +637,11 @@ mod run_tests {
 
     /// Guest RAM of `guest::DEFAULT_MEMORY` bytes whose pages are backed as asked.
     #[derive(Default)]
-    struct FakeRam(std::cell::RefCell<std::collections::BTreeSet<u64>>);
+    struct FakeRam(
+        std::cell::RefCell<std::collections::BTreeSet<u64>>,
+        /// The TLB generation: each release bumps it.
+        std::cell::Cell<u64>,
+    );
 
     impl memory::Backing for FakeRam {
         fn back(&self, gpa: u64) -> Result<(), memory::BackError> {
@@ -646,12 +659,30 @@ mod run_tests {
     }
 
     impl vm::Machine for FakeRam {
-        fn barrier(&self) -> bool {
+        fn barrier(&self, _: &mut dyn FnMut()) -> bool {
             true
         }
         fn stopping(&self) -> bool {
             false
         }
+        fn release(
+            &self,
+            _: usize,
+            gpa: u64,
+            service: &mut dyn FnMut(),
+        ) -> Result<bool, memory::BackError> {
+            if gpa >= guest::DEFAULT_MEMORY {
+                return Err(memory::BackError::Outside);
+            }
+            let was = self.0.borrow_mut().remove(&(gpa & !0xfff));
+            self.1.set(self.1.get() + 1);
+            service();
+            Ok(was)
+        }
+        fn tlb_generation(&self) -> u64 {
+            self.1.get()
+        }
+        fn flushed(&self, _: usize, _: u64) {}
     }
 
     /// Runs the script; returns how it ended and the events it wrote, parsed.
@@ -1120,5 +1151,32 @@ mod run_tests {
         );
         has(&e[1], json!({"ev": "guest-end", "backed": 2}));
         assert_eq!(cpu.skipped, 0, "the faulting access runs again");
+    }
+
+    #[test]
+    fn a_released_page_is_unbacked_and_the_tlb_flushed() {
+        let release = |gpa| regs(hypercall::RELEASE, gpa, 0);
+        let mut cpu = FakeCpu::new([
+            (
+                Exit::NestedFault {
+                    gpa: 0x10_0000,
+                    read: true,
+                    write: false,
+                    fetch: false,
+                    mapped: false,
+                },
+                GuestRegs::default(),
+            ),
+            (Exit::Hypercall, release(0x10_0000)),
+            (Exit::Hypercall, release(0x4000_0000)), // not guest RAM
+            (Exit::Hlt, GuestRegs::default()),
+        ]);
+        let (end, e) = run_script(&mut cpu, &config());
+        assert_eq!(end.how, "hlt");
+        has(&e[0], json!({"call": "release", "gpa": "0x100000"}));
+        has(&e[3], json!({"ev": "guest-end", "backed": 0, "flushes": 1}));
+        assert_eq!(cpu.after[1].rax, 0);
+        assert_eq!(cpu.after[2].rax, hypercall::UNKNOWN);
+        assert_eq!(cpu.flushes, 1, "the one release flushed this vCPU's TLB");
     }
 }

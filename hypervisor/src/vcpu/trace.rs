@@ -235,6 +235,8 @@ struct GuestEndEvent<'a> {
     /// Pages of guest RAM backed (by the loader and on demand); the
     /// faults that backed them are not exits the guest sees, nor counted.
     backed: u64,
+    /// TLB flushes this vCPU made because the second-level table changed.
+    flushes: u32,
 }
 impl Event for GuestEndEvent<'_> {
     const NAME: &'static str = "guest-end";
@@ -263,6 +265,8 @@ pub struct Tracer {
     pub level: Level,
     pub vcpu: u32,
     pub counts: Counts,
+    /// TLB flushes asked by the machine (`Handlers::service`).
+    pub flushes: u32,
     ring: Ring,
 }
 
@@ -272,6 +276,7 @@ impl Tracer {
             level,
             vcpu,
             counts: Counts::default(),
+            flushes: 0,
             ring: Ring::default(),
         }
     }
@@ -320,6 +325,7 @@ impl Tracer {
             exits: self.counts.total(),
             counts: &self.counts,
             backed,
+            flushes: self.flushes,
         });
     }
 }

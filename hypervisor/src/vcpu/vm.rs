@@ -13,13 +13,25 @@ use crate::ept::Format;
 /// (docs/hypercalls.md).
 pub const MAX_VCPUS: usize = 8;
 
-/// What an exit handler may ask of the machine besides its vCPU.
+/// What an exit handler may ask of the machine besides its vCPU. Calls that
+/// wait take `service`: the waiting vCPU keeps answering other vCPUs' TLB
+/// flush requests with it (two vCPUs waiting on each other would otherwise
+/// wait forever).
 pub trait Machine: Backing {
     /// Waits until every vCPU still running has arrived; false when the
     /// guest is stopping instead.
-    fn barrier(&self) -> bool;
+    fn barrier(&self, service: &mut dyn FnMut()) -> bool;
     /// Another vCPU failed: this one stops at its next exit.
     fn stopping(&self) -> bool;
+    /// Gives the page at `gpa` back: unmapped, every vCPU's TLB flushed
+    /// (waited for), its frame freed; the next access backs a zeroed page.
+    /// False when the page was not backed.
+    fn release(&self, vcpu: usize, gpa: u64, service: &mut dyn FnMut()) -> Result<bool, BackError>;
+    /// Bumped by each change that needs every CPU to flush: a vCPU that has
+    /// not flushed for the current value does so before it enters again.
+    fn tlb_generation(&self) -> u64;
+    /// vCPU `vcpu` flushed for `generation`.
+    fn flushed(&self, vcpu: usize, generation: u64);
 }
 
 /// Where vCPUs meet: it opens when every vCPU that has not ended waits at
@@ -49,7 +61,7 @@ impl Barrier {
     }
 
     /// Waits until it opens; false when `stop` says to give up first.
-    pub fn wait(&self, stop: impl Fn() -> bool) -> bool {
+    pub fn wait(&self, mut stop: impl FnMut() -> bool) -> bool {
         let opened = {
             let mut state = self.state.lock();
             let opened = self.opened.load(Ordering::SeqCst);
@@ -85,6 +97,10 @@ pub struct Vm<F: Format> {
     /// Which CPU runs each vCPU (vCPU i on `cpus[i]`).
     pub cpus: heapless::Vec<usize, MAX_VCPUS>,
     barrier: Barrier,
+    tlb: AtomicU64,
+    /// Per vCPU: the TLB generation it last flushed for, and whether it ended.
+    flushed: [AtomicU64; MAX_VCPUS],
+    ended: [AtomicBool; MAX_VCPUS],
     failed: AtomicBool,
     stop: AtomicBool,
     exits: AtomicU32,
@@ -104,6 +120,9 @@ impl<F: Format> Vm<F> {
             memory,
             barrier: Barrier::new(cpus.len()),
             cpus,
+            tlb: AtomicU64::new(0),
+            flushed: [const { AtomicU64::new(0) }; MAX_VCPUS],
+            ended: [const { AtomicBool::new(false) }; MAX_VCPUS],
             failed: AtomicBool::new(false),
             stop: AtomicBool::new(false),
             exits: AtomicU32::new(0),
@@ -127,7 +146,8 @@ impl<F: Format> Vm<F> {
                 }
             }
         }
-        // Those waiting for this vCPU at the barrier wait no more.
+        // Those waiting for this vCPU (barrier, flushes) wait no more.
+        self.ended[index].store(true, Ordering::SeqCst);
         self.barrier.end();
     }
 
@@ -152,9 +172,56 @@ impl<F: Format> Backing for Vm<F> {
     }
 }
 
+impl<F: Format> Vm<F> {
+    /// Asks every vCPU to flush and waits until each one running has;
+    /// `service` does this vCPU's part (and answers others' requests).
+    fn shootdown(&self, me: usize, service: &mut dyn FnMut()) {
+        let generation = self.tlb.fetch_add(1, Ordering::SeqCst) + 1;
+        for (i, &cpu) in self.cpus.iter().enumerate() {
+            if i != me {
+                (self.kick)(cpu); // out of the guest, to flush
+            }
+        }
+        loop {
+            service();
+            let done = (0..self.vcpus()).all(|i| {
+                self.ended[i].load(Ordering::SeqCst)
+                    || self.flushed[i].load(Ordering::SeqCst) >= generation
+            });
+            if done || self.stopping() {
+                return;
+            }
+            core::hint::spin_loop();
+        }
+    }
+}
+
 impl<F: Format> Machine for Vm<F> {
-    fn barrier(&self) -> bool {
-        self.barrier.wait(|| self.stopping())
+    fn barrier(&self, service: &mut dyn FnMut()) -> bool {
+        self.barrier.wait(|| {
+            service();
+            self.stopping()
+        })
+    }
+
+    fn release(&self, vcpu: usize, gpa: u64, service: &mut dyn FnMut()) -> Result<bool, BackError> {
+        let Some((frame, flush)) = self.memory.unback(gpa)? else {
+            return Ok(false);
+        };
+        if flush != crate::ept::Flush::None {
+            self.shootdown(vcpu, service);
+        }
+        // No CPU holds the translation any more: the frame can go.
+        let _ = crate::mm::free(frame, crate::mm::FrameSize::Small);
+        Ok(true)
+    }
+
+    fn tlb_generation(&self) -> u64 {
+        self.tlb.load(Ordering::Relaxed)
+    }
+
+    fn flushed(&self, vcpu: usize, generation: u64) {
+        self.flushed[vcpu].fetch_max(generation, Ordering::SeqCst);
     }
 
     fn stopping(&self) -> bool {

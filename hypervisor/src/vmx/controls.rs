@@ -58,6 +58,7 @@ pub mod entry {
 pub mod ept_vpid {
     pub const WALK_4: u64 = 1 << 6;
     pub const MEMORY_TYPE_WB: u64 = 1 << 14;
+    pub const ACCESSED_DIRTY: u64 = 1 << 21;
     pub const INVEPT: u64 = 1 << 20;
     pub const INVEPT_SINGLE: u64 = 1 << 25;
     pub const INVEPT_ALL: u64 = 1 << 26;

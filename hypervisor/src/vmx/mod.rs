@@ -274,6 +274,10 @@ const QUANTUM_MS: u64 = 10;
 
 pub struct Vcpu<'m> {
     ctx: CpuContext,
+    eptp: u64,
+    /// The INVEPT type that forgets this guest's translations (1 single
+    /// context, 2 all), when the CPU has INVEPT.
+    invept: Option<u64>,
     /// The vCPU's index, in events.
     index: u32,
     vmcs: u64,
@@ -339,7 +343,13 @@ impl<'m> Vcpu<'m> {
             // SAFETY: a frame just allocated for this bitmap.
             unsafe { crate::phys::write(*page, bytes) };
         }
-        let eptp = memory.table.root() | (3 << 3) | crate::ept::format::MEMORY_TYPE_WB;
+        // Accessed and dirty bits where the CPU keeps them (EPTP bit 6).
+        let ad = if vmx.caps.ept_vpid & ept_vpid::ACCESSED_DIRTY != 0 {
+            1 << 6
+        } else {
+            0
+        };
+        let eptp = memory.table.root() | ad | (3 << 3) | crate::ept::format::MEMORY_TYPE_WB;
         let vpid = controls.proc2 & proc2::ENABLE_VPID != 0;
 
         // Host state: what the CPU reloads at every VM exit.
@@ -506,12 +516,17 @@ impl<'m> Vcpu<'m> {
             ])?;
         }
         // Translations cached from an earlier use of these frames must go.
-        let single = vmx.caps.ept_vpid & ept_vpid::INVEPT_SINGLE != 0;
-        if vmx.caps.ept_vpid & ept_vpid::INVEPT != 0 {
-            instructions::invept(if single { 1 } else { 2 }, eptp)
-                .map_err(|e| failed("INVEPT", e))?;
+        let invept = match vmx.caps.ept_vpid {
+            c if c & ept_vpid::INVEPT == 0 => None,
+            c if c & ept_vpid::INVEPT_SINGLE != 0 => Some(1),
+            _ => Some(2),
+        };
+        if let Some(kind) = invept {
+            instructions::invept(kind, eptp).map_err(|e| failed("INVEPT", e))?;
         }
         Ok(Self {
+            eptp,
+            invept,
             ctx: CpuContext::new(),
             index,
             vmcs,
@@ -719,6 +734,13 @@ impl VirtCpu for Vcpu<'_> {
 
     fn set_deadline(&mut self, deadline: Deadline) {
         self.deadline = deadline;
+    }
+
+    fn flush_tlb(&mut self) {
+        if let Some(kind) = self.invept {
+            // An EPTP of ours, a type the CPU has: it cannot fail.
+            let _ = instructions::invept(kind, self.eptp);
+        }
     }
 
     fn regs(&mut self) -> &mut GuestRegs {
