@@ -13,6 +13,7 @@ export const EVENTS = {
   "cpu-timeout": { cpu: "number", apic_id: "number", waited_us: "number" },
   smp: { expected: "number", started: "number", apic: "string" },
   exception: {
+    cpu: "number|null",
     vector: "number",
     name: "string",
     error_code: "hex",
@@ -59,7 +60,7 @@ export const EVENTS = {
     xsdt: "hex|null",
   },
   selftest: { test: "string" },
-  panic: { message: "string", file: "string", line: "number" },
+  panic: { cpu: "number|null", message: "string", file: "string", line: "number" },
   skip: { reason: "string" },
   exit: { status: "string" },
   topology: { source: "string", cpus: "number", nodes: "array", distances: "array", hmat: "array" },

@@ -40,10 +40,11 @@ export const GUEST_TARGETS: Target[] = [
 ];
 
 /**
- * Where hostile-guest scenarios run: one model per vendor and emulator is
- * enough to show a protection holds (Bochs tigerlake and ryzen, QEMU EPYC).
+ * One model per vendor and emulator (Bochs tigerlake and ryzen, QEMU EPYC):
+ * enough to show that a protection holds (hostile guests) or that a
+ * mechanism works on both vendors (SMP guests, memory, benchmarks).
  */
-export const HOSTILE_TARGETS: Target[] = [
+export const VENDOR_TARGETS: Target[] = [
   { backend: "bochs", cpus: ["tigerlake", "ryzen"] },
   { backend: "qemu", boot: "kernel", cpus: ["EPYC"] },
 ];
@@ -289,7 +290,7 @@ export function platformRequestScenario(
         "",
       ].join("\n"),
     },
-    targets: HOSTILE_TARGETS,
+    targets: VENDOR_TARGETS,
     groups: ["hostile"],
     exits: [...prelude.exits, "io"],
     ends: r.how,

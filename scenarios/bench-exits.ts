@@ -1,4 +1,4 @@
-import { guest, guestEnd, report } from "../harness/guests.ts";
+import { guest, guestEnd, report, VENDOR_TARGETS } from "../harness/guests.ts";
 import { defineScenario, variants } from "../harness/scenario.ts";
 
 // The exit-cost benchmark's guest (`deno task bench exits` takes the
@@ -16,10 +16,7 @@ const base = defineScenario(
   guest({
     payload: "bench-exits.asm",
     trace: "summary",
-    targets: [
-      { backend: "bochs", cpus: ["tigerlake", "ryzen"] },
-      { backend: "qemu", boot: "kernel", cpus: ["EPYC"] },
-    ],
+    targets: VENDOR_TARGETS,
   }),
   { expect: [1, 2, 3, 4].map((tag) => report(tag, positive)) },
   guestEnd({

@@ -1,4 +1,4 @@
-import { guest, guestEnd } from "../harness/guests.ts";
+import { guest, guestEnd, VENDOR_TARGETS } from "../harness/guests.ts";
 import { defineScenario, variants } from "../harness/scenario.ts";
 
 // Guest RAM is backed on demand: a 1 GiB guest starts as fast as a 2 MiB one
@@ -31,10 +31,7 @@ const base = defineScenario(
   guest({
     payload: payload(2),
     trace: "summary",
-    targets: [
-      { backend: "bochs", cpus: ["tigerlake", "ryzen"] },
-      { backend: "qemu", boot: "kernel", cpus: ["EPYC"] },
-    ],
+    targets: VENDOR_TARGETS,
   }),
   guestEnd({ counts: { hlt: 1 } }),
   {

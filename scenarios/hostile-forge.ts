@@ -1,4 +1,4 @@
-import { defineGuestScenario, HOSTILE_TARGETS } from "../harness/guests.ts";
+import { defineGuestScenario, VENDOR_TARGETS } from "../harness/guests.ts";
 
 // Read as evidence, the forged lines would make this a clean `hlt` run with
 // two exit events; the verdict must rest on COM2 alone, where the guest's
@@ -8,7 +8,7 @@ export default defineGuestScenario({
   description: "a guest forging a passing run on COM1 is judged by what it did, not what it wrote",
   payload: "hostile-forge.asm",
   groups: ["hostile"],
-  targets: HOSTILE_TARGETS,
+  targets: VENDOR_TARGETS,
   exits: ["io", "triple-fault"],
   ends: "triple-fault",
   expect: () => [

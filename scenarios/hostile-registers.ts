@@ -1,4 +1,4 @@
-import { defineGuestScenario, HOSTILE_TARGETS, reportEquals } from "../harness/guests.ts";
+import { defineGuestScenario, reportEquals, VENDOR_TARGETS } from "../harness/guests.ts";
 
 // What faults, and only that, is the same on every target; which exits come
 // is not: a CPU may raise #GP for a reserved CR4 bit itself (Bochs' ryzen
@@ -16,7 +16,7 @@ export default defineGuestScenario({
   description: "bad EFER and CR4 values get #GP, XSETBV and prefixed VMCALLs #UD, as on hardware",
   payload: "hostile-registers.asm",
   groups: ["hostile"],
-  targets: HOSTILE_TARGETS,
+  targets: VENDOR_TARGETS,
   // CR4 writes exit once (Bochs' ryzen faults VMXE itself) or twice.
   counts: { msr: 3, "cr-write": [1, 2], hypercall: 13 }, // 5 #GP (2 reports each), 3 #UD
   expect: () => [

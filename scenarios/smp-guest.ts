@@ -1,4 +1,4 @@
-import { guest, guestEnd } from "../harness/guests.ts";
+import { guest, guestEnd, VENDOR_TARGETS } from "../harness/guests.ts";
 import { defineScenario } from "../harness/scenario.ts";
 import type { SvEvent } from "../harness/events.ts";
 
@@ -21,10 +21,7 @@ export default defineScenario(
   guest({
     payload: "smp-guest.asm",
     trace: "summary",
-    targets: [
-      { backend: "bochs", cpus: ["tigerlake", "ryzen"] },
-      { backend: "qemu", boot: "kernel", cpus: ["EPYC"] },
-    ],
+    targets: VENDOR_TARGETS,
   }),
   guestEnd({ counts: { hypercall: 4, hlt: 1, cpuid: 1 } }),
   {

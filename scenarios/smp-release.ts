@@ -1,4 +1,4 @@
-import { everyVcpu, guest, guestEnd } from "../harness/guests.ts";
+import { everyVcpu, guest, guestEnd, VENDOR_TARGETS } from "../harness/guests.ts";
 import { defineScenario } from "../harness/scenario.ts";
 
 // A page released while four vCPUs hold its translation: the hypervisor
@@ -17,10 +17,7 @@ export default defineScenario(
     payload: "smp-release.asm",
     trace: "summary",
     cmdline: "guest=long guest.memory=4",
-    targets: [
-      { backend: "bochs", cpus: ["tigerlake", "ryzen"] },
-      { backend: "qemu", boot: "kernel", cpus: ["EPYC"] },
-    ],
+    targets: VENDOR_TARGETS,
   }),
   guestEnd({ counts: { hlt: 1 } }),
   {

@@ -94,6 +94,8 @@ impl Event for Selftest {
 
 #[derive(Serialize)]
 struct Panic<'a> {
+    /// The CPU that panicked (None before its per-CPU block is set up).
+    cpu: Option<usize>,
     message: &'a str,
     file: &'a str,
     line: u32,
@@ -547,6 +549,7 @@ pub fn panic(info: &core::panic::PanicInfo) -> ! {
     let text = message(format_args!("{}", info.message()));
     let (file, line) = info.location().map_or(("?", 0), |l| (l.file(), l.line()));
     event::emit_fatal(&Panic {
+        cpu: arch::percpu::current_index(),
         message: &text,
         file,
         line,

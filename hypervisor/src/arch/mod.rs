@@ -1,8 +1,10 @@
-//! x86-64 CPU setup: descriptor tables, exception reporting, power-off.
+//! x86-64 CPU setup: per-CPU blocks, descriptor tables, exception reporting,
+//! interrupts and IPIs, timers, power-off.
 
 pub mod apic;
 pub mod gdt;
 pub mod idt;
+pub mod percpu;
 pub mod pic;
 pub mod pit;
 pub mod power;
@@ -10,15 +12,19 @@ pub mod smp;
 pub mod trap;
 pub mod tsc;
 
-/// Loads the boot CPU's GDT, TSS and IDT; masks the legacy PICs.
+/// Sets up the boot CPU's per-CPU block, loads its GDT, TSS and IDT; masks
+/// the legacy PICs.
 pub fn init() {
+    percpu::init(0, smp::apic_id());
     let selectors = gdt::init(0, gdt::bsp_ist_tops());
     idt::init(selectors.code);
     pic::remap_and_mask();
 }
 
-/// Loads another CPU's GDT and TSS, and the shared IDT.
+/// Sets up another CPU's per-CPU block, loads its GDT and TSS, and the
+/// shared IDT.
 pub fn init_ap(cpu: usize, ist_tops: [u64; gdt::IST_COUNT]) {
+    percpu::init(cpu, smp::apic_id());
     let selectors = gdt::init(cpu, ist_tops);
     idt::init(selectors.code);
 }

@@ -99,6 +99,8 @@ struct Registers {
 
 #[derive(Serialize)]
 struct Exception {
+    /// The CPU it struck (None before its per-CPU block is set up).
+    cpu: Option<usize>,
     vector: u64,
     name: &'static str,
     error_code: Hex,
@@ -119,6 +121,7 @@ impl Event for Exception {
 impl From<&TrapFrame> for Exception {
     fn from(f: &TrapFrame) -> Self {
         Self {
+            cpu: super::percpu::current_index(),
             vector: f.vector,
             name: vector_name(f.vector),
             error_code: Hex(f.error_code),

@@ -371,7 +371,7 @@ impl<'m> Vcpu<'m> {
             ),
             (FN::HostCr4 as u32, Cr4::read_raw()),
             (FN::HostFsBase as u32, 0),
-            (FN::HostGsBase as u32, 0),
+            (FN::HostGsBase as u32, crate::arch::percpu::gs_base()),
             (FN::HostTrBase as u32, crate::arch::gdt::tss_base(cpu)),
             (FN::HostGdtrBase as u32, gdt.base.as_u64()),
             (FN::HostIdtrBase as u32, idt.base.as_u64()),
