@@ -15,6 +15,8 @@ pub struct PerCpu {
     this: AtomicU64,
     index: AtomicUsize,
     apic_id: AtomicU32,
+    /// The CPU's NUMA node (an index into the topology), once SMP knows it.
+    node: AtomicUsize,
 }
 
 static BLOCKS: [PerCpu; MAX_CPUS] = [const {
@@ -22,6 +24,7 @@ static BLOCKS: [PerCpu; MAX_CPUS] = [const {
         this: AtomicU64::new(0),
         index: AtomicUsize::new(0),
         apic_id: AtomicU32::new(0),
+        node: AtomicUsize::new(0),
     }
 }; MAX_CPUS];
 
@@ -67,5 +70,13 @@ impl PerCpu {
 
     pub fn apic_id(&self) -> u32 {
         self.apic_id.load(Ordering::Relaxed)
+    }
+
+    pub fn node(&self) -> usize {
+        self.node.load(Ordering::Relaxed)
+    }
+
+    pub fn set_node(&self, node: usize) {
+        self.node.store(node, Ordering::Relaxed);
     }
 }

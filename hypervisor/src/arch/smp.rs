@@ -36,6 +36,8 @@ static ONLINE: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_C
 static STACKS: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 static DOMAINS: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 static APIC_IDS: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+/// Per CPU: its node's index in the topology.
+static NODES: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 
 #[derive(Serialize)]
 struct CpuUp {
@@ -105,6 +107,8 @@ pub fn start_all(
     }
     cpus.sort_unstable_by_key(|&(id, _, _)| (id != bsp, id)); // the boot CPU is CPU 0
     let bsp_domain = cpus.first().filter(|c| c.0 == bsp).map_or(0, |c| c.1);
+    let bsp_node = cpus.first().filter(|c| c.0 == bsp).map_or(0, |c| c.2);
+    super::percpu::this().set_node(bsp_node);
     event::emit(&CpuUp {
         cpu: 0,
         apic_id: bsp,
@@ -159,6 +163,7 @@ pub fn start_all(
         STACKS[cpu].store(base, Ordering::SeqCst);
         APIC_IDS[cpu].store(id.into(), Ordering::SeqCst);
         DOMAINS[cpu].store(domain.into(), Ordering::SeqCst);
+        NODES[cpu].store(node as u64, Ordering::SeqCst);
         let mailbox = [
             x86_64::registers::control::Cr3::read_raw()
                 .0
@@ -208,6 +213,7 @@ extern "C" fn ap_entry(cpu: u64) -> ! {
     let base = STACKS[cpu].load(Ordering::SeqCst) + STACK_FRAMES * FRAME;
     let ist = core::array::from_fn(|slot| base + ((slot + 1) * IST_STACK) as u64);
     super::init_ap(cpu, ist);
+    super::percpu::this().set_node(NODES[cpu].load(Ordering::SeqCst) as usize);
     // Software-enabled, or the kick IPI that wakes this CPU is not accepted.
     Apic::enable(false);
     event::emit(&CpuUp {

@@ -672,6 +672,8 @@ impl VirtCpu for Vcpu<'_> {
 
     fn flush_tlb(&mut self) {
         self.vmcb().control.tlb_control = 1; // at the next VMRUN: every ASID, the simplest sure flush
+        // The walk to the guest's code may go through a page that moved.
+        self.code.forget();
     }
 
     fn set_cr4(&mut self, cr4: u64) {

@@ -91,8 +91,11 @@ impl<F: Format> GuestMemory<F> {
         if page >= self.size {
             return Err(BackError::Outside);
         }
-        // For now the home node's. Placement policies decide here.
-        let frame = mm::alloc_zeroed().ok_or(BackError::Map(MapError::OutOfMemory))?;
+        // The faulting CPU's node for now (or the nearest with memory):
+        // placement policies decide here.
+        let node = crate::arch::percpu::this().node();
+        let (frame, _) = mm::alloc_zeroed_on(node, mm::FrameSize::Small)
+            .ok_or(BackError::Map(MapError::OutOfMemory))?;
         match self.table.map(
             &mut IdentityTables,
             page,
