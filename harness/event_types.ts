@@ -121,6 +121,14 @@ export const EVENTS = {
     flushes: "number",
   },
   "recent-exits": { vcpu: "number", exits: "array" },
+  placement: {
+    policy: "string",
+    page: "string",
+    nodes: "array",
+    vcpus: "array",
+    fallbacks: "number",
+  },
+  "placement-map": { part: "number", last: "boolean", ranges: "array" },
   vmxon: {
     revision: "number",
     vmcs_size: "number",

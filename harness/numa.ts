@@ -170,3 +170,68 @@ export function probesOnTheirNodes(): EventExpectation {
     },
   };
 }
+
+/** One range of the kernel's `placement-map`: pages from `base`, cycling through `nodes`. */
+interface MapRange {
+  base: string;
+  pages: number;
+  nodes: (number | null)[];
+}
+
+/**
+ * The guest-physical → node map from the `placement-map` events: the node
+ * (domain) of each 4 KiB page number, null where not backed; undefined
+ * when the events are missing or do not end with `last`.
+ */
+export function placementMap(events: SvEvent[]): (number | null)[] | undefined {
+  const parts = events.filter((e) => e.ev === "placement-map");
+  if (!parts.some((p) => p.last === true)) return undefined;
+  const pages: (number | null)[] = [];
+  for (const part of parts) {
+    for (const r of part.ranges as MapRange[]) {
+      const first = Number(BigInt(r.base) / 4096n);
+      for (let i = 0; i < r.pages; i++) pages[first + i] = r.nodes[i % r.nodes.length] ?? null;
+    }
+  }
+  return pages;
+}
+
+/** The node (domain) of each CPU index, from the `cpu-up` events. */
+export function cpuNodes(events: SvEvent[]): Map<number, number> {
+  return new Map(
+    events.filter((e) => e.ev === "cpu-up").map((e) => [Number(e.cpu), Number(e.node)]),
+  );
+}
+
+/** What a page must be on: one node, any of several, or anything (undefined). */
+export type Want = number | number[] | undefined;
+
+/**
+ * Every backed page of the guest's map (`numa.dump`) lies where `want`
+ * says, for its page number; `run` and the events help decide (e.g. which
+ * node a vCPU's CPU is on). Names the first pages that do not, and the
+ * count; a missing map is a problem too.
+ */
+export function placedAsPolicySays(
+  want: (page: number, events: SvEvent[], run: RunInfo) => Want,
+): (events: SvEvent[], run: RunInfo) => string[] {
+  return (events, run) => {
+    const map = placementMap(events);
+    if (!map) return ["no complete placement-map (numa.dump)"];
+    const wrong: string[] = [];
+    let backed = 0;
+    map.forEach((node, page) => {
+      if (node === null || node === undefined) return;
+      backed++;
+      const w = want(page, events, run);
+      const ok = w === undefined || (Array.isArray(w) ? w.includes(node) : w === node);
+      if (!ok) {
+        wrong.push(`page ${page} (0x${(page * 4096).toString(16)}) on node ${node}, not ${w}`);
+      }
+    });
+    if (backed === 0) return ["the placement map has no backed page"];
+    return wrong.length
+      ? [`${wrong.length} of ${backed} pages misplaced: ${wrong.slice(0, 3).join("; ")}`]
+      : [];
+  };
+}

@@ -3,6 +3,7 @@
  * (its SRAT, SLIT and HMAT) and on Bochs models with the topology faked;
  * the topology and every node's probe frames checked.
  */
+import { guest, guestEnd } from "./guests.ts";
 import { probesOnTheirNodes, topologyMatches } from "./numa.ts";
 import { defineScenario, type Numa, type Scenario, type ScenarioPart } from "./scenario.ts";
 
@@ -26,6 +27,38 @@ export function numa(
   };
 }
 
+/** A placement policy as `numa.policy=` names it. */
+export type PolicyName =
+  | "first-touch"
+  | "interleave"
+  | "weighted-interleave"
+  | `bind:${string}`
+  | `preferred:${string}`;
+
+/**
+ * The policy part: where the guest's pages go (`numa.policy=`), with which
+ * page size (`numa.page=`, default 4k), the map reported (`numa.dump`), and
+ * the `placement` event checked to name the policy and account every page.
+ */
+export function policy(p: { policy: PolicyName; page?: "4k" | "2m" }): ScenarioPart {
+  const name = p.policy.split(":")[0];
+  return {
+    groups: ["numa"],
+    cmdline: `numa.policy=${p.policy} numa.page=${p.page ?? "4k"} numa.dump`,
+    // Whole-run: `placement` comes once every vCPU has ended, among their ends.
+    checks: [(events) => {
+      const e = events.find((e) => e.ev === "placement");
+      if (!e) return ["no placement event"];
+      const page = p.page ?? "4k";
+      if (e.policy !== name || e.page !== page) {
+        return [`placement: policy ${e.policy} with ${e.page} pages, not ${name} with ${page}`];
+      }
+      const nodes = e.nodes as { pages: number; large_pages: number }[];
+      return nodes.some((n) => n.pages + n.large_pages > 0) ? [] : ["no page was backed"];
+    }],
+  };
+}
+
 /** The kernel's own `exit` with status `pass`. */
 export const passes: ScenarioPart = { expect: [{ ev: "exit", fields: { status: "pass" } }] };
 
@@ -43,4 +76,28 @@ export function defineNumaScenario(s: {
     numa(s.numa, s.smp, { bochs: s.bochs }),
     passes,
   );
+}
+
+/**
+ * Two nodes of one CPU and 128 MiB each: the machine of the policy
+ * scenarios (SRAT on QEMU EPYC, `numa=fake:2` on Bochs tigerlake).
+ */
+export const TWO_NODES: Numa = {
+  nodes: [{ cpus: [0], memoryMiB: 128 }, { cpus: [1], memoryMiB: 128 }],
+};
+
+/**
+ * The guest of the policy scenarios (`payloads/numa-regions.asm`): each vCPU
+ * touches 64 pages of its own 2 MiB region, from 2 MiB + vCPU * 2 MiB, and
+ * checks them; 8 MiB of guest RAM, exits summarised.
+ */
+export const regionsGuest: ScenarioPart[] = [
+  guest({ payload: "numa-regions.asm", cmdline: "guest=long guest.memory=8", trace: "summary" }),
+  guestEnd({ counts: { hlt: 1 } }),
+];
+
+/** The vCPU whose region holds 4 KiB page `page` in `regionsGuest`, if any. */
+export function regionOwner(page: number): number | undefined {
+  const region = Math.floor(page / 512) - 1; // 2 MiB regions from 2 MiB
+  return region >= 0 && page % 512 < 64 ? region : undefined;
 }

@@ -1,18 +1,19 @@
-import { guest, guestEnd } from "../harness/guests.ts";
-import { numa } from "../harness/numa_scenario.ts";
+import { placedAsPolicySays, type Want } from "../harness/numa.ts";
+import type { PolicyName } from "../harness/numa_scenario.ts";
+import { numa, policy, regionsGuest, TWO_NODES } from "../harness/numa_scenario.ts";
 import { defineScenario, variants } from "../harness/scenario.ts";
 
-// A guest on a two-node machine: the SRAT's on QEMU EPYC, numa=fake:2 on
-// Bochs tigerlake; it checks its own memory (ASSERT_EQ), the topology is
-// checked, and one variant per guest RAM size.
-const twoNodes = { nodes: [{ cpus: [0], memoryMiB: 128 }, { cpus: [1], memoryMiB: 128 }] };
+// One guest (each vCPU fills and checks its own region: its ASSERTs) under
+// two policies, on QEMU EPYC (SRAT) and Bochs tigerlake (numa=fake:2); the
+// placement map must say what the policy says, page by page.
 const base = defineScenario(
-  { name: "numa-guest", description: "a guest on two nodes checks the memory it touched" },
-  numa(twoNodes, 2, { bochs: ["tigerlake"] }),
-  guest({ payload: "numa-touch.asm" }),
-  guestEnd({ counts: { hlt: 1, hypercall: 0 } }),
+  { name: "numa-guest", description: "a guest on two nodes under two placement policies" },
+  numa(TWO_NODES, 2, { bochs: ["tigerlake"] }),
+  ...regionsGuest,
 );
+const under = (p: PolicyName, want: (page: number) => Want) =>
+  defineScenario(base, policy({ policy: p }), { checks: [placedAsPolicySays(want)] });
 export default variants(base, {
-  "2mib": { cmdline: `${base.cmdline} guest.memory=2` },
-  "64mib": { cmdline: `${base.cmdline} guest.memory=64` },
+  interleave: under("interleave", (page) => page % 2),
+  "bind-1": under("bind:1", () => 1),
 });

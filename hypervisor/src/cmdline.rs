@@ -13,6 +13,10 @@
 //!   from the memory map, for machines without NUMA tables (Bochs);
 //! - `smp.x2apic`: start the other CPUs in x2APIC mode even when xAPIC would do;
 //! - `numa.probe`: allocate a 4 KiB and a 2 MiB frame on every node and report where they came from;
+//! - `numa.policy=first-touch|interleave|weighted-interleave|bind:N[,M...]|preferred:N`: where the
+//!   guest's pages are backed (nodes by their domain; default first-touch);
+//! - `numa.page=4k|2m`: the size of the pages backing the guest (default 4k);
+//! - `numa.dump`: report the guest-physical to node map when the guest ends;
 //! - `selftest=...`: provoke a fault, for the harness's own tests.
 //!
 //! Each option may be given once: a second one is an error, not an override.
@@ -20,6 +24,8 @@
 use core::fmt;
 use heapless::Vec;
 
+use crate::ept::PageSize;
+use crate::numa::policy::{self, Spec};
 use crate::vcpu::GuestConfig;
 use crate::vcpu::guest::{DEFAULT_MEMORY, GuestMode};
 use crate::vcpu::trace::Level;
@@ -58,6 +64,25 @@ pub struct Options {
     pub numa: Numa,
     pub numa_probe: bool,
     pub x2apic: bool,
+}
+
+/// Where a guest's pages are backed (`numa.policy=`, `numa.page=`), and
+/// whether the map is reported when it ends (`numa.dump`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Placement {
+    pub policy: Spec,
+    pub page: PageSize,
+    pub dump: bool,
+}
+
+impl Default for Placement {
+    fn default() -> Self {
+        Self {
+            policy: Spec::FirstTouch,
+            page: PageSize::Small,
+            dump: false,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -113,6 +138,7 @@ pub fn parse(line: &str) -> Result<Options, OptionError<'_>> {
     let mut invalid_state = false;
     let mut watchdog = None;
     let mut trace = Level::default();
+    let mut placement = Placement::default();
     let mut guest_option = None;
     let mut seen: Vec<&str, MAX_OPTIONS> = Vec::new();
     for word in line.split_ascii_whitespace() {
@@ -153,6 +179,17 @@ pub fn parse(line: &str) -> Result<Options, OptionError<'_>> {
                 }
             }
             "numa.probe" if value.is_empty() => opts.numa_probe = true,
+            "numa.policy" => {
+                placement.policy = Spec::parse(value).ok_or(bad(policy::SPECS))?;
+            }
+            "numa.page" => {
+                placement.page = match value {
+                    "4k" => PageSize::Small,
+                    "2m" => PageSize::Large,
+                    _ => return Err(bad("4k or 2m")),
+                }
+            }
+            "numa.dump" if value.is_empty() => placement.dump = true,
             "smp.x2apic" if value.is_empty() => opts.x2apic = true,
             "guest" => {
                 let mode = match value {
@@ -168,6 +205,7 @@ pub fn parse(line: &str) -> Result<Options, OptionError<'_>> {
                     watchdog_ms: DEFAULT_WATCHDOG_MS,
                     invalid_state: false,
                     trace: Level::default(),
+                    placement: Placement::default(),
                 });
             }
             "guest.io" => {
@@ -206,6 +244,7 @@ pub fn parse(line: &str) -> Result<Options, OptionError<'_>> {
             guest.invalid_state = invalid_state;
             guest.watchdog_ms = watchdog.unwrap_or(DEFAULT_WATCHDOG_MS);
             guest.trace = trace;
+            guest.placement = placement.clone();
         }
         (None, Some(word)) => return Err(OptionError::NoGuest(word)),
         (None, None) => {}
@@ -326,6 +365,23 @@ mod tests {
         );
         let text = format!("{}", OptionError::Twice("guest"));
         assert_eq!(text, "option 'guest' given twice");
+    }
+
+    #[test]
+    fn parses_placement_options() {
+        let p = |line| parse(line).map(|o| o.guest.unwrap().placement);
+        assert_eq!(p("guest=long"), Ok(Placement::default()));
+        let got = p("guest=long numa.policy=bind:1,0 numa.page=2m numa.dump").unwrap();
+        assert_eq!(got.policy, Spec::Bind([1, 0].into_iter().collect()));
+        assert_eq!((got.page, got.dump), (PageSize::Large, true));
+        assert!(matches!(
+            parse("guest=long numa.policy=nearest"),
+            Err(OptionError::BadValue {
+                key: "numa.policy",
+                ..
+            })
+        ));
+        assert!(parse("guest=long numa.page=1g").is_err());
     }
 
     #[test]

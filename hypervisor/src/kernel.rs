@@ -181,11 +181,21 @@ pub fn main(magic: u32, info: u32) -> ! {
     report_memory(&boot);
     let rsdp = report_acpi(&mem, &boot);
     let (topology, hmat) = discover_topology(&mem, rsdp.as_ref(), &boot, options.numa);
+    let machine = crate::numa::set_machine(crate::numa::Machine { topology, hmat });
+    let topology = &machine.topology;
     let home = topology.node_of_cpu(arch::smp::apic_id()).unwrap_or(0);
-    report_topology(&topology, &boot, &hmat);
-    mm::init(&topology, &boot.memory, &reserved(&boot), home);
-    report_node_memory(&topology, options.numa_probe);
-    if let Err(reason) = arch::smp::start_all(&topology, &boot, options.x2apic) {
+    report_topology(topology, &boot, &machine.hmat);
+    mm::init(topology, &boot.memory, &reserved(&boot), home);
+    report_node_memory(topology, options.numa_probe);
+    // A policy this machine cannot follow is refused before anything runs.
+    if let Some(guest) = &options.guest {
+        let has_memory = mm::nodes_with_memory();
+        let policy = &guest.placement.policy;
+        if let Err(e) = crate::numa::policy::build(policy, topology, &has_memory, &machine.hmat) {
+            fail("numa", &message(format_args!("{e}")));
+        }
+    }
+    if let Err(reason) = arch::smp::start_all(topology, &boot, options.x2apic) {
         skip(reason);
     }
     if let Some(test) = options.selftest {

@@ -29,26 +29,14 @@ impl Access {
     };
 }
 
-/// A leaf's size: a 4 KiB page (level 0) or a 2 MiB page (level 1).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PageSize {
-    Small,
-    Large,
-}
+/// A leaf's size: a 4 KiB page (level 0) or a 2 MiB page (level 1), the
+/// sizes of the frames that back them.
+pub use crate::mm::FrameSize as PageSize;
 
-impl PageSize {
-    pub fn bytes(self) -> u64 {
-        match self {
-            Self::Small => PAGE,
-            Self::Large => LARGE,
-        }
-    }
-
-    fn level(self) -> usize {
-        match self {
-            Self::Small => 0,
-            Self::Large => 1,
-        }
+fn level(size: PageSize) -> usize {
+    match size {
+        PageSize::Small => 0,
+        PageSize::Large => 1,
     }
 }
 
@@ -208,11 +196,11 @@ impl<F: Format> PageTable<F> {
         if gpa >> 48 != 0 {
             return Err(MapError::OutOfRange);
         }
-        let Walked::Table(table) = self.walk(mem, gpa, size.level(), true)? else {
+        let Walked::Table(table) = self.walk(mem, gpa, level(size), true)? else {
             return Err(MapError::AlreadyMapped); // a 2 MiB leaf covers it
         };
         let leaf = F::leaf(frame, access, size == PageSize::Large);
-        mem.cas(table, index(gpa, size.level()), 0, leaf)
+        mem.cas(table, index(gpa, level(size)), 0, leaf)
             .map_err(|_| MapError::AlreadyMapped)?;
         Ok(Flush::None)
     }

@@ -97,7 +97,13 @@ impl FrameAllocator {
 
     /// Whether `frame` lies in this allocator's span.
     pub fn owns(&self, frame: u64) -> bool {
-        frame >= self.base && frame < self.base + self.bits.len() as u64 * 64 * FRAME
+        let (start, end) = self.span();
+        frame >= start && frame < end
+    }
+
+    /// The span of physical memory this allocator covers.
+    pub fn span(&self) -> (u64, u64) {
+        (self.base, self.base + self.bits.len() as u64 * 64 * FRAME)
     }
 
     /// A free frame of `size` (not zeroed).

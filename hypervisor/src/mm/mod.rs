@@ -38,7 +38,15 @@ pub fn init(topology: &Topology, memory: &[MemoryRegion], reserved: &[(u64, u64)
                 Some(at) => unsafe { core::slice::from_raw_parts_mut(at as *mut u64, words) },
                 None => &mut [],
             };
-            frames::FrameAllocator::new(if bits.is_empty() { &[] } else { &ranges }, bits)
+            let covered = nodes::free_ranges(
+                topology.usable_regions(i, memory),
+                &[],
+                0,
+                crate::phys::direct_map_limit(),
+            );
+            let allocator =
+                frames::FrameAllocator::new(if bits.is_empty() { &[] } else { &ranges }, bits);
+            (allocator, covered)
         });
         let order = (0..topology.nodes.len())
             .map(|i| topology.by_distance(i))
@@ -68,6 +76,24 @@ fn zeroed(frame: u64, bytes: u64) -> u64 {
 pub fn alloc_zeroed_on(node: usize, size: FrameSize) -> Option<(u64, usize)> {
     let (frame, from) = memory()?.alloc(node, size)?;
     Some((zeroed(frame, size.bytes()), from))
+}
+
+/// A zeroed frame of `size` from `node` alone.
+pub fn alloc_zeroed_exact(node: usize, size: FrameSize) -> Option<u64> {
+    let frame = memory()?.alloc_exact(node, size)?;
+    Some(zeroed(frame, size.bytes()))
+}
+
+/// The node whose memory holds `frame`.
+pub fn node_of(frame: u64) -> Option<usize> {
+    memory()?.node_of(frame)
+}
+
+/// For each node: whether it has memory to give.
+pub fn nodes_with_memory() -> heapless::Vec<bool, { crate::numa::topology::MAX_NODES }> {
+    memory().map_or_else(heapless::Vec::new, |m| {
+        (0..m.nodes()).map(|i| m.free_bytes(i) > 0).collect()
+    })
 }
 
 /// A zeroed 4 KiB frame from the home node (or the nearest).

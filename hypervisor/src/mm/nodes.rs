@@ -70,19 +70,26 @@ pub fn carve(ranges: &mut Ranges, bytes: u64) -> Option<u64> {
 
 pub struct NodeMemory {
     nodes: Vec<Mutex<FrameAllocator>, MAX_NODES>,
+    /// Each node's memory, exactly (spans of neighbouring nodes' bitmaps
+    /// overlap where a boundary is not 2 MiB-aligned), readable without a lock.
+    ranges: Vec<Ranges, MAX_NODES>,
     /// For each node, every node by increasing distance.
     order: Vec<Vec<usize, MAX_NODES>, MAX_NODES>,
     used: [AtomicU64; MAX_NODES],
 }
 
 impl NodeMemory {
-    /// One allocator per node, with each node's fallback order.
+    /// One allocator per node with the memory it covers, and each node's
+    /// fallback order.
     pub fn new(
-        nodes: impl IntoIterator<Item = FrameAllocator>,
+        nodes: impl IntoIterator<Item = (FrameAllocator, Ranges)>,
         order: Vec<Vec<usize, MAX_NODES>, MAX_NODES>,
     ) -> Self {
+        let (allocators, ranges): (Vec<_, MAX_NODES>, Vec<_, MAX_NODES>) =
+            nodes.into_iter().unzip();
         Self {
-            nodes: nodes.into_iter().map(Mutex::new).collect(),
+            ranges,
+            nodes: allocators.into_iter().map(Mutex::new).collect(),
             order,
             used: [const { AtomicU64::new(0) }; MAX_NODES],
         }
@@ -96,6 +103,20 @@ impl NodeMemory {
     /// does; with the node it came from.
     pub fn alloc(&self, node: usize, size: FrameSize) -> Option<(u64, usize)> {
         self.take(node, size.bytes(), |a| a.alloc(size))
+    }
+
+    /// A frame from `node` only, or None when it has none free.
+    pub fn alloc_exact(&self, node: usize, size: FrameSize) -> Option<u64> {
+        let frame = self.nodes.get(node)?.lock().alloc(size)?;
+        self.used[node].fetch_add(size.bytes(), Ordering::Relaxed);
+        Some(frame)
+    }
+
+    /// The node whose memory holds `frame`.
+    pub fn node_of(&self, frame: u64) -> Option<usize> {
+        self.ranges
+            .iter()
+            .position(|r| r.iter().any(|&(start, end)| frame >= start && frame < end))
     }
 
     /// `n` contiguous 4 KiB frames, as `alloc` chooses the node.
@@ -120,15 +141,10 @@ impl NodeMemory {
 
     /// Takes back a frame to the node that owns it.
     pub fn free(&self, frame: u64, size: FrameSize) -> Result<usize, FreeError> {
-        for (i, node) in self.nodes.iter().enumerate() {
-            let mut a = node.lock();
-            if a.owns(frame) {
-                a.free(frame, size)?;
-                self.used[i].fetch_sub(size.bytes(), Ordering::Relaxed);
-                return Ok(i);
-            }
-        }
-        Err(FreeError::NotOurs)
+        let i = self.node_of(frame).ok_or(FreeError::NotOurs)?;
+        self.nodes[i].lock().free(frame, size)?;
+        self.used[i].fetch_sub(size.bytes(), Ordering::Relaxed);
+        Ok(i)
     }
 
     pub fn free_bytes(&self, node: usize) -> u64 {
@@ -156,9 +172,12 @@ mod tests {
         }
     }
 
-    fn allocator(ranges: &[(u64, u64)]) -> FrameAllocator {
+    fn allocator(ranges: &[(u64, u64)]) -> (FrameAllocator, Ranges) {
         let bits = Box::leak(vec![0u64; bitmap_words(ranges)].into_boxed_slice());
-        FrameAllocator::new(ranges, bits)
+        (
+            FrameAllocator::new(ranges, bits),
+            ranges.iter().copied().collect(),
+        )
     }
 
     /// Three nodes: 0 at 2-6 MiB, 1 without memory, 2 at 8-12 MiB; 1 is nearer to 2.
@@ -221,6 +240,39 @@ mod tests {
             Err(FreeError::DoubleFree)
         );
         assert_eq!(m.free(7 * MIB, FrameSize::Small), Err(FreeError::NotOurs));
+        assert_eq!((m.node_of(3 * MIB), m.node_of(9 * MIB)), (Some(0), Some(2)));
+        assert_eq!(m.node_of(7 * MIB), None, "between the nodes");
+        assert_eq!(
+            m.alloc_exact(1, FrameSize::Small),
+            None,
+            "no memory, no fallback"
+        );
+        assert_eq!(m.alloc_exact(2, FrameSize::Small), Some(8 * MIB));
+    }
+
+    #[test]
+    fn nodes_that_share_a_2_mib_span_keep_their_frames() {
+        // A boundary at 3 MiB: both bitmaps span 2-4 MiB.
+        let order = [&[0, 1][..], &[1, 0]]
+            .iter()
+            .map(|o| o.iter().copied().collect())
+            .collect();
+        let m = NodeMemory::new(
+            [
+                allocator(&[(2 * MIB, 3 * MIB)]),
+                allocator(&[(3 * MIB, 4 * MIB)]),
+            ],
+            order,
+        );
+        assert_eq!(m.node_of(3 * MIB), Some(1));
+        let (frame, node) = m.alloc(1, FrameSize::Small).unwrap();
+        assert_eq!((frame, node), (3 * MIB, 1));
+        assert_eq!(
+            m.free(frame, FrameSize::Small),
+            Ok(1),
+            "back to node 1's bitmap"
+        );
+        assert_eq!(m.free_bytes(1), MIB);
     }
 
     #[test]

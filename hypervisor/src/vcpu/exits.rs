@@ -188,7 +188,7 @@ impl<'a, C: VirtCpu> Handlers<'a, C> {
         let outcome = if mapped {
             Err(BackError::Present)
         } else {
-            self.machine.back(gpa)
+            self.machine.back(gpa, self.trace.vcpu as usize)
         };
         let problem = match outcome {
             Ok(()) => return Action::Resume,

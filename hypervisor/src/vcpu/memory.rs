@@ -6,6 +6,10 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
+use super::vm::MAX_VCPUS;
+use crate::numa::policy::{self, Fault, Policy};
+use crate::numa::topology::MAX_NODES;
+
 use crate::ept::{Access, Flush, Format, MapError, PageSize, PageTable, TableMemory};
 use crate::mm;
 use crate::phys::{IdentityMapped, PhysMem};
@@ -46,18 +50,18 @@ impl TableMemory for IdentityTables {
 pub struct GuestMemory<F: Format> {
     pub table: PageTable<F>,
     pub size: u64,
-    /// Pages backed so far, by the loader's writes and by faults.
-    backed: AtomicU64,
+    pub placer: Placer,
 }
 
 const PAGE: u64 = 4096;
+const LARGE: u64 = 2 << 20;
 
 /// Guest RAM backed on demand, as the run loop sees it.
 pub trait Backing {
     /// Backs the page holding `gpa` with a zeroed frame, when it lies in
-    /// guest RAM and is not backed yet.
-    fn back(&self, gpa: u64) -> Result<(), BackError>;
-    /// Pages backed so far.
+    /// guest RAM and is not backed yet; `vcpu` touched it.
+    fn back(&self, gpa: u64, vcpu: usize) -> Result<(), BackError>;
+    /// Guest RAM backed so far, in 4 KiB pages.
     fn backed_pages(&self) -> u64;
 }
 
@@ -70,71 +74,163 @@ pub enum BackError {
     Map(MapError),
 }
 
+/// Where guest pages go: the policy and page size in force, and what they
+/// did, node by node and vCPU by vCPU (the `placement` event).
+pub struct Placer {
+    pub policy: policy::Chosen,
+    pub page: PageSize,
+    /// Per node: 4 KiB and 2 MiB pages backed there.
+    pub small: [AtomicU64; MAX_NODES],
+    pub large: [AtomicU64; MAX_NODES],
+    /// Pages backed on another node than the policy asked, its node full.
+    pub fallbacks: AtomicU64,
+    /// Per vCPU: first touches it took (the loader's writes are nobody's).
+    pub faults: [AtomicU64; MAX_VCPUS],
+}
+
+impl Placer {
+    pub fn new(policy: policy::Chosen, page: PageSize) -> Self {
+        Self {
+            policy,
+            page,
+            small: [const { AtomicU64::new(0) }; MAX_NODES],
+            large: [const { AtomicU64::new(0) }; MAX_NODES],
+            fallbacks: AtomicU64::new(0),
+            faults: [const { AtomicU64::new(0) }; MAX_VCPUS],
+        }
+    }
+
+    /// A zeroed frame of `size` for the page at `gpa`, from the node the
+    /// policy picks (or the nearest, if it allows); with that node.
+    fn alloc(&self, gpa: u64, size: PageSize, vcpu: Option<usize>) -> Option<(u64, usize)> {
+        let fault = Fault {
+            vcpu: vcpu.unwrap_or(0),
+            node: crate::arch::percpu::this().node(),
+            gpa,
+            page: size.bytes(),
+        };
+        let nodes = self.policy.nodes(&fault);
+        if let Some(got) = nodes
+            .iter()
+            .find_map(|&n| mm::alloc_zeroed_exact(n, size).map(|f| (f, n)))
+        {
+            return Some(got);
+        }
+        let fallback = self
+            .policy
+            .may_fall_back()
+            .then(|| mm::alloc_zeroed_on(*nodes.first()?, size))
+            .flatten()?;
+        self.fallbacks.fetch_add(1, Ordering::Relaxed);
+        Some(fallback)
+    }
+
+    fn count(&self, node: usize, size: PageSize, vcpu: Option<usize>) {
+        let per_node = match size {
+            PageSize::Small => &self.small,
+            PageSize::Large => &self.large,
+        };
+        per_node[node].fetch_add(1, Ordering::Relaxed);
+        if let Some(v) = vcpu.and_then(|v| self.faults.get(v)) {
+            v.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn uncount(&self, node: usize, size: PageSize) {
+        let per_node = match size {
+            PageSize::Small => &self.small,
+            PageSize::Large => &self.large,
+        };
+        per_node[node].fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Guest RAM backed, in 4 KiB pages.
+    pub fn pages(&self) -> u64 {
+        let sum = |a: &[AtomicU64]| a.iter().map(|n| n.load(Ordering::Relaxed)).sum::<u64>();
+        sum(&self.small) + sum(&self.large) * (LARGE / PAGE)
+    }
+}
+
 impl<F: Format> GuestMemory<F> {
     /// Guest RAM of `size` bytes with nothing backed: frames come with the
-    /// first write (`write`, the loader's) or the first access (a fault).
-    pub fn new(size: u64) -> Result<Self, MapError> {
+    /// first write (`write`, the loader's) or the first access (a fault),
+    /// where `placer` says.
+    pub fn new(size: u64, placer: Placer) -> Result<Self, MapError> {
         let table = PageTable::<F>::new(&mut IdentityTables)?;
         Ok(Self {
             table,
             size,
-            backed: AtomicU64::new(0),
+            placer,
         })
     }
 
-    /// The frame backing the page at `gpa`, backed now if it was not.
-    fn frame(&self, gpa: u64) -> Result<u64, BackError> {
+    /// The frame backing the 4 KiB page at `gpa`, backed now if it was not:
+    /// with a 2 MiB page where the placer asks for them and the whole 2 MiB
+    /// lies in guest RAM, else (or when no 2 MiB frame is left) a 4 KiB one.
+    fn frame(&self, gpa: u64, vcpu: Option<usize>) -> Result<u64, BackError> {
         let page = gpa & !(PAGE - 1);
-        if let Some((hpa, _)) = self.table.translate(&mut IdentityTables, page) {
+        if let Some(hpa) = self.host_address(page) {
             return Ok(hpa);
         }
         if page >= self.size {
             return Err(BackError::Outside);
         }
-        // The faulting CPU's node for now (or the nearest with memory):
-        // placement policies decide here.
-        let node = crate::arch::percpu::this().node();
-        let (frame, _) = mm::alloc_zeroed_on(node, mm::FrameSize::Small)
+        let base = gpa & !(LARGE - 1);
+        if self.placer.page == PageSize::Large && base + LARGE <= self.size {
+            if let Ok(frame) = self.back_page(base, PageSize::Large, vcpu) {
+                return Ok(frame + (page - base));
+            }
+            // Taken meanwhile by another vCPU, or no 2 MiB frame left.
+            if let Some(hpa) = self.host_address(page) {
+                return Ok(hpa);
+            }
+        }
+        match self.back_page(page, PageSize::Small, vcpu) {
+            // Another vCPU backed it first: use its frame.
+            Err(BackError::Map(MapError::AlreadyMapped)) => self
+                .host_address(page)
+                .ok_or(BackError::Map(MapError::AlreadyMapped)),
+            other => other,
+        }
+    }
+
+    /// Backs the page of `size` at `base` where the placer says.
+    fn back_page(&self, base: u64, size: PageSize, vcpu: Option<usize>) -> Result<u64, BackError> {
+        let (frame, node) = self
+            .placer
+            .alloc(base, size, vcpu)
             .ok_or(BackError::Map(MapError::OutOfMemory))?;
-        match self.table.map(
-            &mut IdentityTables,
-            page,
-            frame,
-            PageSize::Small,
-            Access::ALL,
-        ) {
+        match self
+            .table
+            .map(&mut IdentityTables, base, frame, size, Access::ALL)
+        {
             // Newly present: `Flush::None`, nothing cached it.
             Ok(_) => {
-                self.backed.fetch_add(1, Ordering::Relaxed);
+                self.placer.count(node, size, vcpu);
                 Ok(frame)
             }
-            // Another vCPU backed it first: use its frame.
-            Err(MapError::AlreadyMapped) => {
-                let _ = mm::free(frame, mm::FrameSize::Small);
-                self.table
-                    .translate(&mut IdentityTables, page)
-                    .map(|(hpa, _)| hpa)
-                    .ok_or(BackError::Map(MapError::AlreadyMapped))
-            }
             Err(e) => {
-                let _ = mm::free(frame, mm::FrameSize::Small);
+                let _ = mm::free(frame, size);
                 Err(BackError::Map(e))
             }
         }
     }
 
-    /// Unbacks the page at `gpa`: its frame (to free once every CPU has
-    /// flushed) and the flush; None when it was not backed.
-    pub fn unback(&self, gpa: u64) -> Result<Option<(u64, Flush)>, BackError> {
+    /// Unbacks the page at `gpa` (the whole 2 MiB page holding it, if
+    /// large): its frame and size (to free once every CPU has flushed) and
+    /// the flush; None when it was not backed.
+    pub fn unback(&self, gpa: u64) -> Result<Option<(u64, PageSize, Flush)>, BackError> {
         if gpa >= self.size {
             return Err(BackError::Outside);
         }
         Ok(self
             .table
             .unmap(&mut IdentityTables, gpa & !(PAGE - 1))
-            .map(|(frame, _, flush)| {
-                self.backed.fetch_sub(1, Ordering::Relaxed);
-                (frame, flush)
+            .map(|(frame, size, flush)| {
+                if let Some(node) = mm::node_of(frame) {
+                    self.placer.uncount(node, size);
+                }
+                (frame, size, flush)
             }))
     }
 
@@ -169,7 +265,7 @@ impl<F: Format> GuestMemory<F> {
         while done < len {
             let at = gpa + done as u64;
             let hpa = if back {
-                match self.frame(at) {
+                match self.frame(at, None) {
                     Ok(frame) => Some(frame + at % PAGE),
                     Err(_) => return false,
                 }
@@ -218,14 +314,14 @@ impl<F: Format> GuestMemory<F> {
 }
 
 impl<F: Format> Backing for GuestMemory<F> {
-    fn back(&self, gpa: u64) -> Result<(), BackError> {
-        if self.table.translate(&mut IdentityTables, gpa).is_some() {
+    fn back(&self, gpa: u64, vcpu: usize) -> Result<(), BackError> {
+        if self.host_address(gpa).is_some() {
             return Err(BackError::Present);
         }
-        self.frame(gpa).map(|_| ())
+        self.frame(gpa, Some(vcpu)).map(|_| ())
     }
 
     fn backed_pages(&self) -> u64 {
-        self.backed.load(Ordering::Relaxed)
+        self.placer.pages()
     }
 }

@@ -294,6 +294,7 @@ pub fn launch<V: Virtualization>(
         while !vm.done() {
             core::hint::spin_loop();
         }
+        vm.report_placement();
         Ok(GuestEnd {
             failed: vm.failed(),
             ..end
@@ -378,6 +379,8 @@ pub struct GuestConfig {
     pub invalid_state: bool,
     /// Which exits become events (`trace.rs`).
     pub trace: trace::Level,
+    /// Where its pages are backed.
+    pub placement: crate::cmdline::Placement,
 }
 
 /// How a guest run ended.
@@ -408,13 +411,25 @@ impl Refusal {
     }
 }
 
+/// The placement the configuration asks for, built for this machine (the
+/// kernel has refused at boot a policy the machine cannot follow).
+fn placer(config: &GuestConfig) -> Result<memory::Placer, Refusal> {
+    let p = &config.placement;
+    let machine = crate::numa::machine()
+        .ok_or_else(|| Refusal::failed(format_args!("no topology to place pages on")))?;
+    let has_memory = crate::mm::nodes_with_memory();
+    crate::numa::policy::build(&p.policy, &machine.topology, &has_memory, &machine.hmat)
+        .map(|policy| memory::Placer::new(policy, p.page))
+        .map_err(|e| Refusal::failed(format_args!("{e}")))
+}
+
 /// Guest RAM with the payload at `LOAD_ADDRESS`, the GDT and, for long
 /// mode, the page tables in place.
 pub fn prepare_memory<F: crate::ept::Format>(
     config: &GuestConfig,
     payload: &[u8],
 ) -> Result<memory::GuestMemory<F>, Refusal> {
-    let mem = memory::GuestMemory::<F>::new(config.memory).map_err(|e| {
+    let mem = memory::GuestMemory::<F>::new(config.memory, placer(config)?).map_err(|e| {
         Refusal::failed(format_args!(
             "guest memory of {} bytes: {e:?}",
             config.memory
@@ -623,6 +638,7 @@ mod run_tests {
             watchdog_ms: 0,
             invalid_state: false,
             trace: trace::Level::Exits,
+            placement: Default::default(),
         }
     }
 
@@ -644,7 +660,7 @@ mod run_tests {
     );
 
     impl memory::Backing for FakeRam {
-        fn back(&self, gpa: u64) -> Result<(), memory::BackError> {
+        fn back(&self, gpa: u64, _vcpu: usize) -> Result<(), memory::BackError> {
             if gpa >= guest::DEFAULT_MEMORY {
                 return Err(memory::BackError::Outside);
             }

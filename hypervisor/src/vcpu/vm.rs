@@ -5,9 +5,15 @@
 
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
+use serde::Serialize;
+
 use super::memory::{BackError, Backing, GuestMemory};
 use super::{GuestConfig, GuestEnd};
 use crate::ept::Format;
+use crate::event::{self, Event, Hex};
+use crate::mm::FrameSize;
+use crate::numa::map;
+use crate::numa::topology::MAX_NODES;
 
 /// vCPUs a payload guest gets at most: their stacks share 0x6000-0x7000
 /// (docs/hypercalls.md).
@@ -162,9 +168,137 @@ impl<F: Format> Vm<F> {
     }
 }
 
+#[derive(Serialize)]
+struct NodePages {
+    id: u32,
+    /// 4 KiB pages and 2 MiB pages backed on this node, and their bytes.
+    pages: u64,
+    large_pages: u64,
+    bytes: u64,
+}
+
+#[derive(Serialize)]
+struct VcpuFaults {
+    vcpu: usize,
+    faults: u64,
+}
+
+#[derive(Serialize)]
+struct PlacementEvent<'a> {
+    policy: &'a str,
+    page: &'a str,
+    nodes: heapless::Vec<NodePages, MAX_NODES>,
+    vcpus: heapless::Vec<VcpuFaults, MAX_VCPUS>,
+    fallbacks: u64,
+}
+impl Event for PlacementEvent<'_> {
+    const NAME: &'static str = "placement";
+}
+
+#[derive(Serialize)]
+struct MapRange {
+    /// The first page's guest-physical address, the number of 4 KiB pages,
+    /// and the nodes (domains; null: not backed) page i cycles through.
+    base: Hex,
+    pages: u64,
+    nodes: heapless::Vec<Option<u32>, { map::MAX_PATTERN }>,
+}
+
+/// Ranges per `placement-map` event: one line stays well under the event buffer.
+const RANGES_PER_EVENT: usize = 32;
+
+#[derive(Serialize)]
+struct PlacementMap {
+    part: u32,
+    last: bool,
+    ranges: heapless::Vec<MapRange, RANGES_PER_EVENT>,
+}
+impl Event for PlacementMap {
+    const NAME: &'static str = "placement-map";
+}
+
+impl<F: Format> Vm<F> {
+    /// Reports where the guest's pages went (`placement`), and with
+    /// `numa.dump` the guest-physical → node map (`placement-map`).
+    pub fn report_placement(&self) {
+        let Some(machine) = crate::numa::machine() else {
+            return;
+        };
+        let domain = |i: usize| machine.topology.nodes.get(i).map(|n| n.domain);
+        let p = &self.memory.placer;
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let nodes = (0..machine.topology.nodes.len())
+            .map(|i| {
+                let (pages, large_pages) = (load(&p.small[i]), load(&p.large[i]));
+                NodePages {
+                    id: domain(i).unwrap_or(0),
+                    pages,
+                    large_pages,
+                    bytes: pages * FrameSize::Small.bytes()
+                        + large_pages * FrameSize::Large.bytes(),
+                }
+            })
+            .collect();
+        let vcpus = (0..self.vcpus())
+            .map(|vcpu| VcpuFaults {
+                vcpu,
+                faults: load(&p.faults[vcpu]),
+            })
+            .collect();
+        event::emit(&PlacementEvent {
+            policy: self.config.placement.policy.name(),
+            page: match p.page {
+                FrameSize::Small => "4k",
+                FrameSize::Large => "2m",
+            },
+            nodes,
+            vcpus,
+            fallbacks: load(&p.fallbacks),
+        });
+        if self.config.placement.dump {
+            self.dump(&domain);
+        }
+    }
+
+    fn dump(&self, domain: &dyn Fn(usize) -> Option<u32>) {
+        let page = FrameSize::Small.bytes();
+        let mut part = 0;
+        let mut ranges = heapless::Vec::new();
+        let mut flush = |ranges: &mut heapless::Vec<MapRange, RANGES_PER_EVENT>, last: bool| {
+            event::emit(&PlacementMap {
+                part,
+                last,
+                ranges: core::mem::take(ranges),
+            });
+            part += 1;
+        };
+        let mut compactor = map::Compactor::new(|r: map::Range| {
+            if ranges.is_full() {
+                flush(&mut ranges, false);
+            }
+            let _ = ranges.push(MapRange {
+                base: Hex(r.first * page),
+                pages: r.pages,
+                nodes: r.pattern,
+            });
+        });
+        for gpa in (0..self.memory.size).step_by(page as usize) {
+            let node = self
+                .memory
+                .host_address(gpa)
+                .and_then(crate::mm::node_of)
+                .and_then(domain);
+            compactor.push(node);
+        }
+        compactor.finish();
+        drop(compactor);
+        flush(&mut ranges, true);
+    }
+}
+
 impl<F: Format> Backing for Vm<F> {
-    fn back(&self, gpa: u64) -> Result<(), BackError> {
-        self.memory.back(gpa)
+    fn back(&self, gpa: u64, vcpu: usize) -> Result<(), BackError> {
+        self.memory.back(gpa, vcpu)
     }
 
     fn backed_pages(&self) -> u64 {
@@ -205,14 +339,14 @@ impl<F: Format> Machine for Vm<F> {
     }
 
     fn release(&self, vcpu: usize, gpa: u64, service: &mut dyn FnMut()) -> Result<bool, BackError> {
-        let Some((frame, flush)) = self.memory.unback(gpa)? else {
+        let Some((frame, size, flush)) = self.memory.unback(gpa)? else {
             return Ok(false);
         };
         if flush != crate::ept::Flush::None {
             self.shootdown(vcpu, service);
         }
         // No CPU holds the translation any more: the frame can go.
-        let _ = crate::mm::free(frame, crate::mm::FrameSize::Small);
+        let _ = crate::mm::free(frame, size);
         Ok(true)
     }
 
