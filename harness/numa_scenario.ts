@@ -4,8 +4,15 @@
  * the topology and every node's probe frames checked.
  */
 import { guest, guestEnd } from "./guests.ts";
-import { probesOnTheirNodes, topologyMatches } from "./numa.ts";
-import { defineScenario, type Numa, type Scenario, type ScenarioPart } from "./scenario.ts";
+import type { SvEvent } from "./events.ts";
+import { cpuNodes, placementMap, probesOnTheirNodes, topologyMatches } from "./numa.ts";
+import {
+  defineScenario,
+  type Numa,
+  type RunInfo,
+  type Scenario,
+  type ScenarioPart,
+} from "./scenario.ts";
 
 export function numa(
   topology: Numa,
@@ -45,6 +52,7 @@ export function policy(p: { policy: PolicyName; page?: "4k" | "2m" }): ScenarioP
   return {
     groups: ["numa"],
     cmdline: `numa.policy=${p.policy} numa.page=${p.page ?? "4k"} numa.dump`,
+    machine: { meter: true },
     // Whole-run: `placement` comes once every vCPU has ended, among their ends.
     checks: [(events) => {
       const e = events.find((e) => e.ev === "placement");
@@ -94,10 +102,45 @@ export const TWO_NODES: Numa = {
 export const regionsGuest: ScenarioPart[] = [
   guest({ payload: "numa-regions.asm", cmdline: "guest=long guest.memory=8", trace: "summary" }),
   guestEnd({ counts: { hlt: 1 } }),
+  { checks: [meterAgreesWithMap] },
 ];
 
 /** The vCPU whose region holds 4 KiB page `page` in `regionsGuest`, if any. */
 export function regionOwner(page: number): number | undefined {
   const region = Math.floor(page / 512) - 1; // 2 MiB regions from 2 MiB
   return region >= 0 && page % 512 < 64 ? region : undefined;
+}
+
+/**
+ * The local fraction the placement map implies for `regionsGuest`: each
+ * vCPU accesses each page of its region alike (one write, one read), so it
+ * is the share of region pages on their owner's CPU's node.
+ */
+export function impliedLocality(events: SvEvent[]): number | undefined {
+  const map = placementMap(events);
+  const nodes = cpuNodes(events);
+  let local = 0, total = 0;
+  map?.forEach((node, page) => {
+    const owner = regionOwner(page);
+    if (owner === undefined || node === null) return; // not a region page, or never touched
+    total++;
+    if (node === nodes.get(owner)) local++;
+  });
+  return total ? local / total : undefined;
+}
+
+/**
+ * The meter and the map agree (on metered runs): the local fraction the
+ * meter measured is the one the placement implies, within 1 %.
+ */
+export function meterAgreesWithMap(events: SvEvent[], run: RunInfo): string[] {
+  if (!run.meter) return run.backend === "qemu" ? ["the meter measured nothing"] : [];
+  const want = impliedLocality(events);
+  if (want === undefined) return ["no region pages in the placement map"];
+  const got = run.meter.localFraction;
+  return Math.abs(got - want) <= 0.01 ? [] : [
+    `the meter measured ${(got * 100).toFixed(1)} % local, the map implies ${
+      (want * 100).toFixed(1)
+    } %`,
+  ];
 }

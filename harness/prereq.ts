@@ -31,7 +31,7 @@ function grubPlatform(platform: string): boolean {
 }
 
 const REQUIREMENTS: Record<Tool, Requirement> = {
-  cargo: { present: () => ["cargo", "objcopy"].every(onPath), packages: ["binutils"] },
+  cargo: { present: () => ["cargo", "objcopy", "cc"].every(onPath), packages: ["binutils", "gcc"] },
   qemu: { present: () => onPath("qemu-system-x86_64"), packages: ["qemu-system-x86"] },
   bochs: {
     present: () =>

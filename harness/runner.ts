@@ -8,6 +8,7 @@ import { type Artifacts, type Backend, RUN_FILES, shellQuote } from "./backends/
 import { bochs } from "./backends/bochs.ts";
 import { qemu } from "./backends/qemu.ts";
 import { buildIso, buildKernel, buildPayload } from "./build.ts";
+import { buildMeter, type Meter, parseMeter } from "./meter.ts";
 import { type CpuModel, hostCpu, resolveCpu } from "./cpus.ts";
 import { describe, EventStream, type SvEvent } from "./events.ts";
 import { checkExpectations } from "./expect.ts";
@@ -40,6 +41,8 @@ export interface RunResult {
   events: SvEvent[];
   /** When each event was read, in ms after the emulator started (within POLL_MS). */
   eventTimesMs: number[];
+  /** What the locality meter measured, on metered runs. */
+  meter?: Meter;
 }
 
 export interface RunOptions {
@@ -109,7 +112,10 @@ async function build(plan: RunPlan, progress: (m: string) => void): Promise<Arti
   const iso = plan.boot === "iso"
     ? await buildIso(kernel, plan.cmdline, payload, progress)
     : undefined;
-  return { kernel, payload, iso };
+  const meter = plan.scenario.machine.meter && plan.backend === "qemu"
+    ? await buildMeter(progress)
+    : undefined;
+  return { kernel, payload, iso, meter };
 }
 
 /** The bytes a growing file gained since the last read. */
@@ -308,6 +314,9 @@ export async function runPlan(plan: RunPlan, opts: RunOptions): Promise<RunResul
     numa: plan.scenario.machine.numa,
     fakeNodes: fakeNodes(plan.scenario, plan.backend),
     payloadSize: artifacts.payload ? (await Deno.stat(artifacts.payload)).size : undefined,
+    meter: artifacts.meter
+      ? parseMeter(readOr(join(dir, "meter.txt")), plan.scenario.machine.numa)
+      : undefined,
   };
   const events = stream.events;
   const s = plan.scenario;
@@ -350,5 +359,6 @@ export async function runPlan(plan: RunPlan, opts: RunOptions): Promise<RunResul
     durationMs,
     events,
     eventTimesMs,
+    meter: info.meter,
   });
 }

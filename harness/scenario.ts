@@ -2,6 +2,7 @@
  * The scenario model: what a `scenarios/*.ts` file exports, how it is
  * validated, and how its targets expand into runs.
  */
+import type { Meter } from "./meter.ts";
 import { resolveCpu } from "./cpus.ts";
 import type { SvEvent } from "./events.ts";
 
@@ -93,6 +94,11 @@ export interface Machine {
    * appended to the generated bochsrc (a later line overrides an earlier one).
    */
   emulatorArgs?: { qemu?: string[]; bochs?: string[] };
+  /**
+   * Runs the locality meter (a QEMU TCG plugin, `harness/meter.ts`) on QEMU
+   * runs: the run's `meter` has the guest's accesses by node.
+   */
+  meter?: boolean;
 }
 
 /** Where a scenario runs: a backend, its boot path and firmware, and CPU models. */
@@ -137,6 +143,8 @@ export type RunInfo = Omit<RunPlan, "scenario" | "cmdline"> & {
   fakeNodes?: number;
   /** Size in bytes of the assembled payload, when there is one. */
   payloadSize?: number;
+  /** What the locality meter measured, on metered QEMU runs (`machine.meter`). */
+  meter?: Meter;
 };
 
 /**

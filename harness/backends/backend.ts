@@ -7,12 +7,15 @@ export interface Artifacts {
   kernel: string;
   iso?: string;
   payload?: string;
+  /** The locality meter plugin, for QEMU runs whose machine asks for it. */
+  meter?: string;
 }
 
 export const RUN_FILES = {
   kernel: "kernel.elf",
   iso: "boot.iso",
   payload: "payload.bin",
+  meter: "meter.so",
   /** COM2: the hypervisor's events, on a port no guest reaches. */
   serial: "hypervisor.log",
   /** COM1: firmware, GRUB and the guest's own output; never evidence. */

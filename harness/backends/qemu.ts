@@ -1,4 +1,5 @@
 /** QEMU, with TCG or with KVM where the host offers nested VMX/SVM. */
+import { imageRange, meterArgument } from "../meter.ts";
 import { existsSync } from "node:fs";
 import type { Numa, RunPlan } from "../scenario.ts";
 import { DEFAULT_MEMORY_MIB, DEFAULT_SMP } from "../scenario.ts";
@@ -130,6 +131,10 @@ export function qemuArgs(
       "-drive",
       "if=pflash,format=raw,unit=1,file=OVMF_VARS.fd",
     );
+  }
+  if (artifacts.meter && !kvm) {
+    const image = imageRange(Deno.readFileSync(artifacts.kernel));
+    if (image) args.push("-plugin", meterArgument(plan, artifacts.meter, image));
   }
   args.push(...m.emulatorArgs?.qemu ?? []);
   return args;

@@ -1,0 +1,185 @@
+/*
+ * The locality meter: a QEMU TCG plugin (API version 1, QEMU 7.2) that
+ * counts, for each emulated CPU, the guest's memory accesses by the NUMA
+ * node that owns their physical address. It trusts nothing the hypervisor
+ * says: the nodes come from the topology the harness gave QEMU, the
+ * addresses from QEMU's own softmmu.
+ *
+ * Which accesses are the guest's: those of instructions outside the
+ * hypervisor's image (`skip=START-END`), once that CPU has executed the
+ * guest's entry (`start=ADDR`), so that firmware and boot are not counted.
+ * Arguments (each `-plugin meter.so,KEY=VALUE,...`):
+ *   out=FILE            where the counts go, at exit
+ *   mem=NODE:BASE-END   a node's physical memory (repeatable)
+ *   cpu=INDEX:NODE      a CPU's node (repeatable)
+ *   skip=START-END      the hypervisor's code: its accesses are not counted
+ *   start=ADDR          counting starts on a CPU when it executes ADDR
+ * Output: one line per CPU, `cpu I node N: C0 C1 ...`, the accesses of CPU
+ * I (on node N) to each node's memory, then `other: C` for accesses to no
+ * node's memory (devices).
+ *
+ * The few API declarations it needs are written here (Debian ships no
+ * qemu-plugin.h); they match include/qemu/qemu-plugin.h of QEMU 7.2.
+ */
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef uint64_t qemu_plugin_id_t;
+typedef uint32_t qemu_plugin_meminfo_t;
+struct qemu_plugin_tb;
+struct qemu_plugin_insn;
+struct qemu_plugin_hwaddr;
+typedef struct {
+    const char *target_name;
+    struct {
+        int min;
+        int cur;
+    } version;
+    bool system_emulation;
+    union {
+        struct {
+            int smp_vcpus;
+            int max_vcpus;
+        } system;
+    };
+} qemu_info_t;
+enum qemu_plugin_cb_flags { QEMU_PLUGIN_CB_NO_REGS };
+enum qemu_plugin_mem_rw { QEMU_PLUGIN_MEM_R = 1, QEMU_PLUGIN_MEM_W, QEMU_PLUGIN_MEM_RW };
+typedef void (*tb_trans_cb)(qemu_plugin_id_t, struct qemu_plugin_tb *);
+typedef void (*mem_cb)(unsigned int, qemu_plugin_meminfo_t, uint64_t, void *);
+typedef void (*insn_cb)(unsigned int, void *);
+typedef void (*exit_cb)(qemu_plugin_id_t, void *);
+
+void qemu_plugin_register_vcpu_tb_trans_cb(qemu_plugin_id_t, tb_trans_cb);
+size_t qemu_plugin_tb_n_insns(const struct qemu_plugin_tb *);
+struct qemu_plugin_insn *qemu_plugin_tb_get_insn(const struct qemu_plugin_tb *, size_t);
+uint64_t qemu_plugin_insn_vaddr(const struct qemu_plugin_insn *);
+void qemu_plugin_register_vcpu_mem_cb(struct qemu_plugin_insn *, mem_cb,
+                                      enum qemu_plugin_cb_flags, enum qemu_plugin_mem_rw,
+                                      void *);
+void qemu_plugin_register_vcpu_insn_exec_cb(struct qemu_plugin_insn *, insn_cb,
+                                            enum qemu_plugin_cb_flags, void *);
+struct qemu_plugin_hwaddr *qemu_plugin_get_hwaddr(qemu_plugin_meminfo_t, uint64_t);
+bool qemu_plugin_hwaddr_is_io(const struct qemu_plugin_hwaddr *);
+uint64_t qemu_plugin_hwaddr_phys_addr(const struct qemu_plugin_hwaddr *);
+void qemu_plugin_register_atexit_cb(qemu_plugin_id_t, exit_cb, void *);
+
+__attribute__((visibility("default"))) int qemu_plugin_version = 1;
+
+#define MAX_NODES 16
+#define MAX_CPUS 64
+#define MAX_RANGES 64
+
+static struct {
+    uint64_t base, end;
+    int node;
+} ranges[MAX_RANGES];
+static int n_ranges, n_nodes = 1, n_cpus;
+static int cpu_node[MAX_CPUS];
+static uint64_t skip_start, skip_end, start_addr = UINT64_MAX;
+static const char *out_path = "meter.txt";
+/* Per CPU: counting yet, and accesses per node (the last slot: no node). */
+static volatile bool counting[MAX_CPUS];
+static uint64_t counts[MAX_CPUS][MAX_NODES + 1];
+
+static int node_of(uint64_t pa) {
+    for (int i = 0; i < n_ranges; i++) {
+        if (pa >= ranges[i].base && pa < ranges[i].end) return ranges[i].node;
+    }
+    return MAX_NODES;
+}
+
+static void on_mem(unsigned int cpu, qemu_plugin_meminfo_t info, uint64_t vaddr, void *u) {
+    (void)u;
+    if (cpu >= MAX_CPUS || !counting[cpu]) return;
+    struct qemu_plugin_hwaddr *hw = qemu_plugin_get_hwaddr(info, vaddr);
+    if (!hw || qemu_plugin_hwaddr_is_io(hw)) {
+        __atomic_fetch_add(&counts[cpu][MAX_NODES], 1, __ATOMIC_RELAXED);
+        return;
+    }
+    __atomic_fetch_add(&counts[cpu][node_of(qemu_plugin_hwaddr_phys_addr(hw))], 1,
+                       __ATOMIC_RELAXED);
+}
+
+static void on_entry(unsigned int cpu, void *u) {
+    (void)u;
+    if (cpu < MAX_CPUS) counting[cpu] = true;
+}
+
+static void on_tb(qemu_plugin_id_t id, struct qemu_plugin_tb *tb) {
+    (void)id;
+    size_t n = qemu_plugin_tb_n_insns(tb);
+    for (size_t i = 0; i < n; i++) {
+        struct qemu_plugin_insn *insn = qemu_plugin_tb_get_insn(tb, i);
+        uint64_t va = qemu_plugin_insn_vaddr(insn);
+        if (va == start_addr) {
+            qemu_plugin_register_vcpu_insn_exec_cb(insn, on_entry, QEMU_PLUGIN_CB_NO_REGS, NULL);
+        }
+        if (va >= skip_start && va < skip_end) continue; /* the hypervisor's own */
+        qemu_plugin_register_vcpu_mem_cb(insn, on_mem, QEMU_PLUGIN_CB_NO_REGS,
+                                         QEMU_PLUGIN_MEM_RW, NULL);
+    }
+}
+
+static void on_plugin_exit(qemu_plugin_id_t id, void *u) {
+    (void)id;
+    (void)u;
+    FILE *f = fopen(out_path, "w");
+    if (!f) return;
+    for (int c = 0; c < n_cpus; c++) {
+        fprintf(f, "cpu %d node %d:", c, cpu_node[c]);
+        for (int n = 0; n < n_nodes; n++) fprintf(f, " %" PRIu64, counts[c][n]);
+        fprintf(f, " other: %" PRIu64 "\n", counts[c][MAX_NODES]);
+    }
+    fclose(f);
+}
+
+static bool parse_range(const char *s, uint64_t *a, uint64_t *b) {
+    char *end;
+    *a = strtoull(s, &end, 0);
+    if (*end != '-') return false;
+    *b = strtoull(end + 1, &end, 0);
+    return *end == '\0' && *b > *a;
+}
+
+__attribute__((visibility("default"))) int qemu_plugin_install(qemu_plugin_id_t id,
+                                                               const qemu_info_t *info, int argc,
+                                                               char **argv) {
+    if (!info->system_emulation) return -1;
+    n_cpus = info->system.smp_vcpus < MAX_CPUS ? info->system.smp_vcpus : MAX_CPUS;
+    for (int i = 0; i < argc; i++) {
+        char *v = strchr(argv[i], '=');
+        if (!v) return -1;
+        *v++ = '\0';
+        if (!strcmp(argv[i], "out")) {
+            out_path = v;
+        } else if (!strcmp(argv[i], "mem") && n_ranges < MAX_RANGES) {
+            char *colon = strchr(v, ':');
+            if (!colon) return -1;
+            int node = atoi(v);
+            if (node < 0 || node >= MAX_NODES) return -1;
+            if (!parse_range(colon + 1, &ranges[n_ranges].base, &ranges[n_ranges].end)) return -1;
+            ranges[n_ranges++].node = node;
+            if (node + 1 > n_nodes) n_nodes = node + 1;
+        } else if (!strcmp(argv[i], "cpu")) {
+            int cpu = atoi(v);
+            char *colon = strchr(v, ':');
+            if (!colon || cpu < 0 || cpu >= MAX_CPUS) return -1;
+            cpu_node[cpu] = atoi(colon + 1);
+        } else if (!strcmp(argv[i], "skip")) {
+            if (!parse_range(v, &skip_start, &skip_end)) return -1;
+        } else if (!strcmp(argv[i], "start")) {
+            start_addr = strtoull(v, NULL, 0);
+        } else {
+            return -1;
+        }
+    }
+    qemu_plugin_register_vcpu_tb_trans_cb(id, on_tb);
+    qemu_plugin_register_atexit_cb(id, on_plugin_exit, NULL);
+    return 0;
+}
