@@ -6,13 +6,14 @@
  *   matrix [--vendor intel|amd|all] [--filter GLOB] [--group G] [--backend B] [--cpu GLOB] [--jobs N]
  *          [--tap FILE] [--junit FILE] [--save-failures DIR]
  *   test [--jobs N] [--no-matrix]
- *   bench [--filter GLOB] [--runs N] [--until EVENT] | bench exits
+ *   bench [--filter GLOB] [--runs N] [--until EVENT] | bench exits | bench numa [--size MIB]
  *   fuzz [--vendor intel|amd|all] [--count N] [--seed S] [--jobs N]
  *   setup
  * Exit codes: 0 pass, 1 fail, 77 skipped, 2 usage or setup error.
  */
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { runBench, runExitBench } from "./bench.ts";
+import { runNumaBench } from "./bench_numa.ts";
 import { fuzzCounts, fuzzReport, runFuzz } from "./fuzz.ts";
 import { BuildError } from "./build.ts";
 import { loadAll, loadScenario, UnknownScenario } from "./load.ts";
@@ -46,6 +47,8 @@ const USAGE = `usage: deno task <command> [options]
             median warm boot times (default: boot-hello, 5 runs), and to an event
   bench exits
             emulated instructions per CPUID and hypercall round trip (bench-exits scenarios)
+  bench numa [--size MIB] [--passes N] [--jobs N]
+            every workload x placement policy x topology on QEMU with the locality meter
   fuzz [--vendor intel|amd|all] [--count N] [--seed S] [--jobs N]
             random guests (default: 50 per vendor from seed 1); failing seeds go to .fuzz/
   setup     install every emulator and tool the scenarios use (as root or with CI=true)`;
@@ -211,9 +214,24 @@ async function main(argv: string[]): Promise<number> {
         filter: { type: "string", default: "boot-hello" },
         runs: { type: "string" },
         until: { type: "string" },
+        jobs: { type: "string" },
+        size: { type: "string" },
+        passes: { type: "string" },
       });
       if (positionals.length === 1 && positionals[0] === "exits") return await runExitBench(say);
-      if (positionals.length) throw new UsageError("bench takes no positional argument but exits");
+      if (positionals.length === 1 && positionals[0] === "numa") {
+        return await runNumaBench({
+          say,
+          jobs: positiveNumber(values.jobs, "jobs") ?? defaultJobs(),
+          size: {
+            sizeMiB: Math.round(positiveNumber(values.size, "size") ?? 4),
+            passes: Math.round(positiveNumber(values.passes, "passes") ?? 2),
+          },
+        });
+      }
+      if (positionals.length) {
+        throw new UsageError("bench takes no positional argument but exits or numa");
+      }
       const runs = positiveNumber(values.runs, "runs") ?? 5;
       await runBench({ filter: values.filter, runs: Math.round(runs), until: values.until, say });
       return 0;

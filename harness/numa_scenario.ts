@@ -3,7 +3,7 @@
  * (its SRAT, SLIT and HMAT) and on Bochs models with the topology faked;
  * the topology and every node's probe frames checked.
  */
-import { guest, guestEnd } from "./guests.ts";
+import { everyVcpu, guest, guestEnd } from "./guests.ts";
 import type { SvEvent } from "./events.ts";
 import { cpuNodes, placementMap, probesOnTheirNodes, topologyMatches } from "./numa.ts";
 import {
@@ -102,7 +102,7 @@ export const TWO_NODES: Numa = {
 export const regionsGuest: ScenarioPart[] = [
   guest({ payload: "numa-regions.asm", cmdline: "guest=long guest.memory=8", trace: "summary" }),
   guestEnd({ counts: { hlt: 1 } }),
-  { checks: [meterAgreesWithMap] },
+  { checks: [everyVcpu("guest-end", { how: "hlt", failed: false }), meterAgreesWithMap] },
 ];
 
 /** The vCPU whose region holds 4 KiB page `page` in `regionsGuest`, if any. */

@@ -59,7 +59,8 @@ const LARGE: u64 = 2 << 20;
 /// Guest RAM backed on demand, as the run loop sees it.
 pub trait Backing {
     /// Backs the page holding `gpa` with a zeroed frame, when it lies in
-    /// guest RAM and is not backed yet; `vcpu` touched it.
+    /// guest RAM and is not backed yet (a page another vCPU backed since
+    /// the fault is fine); `vcpu` touched it.
     fn back(&self, gpa: u64, vcpu: usize) -> Result<(), BackError>;
     /// Guest RAM backed so far, in 4 KiB pages.
     fn backed_pages(&self) -> u64;
@@ -315,9 +316,8 @@ impl<F: Format> GuestMemory<F> {
 
 impl<F: Format> Backing for GuestMemory<F> {
     fn back(&self, gpa: u64, vcpu: usize) -> Result<(), BackError> {
-        if self.host_address(gpa).is_some() {
-            return Err(BackError::Present);
-        }
+        // Backed meanwhile by another vCPU that faulted on it too: the
+        // access, tried again, finds it.
         self.frame(gpa, Some(vcpu)).map(|_| ())
     }
 

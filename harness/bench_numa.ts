@@ -1,0 +1,200 @@
+/**
+ * `deno task bench numa`: every reference workload under every placement
+ * policy, on two topologies (2 nodes; 4 nodes with asymmetric distances),
+ * on QEMU EPYC with the locality meter, beside the oracle and the worst
+ * placement each workload's declared access pattern allows. Prints a table
+ * as it goes, then writes `bench-numa.json` and `bench-numa.svg` to a
+ * directory under `.runs/`. Figures, not assertions.
+ */
+import { join } from "node:path";
+import { buildKernel } from "./build.ts";
+import { everyVcpu, guest, guestEnd } from "./guests.ts";
+import { inParallel } from "./matrix.ts";
+import { accessWeights } from "./meter.ts";
+import { numa, policy, type PolicyName } from "./numa_scenario.ts";
+import { RUNS_DIR } from "./paths.ts";
+import { ensureTools, toolsFor } from "./prereq.ts";
+import { runPlan } from "./runner.ts";
+import { defineScenario, expandTargets, type Numa } from "./scenario.ts";
+import {
+  bounds,
+  model,
+  type Workload,
+  workloadPayload,
+  WORKLOADS,
+  type WorkloadSize,
+} from "./workloads.ts";
+
+export const POLICIES: PolicyName[] = [
+  "first-touch",
+  "interleave",
+  "weighted-interleave",
+  "bind:0",
+  "preferred:1",
+];
+
+export const TOPOLOGIES: { name: string; numa: Numa }[] = [
+  {
+    name: "2 nodes",
+    numa: { nodes: [0, 1].map((i) => ({ cpus: [i], memoryMiB: 128 })) },
+  },
+  {
+    name: "4 nodes asym",
+    numa: {
+      nodes: [0, 1, 2, 3].map((i) => ({ cpus: [i], memoryMiB: 128 })),
+      distances: [[10, 16, 22, 28], [18, 10, 16, 22], [22, 18, 10, 16], [28, 22, 18, 10]],
+    },
+  },
+];
+
+export interface Row {
+  topology: string;
+  workload: Workload;
+  /** Local fraction and cost per policy (undefined: the run failed), then the bounds. */
+  policies: Record<string, { local: number; cost: number } | undefined>;
+  oracle: { local: number; cost: number };
+  worst: { local: number; cost: number };
+}
+
+const pct = (x: number | undefined) => (x === undefined ? "-" : `${(x * 100).toFixed(1)}`);
+const num = (x: number | undefined) => (x === undefined ? "-" : x.toFixed(2));
+
+/** The table: a line per topology and workload, local % and cost per policy. */
+export function table(rows: Row[]): string {
+  const head = ["topology", "workload", ...POLICIES, "oracle", "worst"];
+  const cells = rows.map((r) => [
+    r.topology,
+    r.workload,
+    ...POLICIES.map((p) => `${pct(r.policies[p]?.local)} / ${num(r.policies[p]?.cost)}`),
+    `${pct(r.oracle.local)} / ${num(r.oracle.cost)}`,
+    `${pct(r.worst.local)} / ${num(r.worst.cost)}`,
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
+  const line = (c: string[]) => c.map((x, i) => x.padEnd(widths[i]!)).join("  ").trimEnd();
+  return [
+    "local % / cost (mean access distance, local = 1) per placement policy",
+    line(head),
+    ...cells.map(line),
+  ].join("\n");
+}
+
+/** Bars of the local fraction per policy, oracle and worst, grouped by topology and workload. */
+export function svg(rows: Row[]): string {
+  const series = [...POLICIES, "oracle", "worst"];
+  const colors = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#222", "#bbb"];
+  const bar = 10, gap = 14, top = 30, height = 200;
+  const groupWidth = series.length * bar + gap;
+  const width = 60 + rows.length * groupWidth + 160;
+  const value = (r: Row, s: string) =>
+    s === "oracle" ? r.oracle.local : s === "worst" ? r.worst.local : r.policies[s]?.local;
+  const parts = rows.flatMap((r, g) => {
+    const x0 = 60 + g * groupWidth;
+    return [
+      ...series.map((s, i) => {
+        const v = value(r, s) ?? 0;
+        const h = v * height;
+        return `<rect x="${x0 + i * bar}" y="${top + height - h}" width="${
+          bar - 1
+        }" height="${h}" fill="${colors[i]}"><title>${r.topology} ${r.workload} ${s}: ${
+          pct(value(r, s))
+        } %</title></rect>`;
+      }),
+      `<text x="${x0}" y="${top + height + 12}" font-size="8" transform="rotate(40 ${x0} ${
+        top + height + 12
+      })">${r.topology.replace(" nodes", "n")} ${r.workload}</text>`,
+    ];
+  });
+  const legend = series.map((s, i) =>
+    `<rect x="${width - 150}" y="${top + i * 14}" width="10" height="10" fill="${
+      colors[i]
+    }"/><text x="${width - 135}" y="${top + 9 + i * 14}" font-size="10">${s}</text>`
+  );
+  const axis = [0, 0.25, 0.5, 0.75, 1].map((t) =>
+    `<text x="10" y="${top + height - t * height + 3}" font-size="9">${t * 100}%</text>` +
+    `<line x1="50" x2="${width - 160}" y1="${top + height - t * height}" y2="${
+      top + height - t * height
+    }" stroke="#eee"/>`
+  );
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${top + height + 80}">`,
+    `<text x="60" y="18" font-size="12">Local fraction of the guest's accesses (locality meter)</text>`,
+    ...axis,
+    ...parts,
+    ...legend,
+    "</svg>",
+    "",
+  ].join("\n");
+}
+
+export async function runNumaBench(o: {
+  say: (m: string) => void;
+  jobs: number;
+  size: WorkloadSize;
+}): Promise<number> {
+  const plans = TOPOLOGIES.flatMap((t) =>
+    WORKLOADS.flatMap((w) =>
+      POLICIES.map((p) => {
+        const smp = t.numa.nodes.length;
+        const s = defineScenario(
+          {
+            name: `bench-numa-${smp}n-${w}-${p.replace(":", "")}`,
+            description: `${w} under ${p} on ${t.name}`,
+          },
+          numa(t.numa, smp),
+          guest({
+            payload: workloadPayload(w, o.size),
+            cmdline: `guest=long guest.memory=${o.size.sizeMiB + 4} guest.watchdog=0`,
+            trace: "summary",
+          }),
+          policy({ policy: p }),
+          guestEnd({ counts: { hlt: 1 } }),
+          { checks: [everyVcpu("guest-end", { how: "hlt", failed: false })] },
+        );
+        return { topology: t, workload: w, policy: p, plan: expandTargets(s)[0]! };
+      })
+    )
+  );
+  await ensureTools(plans.flatMap((p) => toolsFor(p.plan)), o.say);
+  await buildKernel(o.say);
+  const results = new Map<string, { local: number; cost: number } | undefined>();
+  let done = 0, failed = 0;
+  await inParallel(plans, o.jobs, async (x) => {
+    const r = await runPlan(x.plan, { progress: () => {} });
+    const ok = r.status === "pass" && r.meter;
+    if (!ok) failed++;
+    results.set(
+      `${x.topology.name}|${x.workload}|${x.policy}`,
+      ok ? { local: r.meter!.localFraction, cost: r.meter!.cost } : undefined,
+    );
+    done++;
+    o.say(
+      `[${done}/${plans.length}] ${x.topology.name} ${x.workload} ${x.policy}: ${
+        ok
+          ? `${pct(r.meter!.localFraction)} % local, cost ${num(r.meter!.cost)}`
+          : `${r.status}: ${r.reason}`
+      }`,
+    );
+  });
+  const rows: Row[] = TOPOLOGIES.flatMap((t) =>
+    WORKLOADS.map((w) => {
+      const n = t.numa.nodes.length;
+      const nodeOf = t.numa.nodes.map((_, i) => i);
+      return {
+        topology: t.name,
+        workload: w,
+        policies: Object.fromEntries(POLICIES.map((p) => [p, results.get(`${t.name}|${w}|${p}`)])),
+        ...bounds(model(w, o.size, n), nodeOf, accessWeights(t.numa, n)),
+      };
+    })
+  );
+  const dir = join(RUNS_DIR, `bench-numa-${new Date().toISOString().replace(/[:.]/g, "-")}`);
+  await Deno.mkdir(dir, { recursive: true });
+  await Deno.writeTextFile(
+    join(dir, "bench-numa.json"),
+    JSON.stringify({ size: o.size, rows }, null, 2),
+  );
+  await Deno.writeTextFile(join(dir, "bench-numa.svg"), svg(rows));
+  console.log(table(rows));
+  console.log(`written: ${join(dir, "bench-numa.json")}, ${join(dir, "bench-numa.svg")}`);
+  return failed ? 1 : 0;
+}
