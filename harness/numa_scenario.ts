@@ -144,3 +144,26 @@ export function meterAgreesWithMap(events: SvEvent[], run: RunInfo): string[] {
     } %`,
   ];
 }
+
+/**
+ * The local fraction the placement map implies for accesses declared per
+ * 4 KiB data page and vCPU (`accesses[page][vcpu]`, pages from `first`):
+ * each access is local when its page lies on its vCPU's CPU's node.
+ */
+export function impliedByModel(
+  events: SvEvent[],
+  accesses: number[][],
+  first: number,
+): number | undefined {
+  const map = placementMap(events);
+  const nodes = cpuNodes(events);
+  if (!map) return undefined;
+  let local = 0, total = 0;
+  accesses.forEach((perVcpu, i) =>
+    perVcpu.forEach((count, v) => {
+      total += count;
+      if (map[first + i] === nodes.get(v)) local += count;
+    })
+  );
+  return total ? local / total : undefined;
+}
