@@ -2,6 +2,7 @@
 //!
 //! - `guest=real|protected|long`: run the first boot module as a guest that
 //!   starts in that mode (docs/hypercalls.md describes the payload contract);
+//!   `guest=multiboot`: run it as a multiboot (version 1) ELF kernel;
 //! - `guest.io=PORT,PORT,...`: I/O ports whose accesses exit and are reported;
 //! - `guest.memory=MIB`: guest RAM, 2 MiB by default;
 //! - `guest.watchdog=MS`: stop the guest after MS emulated milliseconds
@@ -26,9 +27,9 @@ use heapless::Vec;
 
 use crate::ept::PageSize;
 use crate::numa::policy::{self, Spec};
-use crate::vcpu::GuestConfig;
 use crate::vcpu::guest::{DEFAULT_MEMORY, GuestMode};
 use crate::vcpu::trace::Level;
+use crate::vcpu::{GuestConfig, Image};
 
 /// Faults the kernel can be told to provoke, so that the harness's crash and
 /// timeout verdicts are tested against a real emulator.
@@ -192,11 +193,12 @@ pub fn parse(line: &str) -> Result<Options, OptionError<'_>> {
             "numa.dump" if value.is_empty() => placement.dump = true,
             "smp.x2apic" if value.is_empty() => opts.x2apic = true,
             "guest" => {
-                let mode = match value {
-                    "real" => GuestMode::Real,
-                    "protected" => GuestMode::Protected,
-                    "long" => GuestMode::Long,
-                    _ => return Err(bad("one of real, protected, long")),
+                let (mode, image) = match value {
+                    "real" => (GuestMode::Real, Image::Payload),
+                    "protected" => (GuestMode::Protected, Image::Payload),
+                    "long" => (GuestMode::Long, Image::Payload),
+                    "multiboot" => (GuestMode::Protected, Image::Multiboot),
+                    _ => return Err(bad("one of real, protected, long, multiboot")),
                 };
                 opts.guest = Some(GuestConfig {
                     mode,
@@ -206,6 +208,7 @@ pub fn parse(line: &str) -> Result<Options, OptionError<'_>> {
                     invalid_state: false,
                     trace: Level::default(),
                     placement: Placement::default(),
+                    image,
                 });
             }
             "guest.io" => {

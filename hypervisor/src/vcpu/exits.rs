@@ -369,6 +369,11 @@ impl<'a, C: VirtCpu> Handlers<'a, C> {
             io::PortAction::Blocked => ("blocked", Notable::No, Action::Skip),
             io::PortAction::PowerOff => ("power-off", Notable::Yes, self.stop("power-off", false)),
             io::PortAction::Reset => ("reset", Notable::Yes, self.stop("reset", false)),
+            io::PortAction::DebugExit => (
+                "debug-exit",
+                Notable::Yes,
+                self.stop("debug-exit", value != 0),
+            ),
         };
         let f = event((!input).then_some(value), name);
         self.trace.exit(Reason::Io, rip, port.into(), notable, f);

@@ -2,7 +2,8 @@
 //! hardware (the bitmaps) and what an intercepted access means (the run
 //! loop). Deny by default: a payload guest owns COM1 and nothing else; the
 //! hypervisor's own console (COM2), PCI configuration, the power and reset
-//! ports and the emulators' exit devices are never reached.
+//! ports and the emulators' exit devices are never reached (a write to
+//! QEMU's debug-exit port ends the guest, as power-off does).
 
 /// COM1: the guest's console, passed through. The hypervisor reports on COM2.
 pub const GUEST_CONSOLE: core::ops::RangeInclusive<u16> = 0x3f8..=0x3ff;
@@ -20,6 +21,9 @@ const RST_CPU: u64 = 1 << 2;
 const KBC_COMMAND: u16 = 0x64;
 /// System control port A; bit 0 is the fast reset.
 const PORT_A: u16 = 0x92;
+/// QEMU's isa-debug-exit, where the harness's machines have it and test
+/// kernels write their status: for a guest, its exit with that status.
+pub const DEBUG_EXIT: u16 = 0xf4;
 
 /// The two pages of the I/O bitmap (VMX's bitmaps A and B, the first two
 /// pages of AMD's IOPM): a set bit makes the port exit.
@@ -53,6 +57,9 @@ pub enum PortAction {
     PowerOff,
     /// The guest asked to reset the machine: it ends.
     Reset,
+    /// The guest wrote its exit status to the debug-exit port: it ends,
+    /// failed unless the status is 0.
+    DebugExit,
 }
 
 /// Classifies an intercepted access; `value` is what an OUT writes.
@@ -63,6 +70,7 @@ pub fn classify(port: u16, input: bool, value: u64, reported: &[u16]) -> PortAct
             RESET_CONTROL if value & RST_CPU != 0 => return PortAction::Reset,
             KBC_COMMAND if value & 0xf1 == 0xf0 => return PortAction::Reset,
             PORT_A if value & 1 != 0 => return PortAction::Reset,
+            DEBUG_EXIT => return PortAction::DebugExit,
             _ => {}
         }
     }
@@ -108,5 +116,7 @@ mod tests {
         assert_eq!(classify(0x92, false, 0x01, &[]), Reset);
         assert_eq!(classify(0x80, false, 0x01, &[0x80]), Reported);
         assert_eq!(classify(0x80, false, 0x01, &[]), Blocked);
+        assert_eq!(classify(0xf4, false, 0x00, &[]), DebugExit);
+        assert_eq!(classify(0xf4, true, 0x00, &[]), Blocked, "a read");
     }
 }

@@ -10,6 +10,7 @@ pub mod exits;
 pub mod fetch;
 pub mod guest;
 pub mod hypercall;
+pub mod image;
 pub mod io;
 pub mod memory;
 pub mod trace;
@@ -278,13 +279,19 @@ pub fn launch<V: Virtualization>(
     use crate::arch::{gdt::MAX_CPUS, smp};
     let virt = V::enable()?;
     let result = (|| {
-        let memory = prepare_memory::<V::Format>(config, payload)?;
+        let (memory, start) = prepare_memory::<V::Format>(config, payload)?;
+        let vcpus = match config.image {
+            Image::Payload => vm::MAX_VCPUS,
+            // Its other CPUs wait for the kernel's INIT and SIPI, which
+            // are not emulated yet: the kernel runs on one vCPU.
+            Image::Multiboot => 1,
+        };
         let cpus = (0..MAX_CPUS)
             .filter(|&c| smp::online(c))
-            .take(vm::MAX_VCPUS)
+            .take(vcpus)
             .collect();
         let vm = vm::Vm::new(config.clone(), memory, cpus, smp::kick);
-        let mut cpu = start_vcpu(&virt, &vm, 0)?;
+        let mut cpu = start_vcpu(&virt, &vm, 0, start)?;
         if vm.vcpus() > 1 {
             smp::dispatch(ap_vcpu::<V>, &raw const vm as usize);
         }
@@ -310,15 +317,20 @@ fn start_vcpu<'m, V: Virtualization>(
     virt: &V,
     vm: &'m vm::Vm<V::Format>,
     index: usize,
+    start: Start,
 ) -> Result<V::Cpu<'m>, Refusal> {
     let mut state = guest::initial_state(vm.config.mode);
     state.rsp = guest::stack_top(index);
+    state.rip = start.rip;
     let seat = Seat {
         vcpu: index as u32,
         cpu: vm.cpus[index],
     };
     let mut cpu = virt.vcpu(&vm.config, &state, &vm.memory, seat)?;
     (cpu.regs().rdi, cpu.regs().rsi) = (index as u64, vm.vcpus() as u64);
+    if let Some((rax, rbx)) = start.rax_rbx {
+        (cpu.regs().rax, cpu.regs().rbx) = (rax, rbx);
+    }
     let ms = vm.config.watchdog_ms;
     cpu.set_deadline(if ms > 0 {
         let ticks = ms.saturating_mul(crate::arch::tsc::per_ms());
@@ -352,7 +364,11 @@ fn ap_vcpu<V: Virtualization>(cpu: usize, vm: usize) {
     };
     let end = match V::enable() {
         Ok(virt) => {
-            let end = match start_vcpu(&virt, vm, index) {
+            let payload = Start {
+                rip: guest::LOAD_ADDRESS,
+                rax_rbx: None,
+            };
+            let end = match start_vcpu(&virt, vm, index, payload) {
                 Ok(mut c) => run(&mut c, &vm.config, vm, index as u32),
                 Err(r) => refused(r),
             };
@@ -381,6 +397,28 @@ pub struct GuestConfig {
     pub trace: trace::Level,
     /// Where its pages are backed.
     pub placement: crate::cmdline::Placement,
+    /// What the boot module is: a flat payload, or a multiboot kernel.
+    pub image: Image,
+}
+
+/// What the guest's boot module holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Image {
+    /// Code loaded at 0x8000 and entered there (docs/hypercalls.md), on every vCPU.
+    #[default]
+    Payload,
+    /// A multiboot (version 1) ELF kernel: its segments loaded where it
+    /// says, entered in protected mode with the multiboot registers and
+    /// information, on the boot CPU's vCPU alone.
+    Multiboot,
+}
+
+/// Where the guest starts: RIP, and the registers its image expects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Start {
+    pub rip: u64,
+    /// RAX and RBX (multiboot's magic and information), when the image has them.
+    pub rax_rbx: Option<(u64, u64)>,
 }
 
 /// How a guest run ended.
@@ -423,26 +461,54 @@ fn placer(config: &GuestConfig) -> Result<memory::Placer, Refusal> {
         .map_err(|e| Refusal::failed(format_args!("{e}")))
 }
 
-/// Guest RAM with the payload at `LOAD_ADDRESS`, the GDT and, for long
-/// mode, the page tables in place.
+/// Guest RAM with the image in place (a payload at `LOAD_ADDRESS`, or a
+/// multiboot kernel's segments and information), the GDT and, for long
+/// mode, the page tables; and where the guest starts.
 pub fn prepare_memory<F: crate::ept::Format>(
     config: &GuestConfig,
     payload: &[u8],
-) -> Result<memory::GuestMemory<F>, Refusal> {
+) -> Result<(memory::GuestMemory<F>, Start), Refusal> {
     let mem = memory::GuestMemory::<F>::new(config.memory, placer(config)?).map_err(|e| {
         Refusal::failed(format_args!(
             "guest memory of {} bytes: {e:?}",
             config.memory
         ))
     })?;
-    if !mem.write(guest::LOAD_ADDRESS, payload) {
-        return Err(Refusal::failed(format_args!(
-            "a payload of {} bytes does not fit {} bytes of guest memory at {:#x}",
-            payload.len(),
-            config.memory,
-            guest::LOAD_ADDRESS
-        )));
-    }
+    let start = match config.image {
+        Image::Payload => {
+            if !mem.write(guest::LOAD_ADDRESS, payload) {
+                return Err(Refusal::failed(format_args!(
+                    "a payload of {} bytes does not fit {} bytes of guest memory at {:#x}",
+                    payload.len(),
+                    config.memory,
+                    guest::LOAD_ADDRESS
+                )));
+            }
+            Start {
+                rip: guest::LOAD_ADDRESS,
+                rax_rbx: None,
+            }
+        }
+        Image::Multiboot => {
+            let kernel = image::multiboot(payload, config.memory)
+                .map_err(|e| Refusal::failed(format_args!("multiboot image: {e}")))?;
+            let mut ok = true;
+            for s in &kernel.segments {
+                // The rest of the segment (its BSS) is zero: pages are backed zeroed.
+                ok &= mem.write(s.addr, s.bytes);
+            }
+            ok &= mem.write(image::INFO, &image::info(config.memory, b"multiboot"));
+            if !ok {
+                return Err(Refusal::failed(format_args!(
+                    "the multiboot kernel does not fit guest memory"
+                )));
+            }
+            Start {
+                rip: kernel.entry.into(),
+                rax_rbx: Some((image::BOOT_MAGIC.into(), image::INFO)),
+            }
+        }
+    };
     let mut ok = mem.write(guest::GDT, &crate::phys::le_bytes::<40>(&guest::gdt()));
     if config.mode == GuestMode::Long {
         for (at, table) in guest::page_tables() {
@@ -454,7 +520,7 @@ pub fn prepare_memory<F: crate::ept::Format>(
             "guest memory too small for the guest's tables"
         )));
     }
-    Ok(mem)
+    Ok((mem, start))
 }
 
 /// The VMX capability MSRs: the guest sees no VMX, so reading them faults.
@@ -639,6 +705,7 @@ mod run_tests {
             invalid_state: false,
             trace: trace::Level::Exits,
             placement: Default::default(),
+            image: Image::Payload,
         }
     }
 

@@ -1,0 +1,274 @@
+//! Guest images besides flat payloads: multiboot (version 1) ELF kernels,
+//! the way many OS test kernels are built. Pure: it reads the image and
+//! says what goes where; `vcpu::prepare_memory` writes it. A bad image is
+//! refused with a reason, never loaded in part.
+
+use heapless::Vec;
+
+/// The multiboot header's magic, and what the kernel finds in EAX.
+pub const HEADER_MAGIC: u32 = 0x1bad_b002;
+pub const BOOT_MAGIC: u32 = 0x2bad_b002;
+/// The header must lie within the image's first 8 KiB, 4-aligned.
+const HEADER_SEARCH: usize = 8192;
+/// Flags a kernel may require: page-aligned modules (0), memory info (1).
+const SUPPORTED_FLAGS: u32 = 0b11;
+/// Kernels load at 1 MiB and up: below are the guest's tables and the
+/// multiboot information.
+pub const LOW_LIMIT: u64 = 0x10_0000;
+pub const MAX_SEGMENTS: usize = 8;
+
+/// One loadable segment: `bytes` at `addr`, then zeros up to `mem` bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Segment<'a> {
+    pub addr: u64,
+    pub bytes: &'a [u8],
+    pub mem: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Multiboot<'a> {
+    pub entry: u32,
+    pub segments: Vec<Segment<'a>, MAX_SEGMENTS>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImageError {
+    NoHeader,
+    BadChecksum,
+    /// The header asks for something the loader does not do (a.out
+    /// kludge, video mode): the flag bits.
+    UnsupportedFlags(u32),
+    NotElf32,
+    Truncated,
+    NoSegments,
+    TooManySegments,
+    /// A segment below 1 MiB or past guest RAM.
+    Outside {
+        addr: u64,
+        end: u64,
+    },
+}
+
+impl core::fmt::Display for ImageError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::NoHeader => write!(f, "no multiboot header in the image's first 8 KiB"),
+            Self::BadChecksum => write!(f, "the multiboot header's checksum is wrong"),
+            Self::UnsupportedFlags(b) => write!(f, "the multiboot header requires flags {b:#x}"),
+            Self::NotElf32 => write!(f, "the image is not a 32-bit little-endian x86 ELF"),
+            Self::Truncated => write!(f, "the ELF image is truncated"),
+            Self::NoSegments => write!(f, "the ELF image has no loadable segment"),
+            Self::TooManySegments => write!(f, "the ELF image has more than 8 loadable segments"),
+            Self::Outside { addr, end } => write!(
+                f,
+                "a segment at {addr:#x}-{end:#x} lies outside guest RAM from 1 MiB"
+            ),
+        }
+    }
+}
+
+fn u16_at(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_le_bytes(b.get(at..at + 2)?.try_into().ok()?))
+}
+
+fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+/// Reads a multiboot ELF kernel for a guest of `ram` bytes.
+pub fn multiboot(image: &[u8], ram: u64) -> Result<Multiboot<'_>, ImageError> {
+    let header = (0..image.len().min(HEADER_SEARCH))
+        .step_by(4)
+        .find(|&at| u32_at(image, at) == Some(HEADER_MAGIC))
+        .ok_or(ImageError::NoHeader)?;
+    let flags = u32_at(image, header + 4).ok_or(ImageError::Truncated)?;
+    let checksum = u32_at(image, header + 8).ok_or(ImageError::Truncated)?;
+    if HEADER_MAGIC.wrapping_add(flags).wrapping_add(checksum) != 0 {
+        return Err(ImageError::BadChecksum);
+    }
+    if flags & 0xffff & !SUPPORTED_FLAGS != 0 || flags & (1 << 16) != 0 {
+        return Err(ImageError::UnsupportedFlags(flags & !SUPPORTED_FLAGS));
+    }
+    // ELF32, little-endian, i386.
+    if image.get(..4) != Some(b"\x7fELF") || image.get(4..6) != Some(&[1, 1]) {
+        return Err(ImageError::NotElf32);
+    }
+    if u16_at(image, 18) != Some(3) {
+        return Err(ImageError::NotElf32);
+    }
+    let entry = u32_at(image, 24).ok_or(ImageError::Truncated)?;
+    let phoff = u32_at(image, 28).ok_or(ImageError::Truncated)? as usize;
+    let phentsize = usize::from(u16_at(image, 42).ok_or(ImageError::Truncated)?);
+    let phnum = usize::from(u16_at(image, 44).ok_or(ImageError::Truncated)?);
+    let mut segments = Vec::new();
+    for i in 0..phnum {
+        let at = phoff
+            .checked_add(i.checked_mul(phentsize).ok_or(ImageError::Truncated)?)
+            .ok_or(ImageError::Truncated)?;
+        let field = |n: usize| u32_at(image, at + 4 * n).ok_or(ImageError::Truncated);
+        if field(0)? != 1 {
+            continue; // not PT_LOAD
+        }
+        let (offset, paddr, filesz, memsz) = (field(1)?, field(3)?, field(4)?, field(5)?);
+        let bytes = image
+            .get(offset as usize..offset as usize + filesz as usize)
+            .ok_or(ImageError::Truncated)?;
+        let (addr, end) = (
+            u64::from(paddr),
+            u64::from(paddr) + u64::from(memsz.max(filesz)),
+        );
+        if addr < LOW_LIMIT || end > ram {
+            return Err(ImageError::Outside { addr, end });
+        }
+        segments
+            .push(Segment {
+                addr,
+                bytes,
+                mem: end - addr,
+            })
+            .map_err(|_| ImageError::TooManySegments)?;
+    }
+    if segments.is_empty() {
+        return Err(ImageError::NoSegments);
+    }
+    Ok(Multiboot { entry, segments })
+}
+
+/// Where the multiboot information goes in guest memory (below 1 MiB,
+/// above the payload area): the structure, the command line, the memory map.
+pub const INFO: u64 = 0x9000;
+const CMDLINE: u64 = INFO + 0x100;
+const MMAP: u64 = INFO + 0x200;
+/// The multiboot information, command line and memory map for a guest of
+/// `ram` bytes, as the bytes to write at `INFO` (one page).
+pub fn info(ram: u64, cmdline: &[u8]) -> [u8; 4096] {
+    const MEM: u32 = 1 << 0;
+    const CMDLINE_FLAG: u32 = 1 << 2;
+    const MMAP_FLAG: u32 = 1 << 6;
+    let mut page = [0u8; 4096];
+    let mut put = |at: u64, bytes: &[u8]| {
+        let at = (at - INFO) as usize;
+        page[at..at + bytes.len()].copy_from_slice(bytes);
+    };
+    let low_kib = 0x9_fc00u32 / 1024;
+    let high_kib = (ram.saturating_sub(LOW_LIMIT) / 1024) as u32;
+    let regions = [
+        (0u64, 0x9_fc00u64),
+        (LOW_LIMIT, ram.saturating_sub(LOW_LIMIT)),
+    ];
+    put(INFO, &(MEM | CMDLINE_FLAG | MMAP_FLAG).to_le_bytes());
+    put(INFO + 4, &low_kib.to_le_bytes());
+    put(INFO + 8, &high_kib.to_le_bytes());
+    put(INFO + 16, &(CMDLINE as u32).to_le_bytes());
+    put(INFO + 44, &(regions.len() as u32 * 24).to_le_bytes());
+    put(INFO + 48, &(MMAP as u32).to_le_bytes());
+    for (i, (base, len)) in regions.iter().enumerate() {
+        let at = MMAP + i as u64 * 24;
+        put(at, &20u32.to_le_bytes()); // the entry's size, without this field
+        put(at + 4, &base.to_le_bytes());
+        put(at + 12, &len.to_le_bytes());
+        put(at + 20, &1u32.to_le_bytes()); // available RAM
+    }
+    let n = cmdline.len().min(0xff);
+    put(CMDLINE, &cmdline[..n]); // NUL-terminated: the page is zeroed
+    page
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A multiboot ELF: one segment of `code` at `addr`, `bss` zeros after.
+    fn kernel(addr: u32, code: &[u8], bss: u32, flags: u32) -> std::vec::Vec<u8> {
+        let mut elf = vec![0u8; 0x100];
+        elf[..6].copy_from_slice(b"\x7fELF\x01\x01");
+        elf[18..20].copy_from_slice(&3u16.to_le_bytes());
+        elf[24..28].copy_from_slice(&(addr + 0x100).to_le_bytes());
+        elf[28..32].copy_from_slice(&52u32.to_le_bytes());
+        elf[42..44].copy_from_slice(&32u16.to_le_bytes());
+        elf[44..46].copy_from_slice(&1u16.to_le_bytes());
+        let ph = [
+            1,
+            0x100,
+            addr,
+            addr,
+            code.len() as u32,
+            code.len() as u32 + bss,
+        ];
+        for (i, v) in ph.iter().enumerate() {
+            elf[52 + 4 * i..56 + 4 * i].copy_from_slice(&v.to_le_bytes());
+        }
+        let header = [
+            HEADER_MAGIC,
+            flags,
+            0u32.wrapping_sub(HEADER_MAGIC.wrapping_add(flags)),
+        ];
+        for (i, v) in header.iter().enumerate() {
+            elf[0x80 + 4 * i..0x84 + 4 * i].copy_from_slice(&v.to_le_bytes());
+        }
+        elf.extend_from_slice(code);
+        elf
+    }
+
+    #[test]
+    fn loads_the_segments_and_finds_the_entry() {
+        let image = kernel(0x10_0000, &[0xf4; 16], 0x1000, 3);
+        let m = multiboot(&image, 2 << 20).unwrap();
+        assert_eq!(m.entry, 0x10_0100);
+        assert_eq!(
+            m.segments.as_slice(),
+            [Segment {
+                addr: 0x10_0000,
+                bytes: &[0xf4; 16],
+                mem: 0x1010
+            }]
+        );
+    }
+
+    #[test]
+    fn bad_images_are_refused_with_a_reason() {
+        let good = kernel(0x10_0000, &[0xf4; 16], 0, 0);
+        assert_eq!(multiboot(&good[..0x80], 2 << 20), Err(ImageError::NoHeader));
+        let mut sum = good.clone();
+        sum[0x88] ^= 1;
+        assert_eq!(multiboot(&sum, 2 << 20), Err(ImageError::BadChecksum));
+        let video = kernel(0x10_0000, &[0xf4; 16], 0, 1 << 2);
+        assert_eq!(
+            multiboot(&video, 2 << 20),
+            Err(ImageError::UnsupportedFlags(4))
+        );
+        let mut not_elf = good.clone();
+        not_elf[4] = 2; // 64-bit
+        assert_eq!(multiboot(&not_elf, 2 << 20), Err(ImageError::NotElf32));
+        assert_eq!(
+            multiboot(&good[..good.len() - 1], 2 << 20),
+            Err(ImageError::Truncated)
+        );
+        let low = kernel(0x8000, &[0xf4; 16], 0, 0);
+        assert!(matches!(
+            multiboot(&low, 2 << 20),
+            Err(ImageError::Outside { .. })
+        ));
+        let big = kernel(0x10_0000, &[0xf4; 16], 4 << 20, 0);
+        assert!(matches!(
+            multiboot(&big, 2 << 20),
+            Err(ImageError::Outside { .. })
+        ));
+    }
+
+    #[test]
+    fn the_information_says_memory_command_line_and_map() {
+        let page = info(8 << 20, b"hello");
+        let u32_at = |at: usize| u32::from_le_bytes(page[at..at + 4].try_into().unwrap());
+        assert_eq!(u32_at(0), 0x45, "memory, command line, memory map");
+        assert_eq!((u32_at(4), u32_at(8)), (639, 7 * 1024));
+        assert_eq!(u32_at(16), 0x9100);
+        assert_eq!(&page[0x100..0x106], b"hello\0");
+        assert_eq!((u32_at(44), u32_at(48)), (48, 0x9200));
+        assert_eq!(
+            u32_at(0x200 + 24 + 4),
+            0x10_0000,
+            "the second region's base"
+        );
+    }
+}
