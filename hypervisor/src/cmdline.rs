@@ -2,7 +2,7 @@
 //!
 //! - `guest=real|protected|long`: run the first boot module as a guest that
 //!   starts in that mode (docs/hypercalls.md describes the payload contract);
-//!   `guest=multiboot`: run it as a multiboot (version 1) ELF kernel;
+//!   `guest=multiboot` or `multiboot2`: run it as a multiboot ELF kernel;
 //! - `guest.io=PORT,PORT,...`: I/O ports whose accesses exit and are reported;
 //! - `guest.memory=MIB`: guest RAM, 2 MiB by default;
 //! - `guest.watchdog=MS`: stop the guest after MS emulated milliseconds
@@ -198,7 +198,8 @@ pub fn parse(line: &str) -> Result<Options, OptionError<'_>> {
                     "protected" => (GuestMode::Protected, Image::Payload),
                     "long" => (GuestMode::Long, Image::Payload),
                     "multiboot" => (GuestMode::Protected, Image::Multiboot),
-                    _ => return Err(bad("one of real, protected, long, multiboot")),
+                    "multiboot2" => (GuestMode::Protected, Image::Multiboot2),
+                    _ => return Err(bad("one of real, protected, long, multiboot, multiboot2")),
                 };
                 opts.guest = Some(GuestConfig {
                     mode,

@@ -1,13 +1,18 @@
-//! Guest images besides flat payloads: multiboot (version 1) ELF kernels,
-//! the way many OS test kernels are built. Pure: it reads the image and
-//! says what goes where; `vcpu::prepare_memory` writes it. A bad image is
-//! refused with a reason, never loaded in part.
+//! Guest images besides flat payloads: multiboot (versions 1 and 2) ELF
+//! kernels, the way many OS test kernels are built. Pure: it reads the image
+//! and says what goes where, and builds the boot information;
+//! `vcpu::prepare_memory` writes them. A bad image is refused with a
+//! reason, never loaded in part.
 
 use heapless::Vec;
 
 /// The multiboot header's magic, and what the kernel finds in EAX.
 pub const HEADER_MAGIC: u32 = 0x1bad_b002;
 pub const BOOT_MAGIC: u32 = 0x2bad_b002;
+/// The same for multiboot2, whose header lies in the first 32 KiB, 8-aligned.
+pub const HEADER2_MAGIC: u32 = 0xe852_50d6;
+pub const BOOT2_MAGIC: u32 = 0x36d7_6289;
+const HEADER2_SEARCH: usize = 32768;
 /// The header must lie within the image's first 8 KiB, 4-aligned.
 const HEADER_SEARCH: usize = 8192;
 /// Flags a kernel may require: page-aligned modules (0), memory info (1).
@@ -38,6 +43,9 @@ pub enum ImageError {
     /// The header asks for something the loader does not do (a.out
     /// kludge, video mode): the flag bits.
     UnsupportedFlags(u32),
+    /// A multiboot2 header tag the loader does not honour and the kernel
+    /// does not mark optional: its type.
+    UnsupportedTag(u16),
     NotElf32,
     Truncated,
     NoSegments,
@@ -55,6 +63,7 @@ impl core::fmt::Display for ImageError {
             Self::NoHeader => write!(f, "no multiboot header in the image's first 8 KiB"),
             Self::BadChecksum => write!(f, "the multiboot header's checksum is wrong"),
             Self::UnsupportedFlags(b) => write!(f, "the multiboot header requires flags {b:#x}"),
+            Self::UnsupportedTag(t) => write!(f, "the multiboot2 header requires tag type {t}"),
             Self::NotElf32 => write!(f, "the image is not a 32-bit little-endian x86 ELF"),
             Self::Truncated => write!(f, "the ELF image is truncated"),
             Self::NoSegments => write!(f, "the ELF image has no loadable segment"),
@@ -89,6 +98,63 @@ pub fn multiboot(image: &[u8], ram: u64) -> Result<Multiboot<'_>, ImageError> {
     if flags & 0xffff & !SUPPORTED_FLAGS != 0 || flags & (1 << 16) != 0 {
         return Err(ImageError::UnsupportedFlags(flags & !SUPPORTED_FLAGS));
     }
+    elf32(image, ram)
+}
+
+/// Reads a multiboot2 kernel (an ELF32 image) for a guest of `ram` bytes.
+pub fn multiboot2(image: &[u8], ram: u64) -> Result<Multiboot<'_>, ImageError> {
+    let header = (0..image.len().min(HEADER2_SEARCH))
+        .step_by(8)
+        .find(|&at| u32_at(image, at) == Some(HEADER2_MAGIC))
+        .ok_or(ImageError::NoHeader)?;
+    let field = |n: usize| u32_at(image, header + 4 * n).ok_or(ImageError::Truncated);
+    let (arch, length, checksum) = (field(1)?, field(2)?, field(3)?);
+    if HEADER2_MAGIC
+        .wrapping_add(arch)
+        .wrapping_add(length)
+        .wrapping_add(checksum)
+        != 0
+    {
+        return Err(ImageError::BadChecksum);
+    }
+    if arch != 0 {
+        return Err(ImageError::NotElf32); // not i386
+    }
+    let end = header + length as usize;
+    let mut at = header + 16;
+    let mut entry = None;
+    while at + 8 <= end {
+        let kind = u16_at(image, at).ok_or(ImageError::Truncated)?;
+        let optional = u16_at(image, at + 2).ok_or(ImageError::Truncated)? & 1 != 0;
+        let size = u32_at(image, at + 4).ok_or(ImageError::Truncated)? as usize;
+        match kind {
+            0 => break,
+            // An information request: the command line, basic memory
+            // information and the memory map are what this loader gives.
+            1 if !optional => {
+                for t in (at + 8..at + size).step_by(4) {
+                    let wanted = u32_at(image, t).ok_or(ImageError::Truncated)?;
+                    if ![1, 4, 6].contains(&wanted) {
+                        return Err(ImageError::UnsupportedTag(1));
+                    }
+                }
+            }
+            // The entry address tag: where to start instead of the ELF's entry.
+            3 => entry = Some(u32_at(image, at + 8).ok_or(ImageError::Truncated)?),
+            // Module alignment and relocatability need nothing of us.
+            6 | 10 => {}
+            _ if optional => {}
+            _ => return Err(ImageError::UnsupportedTag(kind)),
+        }
+        at += size.max(8).next_multiple_of(8);
+    }
+    let mut kernel = elf32(image, ram)?;
+    kernel.entry = entry.unwrap_or(kernel.entry);
+    Ok(kernel)
+}
+
+/// The loadable segments and entry of an ELF32 x86 image.
+fn elf32(image: &[u8], ram: u64) -> Result<Multiboot<'_>, ImageError> {
     // ELF32, little-endian, i386.
     if image.get(..4) != Some(b"\x7fELF") || image.get(4..6) != Some(&[1, 1]) {
         return Err(ImageError::NotElf32);
@@ -171,6 +237,48 @@ pub fn info(ram: u64, cmdline: &[u8]) -> [u8; 4096] {
     }
     let n = cmdline.len().min(0xff);
     put(CMDLINE, &cmdline[..n]); // NUL-terminated: the page is zeroed
+    page
+}
+
+/// The multiboot2 information for a guest of `ram` bytes, as the bytes to
+/// write at `INFO`: the command line, basic memory information and the
+/// memory map, each an 8-aligned tag, then the end tag.
+pub fn info2(ram: u64, cmdline: &[u8]) -> [u8; 4096] {
+    let mut page = [0u8; 4096];
+    let mut at = 8;
+    let mut tag = |page: &mut [u8; 4096], kind: u32, body: &[u8]| {
+        let size = 8 + body.len();
+        page[at..at + 4].copy_from_slice(&kind.to_le_bytes());
+        page[at + 4..at + 8].copy_from_slice(&(size as u32).to_le_bytes());
+        page[at + 8..at + size].copy_from_slice(body);
+        at += size.next_multiple_of(8);
+    };
+    let mut text = [0u8; 256];
+    let n = cmdline.len().min(255);
+    text[..n].copy_from_slice(&cmdline[..n]);
+    tag(&mut page, 1, &text[..=n]); // NUL-terminated
+    let mut mem = [0u8; 8];
+    mem[..4].copy_from_slice(&(0x9_fc00u32 / 1024).to_le_bytes());
+    mem[4..].copy_from_slice(&((ram.saturating_sub(LOW_LIMIT) / 1024) as u32).to_le_bytes());
+    tag(&mut page, 4, &mem);
+    let mut map = [0u8; 8 + 2 * 24];
+    map[..4].copy_from_slice(&24u32.to_le_bytes()); // entry size; version 0
+    for (i, (base, len)) in [
+        (0u64, 0x9_fc00u64),
+        (LOW_LIMIT, ram.saturating_sub(LOW_LIMIT)),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let e = 8 + i * 24;
+        map[e..e + 8].copy_from_slice(&base.to_le_bytes());
+        map[e + 8..e + 16].copy_from_slice(&len.to_le_bytes());
+        map[e + 16..e + 20].copy_from_slice(&1u32.to_le_bytes()); // available
+    }
+    tag(&mut page, 6, &map);
+    tag(&mut page, 0, &[]);
+    let total = (at as u32).to_le_bytes();
+    page[..4].copy_from_slice(&total);
     page
 }
 
@@ -270,5 +378,73 @@ mod tests {
             0x10_0000,
             "the second region's base"
         );
+    }
+
+    /// A multiboot2 ELF: `tags` (type, flags, body) after the header.
+    fn kernel2(tags: &[(u16, u16, &[u8])]) -> std::vec::Vec<u8> {
+        let mut elf = kernel(0x10_0000, &[0xf4; 16], 0, 0);
+        let mut header = std::vec::Vec::new();
+        for &(kind, flags, body) in tags.iter().chain([(0u16, 0u16, &[][..])].iter()) {
+            let start = header.len();
+            header.extend_from_slice(&kind.to_le_bytes());
+            header.extend_from_slice(&flags.to_le_bytes());
+            header.extend_from_slice(&((8 + body.len()) as u32).to_le_bytes());
+            header.extend_from_slice(body);
+            header.resize(start + (8 + body.len()).next_multiple_of(8), 0);
+        }
+        let length = 16 + header.len() as u32;
+        let sum = 0u32.wrapping_sub(HEADER2_MAGIC.wrapping_add(length));
+        let at = 0xa0; // 8-aligned, past the multiboot1 header
+        for (i, v) in [HEADER2_MAGIC, 0, length, sum].iter().enumerate() {
+            elf[at + 4 * i..at + 4 * i + 4].copy_from_slice(&v.to_le_bytes());
+        }
+        elf[at + 16..at + 16 + header.len()].copy_from_slice(&header);
+        elf
+    }
+
+    #[test]
+    fn multiboot2_headers_are_checked_tag_by_tag() {
+        let entry = 0x10_0040u32.to_le_bytes();
+        let k = kernel2(&[(3, 0, &entry), (1, 0, &[6, 0, 0, 0, 1, 0, 0, 0])]);
+        assert_eq!(multiboot2(&k, 2 << 20).map(|m| m.entry), Ok(0x10_0040));
+        let framebuffer = kernel2(&[(5, 0, &[0; 12])]);
+        assert_eq!(
+            multiboot2(&framebuffer, 2 << 20),
+            Err(ImageError::UnsupportedTag(5))
+        );
+        let optional = kernel2(&[(5, 1, &[0; 12])]);
+        assert!(
+            multiboot2(&optional, 2 << 20).is_ok(),
+            "an optional tag is ignored"
+        );
+        let apm = kernel2(&[(1, 0, &[10, 0, 0, 0])]);
+        assert_eq!(
+            multiboot2(&apm, 2 << 20),
+            Err(ImageError::UnsupportedTag(1))
+        );
+        let mut sum = kernel2(&[]);
+        sum[0xa0 + 12] ^= 1;
+        assert_eq!(multiboot2(&sum, 2 << 20), Err(ImageError::BadChecksum));
+    }
+
+    #[test]
+    fn multiboot2_information_is_tags() {
+        let page = info2(8 << 20, b"hi");
+        let u32_at = |at: usize| u32::from_le_bytes(page[at..at + 4].try_into().unwrap());
+        assert_eq!((u32_at(8), u32_at(12)), (1, 11), "the command line tag");
+        assert_eq!(&page[16..19], b"hi\0");
+        assert_eq!(
+            (u32_at(24), u32_at(28)),
+            (4, 16),
+            "basic memory information"
+        );
+        assert_eq!((u32_at(32), u32_at(36)), (639, 7 * 1024));
+        assert_eq!(
+            (u32_at(40), u32_at(44), u32_at(48)),
+            (6, 64, 24),
+            "the memory map"
+        );
+        assert_eq!(u32_at(104), 0, "the end tag");
+        assert_eq!(u32_at(0), 112, "the total size");
     }
 }

@@ -284,7 +284,7 @@ pub fn launch<V: Virtualization>(
             Image::Payload => vm::MAX_VCPUS,
             // Its other CPUs wait for the kernel's INIT and SIPI, which
             // are not emulated yet: the kernel runs on one vCPU.
-            Image::Multiboot => 1,
+            Image::Multiboot | Image::Multiboot2 => 1,
         };
         let cpus = (0..MAX_CPUS)
             .filter(|&c| smp::online(c))
@@ -411,6 +411,8 @@ pub enum Image {
     /// says, entered in protected mode with the multiboot registers and
     /// information, on the boot CPU's vCPU alone.
     Multiboot,
+    /// The same for a multiboot2 kernel, with multiboot2 information.
+    Multiboot2,
 }
 
 /// Where the guest starts: RIP, and the registers its image expects.
@@ -489,15 +491,28 @@ pub fn prepare_memory<F: crate::ept::Format>(
                 rax_rbx: None,
             }
         }
-        Image::Multiboot => {
-            let kernel = image::multiboot(payload, config.memory)
-                .map_err(|e| Refusal::failed(format_args!("multiboot image: {e}")))?;
+        Image::Multiboot | Image::Multiboot2 => {
+            let v2 = config.image == Image::Multiboot2;
+            let kernel = if v2 {
+                image::multiboot2(payload, config.memory)
+            } else {
+                image::multiboot(payload, config.memory)
+            }
+            .map_err(|e| Refusal::failed(format_args!("multiboot image: {e}")))?;
             let mut ok = true;
             for s in &kernel.segments {
                 // The rest of the segment (its BSS) is zero: pages are backed zeroed.
                 ok &= mem.write(s.addr, s.bytes);
             }
-            ok &= mem.write(image::INFO, &image::info(config.memory, b"multiboot"));
+            let (info, magic) = if v2 {
+                (
+                    image::info2(config.memory, b"multiboot2"),
+                    image::BOOT2_MAGIC,
+                )
+            } else {
+                (image::info(config.memory, b"multiboot"), image::BOOT_MAGIC)
+            };
+            ok &= mem.write(image::INFO, &info);
             if !ok {
                 return Err(Refusal::failed(format_args!(
                     "the multiboot kernel does not fit guest memory"
@@ -505,7 +520,7 @@ pub fn prepare_memory<F: crate::ept::Format>(
             }
             Start {
                 rip: kernel.entry.into(),
-                rax_rbx: Some((image::BOOT_MAGIC.into(), image::INFO)),
+                rax_rbx: Some((magic.into(), image::INFO)),
             }
         }
     };
