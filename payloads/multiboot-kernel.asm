@@ -41,25 +41,10 @@ start:
     mov eax, cs
     cmp eax, 0x18                       ; any flat code selector would do: ours
     jne fail
-    mov dx, 0x3fb                       ; COM1: 8 data bits, as a kernel sets it up
-    mov al, 0x03                        ; (Bochs sends 5 until told otherwise)
-    out dx, al
+    mov esp, bss + 0x1000               ; a stack of its own, in its BSS page
+    call com1_init
     mov esi, message
-.print:
-    lodsb
-    test al, al
-    jz .done
-    mov ah, al
-    mov dx, 0x3fd                       ; COM1's line status
-.wait:
-    in al, dx
-    test al, 0x20                       ; transmitter empty
-    jz .wait
-    mov al, ah
-    mov dx, 0x3f8
-    out dx, al
-    jmp .print
-.done:
+    call com1_puts
     xor eax, eax
     jmp exit
 fail:
@@ -68,6 +53,8 @@ exit:
     mov dx, 0xf4                        ; isa-debug-exit: the guest's status
     out dx, al
     hlt
+
+%include "com1.inc"
 
 message: db "multiboot kernel: magic, memory map and BSS as promised", 10, 0
 file_end:

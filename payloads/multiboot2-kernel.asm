@@ -17,7 +17,7 @@ ehdr:
     dw 52, 32, 1, 0, 0, 0
 phdr:
     dd 1, 0, ehdr, ehdr                 ; PT_LOAD from the file's start, at 1 MiB
-    dd file_end - ehdr, file_end - ehdr
+    dd file_end - ehdr, file_end - ehdr + 0x1000 ; then a page of BSS: the stack
     dd 5, 0x1000
 
 align 8
@@ -62,25 +62,10 @@ start:
 .tags_done:
     cmp edi, 3
     jne fail
-    mov dx, 0x3fb
-    mov al, 0x03                        ; COM1: 8 data bits
-    out dx, al
+    mov esp, stack_top                  ; a stack of its own, in its BSS page
+    call com1_init
     mov esi, message
-.print:
-    lodsb
-    test al, al
-    jz .done
-    mov ah, al
-    mov dx, 0x3fd
-.wait:
-    in al, dx
-    test al, 0x20
-    jz .wait
-    mov al, ah
-    mov dx, 0x3f8
-    out dx, al
-    jmp .print
-.done:
+    call com1_puts
     xor eax, eax
     jmp exit
 fail:
@@ -90,5 +75,8 @@ exit:
     out dx, al
     hlt
 
+%include "com1.inc"
+
 message: db "multiboot2 kernel: magic, memory map and command line as promised", 10, 0
 file_end:
+stack_top equ ehdr + ((file_end - ehdr + 0xfff) & ~0xfff) + 0x1000
