@@ -4,16 +4,18 @@ import { numa, policy } from "../harness/numa_scenario.ts";
 import { defineScenario } from "../harness/scenario.ts";
 import { DATA, workloadPayload } from "../harness/workloads.ts";
 
-// preferred:1 where node 1 (32 MiB) cannot hold the guest's 48 MiB: once it
-// is full, pages fall back to node 0 by distance, the placement event
-// counts them, and every page the guest touched is backed somewhere.
+// preferred:1 where node 1 (32 MiB, no CPU) cannot hold the guest's 48 MiB:
+// once it is full, pages fall back to node 0 by distance, the placement
+// event counts them, and every page the guest touched is backed somewhere.
+// One vCPU: two vCPUs faulting this much at once under QEMU's multi-threaded
+// TCG sometimes wreck vCPU 0 (a known, open problem; docs/numa.md).
 const size = { sizeMiB: 48, passes: 1 };
 export default defineScenario(
   {
     name: "numa-policy-fallback",
     description: "preferred:1 overflows node 1: pages fall back to node 0, and say so",
   },
-  numa({ nodes: [{ cpus: [0], memoryMiB: 128 }, { cpus: [1], memoryMiB: 32 }] }, 2),
+  numa({ nodes: [{ cpus: [0], memoryMiB: 128 }, { cpus: [], memoryMiB: 32 }] }, 1),
   guest({
     payload: workloadPayload("private", size),
     cmdline: "guest=long guest.memory=52",

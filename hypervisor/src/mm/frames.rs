@@ -248,3 +248,45 @@ mod tests {
         assert_eq!(a.alloc_run(1), Some(0x1000));
     }
 }
+
+#[cfg(test)]
+mod stress {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn no_frame_is_handed_out_twice() {
+        let ranges = [(0x10_0000u64, 0x80_0000u64), (0x90_0000, 0x200_0000)];
+        let bits = Box::leak(vec![0u64; bitmap_words(&ranges)].into_boxed_slice());
+        let mut a = FrameAllocator::new(&ranges, bits);
+        let mut live: Vec<(u64, FrameSize)> = Vec::new();
+        let mut taken: HashSet<u64> = HashSet::new();
+        let mut seed = 12345u64;
+        for _ in 0..20000 {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let r = seed >> 33;
+            if r % 3 == 0 && !live.is_empty() {
+                let (f, s) = live.swap_remove((r as usize / 3) % live.len());
+                a.free(f, s).unwrap();
+                for p in (f..f + s.bytes()).step_by(FRAME as usize) {
+                    assert!(taken.remove(&p));
+                }
+            } else {
+                let s = if r % 7 == 0 {
+                    FrameSize::Large
+                } else {
+                    FrameSize::Small
+                };
+                if let Some(f) = a.alloc(s) {
+                    for p in (f..f + s.bytes()).step_by(FRAME as usize) {
+                        assert!(taken.insert(p), "{p:#x} handed out twice");
+                        assert!(ranges.iter().any(|&(b, e)| p >= b && p < e));
+                    }
+                    live.push((f, s));
+                }
+            }
+        }
+    }
+}

@@ -289,3 +289,46 @@ mod tests {
         assert_eq!(full.alloc(9, FrameSize::Small), None, "no such node");
     }
 }
+
+#[cfg(test)]
+mod threads {
+    use super::*;
+    use crate::mm::frames::bitmap_words;
+    use std::collections::HashSet;
+    use std::sync::{Arc, Mutex as StdMutex};
+
+    #[test]
+    fn cpus_allocating_at_once_never_share_a_frame() {
+        let ranges = [(0x10_0000u64, 0x400_0000u64)];
+        let bits = Box::leak(vec![0u64; bitmap_words(&ranges)].into_boxed_slice());
+        let a = FrameAllocator::new(&ranges, bits);
+        let m = Arc::new(NodeMemory::new(
+            [(a, ranges.iter().copied().collect())],
+            [[0usize].into_iter().collect()].into_iter().collect(),
+        ));
+        let seen = Arc::new(StdMutex::new(HashSet::new()));
+        let threads: std::vec::Vec<_> = (0..4)
+            .map(|t| {
+                let (m, seen) = (m.clone(), seen.clone());
+                std::thread::spawn(move || {
+                    let mut mine = std::vec::Vec::new();
+                    for i in 0..3000 {
+                        if let Some((f, _)) = m.alloc(0, FrameSize::Small) {
+                            assert!(seen.lock().unwrap().insert(f), "{f:#x} twice");
+                            mine.push(f);
+                        }
+                        if (i + t) % 3 == 0 {
+                            if let Some(f) = mine.pop() {
+                                seen.lock().unwrap().remove(&f);
+                                m.free(f, FrameSize::Small).unwrap();
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+    }
+}
