@@ -267,7 +267,7 @@ mod stress {
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
             let r = seed >> 33;
-            if r % 3 == 0 && !live.is_empty() {
+            if r.is_multiple_of(3) && !live.is_empty() {
                 let (f, s) = live.swap_remove((r as usize / 3) % live.len());
                 a.free(f, s).unwrap();
                 for p in (f..f + s.bytes()).step_by(FRAME as usize) {
