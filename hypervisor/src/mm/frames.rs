@@ -274,7 +274,7 @@ mod stress {
                     assert!(taken.remove(&p));
                 }
             } else {
-                let s = if r % 7 == 0 {
+                let s = if r.is_multiple_of(7) {
                     FrameSize::Large
                 } else {
                     FrameSize::Small

@@ -317,11 +317,11 @@ mod threads {
                             assert!(seen.lock().unwrap().insert(f), "{f:#x} twice");
                             mine.push(f);
                         }
-                        if (i + t) % 3 == 0 {
-                            if let Some(f) = mine.pop() {
-                                seen.lock().unwrap().remove(&f);
-                                m.free(f, FrameSize::Small).unwrap();
-                            }
+                        if (i + t) % 3 == 0
+                            && let Some(f) = mine.pop()
+                        {
+                            seen.lock().unwrap().remove(&f);
+                            m.free(f, FrameSize::Small).unwrap();
                         }
                     }
                 })
