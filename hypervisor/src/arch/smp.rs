@@ -261,10 +261,7 @@ pub fn online(cpu: usize) -> bool {
 pub fn dispatch(f: fn(usize, usize), arg: usize) {
     *WORK.lock() = Some((f, arg));
     GENERATION.fetch_add(1, Ordering::SeqCst);
-    let apic = Apic::current();
-    for cpu in (1..MAX_CPUS).filter(|&c| online(c)) {
-        apic.send(APIC_IDS[cpu].load(Ordering::SeqCst) as u32, apic::KICK);
-    }
+    (1..MAX_CPUS).for_each(kick);
 }
 
 /// Wakes CPU `cpu` out of guest mode or its halt (it checks what changed).

@@ -23,7 +23,7 @@ const KBC_COMMAND: u16 = 0x64;
 const PORT_A: u16 = 0x92;
 /// QEMU's isa-debug-exit, where the harness's machines have it and test
 /// kernels write their status: for a guest, its exit with that status.
-pub const DEBUG_EXIT: u16 = 0xf4;
+const DEBUG_EXIT: u16 = 0xf4;
 
 /// The two pages of the I/O bitmap (VMX's bitmaps A and B, the first two
 /// pages of AMD's IOPM): a set bit makes the port exit.

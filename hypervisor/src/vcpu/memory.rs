@@ -126,23 +126,23 @@ impl Placer {
         Some(fallback)
     }
 
-    fn count(&self, node: usize, size: PageSize, vcpu: Option<usize>) {
-        let per_node = match size {
+    /// Pages of `size` backed on each node.
+    fn per_node(&self, size: PageSize) -> &[AtomicU64; MAX_NODES] {
+        match size {
             PageSize::Small => &self.small,
             PageSize::Large => &self.large,
-        };
-        per_node[node].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn count(&self, node: usize, size: PageSize, vcpu: Option<usize>) {
+        self.per_node(size)[node].fetch_add(1, Ordering::Relaxed);
         if let Some(v) = vcpu.and_then(|v| self.faults.get(v)) {
             v.fetch_add(1, Ordering::Relaxed);
         }
     }
 
     fn uncount(&self, node: usize, size: PageSize) {
-        let per_node = match size {
-            PageSize::Small => &self.small,
-            PageSize::Large => &self.large,
-        };
-        per_node[node].fetch_sub(1, Ordering::Relaxed);
+        self.per_node(size)[node].fetch_sub(1, Ordering::Relaxed);
     }
 
     /// Guest RAM backed, in 4 KiB pages.

@@ -279,7 +279,7 @@ pub fn launch<V: Virtualization>(
     use crate::arch::{gdt::MAX_CPUS, smp};
     let virt = V::enable()?;
     let result = (|| {
-        let (memory, start) = prepare_memory::<V::Format>(config, payload)?;
+        let prepared = prepare_memory::<V::Format>(config, payload)?;
         let vcpus = match config.image {
             Image::Payload => vm::MAX_VCPUS,
             // Its other CPUs wait for the kernel's INIT and SIPI, which
@@ -290,8 +290,8 @@ pub fn launch<V: Virtualization>(
             .filter(|&c| smp::online(c))
             .take(vcpus)
             .collect();
-        let vm = vm::Vm::new(config.clone(), memory, cpus, smp::kick);
-        let mut cpu = start_vcpu(&virt, &vm, 0, start)?;
+        let vm = vm::Vm::new(config.clone(), prepared, cpus, smp::kick);
+        let mut cpu = start_vcpu(&virt, &vm, 0)?;
         if vm.vcpus() > 1 {
             smp::dispatch(ap_vcpu::<V>, &raw const vm as usize);
         }
@@ -311,14 +311,15 @@ pub fn launch<V: Virtualization>(
     result
 }
 
-/// vCPU `index` of `vm`, ready to enter the payload: its own stack, its
-/// index and the vCPU count in RDI and RSI, the watchdog's deadline.
+/// vCPU `index` of `vm`, ready to enter the image where it starts: its own
+/// stack, its index and the vCPU count in RDI and RSI (and what the image
+/// expects in RAX and RBX), the watchdog's deadline.
 fn start_vcpu<'m, V: Virtualization>(
     virt: &V,
     vm: &'m vm::Vm<V::Format>,
     index: usize,
-    start: Start,
 ) -> Result<V::Cpu<'m>, Refusal> {
+    let start = vm.start;
     let mut state = guest::initial_state(vm.config.mode);
     state.rsp = guest::stack_top(index);
     state.rip = start.rip;
@@ -364,11 +365,7 @@ fn ap_vcpu<V: Virtualization>(cpu: usize, vm: usize) {
     };
     let end = match V::enable() {
         Ok(virt) => {
-            let payload = Start {
-                rip: guest::LOAD_ADDRESS,
-                rax_rbx: None,
-            };
-            let end = match start_vcpu(&virt, vm, index, payload) {
+            let end = match start_vcpu(&virt, vm, index) {
                 Ok(mut c) => run(&mut c, &vm.config, vm, index as u32),
                 Err(r) => refused(r),
             };

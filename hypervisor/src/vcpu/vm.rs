@@ -3,12 +3,12 @@
 //! every vCPU has ended, or, when one fails, with the others stopped at once
 //! (kicked out of guest mode).
 
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use serde::Serialize;
 
 use super::memory::{BackError, Backing, GuestMemory};
-use super::{GuestConfig, GuestEnd};
+use super::{GuestConfig, GuestEnd, Start};
 use crate::ept::Format;
 use crate::event::{self, Event, Hex};
 use crate::mm::FrameSize;
@@ -100,6 +100,8 @@ impl Barrier {
 pub struct Vm<F: Format> {
     pub config: GuestConfig,
     pub memory: GuestMemory<F>,
+    /// Where every vCPU starts (the image says).
+    pub start: Start,
     /// Which CPU runs each vCPU (vCPU i on `cpus[i]`).
     pub cpus: heapless::Vec<usize, MAX_VCPUS>,
     barrier: Barrier,
@@ -109,7 +111,6 @@ pub struct Vm<F: Format> {
     ended: [AtomicBool; MAX_VCPUS],
     failed: AtomicBool,
     stop: AtomicBool,
-    exits: AtomicU32,
     /// Called with a CPU index to bring that CPU out of guest mode.
     kick: fn(usize),
 }
@@ -117,13 +118,14 @@ pub struct Vm<F: Format> {
 impl<F: Format> Vm<F> {
     pub fn new(
         config: GuestConfig,
-        memory: GuestMemory<F>,
+        (memory, start): (GuestMemory<F>, Start),
         cpus: heapless::Vec<usize, MAX_VCPUS>,
         kick: fn(usize),
     ) -> Self {
         Self {
             config,
             memory,
+            start,
             barrier: Barrier::new(cpus.len()),
             cpus,
             tlb: AtomicU64::new(0),
@@ -131,7 +133,6 @@ impl<F: Format> Vm<F> {
             ended: [const { AtomicBool::new(false) }; MAX_VCPUS],
             failed: AtomicBool::new(false),
             stop: AtomicBool::new(false),
-            exits: AtomicU32::new(0),
             kick,
         }
     }
@@ -142,7 +143,6 @@ impl<F: Format> Vm<F> {
 
     /// vCPU `index` ended `end`: a failure stops the others.
     pub fn finish(&self, index: usize, end: &GuestEnd) {
-        self.exits.fetch_add(end.exits, Ordering::SeqCst);
         if end.failed {
             self.failed.store(true, Ordering::SeqCst);
             self.stop.store(true, Ordering::SeqCst);
