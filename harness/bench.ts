@@ -10,6 +10,7 @@ import { buildKernel } from "./build.ts";
 import { selectPlans } from "./matrix.ts";
 import { ensureTools, toolsFor } from "./prereq.ts";
 import type { SvEvent } from "./events.ts";
+import { columns } from "./report.ts";
 import { runPlan } from "./runner.ts";
 import { planId } from "./scenario.ts";
 
@@ -52,10 +53,8 @@ export async function runBench(
   }
   const head = ["run", "status", "emulator (median)", "total (median)", "total (min-max)"];
   if (opts.until) head.push(`to ${opts.until} (median)`);
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd();
   console.log(`median of ${opts.runs} warm runs each`);
-  console.log([line(head), ...rows.map(line)].join("\n"));
+  console.log(columns(head, rows));
 }
 
 /** The round-trip costs one `bench-exits` run measured (`payloads/bench-exits.asm`). */
@@ -109,12 +108,9 @@ export async function runExitBench(say: (m: string) => void): Promise<number> {
     say(row.join("  "));
     rows.push(row);
   }
-  const head = ["run", "cpuid (instr/exit)", "hypercall (instr/exit)"];
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd();
   console.log(
     "emulated instructions per round trip (slope over N; the guest's loop adds 3)",
   );
-  console.log([line(head), ...rows.map(line)].join("\n"));
+  console.log(columns(["run", "cpuid (instr/exit)", "hypercall (instr/exit)"], rows));
   return failed ? 1 : 0;
 }

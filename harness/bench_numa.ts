@@ -14,6 +14,7 @@ import { accessWeights } from "./meter.ts";
 import { numa, policy, type PolicyName } from "./numa_scenario.ts";
 import { RUNS_DIR } from "./paths.ts";
 import { ensureTools, toolsFor } from "./prereq.ts";
+import { columns } from "./report.ts";
 import { runPlan } from "./runner.ts";
 import { defineScenario, expandTargets, type Numa } from "./scenario.ts";
 import {
@@ -69,12 +70,9 @@ export function table(rows: Row[]): string {
     `${pct(r.oracle.local)} / ${num(r.oracle.cost)}`,
     `${pct(r.worst.local)} / ${num(r.worst.cost)}`,
   ]);
-  const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
-  const line = (c: string[]) => c.map((x, i) => x.padEnd(widths[i]!)).join("  ").trimEnd();
   return [
     "local % / cost (mean access distance, local = 1) per placement policy",
-    line(head),
-    ...cells.map(line),
+    columns(head, cells),
   ].join("\n");
 }
 

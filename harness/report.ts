@@ -39,10 +39,15 @@ export function table(results: RunResult[]): string {
     statusText(r),
     `${(r.durationMs / 1000).toFixed(1)}s`,
   ]);
-  const head = ["scenario", "backend", "cpu", "boot", "status", "time"];
+  return columns(["scenario", "backend", "cpu", "boot", "status", "time"], rows, true);
+}
+
+/** `rows` under `head` in aligned columns, with a rule under the head when `rule`. */
+export function columns(head: string[], rows: string[][], rule = false): string {
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd();
-  return [line(head), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)].join("\n");
+  return [line(head), ...(rule ? [line(widths.map((w) => "-".repeat(w)))] : []), ...rows.map(line)]
+    .join("\n");
 }
 
 function yamlString(s: string): string {

@@ -30,12 +30,15 @@ export interface WorkloadSize {
   passes: number;
 }
 
-const PROLOGUE = [
+/** Defines and registers every workload starts from: its vCPU, the count, its slice. */
+const prologue = (s: WorkloadSize) => [
   "bits 64",
   "org 0x8000",
   '%include "hypercall.inc"',
   `%define DATA ${DATA}`,
   `%define STRIDE ${STRIDE}`,
+  `%define SIZE ${s.sizeMiB * 0x100000}`,
+  `%define PASSES ${s.passes}`,
   "    mov r12, rdi                ; this vCPU",
   "    mov r13, rsi                ; vCPUs",
   "    xor r8d, r8d                ; accesses made",
@@ -139,10 +142,7 @@ export function workloadPayload(w: Workload, s: WorkloadSize): Payload {
   return {
     asm: [
       `; workload ${w}: ${s.sizeMiB} MiB, ${s.passes} passes`,
-      ...PROLOGUE.slice(0, 3),
-      `%define SIZE ${s.sizeMiB * 0x100000}`,
-      `%define PASSES ${s.passes}`,
-      ...PROLOGUE.slice(3),
+      ...prologue(s),
       ...BODIES[w],
       ...EPILOGUE,
     ].join("\n"),
