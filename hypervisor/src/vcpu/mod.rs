@@ -560,12 +560,21 @@ pub fn run(
     vcpu: u32,
 ) -> GuestEnd {
     let mut h = Handlers::new(cpu, config, machine, vcpu);
+    let attention = machine.attention();
+    // Unlike any value it takes: the first entry looks (the guest may be
+    // stopping before this vCPU started).
+    let mut seen = u64::MAX;
     let (how, failed) = loop {
-        // Another vCPU failed: this one was kicked, or had not entered yet.
-        if machine.stopping() {
-            break ("stopped", false);
+        // One load per exit; a closer look only when something changed.
+        let now = attention.load(core::sync::atomic::Ordering::Acquire);
+        if now != seen {
+            seen = now;
+            // Another vCPU failed: this one was kicked, or had not entered yet.
+            if machine.stopping() {
+                break ("stopped", false);
+            }
+            h.service();
         }
-        h.service();
         let exit = match h.cpu.run() {
             Ok(exit) => exit,
             Err(_) => break ("entry-failure", true),
@@ -734,8 +743,9 @@ mod run_tests {
     #[derive(Default)]
     struct FakeRam(
         std::cell::RefCell<std::collections::BTreeSet<u64>>,
-        /// The TLB generation: each release bumps it.
+        /// The TLB generation: each release bumps it, and the attention count.
         std::cell::Cell<u64>,
+        core::sync::atomic::AtomicU64,
     );
 
     impl memory::Backing for FakeRam {
@@ -769,6 +779,7 @@ mod run_tests {
             }
             let was = self.0.borrow_mut().remove(&(gpa & !0xfff));
             self.1.set(self.1.get() + 1);
+            self.2.fetch_add(1, core::sync::atomic::Ordering::SeqCst);
             service();
             Ok(was)
         }
@@ -776,6 +787,9 @@ mod run_tests {
             self.1.get()
         }
         fn flushed(&self, _: usize, _: u64) {}
+        fn attention(&self) -> &core::sync::atomic::AtomicU64 {
+            &self.2
+        }
     }
 
     /// Runs the script; returns how it ended and the events it wrote, parsed.

@@ -38,6 +38,10 @@ pub trait Machine: Backing {
     fn tlb_generation(&self) -> u64;
     /// vCPU `vcpu` flushed for `generation`.
     fn flushed(&self, vcpu: usize, generation: u64);
+    /// Bumped after every change a vCPU must act on before it enters
+    /// again (a stop, a flush): the run loop loads it once per exit and asks
+    /// `stopping` and `tlb_generation` only when it moved.
+    fn attention(&self) -> &AtomicU64;
 }
 
 /// Where vCPUs meet: it opens when every vCPU that has not ended waits at
@@ -111,6 +115,7 @@ pub struct Vm<F: Format> {
     ended: [AtomicBool; MAX_VCPUS],
     failed: AtomicBool,
     stop: AtomicBool,
+    attention: AtomicU64,
     /// Called with a CPU index to bring that CPU out of guest mode.
     kick: fn(usize),
 }
@@ -133,6 +138,7 @@ impl<F: Format> Vm<F> {
             ended: [const { AtomicBool::new(false) }; MAX_VCPUS],
             failed: AtomicBool::new(false),
             stop: AtomicBool::new(false),
+            attention: AtomicU64::new(0),
             kick,
         }
     }
@@ -146,6 +152,7 @@ impl<F: Format> Vm<F> {
         if end.failed {
             self.failed.store(true, Ordering::SeqCst);
             self.stop.store(true, Ordering::SeqCst);
+            self.attention.fetch_add(1, Ordering::SeqCst);
             for (i, &cpu) in self.cpus.iter().enumerate() {
                 if i != index {
                     (self.kick)(cpu);
@@ -311,6 +318,7 @@ impl<F: Format> Vm<F> {
     /// `service` does this vCPU's part (and answers others' requests).
     fn shootdown(&self, me: usize, service: &mut dyn FnMut()) {
         let generation = self.tlb.fetch_add(1, Ordering::SeqCst) + 1;
+        self.attention.fetch_add(1, Ordering::SeqCst);
         for (i, &cpu) in self.cpus.iter().enumerate() {
             if i != me {
                 (self.kick)(cpu); // out of the guest, to flush
@@ -360,6 +368,10 @@ impl<F: Format> Machine for Vm<F> {
 
     fn stopping(&self) -> bool {
         self.stop.load(Ordering::Relaxed)
+    }
+
+    fn attention(&self) -> &AtomicU64 {
+        &self.attention
     }
 }
 
