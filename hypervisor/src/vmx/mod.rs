@@ -583,7 +583,13 @@ impl<'m> Vcpu<'m> {
             let basic = reason as u16;
             return Err(self.entry_failed(instruction, basic.into(), names::exit_reason(basic)));
         }
-        self.reinject();
+        // Only these exits can interrupt an event's delivery (exception or
+        // NMI, external interrupt, triple fault, task switch, APIC access,
+        // EPT violation and misconfiguration; SDM 3C 27.2.4): instruction
+        // exits never do, and skip the VMREAD.
+        if matches!(reason as u16, 0 | 1 | 2 | 9 | 44 | 48 | 49) {
+            self.reinject();
+        }
         Ok(self.decode(reason))
     }
 
