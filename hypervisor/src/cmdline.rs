@@ -3,10 +3,13 @@
 //! - `guest=real|protected|long`: run the first boot module as a guest that
 //!   starts in that mode (docs/hypercalls.md describes the payload contract);
 //!   `guest=multiboot` or `multiboot2`: run it as a multiboot ELF kernel;
+//!   `guest=linux`: run it as an OS kernel on the whole machine (a PVH ELF
+//!   such as Linux's vmlinux; its module string is its command line, the
+//!   second module its initrd; docs/guests.md);
 //! - `guest.io=PORT,PORT,...`: I/O ports whose accesses exit and are reported;
-//! - `guest.memory=MIB`: guest RAM, 2 MiB by default;
+//! - `guest.memory=MIB`: guest RAM, 2 MiB by default (256 for `linux`);
 //! - `guest.watchdog=MS`: stop the guest after MS emulated milliseconds
-//!   (default 10000; 0 never);
+//!   (default 10000; 0 never; `linux` has none: its APIC timer is its own);
 //! - `trace=summary|exits`: by default a guest's exits are counted and only
 //!   its own messages are events; `exits` makes every exit an event;
 //! - `guest.selftest=entry-failure`: start the guest in a state VM entry refuses;
@@ -28,6 +31,9 @@ use heapless::Vec;
 use crate::ept::PageSize;
 use crate::numa::policy::{self, Spec};
 use crate::vcpu::guest::{DEFAULT_MEMORY, GuestMode};
+
+/// An OS guest's RAM unless `guest.memory` says.
+const LINUX_MEMORY: u64 = 256 << 20;
 use crate::vcpu::trace::Level;
 use crate::vcpu::{GuestConfig, Image};
 
@@ -199,7 +205,12 @@ pub fn parse(line: &str) -> Result<Options, OptionError<'_>> {
                     "long" => (GuestMode::Long, Image::Payload),
                     "multiboot" => (GuestMode::Protected, Image::Multiboot),
                     "multiboot2" => (GuestMode::Protected, Image::Multiboot2),
-                    _ => return Err(bad("one of real, protected, long, multiboot, multiboot2")),
+                    "linux" => (GuestMode::Protected, Image::Linux),
+                    _ => {
+                        return Err(bad(
+                            "one of real, protected, long, multiboot, multiboot2, linux",
+                        ));
+                    }
                 };
                 opts.guest = Some(GuestConfig {
                     mode,
@@ -243,10 +254,22 @@ pub fn parse(line: &str) -> Result<Options, OptionError<'_>> {
     }
     match (&mut opts.guest, guest_option) {
         (Some(guest), _) => {
+            let os = guest.image == Image::Linux;
+            if os && watchdog.is_some_and(|ms| ms != 0) {
+                return Err(OptionError::BadValue {
+                    key: "guest.watchdog",
+                    value: "",
+                    expected: "0: a linux guest owns its APIC timer, no watchdog can run",
+                });
+            }
             guest.intercept_io = io.unwrap_or_default();
-            guest.memory = memory.unwrap_or(DEFAULT_MEMORY);
+            guest.memory = memory.unwrap_or(if os { LINUX_MEMORY } else { DEFAULT_MEMORY });
             guest.invalid_state = invalid_state;
-            guest.watchdog_ms = watchdog.unwrap_or(DEFAULT_WATCHDOG_MS);
+            guest.watchdog_ms = if os {
+                0
+            } else {
+                watchdog.unwrap_or(DEFAULT_WATCHDOG_MS)
+            };
             guest.trace = trace;
             guest.placement = placement.clone();
         }

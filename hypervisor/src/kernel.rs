@@ -202,7 +202,7 @@ pub fn main(magic: u32, info: u32) -> ! {
         run_selftest(test);
     }
     if let Some(guest) = &options.guest {
-        run_guest(guest, &boot, cpu.vendor);
+        run_guest(guest, &boot, rsdp.as_ref(), cpu.vendor);
     }
     event::emit(&Exit {
         status: Status::Pass,
@@ -226,27 +226,69 @@ fn reserved(boot: &BootInfo) -> heapless::Vec<(u64, u64), { boot::MAX_MODULES + 
         .collect()
 }
 
-/// Runs the first boot module as the guest, then ends the run with its outcome.
-fn run_guest(config: &GuestConfig, boot: &BootInfo, vendor: Vendor) -> ! {
+/// The bytes of boot module `m`, or the run ends saying why not.
+fn module_bytes<'a>(m: &crate::boot::Module, what: &str) -> &'a [u8] {
+    if m.end <= m.start {
+        fail(
+            "guest",
+            &message(format_args!(
+                "the {what} module is empty: a guest needs an instruction"
+            )),
+        )
+    }
+    IdentityMapped
+        .bytes(m.start, (m.end - m.start) as usize)
+        .unwrap_or_else(|| {
+            fail(
+                "guest",
+                &message(format_args!(
+                    "the {what} module lies outside the identity map"
+                )),
+            )
+        })
+}
+
+/// Runs the first boot module as the guest (an OS kernel gets the second
+/// as its initrd, and the machine), then ends the run with its outcome.
+fn run_guest(
+    config: &GuestConfig,
+    boot: &BootInfo,
+    rsdp: Option<&rsdp::Rsdp>,
+    vendor: Vendor,
+) -> ! {
     let Some(module) = boot.modules.first() else {
         fail(
             "guest",
             "guest= needs a payload, and no boot module was given",
         )
     };
-    if module.end <= module.start {
-        fail(
-            "guest",
-            "the payload module is empty: a guest needs an instruction",
-        )
+    let payload = module_bytes(module, "payload");
+    let mut tables = heapless::Vec::<(u64, [u8; 4]), { vcpu::platform::MAX_TABLES }>::new();
+    if let Some(rsdp) = rsdp.filter(|_| config.image == vcpu::Image::Linux) {
+        for addr in sdt::table_addresses(&IdentityMapped, rsdp)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(sig) = IdentityMapped.bytes(addr, 4) {
+                let _ = tables.push((addr, sig.try_into().expect("4 bytes")));
+            }
+        }
     }
-    let Some(payload) = IdentityMapped.bytes(module.start, (module.end - module.start) as usize)
-    else {
-        fail("guest", "the payload module lies outside the identity map")
+    let mut acpi_oem = *b"SCALEVSCALEVSR";
+    if let Some(r) = rsdp {
+        acpi_oem[..6].copy_from_slice(&r.oem);
+    }
+    let files = vcpu::GuestFiles {
+        image: payload,
+        cmdline: &module.cmdline,
+        initrd: boot.modules.get(1).map(|m| module_bytes(m, "initrd")),
+        host_memory: &boot.memory,
+        acpi_tables: &tables,
+        acpi_oem,
     };
     let result = match vendor {
-        Vendor::Intel => vcpu::launch::<Vmx>(config, payload),
-        Vendor::Amd => vcpu::launch::<Svm>(config, payload),
+        Vendor::Intel => vcpu::launch::<Vmx>(config, &files),
+        Vendor::Amd => vcpu::launch::<Svm>(config, &files),
         Vendor::Other => Err(Refusal::Unsupported("the CPU is neither Intel nor AMD")),
     };
     match result {

@@ -28,6 +28,8 @@ pub const TIMER_VECTOR: u8 = 0xf0;
 pub const KICK_VECTOR: u8 = 0xf1;
 /// A fixed interrupt to `KICK_VECTOR`.
 pub const KICK: u32 = 0x4000 | KICK_VECTOR as u32;
+/// An NMI: the kick while an OS guest runs, which owns every vector.
+pub const NMI_KICK: u32 = 0x4400;
 /// The spurious-interrupt vector (SVR).
 pub const SPURIOUS_VECTOR: u8 = 0xff;
 

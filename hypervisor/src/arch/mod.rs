@@ -7,6 +7,7 @@ pub mod idt;
 pub mod percpu;
 pub mod pic;
 pub mod pit;
+pub mod ports;
 pub mod power;
 pub mod smp;
 pub mod trap;

@@ -270,3 +270,10 @@ pub fn kick(cpu: usize) {
         Apic::current().send(APIC_IDS[cpu].load(Ordering::SeqCst) as u32, apic::KICK);
     }
 }
+
+/// Brings `cpu` out of an OS guest, which owns every interrupt vector: by NMI.
+pub fn kick_nmi(cpu: usize) {
+    if online(cpu) {
+        Apic::current().send(APIC_IDS[cpu].load(Ordering::SeqCst) as u32, apic::NMI_KICK);
+    }
+}

@@ -160,6 +160,8 @@ extern "C" fn trap_entry(frame: &TrapFrame) {
     match frame.vector {
         v if v == u64::from(super::apic::TIMER_VECTOR) => return super::apic::eoi(),
         v if v == u64::from(super::apic::KICK_VECTOR) => return super::apic::eoi(),
+        // An OS guest's kick (`apic::NMI_KICK`): it only had to end guest mode.
+        2 => return,
         v if super::pic::SPURIOUS.contains(&v) || v == u64::from(super::apic::SPURIOUS_VECTOR) => {
             return; // spurious: no EOI
         }

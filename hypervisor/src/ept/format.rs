@@ -12,6 +12,8 @@ const W: u64 = 1 << 1;
 const X: u64 = 1 << 2;
 /// Write-back, the type every guest page gets until MTRR/PAT emulation.
 pub const MEMORY_TYPE_WB: u64 = 6;
+/// Uncached: for device memory passed through.
+pub const MEMORY_TYPE_UC: u64 = 0;
 
 const PAGE_SIZE: u64 = 1 << 7;
 
@@ -24,7 +26,12 @@ impl Format for Ept {
     }
 
     fn leaf(frame: u64, access: Access, large: bool) -> u64 {
-        let mut e = frame | (MEMORY_TYPE_WB << 3);
+        let kind = if access.uncached {
+            MEMORY_TYPE_UC
+        } else {
+            MEMORY_TYPE_WB
+        };
+        let mut e = frame | (kind << 3);
         if large {
             e |= PAGE_SIZE;
         }
@@ -49,6 +56,7 @@ impl Format for Ept {
             read: entry & R != 0,
             write: entry & W != 0,
             execute: entry & X != 0,
+            uncached: (entry >> 3) & 7 == MEMORY_TYPE_UC,
         }
     }
 }
@@ -83,6 +91,7 @@ mod tests {
             read: true,
             write: false,
             execute: false,
+            uncached: false,
         };
         let _ = pt
             .map(&mut mem, 0x2000, 0x9000, PageSize::Small, ro)
@@ -135,6 +144,9 @@ pub struct Npt;
 const P: u64 = 1 << 0;
 const RW: u64 = 1 << 1;
 const US: u64 = 1 << 2;
+/// Write-through and cache-disable: uncached, whatever the guest's PAT says.
+const PWT: u64 = 1 << 3;
+const PCD: u64 = 1 << 4;
 
 impl Format for Npt {
     /// Set by the CPU on every nested walk, as in ordinary page tables.
@@ -147,6 +159,9 @@ impl Format for Npt {
 
     fn leaf(frame: u64, access: Access, large: bool) -> u64 {
         let mut e = frame | P | US;
+        if access.uncached {
+            e |= PCD | PWT;
+        }
         if large {
             e |= PAGE_SIZE;
         }
@@ -166,6 +181,7 @@ impl Format for Npt {
             read: present,
             write: present && entry & RW != 0,
             execute: present,
+            uncached: entry & PCD != 0,
         }
     }
 }
@@ -187,6 +203,7 @@ mod npt_tests {
             read: true,
             write: false,
             execute: true,
+            uncached: false,
         };
         let _ = pt
             .map(&mut mem, 0x9000, 0x12_4000, PageSize::Small, ro)

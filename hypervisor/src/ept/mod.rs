@@ -19,6 +19,8 @@ pub struct Access {
     pub read: bool,
     pub write: bool,
     pub execute: bool,
+    /// Device memory passed through: mapped uncached.
+    pub uncached: bool,
 }
 
 impl Access {
@@ -26,6 +28,7 @@ impl Access {
         read: true,
         write: true,
         execute: true,
+        uncached: false,
     };
 }
 
@@ -451,6 +454,7 @@ mod tests {
             read: true,
             write: false,
             execute: true,
+            uncached: false,
         };
         assert_eq!(
             pt.map(&mut mem, 4 * MIB, 16 * MIB, PageSize::Large, ro),

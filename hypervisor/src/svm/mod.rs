@@ -27,7 +27,10 @@ use vmcb::{Vmcb, intercept};
 core::arch::global_asm!(include_str!("run.s"), options(att_syntax));
 
 unsafe extern "C" {
-    fn svm_enter(ctx: *mut CpuContext, vmcb: u64, host_save: u64) -> u64;
+    /// `host_interrupts`: whether the host takes interrupts that arrive
+    /// while the guest runs (its watchdog's timer, kicks), or leaves them
+    /// pending for the guest (an OS guest's devices).
+    fn svm_enter(ctx: *mut CpuContext, vmcb: u64, host_save: u64, host_interrupts: u64) -> u64;
 }
 
 const IA32_EFER: u32 = 0xc000_0080;
@@ -54,6 +57,11 @@ const INTERCEPT_MISC1: u32 = intercept::INTR
     | intercept::IOIO
     | intercept::MSR
     | intercept::SHUTDOWN;
+/// An OS guest owns the interrupts and halts as it likes: its devices'
+/// interrupts reach it without exits, HLT waits in the guest. The
+/// hypervisor's kicks are NMIs, which exit.
+const INTERCEPT_MISC1_OS: u32 =
+    (INTERCEPT_MISC1 & !(intercept::INTR | intercept::HLT)) | intercept::NMI;
 /// Every SVM instruction: the guest sees no SVM (and VMRUN's own intercept is mandatory).
 const INTERCEPT_MISC2: u32 = intercept::VMRUN
     | intercept::VMMCALL
@@ -226,11 +234,15 @@ pub struct Vcpu<'m> {
     /// Where the emulator last refused a MOV to CR (see `refused_cr_write`).
     refused_at: Option<u64>,
     apic: Apic,
+    /// An OS guest: it owns interrupts, the APIC timer and the devices.
+    os: bool,
 }
 
 impl Drop for Vcpu<'_> {
     fn drop(&mut self) {
-        self.apic.timer_one_shot(0); // stopped: nothing fires after the guest
+        if !self.os {
+            self.apic.timer_one_shot(0); // stopped: nothing fires after the guest
+        }
     }
 }
 
@@ -246,13 +258,16 @@ impl<'m> Vcpu<'m> {
         let iopm = mm::alloc_run_zeroed(permissions::IOPM_PAGES).ok_or_else(|| oom("the IOPM"))?;
         let msrpm =
             mm::alloc_run_zeroed(permissions::MSRPM_PAGES).ok_or_else(|| oom("the MSRPM"))?;
+        let os = config.image == vcpu::Image::Linux;
         // The IOPM's first two pages are VMX's I/O bitmaps A and B back to
         // back; its third (ports past 0xffff by a wide access) stays clear.
-        let io = vcpu::io::bitmaps();
-        let msr = permissions::msrpm(
-            vcpu::INTERCEPTED_MSR_READS.iter().flat_map(|r| r.clone()),
-            true,
-        );
+        let io = vcpu::io::bitmaps(os);
+        let reads = vcpu::INTERCEPTED_MSR_READS.iter().flat_map(|r| r.clone());
+        let msr = if os {
+            permissions::msrpm_writes(reads, vcpu::INTERCEPTED_MSR_WRITES.iter().copied())
+        } else {
+            permissions::msrpm(reads, true)
+        };
         // SAFETY: frames just allocated for these maps.
         unsafe {
             crate::phys::write(iopm, &io[0]);
@@ -273,13 +288,23 @@ impl<'m> Vcpu<'m> {
             timer_armed: false,
             checked: None,
             refused_at: None,
-            // Software-enabled: a disabled APIC masks its timer.
-            apic: Apic::enable(false),
+            // Software-enabled: a disabled APIC masks its timer. An OS
+            // guest's APIC is its own: left as the host has it.
+            apic: if os {
+                Apic::current()
+            } else {
+                Apic::enable(false)
+            },
+            os,
         };
         let v = cpu.vmcb();
         let c = &mut v.control;
         c.intercept_exceptions = INTERCEPT_EXCEPTIONS;
-        c.intercept_misc1 = INTERCEPT_MISC1;
+        c.intercept_misc1 = if os {
+            INTERCEPT_MISC1_OS
+        } else {
+            INTERCEPT_MISC1
+        };
         c.intercept_misc2 = INTERCEPT_MISC2;
         // Every CR4 write is checked (`vcpu::checks`), as on Intel.
         c.intercept_cr = intercept::CR4_WRITE;
@@ -288,7 +313,9 @@ impl<'m> Vcpu<'m> {
         c.guest_asid = 1;
         c.tlb_control = 1; // flush this ASID's translations at the first VMRUN
         c.np_control = 1;
-        c.vintr = vmcb::V_INTR_MASKING;
+        // Without V_INTR_MASKING the guest's IF masks physical interrupts:
+        // they are delivered through its IDT.
+        c.vintr = if os { 0 } else { vmcb::V_INTR_MASKING };
         c.nested_cr3 = memory.table.root();
         let s = &mut v.save;
         let seg = |g: &crate::vcpu::guest::Segment| vmcb::Segment {
@@ -504,6 +531,8 @@ impl<'m> Vcpu<'m> {
                 self.timer_armed = false; // it fired, or a kick came first: arm it again
                 return Some(Exit::Timer);
             }
+            // An OS guest's kick: the host takes the NMI once GIF is set.
+            names::NMI => return Some(Exit::Timer),
             names::NPF => {
                 let e = c.exit_info1;
                 let (write, fetch) = (e & 2 != 0, e & 0x10 != 0);
@@ -604,7 +633,14 @@ impl VirtCpu for Vcpu<'_> {
             }
             // SAFETY: the VMCB, its maps and the nested tables are complete;
             // `run.s` saves and restores every register the host uses.
-            unsafe { svm_enter(&mut self.ctx, self.vmcb_pa, self.host_save) };
+            unsafe {
+                svm_enter(
+                    &mut self.ctx,
+                    self.vmcb_pa,
+                    self.host_save,
+                    u64::from(!self.os),
+                )
+            };
             self.launched = true;
             let v = self.vmcb();
             v.control.tlb_control = 0;

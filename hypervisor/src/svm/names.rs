@@ -2,6 +2,7 @@
 
 pub const EXCEPTION_BASE: u64 = 0x40;
 pub const INTR: u64 = 0x60;
+pub const NMI: u64 = 0x61;
 pub const CR4_WRITE: u64 = 0x14;
 pub const INVD: u64 = 0x76;
 pub const XSETBV: u64 = 0x8d;

@@ -6,23 +6,45 @@ pub const IOPM_PAGES: usize = 3;
 pub const MSRPM_PAGES: usize = 2;
 const MSRPM_BYTES: usize = 2 * 4096;
 
+/// The read bit of `msr` in the MSRPM (its write bit follows); None for
+/// MSRs outside the three ranges, which always exit.
+fn read_bit(msr: u32) -> Option<usize> {
+    let base = match msr {
+        0..=0x1fff => 0,
+        0xc000_0000..=0xc000_1fff => 0x800,
+        0xc001_0000..=0xc001_1fff => 0x1000,
+        _ => return None,
+    };
+    Some(base * 8 + (msr & 0x1fff) as usize * 2)
+}
+
+fn set(map: &mut [u8; MSRPM_BYTES], bit: usize) {
+    map[bit / 8] |= 1 << (bit % 8);
+}
+
 /// The MSRPM: reads of `reads` exit; with `all_writes`, every write exits.
 pub fn msrpm(reads: impl IntoIterator<Item = u32>, all_writes: bool) -> [u8; MSRPM_BYTES] {
     let mut map = [0u8; MSRPM_BYTES];
-    for msr in reads {
-        let base = match msr {
-            0..=0x1fff => 0,
-            0xc000_0000..=0xc000_1fff => 0x800,
-            0xc001_0000..=0xc001_1fff => 0x1000,
-            _ => continue, // MSRs outside the ranges always exit
-        };
-        let bit = (msr & 0x1fff) as usize * 2;
-        map[base + bit / 8] |= 1 << (bit % 8);
+    for bit in reads.into_iter().filter_map(read_bit) {
+        set(&mut map, bit);
     }
     if all_writes {
         for byte in &mut map[..0x1800] {
             *byte |= 0xaa; // the second bit of each pair
         }
+    }
+    map
+}
+
+/// An MSR permission map where `reads` exit on read and `writes` on write;
+/// every other access reaches the hardware.
+pub fn msrpm_writes(
+    reads: impl IntoIterator<Item = u32>,
+    writes: impl IntoIterator<Item = u32>,
+) -> [u8; MSRPM_BYTES] {
+    let mut map = msrpm(reads, false);
+    for bit in writes.into_iter().filter_map(read_bit) {
+        set(&mut map, bit + 1);
     }
     map
 }
@@ -48,5 +70,17 @@ mod tests {
             map[0x1800..].iter().all(|&b| b == 0),
             "the last quarter is reserved"
         );
+    }
+
+    #[test]
+    fn only_the_writes_asked_for_exit() {
+        let map = msrpm_writes([0xc000_0080], [0x1b, 0xc000_0080]);
+        assert_eq!(
+            map[0x1b * 2 / 8],
+            2 << ((0x1b * 2) % 8),
+            "APIC base: write only"
+        );
+        assert_eq!(map[0x800 + 0x80 * 2 / 8], 3, "EFER: read and write");
+        assert_eq!(map.iter().map(|b| b.count_ones()).sum::<u32>(), 3);
     }
 }

@@ -1,5 +1,6 @@
 /*
- * u64 svm_enter(struct CpuContext *ctx, u64 vmcb_pa, u64 host_save_pa)
+ * u64 svm_enter(struct CpuContext *ctx, u64 vmcb_pa, u64 host_save_pa,
+ *               u64 host_interrupts)
  * Loads the guest's registers (RAX and RSP live in the VMCB) and FPU/SSE
  * state, and runs the guest with VMRUN until its next #VMEXIT. VMRUN keeps
  * only part of the host's state: VMSAVE/VMLOAD swap the rest (FS, GS, TR,
@@ -22,8 +23,11 @@ svm_enter:
     fxsave64 640(%rdi)
     fxrstor64 128(%rdi)
     clgi
+    testq %rcx, %rcx                /* an OS guest's interrupts stay pending for it: */
+    jz 1f                           /* VMRUN saves IF=0, the host never takes them */
     sti                             /* GIF holds interrupts off; VMRUN saves IF=1, */
                                     /* so a host interrupt (the watchdog) exits */
+1:
     movq %rdx, %rax
     vmsave %rax
     movq %rsi, %rax

@@ -148,6 +148,7 @@ const _: () = {
 /// Intercept bits in the control area (APM 2, table B-1).
 pub mod intercept {
     pub const INTR: u32 = 1 << 0;
+    pub const NMI: u32 = 1 << 1;
     pub const INVD: u32 = 1 << 22;
     pub const CPUID: u32 = 1 << 18;
     pub const HLT: u32 = 1 << 24;

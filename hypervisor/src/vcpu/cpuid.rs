@@ -15,13 +15,15 @@ pub fn filter(leaf: u32, host: [u32; 4]) -> [u32; 4] {
     match leaf {
         1 => {
             ecx &= !(1 << 5); // VMX
+            ecx &= !(1 << 21); // x2APIC: the guest's ICR stays MMIO, which exits
             ecx &= !(3 << 26); // XSAVE, OSXSAVE: the host keeps XCR0 (FXSAVE only)
             ecx |= 1 << 31; // hypervisor present
             [eax, ebx, ecx, edx]
         }
-        0x8000_0001 => [eax, ebx, ecx & !(1 << 2), edx], // SVM
-        0x8000_000a => [0; 4],                           // SVM features
-        0xd => [0; 4],                                   // XSAVE state components
+        // SVM, and MWAITX (Bochs never ends its wait)
+        0x8000_0001 => [eax, ebx, ecx & !(1 << 2 | 1 << 29), edx],
+        0x8000_000a => [0; 4], // SVM features
+        0xd => [0; 4],         // XSAVE state components
         LEAF_BASE => {
             let word =
                 |i: usize| u32::from_le_bytes(SIGNATURE[i..i + 4].try_into().expect("4 bytes"));

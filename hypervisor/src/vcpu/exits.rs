@@ -15,6 +15,10 @@ pub const GP: u8 = 13;
 
 const IA32_FEATURE_CONTROL: u32 = 0x3a;
 pub const IA32_EFER: u32 = 0xc000_0080;
+pub const IA32_APIC_BASE: u32 = 0x1b;
+/// APIC base bits an OS guest may not change: x2APIC mode (its ICR writes
+/// must stay MMIO the hypervisor sees) and the base address.
+const APIC_BASE_FIXED: u64 = (1 << 10) | 0x000f_ffff_ffff_f000;
 
 /// What the run loop does after an exit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -358,15 +362,26 @@ impl<'a, C: VirtCpu> Handlers<'a, C> {
             return self.stop("unhandled", true);
         }
         let mask = u64::MAX >> (64 - 8 * u32::from(size.clamp(1, 4)));
+        let os = self.config.image == super::Image::Linux;
         let regs = self.cpu.regs();
         let value = regs.rax & mask;
+        let action = io::classify(port, input, value, &self.config.intercept_io, os);
         if input {
-            regs.rax |= mask; // no device: all ones
+            let read = match action {
+                io::PortAction::Forward => crate::arch::ports::read(port, size).into(),
+                _ => mask, // no device: all ones
+            };
+            regs.rax = (regs.rax & !mask) | (read & mask);
         }
-        let action = io::classify(port, input, value, &self.config.intercept_io);
         let (name, notable, then) = match action {
             io::PortAction::Reported => ("reported", Notable::Yes, Action::Skip),
             io::PortAction::Blocked => ("blocked", Notable::No, Action::Skip),
+            io::PortAction::Forward => {
+                if !input {
+                    crate::arch::ports::write(port, size, value as u32);
+                }
+                ("forwarded", Notable::No, Action::Skip)
+            }
             io::PortAction::PowerOff => ("power-off", Notable::Yes, self.stop("power-off", false)),
             io::PortAction::Reset => ("reset", Notable::Yes, self.stop("reset", false)),
             io::PortAction::DebugExit => (
@@ -387,6 +402,15 @@ impl<'a, C: VirtCpu> Handlers<'a, C> {
             // Locked, VMX off: what a CPU without VMX shows.
             (IA32_FEATURE_CONTROL, false) => Some(1),
             (IA32_EFER, false) => Some(self.cpu.efer()),
+            (IA32_APIC_BASE, true) if self.config.image == super::Image::Linux => {
+                // SAFETY: reading the APIC base of this CPU, which has one.
+                let now = unsafe { x86_64::registers::model_specific::Msr::new(index).read() };
+                ((now ^ value) & APIC_BASE_FIXED == 0).then(|| {
+                    // SAFETY: only the enable bit (and BSP, ignored) may differ.
+                    unsafe { x86_64::registers::model_specific::Msr::new(index).write(value) };
+                    value
+                })
+            }
             (IA32_EFER, true) => {
                 let paging = self.cpu.cr0() & guest::CR0_PG != 0;
                 let efer = checks::efer_write(self.cpu.efer(), value, paging, cpuid::has_nx());

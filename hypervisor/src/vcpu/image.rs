@@ -1,6 +1,7 @@
 //! Guest images besides flat payloads: multiboot (versions 1 and 2) ELF
-//! kernels, the way many OS test kernels are built. Pure: it reads the image
-//! and says what goes where, and builds the boot information;
+//! kernels, the way many OS test kernels are built, and PVH kernels (an
+//! ELF64 with Xen's PHYS32_ENTRY note: Linux's vmlinux). Pure: it reads the
+//! image and says what goes where, and builds the boot information;
 //! `vcpu::prepare_memory` writes them. A bad image is refused with a
 //! reason, never loaded in part.
 
@@ -31,7 +32,7 @@ pub struct Segment<'a> {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Multiboot<'a> {
+pub struct Kernel<'a> {
     pub entry: u32,
     pub segments: Vec<Segment<'a>, MAX_SEGMENTS>,
 }
@@ -47,6 +48,10 @@ pub enum ImageError {
     /// does not mark optional: its type.
     UnsupportedTag(u16),
     NotElf32,
+    /// Not a 64-bit little-endian x86 ELF (PVH).
+    NotElf64,
+    /// An ELF64 without the PVH entry note: not bootable in 32-bit mode.
+    NoPvhNote,
     Truncated,
     NoSegments,
     TooManySegments,
@@ -65,6 +70,8 @@ impl core::fmt::Display for ImageError {
             Self::UnsupportedFlags(b) => write!(f, "the multiboot header requires flags {b:#x}"),
             Self::UnsupportedTag(t) => write!(f, "the multiboot2 header requires tag type {t}"),
             Self::NotElf32 => write!(f, "the image is not a 32-bit little-endian x86 ELF"),
+            Self::NotElf64 => write!(f, "the image is not a 64-bit little-endian x86 ELF"),
+            Self::NoPvhNote => write!(f, "the ELF image has no PVH entry note (Xen note 18)"),
             Self::Truncated => write!(f, "the ELF image is truncated"),
             Self::NoSegments => write!(f, "the ELF image has no loadable segment"),
             Self::TooManySegments => write!(f, "the ELF image has more than 8 loadable segments"),
@@ -85,7 +92,7 @@ fn u32_at(b: &[u8], at: usize) -> Option<u32> {
 }
 
 /// Reads a multiboot ELF kernel for a guest of `ram` bytes.
-pub fn multiboot(image: &[u8], ram: u64) -> Result<Multiboot<'_>, ImageError> {
+pub fn multiboot(image: &[u8], ram: u64) -> Result<Kernel<'_>, ImageError> {
     let header = (0..image.len().min(HEADER_SEARCH))
         .step_by(4)
         .find(|&at| u32_at(image, at) == Some(HEADER_MAGIC))
@@ -102,7 +109,7 @@ pub fn multiboot(image: &[u8], ram: u64) -> Result<Multiboot<'_>, ImageError> {
 }
 
 /// Reads a multiboot2 kernel (an ELF32 image) for a guest of `ram` bytes.
-pub fn multiboot2(image: &[u8], ram: u64) -> Result<Multiboot<'_>, ImageError> {
+pub fn multiboot2(image: &[u8], ram: u64) -> Result<Kernel<'_>, ImageError> {
     let header = (0..image.len().min(HEADER2_SEARCH))
         .step_by(8)
         .find(|&at| u32_at(image, at) == Some(HEADER2_MAGIC))
@@ -154,7 +161,7 @@ pub fn multiboot2(image: &[u8], ram: u64) -> Result<Multiboot<'_>, ImageError> {
 }
 
 /// The loadable segments and entry of an ELF32 x86 image.
-fn elf32(image: &[u8], ram: u64) -> Result<Multiboot<'_>, ImageError> {
+fn elf32(image: &[u8], ram: u64) -> Result<Kernel<'_>, ImageError> {
     // ELF32, little-endian, i386.
     if image.get(..4) != Some(b"\x7fELF") || image.get(4..6) != Some(&[1, 1]) {
         return Err(ImageError::NotElf32);
@@ -197,7 +204,89 @@ fn elf32(image: &[u8], ram: u64) -> Result<Multiboot<'_>, ImageError> {
     if segments.is_empty() {
         return Err(ImageError::NoSegments);
     }
-    Ok(Multiboot { entry, segments })
+    Ok(Kernel { entry, segments })
+}
+
+fn u64_at(b: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
+}
+
+/// Xen's ELF note type for the 32-bit physical entry (`XEN_ELFNOTE_PHYS32_ENTRY`).
+const PHYS32_ENTRY: u32 = 18;
+
+/// Reads a PVH kernel (an ELF64 with the PHYS32_ENTRY note, as Linux's
+/// vmlinux is) for a guest of `ram` bytes: its segments by physical address,
+/// and the note's entry, entered in 32-bit protected mode without paging.
+pub fn pvh(image: &[u8], ram: u64) -> Result<Kernel<'_>, ImageError> {
+    if image.get(..4) != Some(b"\x7fELF") || image.get(4..6) != Some(&[2, 1]) {
+        return Err(ImageError::NotElf64);
+    }
+    if u16_at(image, 18) != Some(62) {
+        return Err(ImageError::NotElf64); // not x86-64
+    }
+    let phoff = u64_at(image, 32).ok_or(ImageError::Truncated)? as usize;
+    let phentsize = usize::from(u16_at(image, 54).ok_or(ImageError::Truncated)?);
+    let phnum = usize::from(u16_at(image, 56).ok_or(ImageError::Truncated)?);
+    let mut segments = Vec::new();
+    let mut entry = None;
+    for i in 0..phnum {
+        let at = i
+            .checked_mul(phentsize)
+            .and_then(|o| o.checked_add(phoff))
+            .ok_or(ImageError::Truncated)?;
+        let kind = u32_at(image, at).ok_or(ImageError::Truncated)?;
+        let field = |n: usize| u64_at(image, at + 8 * n).ok_or(ImageError::Truncated);
+        let (offset, paddr, filesz, memsz) = (field(1)?, field(3)?, field(4)?, field(5)?);
+        let bytes = usize::try_from(offset)
+            .ok()
+            .zip(usize::try_from(filesz).ok())
+            .and_then(|(o, n)| image.get(o..o.checked_add(n)?))
+            .ok_or(ImageError::Truncated)?;
+        match kind {
+            1 => {
+                let end = paddr
+                    .checked_add(memsz.max(filesz))
+                    .ok_or(ImageError::Outside {
+                        addr: paddr,
+                        end: u64::MAX,
+                    })?;
+                if paddr < LOW_LIMIT || end > ram {
+                    return Err(ImageError::Outside { addr: paddr, end });
+                }
+                segments
+                    .push(Segment {
+                        addr: paddr,
+                        bytes,
+                        mem: end - paddr,
+                    })
+                    .map_err(|_| ImageError::TooManySegments)?;
+            }
+            4 => entry = entry.or(pvh_note(bytes)), // PT_NOTE
+            _ => {}
+        }
+    }
+    if segments.is_empty() {
+        return Err(ImageError::NoSegments);
+    }
+    let entry = entry.ok_or(ImageError::NoPvhNote)?;
+    Ok(Kernel { entry, segments })
+}
+
+/// The PHYS32_ENTRY address among the notes in `notes`.
+fn pvh_note(notes: &[u8]) -> Option<u32> {
+    let mut at = 0;
+    while at + 12 <= notes.len() {
+        let namesz = u32_at(notes, at)? as usize;
+        let descsz = u32_at(notes, at + 4)? as usize;
+        let kind = u32_at(notes, at + 8)?;
+        let name = at + 12;
+        let desc = name + namesz.next_multiple_of(4);
+        if notes.get(name..name + namesz) == Some(b"Xen\0") && kind == PHYS32_ENTRY {
+            return u32_at(notes, desc);
+        }
+        at = desc + descsz.next_multiple_of(4);
+    }
+    None
 }
 
 /// Where the multiboot information goes in guest memory (below 1 MiB,

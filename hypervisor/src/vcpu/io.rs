@@ -3,7 +3,10 @@
 //! loop). Deny by default: a payload guest owns COM1 and nothing else; the
 //! hypervisor's own console (COM2), PCI configuration, the power and reset
 //! ports and the emulators' exit devices are never reached (a write to
-//! QEMU's debug-exit port ends the guest, as power-off does).
+//! QEMU's debug-exit port ends the guest, as power-off does). An OS guest
+//! owns every device: only COM2 stays the hypervisor's, and the power,
+//! reset and debug-exit ports exit so that the guest's end is seen; what
+//! else they carry is done on the hardware for it.
 
 /// COM1: the guest's console, passed through. The hypervisor reports on COM2.
 pub const GUEST_CONSOLE: core::ops::RangeInclusive<u16> = 0x3f8..=0x3ff;
@@ -29,16 +32,25 @@ const DEBUG_EXIT: u16 = 0xf4;
 /// pages of AMD's IOPM): a set bit makes the port exit.
 pub const BITMAP_PAGE: usize = 4096;
 
-/// Whether the guest reaches `port` on the hardware.
-pub fn passes_through(port: u16) -> bool {
-    GUEST_CONSOLE.contains(&port)
+/// COM2: the hypervisor's event channel, which no guest reaches.
+pub const HYPERVISOR_CONSOLE: core::ops::RangeInclusive<u16> = 0x2f8..=0x2ff;
+
+/// Whether the guest reaches `port` on the hardware; `os`: an OS guest.
+pub fn passes_through(port: u16, os: bool) -> bool {
+    if !os {
+        return GUEST_CONSOLE.contains(&port);
+    }
+    let power = PM1A_CONTROL.iter().any(|&p| p == port || p + 1 == port);
+    !(HYPERVISOR_CONSOLE.contains(&port)
+        || power
+        || [RESET_CONTROL, KBC_COMMAND, PORT_A, DEBUG_EXIT].contains(&port))
 }
 
 /// Every port exits but those the guest owns.
-pub fn bitmaps() -> [[u8; BITMAP_PAGE]; 2] {
+pub fn bitmaps(os: bool) -> [[u8; BITMAP_PAGE]; 2] {
     let mut maps = [[0xffu8; BITMAP_PAGE]; 2];
     for port in 0..=u16::MAX {
-        if passes_through(port) {
+        if passes_through(port, os) {
             let p = usize::from(port);
             maps[p / 0x8000][(p % 0x8000) / 8] &= !(1 << (p % 8));
         }
@@ -53,6 +65,9 @@ pub enum PortAction {
     Reported,
     /// Any other port: no device, the access is dropped.
     Blocked,
+    /// An OS guest's access to a port that exits for another reason (the
+    /// power ports' other bits): done on the hardware.
+    Forward,
     /// The guest asked to power off (ACPI sleep): it ends.
     PowerOff,
     /// The guest asked to reset the machine: it ends.
@@ -63,7 +78,7 @@ pub enum PortAction {
 }
 
 /// Classifies an intercepted access; `value` is what an OUT writes.
-pub fn classify(port: u16, input: bool, value: u64, reported: &[u16]) -> PortAction {
+pub fn classify(port: u16, input: bool, value: u64, reported: &[u16], os: bool) -> PortAction {
     if !input {
         match port {
             p if PM1A_CONTROL.contains(&p) && value & SLP_EN != 0 => return PortAction::PowerOff,
@@ -76,6 +91,8 @@ pub fn classify(port: u16, input: bool, value: u64, reported: &[u16]) -> PortAct
     }
     if reported.contains(&port) {
         PortAction::Reported
+    } else if os && !HYPERVISOR_CONSOLE.contains(&port) && port != DEBUG_EXIT {
+        PortAction::Forward
     } else {
         PortAction::Blocked
     }
@@ -87,7 +104,7 @@ mod tests {
 
     #[test]
     fn only_com1_passes_through() {
-        let [a, b] = bitmaps();
+        let [a, b] = bitmaps(false);
         let exits = |p: usize| a.iter().chain(b.iter()).nth(p / 8).unwrap() & (1 << (p % 8)) != 0;
         for p in GUEST_CONSOLE {
             assert!(!exits(p.into()), "{p:#x}");
@@ -102,21 +119,53 @@ mod tests {
     }
 
     #[test]
+    fn an_os_guest_reaches_every_port_but_the_hypervisors_and_the_power_ports() {
+        for p in [0x3f8, 0x20, 0x40, 0x70, 0xcf8, 0xcfc, 0x608, 0xb008] {
+            assert!(passes_through(p, true), "{p:#x}");
+        }
+        for p in [0x2f8, 0x2ff, 0x604, 0x605, 0xb004, 0xcf9, 0x64, 0x92, 0xf4] {
+            assert!(!passes_through(p, true), "{p:#x}");
+        }
+        use PortAction::*;
+        assert_eq!(classify(0x604, false, 0x2000, &[], true), PowerOff);
+        assert_eq!(classify(0x604, false, 0x0001, &[], true), Forward, "SCI_EN");
+        assert_eq!(
+            classify(0x64, true, 0, &[], true),
+            Forward,
+            "the KBC's status"
+        );
+        assert_eq!(classify(0x2f8, false, 0x41, &[], true), Blocked);
+        assert_eq!(classify(0xf4, true, 0, &[], true), Blocked);
+    }
+
+    #[test]
     fn power_and_reset_requests_are_recognised() {
         use PortAction::*;
-        assert_eq!(classify(0x604, false, 0x2000, &[]), PowerOff);
-        assert_eq!(classify(0xb004, false, 0x3c00, &[]), PowerOff);
-        assert_eq!(classify(0x604, false, 0x1c00, &[]), Blocked, "SLP_EN clear");
-        assert_eq!(classify(0x604, true, 0xffff, &[]), Blocked, "a read");
-        assert_eq!(classify(0xcf9, false, 0x06, &[]), Reset);
-        assert_eq!(classify(0xcf9, false, 0x02, &[]), Blocked, "no RST_CPU");
-        assert_eq!(classify(0x64, false, 0xfe, &[]), Reset);
-        assert_eq!(classify(0x64, false, 0xff, &[]), Blocked, "pulses no line");
-        assert_eq!(classify(0x64, false, 0xd1, &[]), Blocked);
-        assert_eq!(classify(0x92, false, 0x01, &[]), Reset);
-        assert_eq!(classify(0x80, false, 0x01, &[0x80]), Reported);
-        assert_eq!(classify(0x80, false, 0x01, &[]), Blocked);
-        assert_eq!(classify(0xf4, false, 0x00, &[]), DebugExit);
-        assert_eq!(classify(0xf4, true, 0x00, &[]), Blocked, "a read");
+        assert_eq!(classify(0x604, false, 0x2000, &[], false), PowerOff);
+        assert_eq!(classify(0xb004, false, 0x3c00, &[], false), PowerOff);
+        assert_eq!(
+            classify(0x604, false, 0x1c00, &[], false),
+            Blocked,
+            "SLP_EN clear"
+        );
+        assert_eq!(classify(0x604, true, 0xffff, &[], false), Blocked, "a read");
+        assert_eq!(classify(0xcf9, false, 0x06, &[], false), Reset);
+        assert_eq!(
+            classify(0xcf9, false, 0x02, &[], false),
+            Blocked,
+            "no RST_CPU"
+        );
+        assert_eq!(classify(0x64, false, 0xfe, &[], false), Reset);
+        assert_eq!(
+            classify(0x64, false, 0xff, &[], false),
+            Blocked,
+            "pulses no line"
+        );
+        assert_eq!(classify(0x64, false, 0xd1, &[], false), Blocked);
+        assert_eq!(classify(0x92, false, 0x01, &[], false), Reset);
+        assert_eq!(classify(0x80, false, 0x01, &[0x80], false), Reported);
+        assert_eq!(classify(0x80, false, 0x01, &[], false), Blocked);
+        assert_eq!(classify(0xf4, false, 0x00, &[], false), DebugExit);
+        assert_eq!(classify(0xf4, true, 0x00, &[], false), Blocked, "a read");
     }
 }

@@ -50,6 +50,9 @@ impl TableMemory for IdentityTables {
 pub struct GuestMemory<F: Format> {
     pub table: PageTable<F>,
     pub size: u64,
+    /// Addresses below `size` that are not RAM (an OS guest's legacy area,
+    /// passed through): never backed.
+    pub hole: core::ops::Range<u64>,
     pub placer: Placer,
 }
 
@@ -161,8 +164,32 @@ impl<F: Format> GuestMemory<F> {
         Ok(Self {
             table,
             size,
+            hole: 0..0,
             placer,
         })
+    }
+
+    /// Whether `gpa` is guest RAM.
+    pub fn is_ram(&self, gpa: u64) -> bool {
+        gpa < self.size && !self.hole.contains(&gpa)
+    }
+
+    /// Maps the page at `gpa` to the same host-physical page, uncached:
+    /// device memory passed through; `writable` false makes writes fault.
+    pub fn map_device(&self, gpa: u64, writable: bool) -> Result<(), BackError> {
+        let page = gpa & !(PAGE - 1);
+        let access = Access {
+            write: writable,
+            uncached: true,
+            ..Access::ALL
+        };
+        match self
+            .table
+            .map(&mut IdentityTables, page, page, PageSize::Small, access)
+        {
+            Ok(_) | Err(MapError::AlreadyMapped) => Ok(()), // another vCPU mapped it first
+            Err(e) => Err(BackError::Map(e)),
+        }
     }
 
     /// The frame backing the 4 KiB page at `gpa`, backed now if it was not:
@@ -173,11 +200,13 @@ impl<F: Format> GuestMemory<F> {
         if let Some(hpa) = self.host_address(page) {
             return Ok(hpa);
         }
-        if page >= self.size {
+        if !self.is_ram(page) {
             return Err(BackError::Outside);
         }
         let base = gpa & !(LARGE - 1);
-        if self.placer.page == PageSize::Large && base + LARGE <= self.size {
+        let whole =
+            base + LARGE <= self.size && (self.hole.end <= base || self.hole.start >= base + LARGE);
+        if self.placer.page == PageSize::Large && whole {
             if let Ok(frame) = self.back_page(base, PageSize::Large, vcpu) {
                 return Ok(frame + (page - base));
             }
@@ -221,7 +250,7 @@ impl<F: Format> GuestMemory<F> {
     /// large): its frame and size (to free once every CPU has flushed) and
     /// the flush; None when it was not backed.
     pub fn unback(&self, gpa: u64) -> Result<Option<(u64, PageSize, Flush)>, BackError> {
-        if gpa >= self.size {
+        if !self.is_ram(gpa) {
             return Err(BackError::Outside);
         }
         Ok(self
@@ -237,7 +266,7 @@ impl<F: Format> GuestMemory<F> {
 
     /// The host address of `gpa`, when its page is backed.
     pub fn host_address(&self, gpa: u64) -> Option<u64> {
-        if gpa >= self.size {
+        if !self.is_ram(gpa) {
             return None;
         }
         self.table
@@ -265,6 +294,9 @@ impl<F: Format> GuestMemory<F> {
         let mut done = 0;
         while done < len {
             let at = gpa + done as u64;
+            if !self.is_ram(at) {
+                return false; // the hole: devices, not RAM
+            }
             let hpa = if back {
                 match self.frame(at, None) {
                     Ok(frame) => Some(frame + at % PAGE),

@@ -13,6 +13,7 @@ pub mod hypercall;
 pub mod image;
 pub mod io;
 pub mod memory;
+pub mod platform;
 pub mod trace;
 pub mod vm;
 
@@ -274,23 +275,28 @@ pub struct Seat {
 /// vCPU's end (failed when any vCPU failed).
 pub fn launch<V: Virtualization>(
     config: &GuestConfig,
-    payload: &[u8],
+    files: &GuestFiles,
 ) -> Result<GuestEnd, Refusal> {
     use crate::arch::{gdt::MAX_CPUS, smp};
     let virt = V::enable()?;
     let result = (|| {
-        let prepared = prepare_memory::<V::Format>(config, payload)?;
+        let prepared = prepare_memory::<V::Format>(config, files)?;
         let vcpus = match config.image {
             Image::Payload => vm::MAX_VCPUS,
             // Its other CPUs wait for the kernel's INIT and SIPI, which
             // are not emulated yet: the kernel runs on one vCPU.
-            Image::Multiboot | Image::Multiboot2 => 1,
+            Image::Multiboot | Image::Multiboot2 | Image::Linux => 1,
         };
         let cpus = (0..MAX_CPUS)
             .filter(|&c| smp::online(c))
             .take(vcpus)
             .collect();
-        let vm = vm::Vm::new(config.clone(), prepared, cpus, smp::kick);
+        let os = config.image == Image::Linux;
+        let kick = if os { smp::kick_nmi } else { smp::kick };
+        let mut vm = vm::Vm::new(config.clone(), prepared, cpus, kick);
+        if os {
+            vm.host_memory = Some(files.host_memory.iter().copied().collect());
+        }
         let mut cpu = start_vcpu(&virt, &vm, 0)?;
         if vm.vcpus() > 1 {
             smp::dispatch(ap_vcpu::<V>, &raw const vm as usize);
@@ -410,6 +416,26 @@ pub enum Image {
     Multiboot,
     /// The same for a multiboot2 kernel, with multiboot2 information.
     Multiboot2,
+    /// An OS kernel entered by PVH (Linux's vmlinux), on the whole machine:
+    /// devices passed through, ACPI without the NUMA tables (`platform`).
+    Linux,
+}
+
+/// What the guest is made of: the boot modules, and for an OS guest the
+/// host machine it is given (`platform`).
+pub struct GuestFiles<'a> {
+    /// The first module: a payload, or a kernel image.
+    pub image: &'a [u8],
+    /// The first module's string: an OS kernel's command line.
+    pub cmdline: &'a str,
+    /// The second module: an OS kernel's initrd.
+    pub initrd: Option<&'a [u8]>,
+    /// The host's memory map.
+    pub host_memory: &'a [crate::boot::MemoryRegion],
+    /// The host's ACPI tables: address and signature.
+    pub acpi_tables: &'a [(u64, [u8; 4])],
+    /// OEM id and table id for the guest's new ACPI root.
+    pub acpi_oem: [u8; 14],
 }
 
 /// Where the guest starts: RIP, and the registers its image expects.
@@ -465,14 +491,21 @@ fn placer(config: &GuestConfig) -> Result<memory::Placer, Refusal> {
 /// mode, the page tables; and where the guest starts.
 pub fn prepare_memory<F: crate::ept::Format>(
     config: &GuestConfig,
-    payload: &[u8],
+    files: &GuestFiles,
 ) -> Result<(memory::GuestMemory<F>, Start), Refusal> {
-    let mem = memory::GuestMemory::<F>::new(config.memory, placer(config)?).map_err(|e| {
-        Refusal::failed(format_args!(
-            "guest memory of {} bytes: {e:?}",
-            config.memory
-        ))
-    })?;
+    let payload = files.image;
+    let os = config.image == Image::Linux;
+    let size = if os {
+        platform::ram_size(files.host_memory, config.memory)
+            .map_err(|e| Refusal::failed(format_args!("{e}")))?
+    } else {
+        config.memory
+    };
+    let mut mem = memory::GuestMemory::<F>::new(size, placer(config)?)
+        .map_err(|e| Refusal::failed(format_args!("guest memory of {size} bytes: {e:?}")))?;
+    if os {
+        mem.hole = platform::LEGACY_HOLE;
+    }
     let start = match config.image {
         Image::Payload => {
             if !mem.write(guest::LOAD_ADDRESS, payload) {
@@ -520,6 +553,7 @@ pub fn prepare_memory<F: crate::ept::Format>(
                 rax_rbx: Some((magic.into(), image::INFO)),
             }
         }
+        Image::Linux => load_linux(&mem, files)?,
     };
     let mut ok = mem.write(guest::GDT, &crate::phys::le_bytes::<40>(&guest::gdt()));
     if config.mode == GuestMode::Long {
@@ -535,6 +569,67 @@ pub fn prepare_memory<F: crate::ept::Format>(
     Ok((mem, start))
 }
 
+/// Loads a PVH kernel, its initrd at the top of guest RAM, and the machine's
+/// description (`platform`): where it starts, EBX at its `hvm_start_info`.
+fn load_linux<F: crate::ept::Format>(
+    mem: &memory::GuestMemory<F>,
+    files: &GuestFiles,
+) -> Result<Start, Refusal> {
+    let ram = mem.size;
+    let kernel = image::pvh(files.image, ram)
+        .map_err(|e| Refusal::failed(format_args!("linux image: {e}")))?;
+    let mut ok = true;
+    for s in &kernel.segments {
+        ok &= mem.write(s.addr, s.bytes);
+    }
+    let kernel_end = kernel
+        .segments
+        .iter()
+        .map(|s| s.addr + s.mem)
+        .max()
+        .unwrap_or(0);
+    let initrd = match files.initrd {
+        Some(bytes) => {
+            let at = ram.saturating_sub(bytes.len() as u64) & !0xfff;
+            if at < kernel_end {
+                return Err(Refusal::failed(format_args!(
+                    "an initrd of {} bytes does not fit guest RAM of {ram} bytes above the kernel",
+                    bytes.len()
+                )));
+            }
+            ok &= mem.write(at, bytes);
+            Some((at, bytes.len() as u64))
+        }
+        None => None,
+    };
+    let cmdline = files.cmdline.as_bytes();
+    if cmdline.len() >= platform::CMDLINE_MAX {
+        return Err(Refusal::failed(format_args!(
+            "the guest's command line is longer than {} bytes",
+            platform::CMDLINE_MAX - 1
+        )));
+    }
+    ok &= mem.write(platform::CMDLINE, cmdline)
+        && mem.write(platform::CMDLINE + cmdline.len() as u64, &[0]);
+    let map = platform::memory_map(files.host_memory, ram)
+        .map_err(|e| Refusal::failed(format_args!("{e}")))?;
+    let (info, entries) = platform::start_info(&map, initrd);
+    ok &= mem.write(platform::START_INFO, &info) && mem.write(platform::memmap_address(), &entries);
+    let keep = |sig: &[u8; 4]| !platform::NUMA_TABLES.contains(sig);
+    for (at, bytes) in platform::acpi_root(files.acpi_tables, &files.acpi_oem, keep) {
+        ok &= mem.write(at, &bytes);
+    }
+    if !ok {
+        return Err(Refusal::failed(format_args!(
+            "the linux kernel does not fit {ram} bytes of guest RAM"
+        )));
+    }
+    Ok(Start {
+        rip: kernel.entry.into(),
+        rax_rbx: Some((0, platform::START_INFO)),
+    })
+}
+
 /// The VMX capability MSRs: the guest sees no VMX, so reading them faults.
 pub const VMX_MSRS: core::ops::RangeInclusive<u32> = 0x480..=0x493;
 /// AMD's SVM MSRs: VM_CR and VM_HSAVE_PA. The guest sees no SVM either.
@@ -548,6 +643,17 @@ pub const INTERCEPTED_MSR_READS: [core::ops::RangeInclusive<u32>; 5] = [
     exits::IA32_EFER..=exits::IA32_EFER,
     SVM_MSRS[0]..=SVM_MSRS[0],
     SVM_MSRS[1]..=SVM_MSRS[1],
+];
+
+/// MSR writes that exit for an OS guest (every other write reaches the
+/// hardware): EFER (SVME), the APIC base (no x2APIC, no move), and the
+/// virtualization MSRs the guest does not see.
+pub const INTERCEPTED_MSR_WRITES: [u32; 5] = [
+    exits::IA32_APIC_BASE,
+    0x3a,
+    exits::IA32_EFER,
+    SVM_MSRS[0],
+    SVM_MSRS[1],
 ];
 
 /// Runs the guest until it halts, exits, faults beyond repair or the

@@ -8,7 +8,8 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use serde::Serialize;
 
 use super::memory::{BackError, Backing, GuestMemory};
-use super::{GuestConfig, GuestEnd, Start};
+use super::{GuestConfig, GuestEnd, Start, platform};
+use crate::boot::MemoryRegion;
 use crate::ept::Format;
 use crate::event::{self, Event, Hex};
 use crate::mm::FrameSize;
@@ -118,6 +119,9 @@ pub struct Vm<F: Format> {
     attention: AtomicU64,
     /// Called with a CPU index to bring that CPU out of guest mode.
     kick: fn(usize),
+    /// An OS guest's: the host's memory map, which says what passes
+    /// through (`platform`).
+    pub host_memory: Option<heapless::Vec<MemoryRegion, { crate::boot::MAX_REGIONS }>>,
 }
 
 impl<F: Format> Vm<F> {
@@ -140,6 +144,7 @@ impl<F: Format> Vm<F> {
             stop: AtomicBool::new(false),
             attention: AtomicU64::new(0),
             kick,
+            host_memory: None,
         }
     }
 
@@ -304,8 +309,17 @@ impl<F: Format> Vm<F> {
 }
 
 impl<F: Format> Backing for Vm<F> {
+    /// Guest RAM is backed; for an OS guest, an address that is neither
+    /// guest nor host RAM is a device's, mapped 1:1.
     fn back(&self, gpa: u64, vcpu: usize) -> Result<(), BackError> {
-        self.memory.back(gpa, vcpu)
+        match (self.memory.back(gpa, vcpu), &self.host_memory) {
+            (Err(BackError::Outside), Some(host))
+                if platform::passes_through(host, self.memory.size, gpa) =>
+            {
+                self.memory.map_device(gpa, true)
+            }
+            (result, _) => result,
+        }
     }
 
     fn backed_pages(&self) -> u64 {

@@ -307,6 +307,12 @@ impl<'m> Vcpu<'m> {
         seat: vcpu::Seat,
     ) -> Result<Self, Refusal> {
         let (index, cpu) = (seat.vcpu, seat.cpu);
+        if config.image == vcpu::Image::Linux {
+            // Interrupt passthrough, NMI kicks and INIT/SIPI are SVM's only so far.
+            return Err(Refusal::Unsupported(
+                "an OS guest (guest=linux) runs under SVM only so far",
+            ));
+        }
         let oom = || Refusal::failed(format_args!("out of memory for the VMCS"));
         let vmcs = vmx.region().ok_or_else(oom)?;
         // SAFETY: our fresh VMCS region.
@@ -332,7 +338,7 @@ impl<'m> Vcpu<'m> {
             controls::compute(&vmx.caps, state.mode == GuestMode::Long).map_err(|m| {
                 Refusal::failed(format_args!("{} controls lack bits {:#x}", m.field, m.bits))
             })?;
-        let io = vcpu::io::bitmaps();
+        let io = vcpu::io::bitmaps(false);
         let msr = bitmaps::msr_bitmap(
             vcpu::INTERCEPTED_MSR_READS.iter().flat_map(|r| r.clone()),
             true,

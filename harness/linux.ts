@@ -1,0 +1,255 @@
+/**
+ * The Linux guest, made from Debian packages without installing a kernel on
+ * the host: `apt-get download` of the kernel image and busybox-static,
+ * unpacked into the harness cache; the kernel's ELF vmlinux taken out of its
+ * bzImage (the PVH entry skips the xz decompression, most of a Bochs boot);
+ * and a busybox initramfs whose /init prints markers on the console
+ * (`MARKER` lines: node count, distances, CPUs, MemTotal, CPU flags, uptime)
+ * and powers off. Cached by the resolved package names and the init script,
+ * so a warm run rebuilds nothing.
+ */
+import $ from "dax";
+import { join } from "node:path";
+import { CACHE_DIR } from "./paths.ts";
+
+export class LinuxBuildError extends Error {}
+
+/** The marker prefix of /init's lines. */
+export const MARKER = "SV-LINUX";
+
+/** The package the kernel image comes from, resolved to its versioned name. */
+const KERNEL_META = "linux-image-amd64";
+const BUSYBOX = "busybox-static";
+
+/** /init: mounts, prints the markers, powers off (ACPI: the hypervisor sees it). */
+export const INIT_SCRIPT = `#!/bin/busybox sh
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+echo "${MARKER} init"
+echo "${MARKER} nodes=$(ls -d /sys/devices/system/node/node[0-9]* | wc -l)"
+for n in /sys/devices/system/node/node[0-9]*; do
+  echo "${MARKER} distance \${n##*/}=$(cat $n/distance)"
+done
+echo "${MARKER} nproc=$(nproc)"
+echo "${MARKER} online=$(cat /sys/devices/system/cpu/online)"
+echo "${MARKER} memtotal-kib=$(sed -n 's/^MemTotal: *\\([0-9]*\\) kB/\\1/p' /proc/meminfo)"
+echo "${MARKER} flags=$(sed -n 's/^flags[^:]*: //p' /proc/cpuinfo | head -n 1)"
+echo "${MARKER} uptime=$(cut -d' ' -f1 /proc/uptime)"
+echo "${MARKER} done"
+poweroff -f
+`;
+
+/** The guest's kernel command line (COM1 is its console). */
+export const LINUX_CMDLINE = "console=ttyS0,115200 panic=-1 rdinit=/init";
+
+export interface LinuxGuest {
+  /** The ELF vmlinux (PVH entry). */
+  vmlinux: string;
+  /** The bzImage it came from (x86 boot protocol). */
+  bzImage: string;
+  /** The busybox initramfs (newc cpio, uncompressed). */
+  initrd: string;
+  /** The Debian package the kernel came from. */
+  package: string;
+}
+
+async function tool(cmd: string, args: string[], what: string, cwd?: string): Promise<string> {
+  let c = $`${cmd} ${args}`.stdin("null").captureCombined().noThrow();
+  if (cwd) c = c.cwd(cwd);
+  const out = await c;
+  if (out.code !== 0) throw new LinuxBuildError(`${what} failed:\n${out.combined.trim()}`);
+  return out.combined;
+}
+
+/** The versioned kernel package `linux-image-amd64` depends on. */
+async function kernelPackage(): Promise<string> {
+  const out = await tool("apt-cache", ["depends", KERNEL_META], `apt-cache depends ${KERNEL_META}`);
+  const m = out.match(/Depends:\s*(linux-image-[0-9][^\s]*)/);
+  if (!m) throw new LinuxBuildError(`${KERNEL_META} names no kernel package:\n${out}`);
+  return m[1];
+}
+
+/** Downloads `pkg` (apt-get download) and unpacks it into `dir`. */
+async function unpack(pkg: string, dir: string): Promise<void> {
+  const stage = await Deno.makeTempDir({ prefix: "scalevisor-deb-" });
+  try {
+    await tool("apt-get", ["download", pkg], `apt-get download ${pkg}`, stage);
+    const debs = [...Deno.readDirSync(stage)].filter((e) => e.name.endsWith(".deb"));
+    if (debs.length !== 1) throw new LinuxBuildError(`apt-get download ${pkg} gave no .deb`);
+    await tool("dpkg-deb", ["-x", join(stage, debs[0].name), dir], `dpkg-deb -x ${pkg}`);
+  } finally {
+    await Deno.remove(stage, { recursive: true });
+  }
+}
+
+/** The xz stream's magic, which starts a Debian bzImage's compressed kernel. */
+const XZ_MAGIC = [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00];
+
+export function findMagic(bytes: Uint8Array, magic: number[]): number {
+  outer: for (let i = 0; i + magic.length <= bytes.length; i++) {
+    for (let k = 0; k < magic.length; k++) if (bytes[i + k] !== magic[k]) continue outer;
+    return i;
+  }
+  return -1;
+}
+
+/** The ELF vmlinux inside a bzImage whose kernel is xz-compressed. */
+async function extractVmlinux(bzImage: string, out: string): Promise<void> {
+  const bytes = await Deno.readFile(bzImage);
+  const at = findMagic(bytes, XZ_MAGIC);
+  if (at < 0) throw new LinuxBuildError(`${bzImage} holds no xz-compressed kernel`);
+  // --single-stream stops at the stream's end: what follows it in the bzImage is not xz.
+  const tail = `${out}.xz`;
+  await Deno.writeFile(tail, bytes.subarray(at));
+  const result = await new Deno.Command("xz", { args: ["-dcq", "--single-stream", tail] }).output()
+    .finally(() => Deno.remove(tail));
+  const elf = result.stdout;
+  if (!result.success || elf[0] !== 0x7f || elf[1] !== 0x45) {
+    throw new LinuxBuildError(
+      `xz could not unpack the kernel in ${bzImage}: ${new TextDecoder().decode(result.stderr)}`,
+    );
+  }
+  await Deno.writeFile(out, elf);
+}
+
+/** A newc cpio archive entry. */
+export interface CpioEntry {
+  path: string;
+  /** Full st_mode: type and permissions. */
+  mode: number;
+  data?: Uint8Array;
+}
+
+/** A newc ("070701") cpio archive, as the kernel's initramfs unpacker reads it. */
+export function cpio(entries: CpioEntry[]): Uint8Array {
+  const enc = new TextEncoder();
+  const parts: Uint8Array[] = [];
+  let size = 0;
+  const push = (b: Uint8Array) => {
+    parts.push(b);
+    size += b.length;
+    const pad = (4 - size % 4) % 4;
+    if (pad) {
+      parts.push(new Uint8Array(pad));
+      size += pad;
+    }
+  };
+  const hex = (n: number) => n.toString(16).padStart(8, "0");
+  const all = [...entries, { path: "TRAILER!!!", mode: 0 }];
+  all.forEach((e, i) => {
+    const data = e.data ?? new Uint8Array();
+    const name = enc.encode(`${e.path}\0`);
+    const fields = [i + 1, e.mode, 0, 0, 1, 0, data.length, 0, 0, 0, 0, name.length, 0];
+    parts.push(enc.encode(`070701${fields.map(hex).join("")}`));
+    size += 110;
+    push(name); // the header (110) and name are padded to 4 together
+    if (data.length) push(data);
+  });
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+const DIR = 0o040755;
+const FILE = 0o100755;
+const LINK = 0o120777;
+
+/** The initramfs: busybox, /init, and the directories /init mounts on. */
+export function initramfs(busybox: Uint8Array, init = INIT_SCRIPT): Uint8Array {
+  const enc = new TextEncoder();
+  return cpio([
+    ...["bin", "dev", "proc", "sys"].map((path) => ({ path, mode: DIR })),
+    { path: "bin/busybox", mode: FILE, data: busybox },
+    { path: "bin/sh", mode: LINK, data: enc.encode("busybox") },
+    { path: "init", mode: FILE, data: enc.encode(init) },
+  ]);
+}
+
+let built: Promise<LinuxGuest> | undefined;
+
+/**
+ * The Linux guest's files, built once per harness process and cached in
+ * `target/harness/linux/<kernel package>/`.
+ */
+export function buildLinuxGuest(progress: (msg: string) => void): Promise<LinuxGuest> {
+  built ??= (async () => {
+    for (const t of ["apt-get", "apt-cache", "dpkg-deb", "xz"]) {
+      if (!(await $.which(t))) {
+        throw new LinuxBuildError(
+          `${t} is missing: the Linux guest is made from Debian packages (Debian or Ubuntu hosts)`,
+        );
+      }
+    }
+    const pkg = await kernelPackage();
+    const dir = join(CACHE_DIR, "linux", pkg);
+    const guest: LinuxGuest = {
+      vmlinux: join(dir, "vmlinux"),
+      bzImage: join(dir, "bzImage"),
+      initrd: join(dir, "initrd.cpio"),
+      package: pkg,
+    };
+    await Deno.mkdir(dir, { recursive: true });
+    const have = async (p: string) => {
+      try {
+        return (await Deno.stat(p)).isFile;
+      } catch {
+        return false;
+      }
+    };
+    if (!(await have(guest.vmlinux)) || !(await have(guest.bzImage))) {
+      progress(`downloading ${pkg} (apt-get download)`);
+      const stage = await Deno.makeTempDir({ prefix: "scalevisor-linux-" });
+      try {
+        await unpack(pkg, stage);
+        const boot = join(stage, "boot");
+        const vmlinuz = [...Deno.readDirSync(boot)].find((e) => e.name.startsWith("vmlinuz-"));
+        if (!vmlinuz) throw new LinuxBuildError(`${pkg} holds no /boot/vmlinuz-*`);
+        await Deno.copyFile(join(boot, vmlinuz.name), `${guest.bzImage}.tmp`);
+        await extractVmlinux(`${guest.bzImage}.tmp`, `${guest.vmlinux}.tmp`);
+        await Deno.rename(`${guest.vmlinux}.tmp`, guest.vmlinux);
+        await Deno.rename(`${guest.bzImage}.tmp`, guest.bzImage);
+      } finally {
+        await Deno.remove(stage, { recursive: true });
+      }
+    }
+    // The init script is part of the initramfs's name: an edit rebuilds it.
+    const initHash = Array.from(
+      new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(INIT_SCRIPT))),
+    ).slice(0, 6).map((b) => b.toString(16).padStart(2, "0")).join("");
+    guest.initrd = join(dir, `initrd-${initHash}.cpio`);
+    if (!(await have(guest.initrd))) {
+      progress(`building the initramfs (${BUSYBOX})`);
+      const stage = await Deno.makeTempDir({ prefix: "scalevisor-busybox-" });
+      try {
+        await unpack(BUSYBOX, stage);
+        const busybox = await Deno.readFile(join(stage, "bin", "busybox"));
+        await Deno.writeFile(`${guest.initrd}.tmp`, initramfs(busybox));
+        await Deno.rename(`${guest.initrd}.tmp`, guest.initrd);
+      } finally {
+        await Deno.remove(stage, { recursive: true });
+      }
+    }
+    return guest;
+  })();
+  return built;
+}
+
+/** The markers /init printed, by name (`nodes`, `nproc`, ...), from the guest's console. */
+export function linuxMarkers(console: string): Map<string, string> {
+  const found = new Map<string, string>();
+  for (const line of console.split(/\r?\n/)) {
+    const at = line.indexOf(`${MARKER} `);
+    if (at < 0) continue;
+    const rest = line.slice(at + MARKER.length + 1).trim();
+    const eq = rest.indexOf("=");
+    if (eq < 0) found.set(rest, "");
+    else found.set(rest.slice(0, eq), rest.slice(eq + 1));
+  }
+  return found;
+}

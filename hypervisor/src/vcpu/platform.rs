@@ -1,0 +1,369 @@
+//! The machine an OS guest (Linux) sees: the host's own, passed through,
+//! minus what the hypervisor keeps. Pure: built from the host's memory map
+//! and ACPI tables, written into guest memory by `vcpu::prepare_memory`.
+//!
+//! - Guest RAM is guest-physical [0, 0xa0000) and [1 MiB, ram), backed on
+//!   demand by the placement policy (not the host's RAM at those addresses);
+//!   `ram` stops below the first host region above 1 MiB that is not RAM.
+//! - Everything else that is not host RAM (the legacy area, firmware and
+//!   ACPI regions, MMIO: LAPIC, IOAPIC, HPET, PCI) is mapped 1:1 on first
+//!   access: devices reach the guest directly. Host RAM outside the guest's
+//!   is never mapped: the hypervisor's memory stays unreachable.
+//! - ACPI: the firmware's tables stay where they are (they lie in regions
+//!   passed through); the guest gets a new RSDP, RSDT and XSDT that list
+//!   them all but SRAT, SLIT and HMAT, so it sees one NUMA node.
+//! - Boot information (PVH `hvm_start_info`, its memory map, command line
+//!   and module list, and the ACPI root) lies in `BOOT_AREA`, reserved in
+//!   the memory map.
+
+use heapless::Vec;
+
+use crate::boot::{MemoryKind, MemoryRegion};
+
+/// Below 1 MiB, what is not guest RAM: VGA, option ROMs, the BIOS.
+pub const LEGACY_HOLE: core::ops::Range<u64> = 0xa_0000..0x10_0000;
+/// Guest RAM starts again here.
+pub const HIGH_RAM: u64 = 0x10_0000;
+/// Where the boot information goes, reserved in the guest's memory map.
+pub const BOOT_AREA: core::ops::Range<u64> = 0x8_0000..0x9_0000;
+pub const START_INFO: u64 = BOOT_AREA.start;
+const MODLIST: u64 = START_INFO + 0x40;
+const MEMMAP: u64 = START_INFO + 0x100;
+pub const CMDLINE: u64 = START_INFO + 0x800;
+pub const CMDLINE_MAX: usize = 0x800;
+const RSDP: u64 = START_INFO + 0x1000;
+const RSDT: u64 = START_INFO + 0x1040;
+const XSDT: u64 = START_INFO + 0x1400;
+/// Tables the guest's new root lists at most.
+pub const MAX_TABLES: usize = 64;
+pub const MAX_ENTRIES: usize = 48;
+/// Tables that describe the host's NUMA topology: the guest sees one node.
+pub const NUMA_TABLES: [[u8; 4]; 3] = [*b"SRAT", *b"SLIT", *b"HMAT"];
+/// `hvm_start_info`'s magic (Xen's `XEN_HVM_START_MAGIC_VALUE`).
+const START_MAGIC: u32 = 0x336e_c578;
+
+/// One entry of the guest's memory map (E820 types).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub base: u64,
+    pub len: u64,
+    pub kind: u32,
+}
+
+fn e820(kind: MemoryKind) -> u32 {
+    match kind {
+        MemoryKind::Usable => 1,
+        MemoryKind::Reserved | MemoryKind::Other => 2,
+        MemoryKind::AcpiReclaimable => 3,
+        MemoryKind::AcpiNvs => 4,
+        MemoryKind::Bad => 5,
+        MemoryKind::Persistent => 7,
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlatformError {
+    /// The guest would have less than `HIGH_RAM` + this much RAM.
+    TooLittleRam {
+        ram: u64,
+    },
+    TooManyEntries,
+}
+
+impl core::fmt::Display for PlatformError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::TooLittleRam { ram } => write!(
+                f,
+                "guest RAM would end at {ram:#x}: the host's memory map leaves too little below its first hole"
+            ),
+            Self::TooManyEntries => write!(f, "the guest's memory map has too many entries"),
+        }
+    }
+}
+
+/// The guest's RAM size: `asked`, but ending below the first region above
+/// 1 MiB that is not host RAM (its addresses are passed through).
+pub fn ram_size(host: &[MemoryRegion], asked: u64) -> Result<u64, PlatformError> {
+    let hole = host
+        .iter()
+        .filter(|r| r.kind != MemoryKind::Usable && r.base + r.len > HIGH_RAM)
+        .map(|r| r.base.max(HIGH_RAM))
+        .min()
+        .unwrap_or(u64::MAX);
+    let ram = asked.min(hole) & !0xfff;
+    if ram < HIGH_RAM + (16 << 20) {
+        return Err(PlatformError::TooLittleRam { ram });
+    }
+    Ok(ram)
+}
+
+/// Whether `gpa` is guest RAM (backed by the policy) for a guest of `ram`.
+pub fn is_ram(gpa: u64, ram: u64) -> bool {
+    gpa < ram && !LEGACY_HOLE.contains(&gpa)
+}
+
+/// Whether `gpa` is passed through 1:1: neither guest RAM nor host RAM.
+pub fn passes_through(host: &[MemoryRegion], ram: u64, gpa: u64) -> bool {
+    !is_ram(gpa, ram)
+        && !host
+            .iter()
+            .any(|r| r.kind == MemoryKind::Usable && (r.base..r.base + r.len).contains(&gpa))
+}
+
+/// The guest's memory map, sorted: its RAM (less the boot area), the boot
+/// area, and the host's regions that are not RAM, where they do not overlap
+/// guest RAM.
+pub fn memory_map(
+    host: &[MemoryRegion],
+    ram: u64,
+) -> Result<Vec<Entry, MAX_ENTRIES>, PlatformError> {
+    let mut map: Vec<Entry, MAX_ENTRIES> = Vec::new();
+    let mut add = |base: u64, end: u64, kind: u32| {
+        if end > base {
+            map.push(Entry {
+                base,
+                len: end - base,
+                kind,
+            })
+            .map_err(|_| PlatformError::TooManyEntries)
+        } else {
+            Ok(())
+        }
+    };
+    // Host regions that are not RAM, clipped to what is not guest RAM
+    // (below 1 MiB they may overlap it: the EBDA's page, say).
+    let low_reserved = host
+        .iter()
+        .filter(|r| r.kind != MemoryKind::Usable && r.base < LEGACY_HOLE.start)
+        .map(|r| r.base.max(BOOT_AREA.end))
+        .min()
+        .unwrap_or(LEGACY_HOLE.start)
+        .min(LEGACY_HOLE.start);
+    add(0, BOOT_AREA.start, 1)?;
+    add(BOOT_AREA.start, BOOT_AREA.end, 2)?;
+    add(BOOT_AREA.end, low_reserved, 1)?;
+    add(low_reserved, LEGACY_HOLE.start, 2)?;
+    for r in host.iter().filter(|r| r.kind != MemoryKind::Usable) {
+        let (base, end) = (r.base.max(LEGACY_HOLE.start), r.base + r.len);
+        if base < HIGH_RAM {
+            add(base, end.min(HIGH_RAM), e820(r.kind))?;
+        }
+        add(base.max(ram).max(HIGH_RAM), end, e820(r.kind))?;
+    }
+    add(HIGH_RAM, ram, 1)?;
+    map.sort_unstable_by_key(|e| e.base);
+    Ok(map)
+}
+
+fn checksum(bytes: &[u8]) -> u8 {
+    0u8.wrapping_sub(bytes.iter().fold(0u8, |s, b| s.wrapping_add(*b)))
+}
+
+/// A table header for `signature` with `entries` (the OEM fields copied
+/// from `oem`, 6 + 8 bytes), length and checksum set.
+fn root_table(signature: &[u8; 4], oem: &[u8], entries: &[u8]) -> [u8; 36 + 8 * MAX_TABLES] {
+    let mut t = [0u8; 36 + 8 * MAX_TABLES];
+    let len = 36 + entries.len();
+    t[..4].copy_from_slice(signature);
+    t[4..8].copy_from_slice(&(len as u32).to_le_bytes());
+    t[8] = 1; // revision
+    t[10..24].copy_from_slice(&oem[..14]);
+    t[24..28].copy_from_slice(&1u32.to_le_bytes()); // OEM revision
+    t[28..32].copy_from_slice(b"SCVR"); // creator
+    t[32..36].copy_from_slice(&1u32.to_le_bytes());
+    t[36..len].copy_from_slice(entries);
+    t[9] = checksum(&t[..len]);
+    t
+}
+
+/// The guest's ACPI root: RSDP (revision 2), RSDT and XSDT at their places
+/// in `BOOT_AREA`, listing `tables` (host addresses, identity-mapped)
+/// except those whose signature `keep` refuses. As (address, bytes) writes.
+pub fn acpi_root(
+    tables: &[(u64, [u8; 4])],
+    oem: &[u8; 14],
+    keep: impl Fn(&[u8; 4]) -> bool,
+) -> [(u64, Vec<u8, { 36 + 8 * MAX_TABLES }>); 3] {
+    let mut rsdt = [0u8; 4 * MAX_TABLES];
+    let mut xsdt = [0u8; 8 * MAX_TABLES];
+    let mut n = 0;
+    for (addr, _) in tables.iter().filter(|(_, sig)| keep(sig)).take(MAX_TABLES) {
+        rsdt[4 * n..4 * n + 4].copy_from_slice(&(*addr as u32).to_le_bytes());
+        xsdt[8 * n..8 * n + 8].copy_from_slice(&addr.to_le_bytes());
+        n += 1;
+    }
+    let whole = |t: [u8; 36 + 8 * MAX_TABLES]| {
+        let len = u32::from_le_bytes(t[4..8].try_into().expect("4 bytes")) as usize;
+        Vec::from_slice(&t[..len]).expect("fits")
+    };
+    let mut rsdp = [0u8; 36];
+    rsdp[..8].copy_from_slice(b"RSD PTR ");
+    rsdp[9..15].copy_from_slice(&oem[..6]);
+    rsdp[15] = 2;
+    rsdp[16..20].copy_from_slice(&(RSDT as u32).to_le_bytes());
+    rsdp[20..24].copy_from_slice(&36u32.to_le_bytes());
+    rsdp[24..32].copy_from_slice(&XSDT.to_le_bytes());
+    rsdp[8] = checksum(&rsdp[..20]);
+    rsdp[32] = checksum(&rsdp);
+    [
+        (RSDP, Vec::from_slice(&rsdp).expect("fits")),
+        (RSDT, whole(root_table(b"RSDT", oem, &rsdt[..4 * n]))),
+        (XSDT, whole(root_table(b"XSDT", oem, &xsdt[..8 * n]))),
+    ]
+}
+
+/// Where the guest's RSDP is.
+pub const fn rsdp_address() -> u64 {
+    RSDP
+}
+
+/// The PVH `hvm_start_info` (version 1), with the memory map, the command
+/// line's address, the initrd as module 0, and the RSDP: as (address,
+/// bytes) writes, the memory map as its own write.
+pub fn start_info(
+    map: &[Entry],
+    initrd: Option<(u64, u64)>,
+) -> ([u8; 0x100], Vec<u8, { 24 * MAX_ENTRIES }>) {
+    let mut page = [0u8; 0x100];
+    let mut put = |at: usize, bytes: &[u8]| page[at..at + bytes.len()].copy_from_slice(bytes);
+    put(0, &START_MAGIC.to_le_bytes());
+    put(4, &1u32.to_le_bytes()); // version 1: with the memory map
+    put(8, &0u32.to_le_bytes());
+    if let Some((addr, len)) = initrd {
+        put(12, &1u32.to_le_bytes());
+        put(16, &MODLIST.to_le_bytes());
+        let m = (MODLIST - START_INFO) as usize;
+        put(m, &addr.to_le_bytes());
+        put(m + 8, &len.to_le_bytes());
+    }
+    put(24, &CMDLINE.to_le_bytes());
+    put(32, &RSDP.to_le_bytes());
+    put(40, &MEMMAP.to_le_bytes());
+    put(48, &(map.len() as u32).to_le_bytes());
+    let mut entries = Vec::new();
+    for e in map {
+        let _ = entries.extend_from_slice(&e.base.to_le_bytes());
+        let _ = entries.extend_from_slice(&e.len.to_le_bytes());
+        let _ = entries.extend_from_slice(&e.kind.to_le_bytes());
+        let _ = entries.extend_from_slice(&0u32.to_le_bytes());
+    }
+    (page, entries)
+}
+
+/// Where the memory map of `start_info` goes.
+pub const fn memmap_address() -> u64 {
+    MEMMAP
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn region(base: u64, len: u64, kind: MemoryKind) -> MemoryRegion {
+        MemoryRegion { base, len, kind }
+    }
+
+    /// QEMU q35 with SeaBIOS and 512 MiB.
+    fn q35() -> [MemoryRegion; 6] {
+        use MemoryKind::*;
+        [
+            region(0, 0x9fc00, Usable),
+            region(0x9fc00, 0x400, Reserved),
+            region(0xf0000, 0x10000, Reserved),
+            region(0x10_0000, 0x1fee_0000, Usable),
+            region(0x1ffe_0000, 0x20000, Reserved),
+            region(0xb000_0000, 0x1000_0000, Reserved),
+        ]
+    }
+
+    #[test]
+    fn guest_ram_ends_below_the_first_hole_above_1_mib() {
+        assert_eq!(ram_size(&q35(), 256 << 20), Ok(256 << 20));
+        assert_eq!(ram_size(&q35(), 1 << 30), Ok(0x1ffe_0000));
+        assert!(ram_size(&q35(), 8 << 20).is_err());
+    }
+
+    #[test]
+    fn the_memory_map_has_guest_ram_the_boot_area_and_the_hosts_holes() {
+        let map = memory_map(&q35(), 256 << 20).unwrap();
+        let entries: std::vec::Vec<_> = map.iter().map(|e| (e.base, e.len, e.kind)).collect();
+        assert_eq!(
+            entries,
+            [
+                (0, 0x80000, 1),
+                (0x80000, 0x10000, 2),
+                (0x90000, 0xfc00, 1),
+                (0x9fc00, 0x400, 2),
+                (0xf0000, 0x10000, 2),
+                (0x10_0000, (256 << 20) - 0x10_0000, 1),
+                (0x1ffe_0000, 0x20000, 2),
+                (0xb000_0000, 0x1000_0000, 2),
+            ]
+        );
+    }
+
+    #[test]
+    fn only_what_is_neither_guest_nor_host_ram_passes_through() {
+        let host = q35();
+        let ram = 256 << 20;
+        assert!(passes_through(&host, ram, 0xfee0_0000), "the LAPIC");
+        assert!(passes_through(&host, ram, 0xb8000), "VGA");
+        assert!(passes_through(&host, ram, 0x1ffe_0000), "the ACPI tables");
+        assert!(!passes_through(&host, ram, 0x1000), "guest RAM");
+        assert!(
+            !passes_through(&host, ram, 0x1800_0000),
+            "host RAM past the guest's: the hypervisor's"
+        );
+    }
+
+    #[test]
+    fn the_acpi_root_drops_the_numa_tables_with_checksums_right() {
+        let tables = [
+            (0x1ffe_1000, *b"FACP"),
+            (0x1ffe_2000, *b"APIC"),
+            (0x1ffe_3000, *b"SRAT"),
+            (0x1ffe_4000, *b"SLIT"),
+            (0x1ffe_5000, *b"HPET"),
+        ];
+        let [(rsdp_at, rsdp), (rsdt_at, rsdt), (xsdt_at, xsdt)] =
+            acpi_root(&tables, b"BOCHS BXPC    ", |s| !NUMA_TABLES.contains(s));
+        let sum = |b: &[u8]| b.iter().fold(0u8, |s, x| s.wrapping_add(*x));
+        assert_eq!(
+            (sum(&rsdp[..20]), sum(&rsdp), sum(&rsdt), sum(&xsdt)),
+            (0, 0, 0, 0)
+        );
+        assert_eq!(&rsdp[..8], b"RSD PTR ");
+        assert_eq!(
+            u32::from_le_bytes(rsdp[16..20].try_into().unwrap()) as u64,
+            rsdt_at
+        );
+        assert_eq!(
+            u64::from_le_bytes(rsdp[24..32].try_into().unwrap()),
+            xsdt_at
+        );
+        assert_eq!(rsdp_at, rsdp_address());
+        assert_eq!((rsdt.len(), xsdt.len()), (36 + 3 * 4, 36 + 3 * 8));
+        let listed: std::vec::Vec<u64> = xsdt[36..]
+            .chunks(8)
+            .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        assert_eq!(listed, [0x1ffe_1000, 0x1ffe_2000, 0x1ffe_5000]);
+    }
+
+    #[test]
+    fn the_start_info_points_at_everything() {
+        let map = memory_map(&q35(), 256 << 20).unwrap();
+        let (info, entries) = start_info(&map, Some((0x0f00_0000, 0x20_0000)));
+        let u32_at = |at: usize| u32::from_le_bytes(info[at..at + 4].try_into().unwrap());
+        let u64_at = |at: usize| u64::from_le_bytes(info[at..at + 8].try_into().unwrap());
+        assert_eq!((u32_at(0), u32_at(4), u32_at(12)), (START_MAGIC, 1, 1));
+        assert_eq!(
+            (u64_at(16), u64_at(24), u64_at(32)),
+            (MODLIST, CMDLINE, RSDP)
+        );
+        assert_eq!((u64_at(40), u32_at(48) as usize), (MEMMAP, map.len()));
+        assert_eq!((u64_at(0x40), u64_at(0x48)), (0x0f00_0000, 0x20_0000));
+        assert_eq!(entries.len(), 24 * map.len());
+    }
+}
