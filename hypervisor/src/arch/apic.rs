@@ -99,6 +99,20 @@ impl Apic {
         }
     }
 
+    /// Writes a register for an OS guest that owns this APIC (`vcpu::vm`):
+    /// `reg` is its xAPIC offset.
+    pub fn guest_write(&self, reg: u64, value: u32) {
+        self.write(reg & 0xff0, value);
+    }
+
+    /// The xAPIC base address; None in x2APIC mode.
+    pub fn base(&self) -> Option<u64> {
+        match *self {
+            Apic::X { base } => Some(base),
+            Apic::X2 => None,
+        }
+    }
+
     /// Fires `TIMER_VECTOR` once after `count` timer ticks (0 stops it).
     pub fn timer_one_shot(&self, count: u32) {
         self.write(TIMER_DIVIDE, DIVIDE_BY_1);
@@ -127,11 +141,15 @@ impl Apic {
                 msr(X2APIC_ICR).write((u64::from(apic_id) << 32) | u64::from(command))
             },
             Apic::X { base } => {
+                // An OS guest may be between its own two ICR writes: its
+                // destination is put back.
+                let guests = mmio_read(base + ICR_HIGH);
                 mmio_write(base + ICR_HIGH, apic_id << 24);
                 mmio_write(base + ICR_LOW, command);
                 while mmio_read(base + ICR_LOW) & DELIVERY_PENDING != 0 {
                     core::hint::spin_loop();
                 }
+                mmio_write(base + ICR_HIGH, guests);
             }
         }
     }

@@ -252,6 +252,11 @@ fn park(cpu: usize) -> ! {
 }
 
 /// Whether CPU `cpu` (an index, 0 the boot CPU) runs.
+/// The APIC id of CPU `cpu` (0 for a CPU that never came up).
+pub fn apic_id_of(cpu: usize) -> u32 {
+    APIC_IDS[cpu].load(Ordering::SeqCst) as u32
+}
+
 pub fn online(cpu: usize) -> bool {
     ONLINE.get(cpu).is_some_and(|c| c.load(Ordering::SeqCst))
 }

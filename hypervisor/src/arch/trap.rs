@@ -162,6 +162,8 @@ extern "C" fn trap_entry(frame: &TrapFrame) {
         v if v == u64::from(super::apic::KICK_VECTOR) => return super::apic::eoi(),
         // An OS guest's kick (`apic::NMI_KICK`): it only had to end guest mode.
         2 => return,
+        // An OS guest's device interrupt that came after its end.
+        v if v >= 32 => return super::apic::eoi(),
         v if super::pic::SPURIOUS.contains(&v) || v == u64::from(super::apic::SPURIOUS_VECTOR) => {
             return; // spurious: no EOI
         }

@@ -725,6 +725,20 @@ impl VirtCpu for Vcpu<'_> {
     fn read_guest(&self, gpa: u64, out: &mut [u8]) -> bool {
         self.memory.read(gpa, out)
     }
+
+    fn code(&mut self, out: &mut [u8]) -> (usize, bool) {
+        let n = self.fetch(out);
+        let s = &self.vmcb_ref().save;
+        (n, s.efer & EFER_LMA != 0 && s.cs.attrib & (1 << 9) != 0)
+    }
+
+    fn set_instruction_len(&mut self, len: u64) {
+        self.exit_len = len;
+    }
+
+    fn rsp(&self) -> u64 {
+        self.vmcb_ref().save.rsp
+    }
 }
 
 impl vcpu::Virtualization for Svm {

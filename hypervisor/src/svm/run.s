@@ -22,6 +22,7 @@ svm_enter:
     pushq %rsi                      /* the VMCB */
     fxsave64 640(%rdi)
     fxrstor64 128(%rdi)
+    cli
     clgi
     testq %rcx, %rcx                /* an OS guest's interrupts stay pending for it: */
     jz 1f                           /* VMRUN saves IF=0, the host never takes them */

@@ -125,6 +125,98 @@ pub fn plain_length(insn: Insn, bytes: &[u8]) -> Option<u64> {
     bytes.starts_with(encoding).then_some(encoding.len() as u64)
 }
 
+/// A store to memory, as an OS guest writes a device register it must not
+/// reach directly (the local APIC's): what is stored and how long the
+/// instruction is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Store {
+    pub len: usize,
+    /// Bytes stored: 1, 2, 4 or 8.
+    pub size: u8,
+    pub source: Source,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// General register `n` (encoding order; byte stores name AL-BL only).
+    Reg(u8),
+    Imm(u64),
+}
+
+/// Decodes a MOV to memory (88, 89, C6 /0, C7 /0) in 32- or 64-bit code
+/// (`long_mode`: 64-bit, REX allowed) with 32/64-bit addressing; None for
+/// anything else.
+pub fn store(bytes: &[u8], long_mode: bool) -> Option<Store> {
+    let mut i = 0;
+    let mut op16 = false;
+    while i < MAX_LEN && bytes.get(i).is_some_and(|&b| is_legacy_prefix(b)) {
+        match bytes[i] {
+            0x66 => op16 = true,
+            0x67 | 0xf0 | 0xf2 | 0xf3 => return None, // other addressing, or not a plain store
+            _ => {}                                   // segment overrides change nothing here
+        }
+        i += 1;
+    }
+    let mut rex = 0;
+    if long_mode && bytes.get(i).is_some_and(|b| b & 0xf0 == 0x40) {
+        rex = bytes[i];
+        i += 1;
+    }
+    let opcode = *bytes.get(i)?;
+    let modrm = *bytes.get(i + 1)?;
+    let (md, reg, rm) = (modrm >> 6, (modrm >> 3) & 7, modrm & 7);
+    if md == 3 {
+        return None; // a register destination: not a store
+    }
+    let mut at = i + 2;
+    let base = if rm == 4 {
+        at += 1; // SIB
+        *bytes.get(i + 2)? & 7
+    } else {
+        rm
+    };
+    at += match md {
+        0 if rm == 5 || (rm == 4 && base == 5) => 4, // disp32 (RIP-relative for rm 5 in 64-bit)
+        1 => 1,
+        2 => 4,
+        _ => 0,
+    };
+    let wide = if rex & 0x8 != 0 {
+        8
+    } else if op16 {
+        2
+    } else {
+        4
+    };
+    let reg = reg | if rex & 0x4 != 0 { 8 } else { 0 };
+    let (size, source, imm) = match opcode {
+        0x88 if rex == 0 && reg < 4 => (1, Source::Reg(reg), 0),
+        0x89 => (wide, Source::Reg(reg), 0),
+        0xc6 if reg & 7 == 0 => (1, Source::Imm(0), 1),
+        0xc7 if reg & 7 == 0 => (wide, Source::Imm(0), wide.min(4)),
+        _ => return None,
+    };
+    let len = at + imm as usize;
+    if len > MAX_LEN || bytes.len() < len {
+        return None;
+    }
+    let source = match source {
+        Source::Imm(_) => {
+            let mut raw = [0u8; 8];
+            raw[..imm as usize].copy_from_slice(&bytes[at..len]);
+            let v = u64::from_le_bytes(raw);
+            // A 32-bit immediate is sign-extended to a 64-bit store.
+            Source::Imm(if size == 8 {
+                v as u32 as i32 as i64 as u64
+            } else {
+                v
+            })
+        }
+        r => r,
+    };
+    Some(Store { len, size, source })
+}
+
 /// The guest-physical address of `linear`, walking the guest's 4-level
 /// tables at `cr3` (long mode; 1 GiB and 2 MiB pages included). `read`
 /// reads a guest-physical quadword. None when not present or not long mode.
@@ -296,5 +388,45 @@ mod tests {
             },
             "a segment override and REX are ignored"
         );
+    }
+
+    #[test]
+    fn stores_to_memory_are_decoded_with_their_length() {
+        // mov %edx, 0xffffffffff5fd300 (Linux's APIC write: SIB, no base, disp32)
+        let apic = [0x89, 0x14, 0x25, 0x00, 0xd3, 0x5f, 0xff, 0x90];
+        assert_eq!(
+            store(&apic, true),
+            Some(Store {
+                len: 7,
+                size: 4,
+                source: Source::Reg(2)
+            })
+        );
+        // mov %r9d, 0x10(%rax)
+        assert_eq!(
+            store(&[0x44, 0x89, 0x48, 0x10], true),
+            Some(Store {
+                len: 4,
+                size: 4,
+                source: Source::Reg(9)
+            })
+        );
+        // movl $0x0, 0xb0(%rdi)
+        assert_eq!(
+            store(&[0xc7, 0x87, 0xb0, 0, 0, 0, 0, 0, 0, 0], true),
+            Some(Store {
+                len: 10,
+                size: 4,
+                source: Source::Imm(0)
+            })
+        );
+        // mov %eax, 0x0(%rip)
+        assert_eq!(
+            store(&[0x89, 0x05, 1, 2, 3, 4], true).map(|s| s.len),
+            Some(6)
+        );
+        assert_eq!(store(&[0x8b, 0x05, 1, 2, 3, 4], true), None, "a load");
+        assert_eq!(store(&[0x89, 0xc0], true), None, "a register move");
+        assert_eq!(store(&[0x89, 0x14, 0x25, 0x00], true), None, "truncated");
     }
 }

@@ -6,7 +6,7 @@ use super::hypercall::{self, Hypercall};
 use super::memory::BackError;
 use super::trace::{Notable, Reason, Tracer, VmExit};
 use super::vm::Machine;
-use super::{Exit, GuestConfig, VirtCpu, checks, cpuid, guest, io};
+use super::{Exit, GuestConfig, VirtCpu, checks, cpuid, decode, guest, io};
 use crate::ept::MapError;
 use crate::event::Hex;
 
@@ -163,7 +163,8 @@ impl<'a, C: VirtCpu> Handlers<'a, C> {
             Exit::TripleFault => {
                 self.trace
                     .exit(Reason::TripleFault, rip, 0, Notable::Yes, |e| e);
-                self.stop("triple-fault", false)
+                // A test payload may mean to; an OS kernel has failed.
+                self.stop("triple-fault", self.config.image == super::Image::Linux)
             }
             Exit::Unhandled { code, name } => {
                 self.trace
@@ -189,6 +190,10 @@ impl<'a, C: VirtCpu> Handlers<'a, C> {
         fetch: bool,
         mapped: bool,
     ) -> Action {
+        let apic = self.machine.apic_page();
+        if write && mapped && apic == Some(gpa & !0xfff) {
+            return self.apic_write(rip, gpa);
+        }
         let outcome = if mapped {
             Err(BackError::Present)
         } else {
@@ -218,6 +223,43 @@ impl<'a, C: VirtCpu> Handlers<'a, C> {
                 ..e
             });
         self.stop("ept-violation", problem.is_some())
+    }
+
+    /// An OS guest's write to its local APIC page: the store is decoded
+    /// and done by the machine (`Machine::apic_write`), the guest resumes
+    /// after it. An instruction that is not a plain store stops the guest.
+    fn apic_write(&mut self, rip: u64, gpa: u64) -> Action {
+        let mut code = [0u8; 15];
+        let (n, long) = self.cpu.code(&mut code);
+        let store = decode::store(&code[..n], long);
+        let value = match store.map(|s| s.source) {
+            Some(decode::Source::Reg(r)) => {
+                let rsp = self.cpu.rsp();
+                Some(self.cpu.regs().gpr(r, rsp))
+            }
+            Some(decode::Source::Imm(v)) => Some(v),
+            None => None,
+        };
+        let (Some(store), Some(value)) = (store, value) else {
+            self.trace
+                .exit(Reason::ApicWrite, rip, gpa, Notable::Yes, |e| VmExit {
+                    gpa: Some(Hex(gpa)),
+                    action: Some("not a store the hypervisor decodes"),
+                    ..e
+                });
+            return self.stop("unhandled", true);
+        };
+        let value = value & (u64::MAX >> (64 - 8 * u32::from(store.size)));
+        self.machine
+            .apic_write(self.trace.vcpu as usize, gpa & 0xfff, value as u32);
+        self.trace
+            .exit(Reason::ApicWrite, rip, gpa, Notable::No, |e| VmExit {
+                gpa: Some(Hex(gpa)),
+                value: Some(Hex(value)),
+                ..e
+            });
+        self.cpu.set_instruction_len(store.len as u64);
+        Action::Skip
     }
 
     fn cpuid(&mut self, rip: u64) -> Action {

@@ -240,6 +240,15 @@ pub trait VirtCpu {
     /// Forgets this CPU's cached translations of guest memory before the
     /// next entry (another vCPU changed the second-level table).
     fn flush_tlb(&mut self);
+    /// Up to `out.len()` bytes of code at the guest's RIP (fewer where a
+    /// page is not backed), and whether the code is 64-bit: for handlers
+    /// that decode the instruction themselves (an APIC write).
+    fn code(&mut self, out: &mut [u8]) -> (usize, bool);
+    /// The length of the instruction that exited, as a handler decoded it:
+    /// what `skip_instruction` then skips.
+    fn set_instruction_len(&mut self, len: u64);
+    /// RSP, which lives in the VMCS or VMCB.
+    fn rsp(&self) -> u64;
 }
 
 /// A vendor's virtualization extension (VMX, SVM): turned on for the whole
@@ -282,10 +291,10 @@ pub fn launch<V: Virtualization>(
     let result = (|| {
         let prepared = prepare_memory::<V::Format>(config, files)?;
         let vcpus = match config.image {
-            Image::Payload => vm::MAX_VCPUS,
-            // Its other CPUs wait for the kernel's INIT and SIPI, which
-            // are not emulated yet: the kernel runs on one vCPU.
-            Image::Multiboot | Image::Multiboot2 | Image::Linux => 1,
+            // An OS kernel starts its other CPUs itself (INIT, SIPI).
+            Image::Payload | Image::Linux => vm::MAX_VCPUS,
+            // A test kernel runs on the boot CPU alone.
+            Image::Multiboot | Image::Multiboot2 => 1,
         };
         let cpus = (0..MAX_CPUS)
             .filter(|&c| smp::online(c))
@@ -296,8 +305,18 @@ pub fn launch<V: Virtualization>(
         let mut vm = vm::Vm::new(config.clone(), prepared, cpus, kick);
         if os {
             vm.host_memory = Some(files.host_memory.iter().copied().collect());
+            // Its ICR writes are MMIO the hypervisor sees: xAPIC mode.
+            let apic = crate::arch::apic::Apic::current()
+                .base()
+                .ok_or(Refusal::Unsupported(
+                    "an OS guest needs the APICs in xAPIC mode (without smp.x2apic)",
+                ))?;
+            vm.apic = Some(apic);
+            for (i, &cpu) in vm.cpus.iter().enumerate() {
+                vm.apic_ids[i] = smp::apic_id_of(cpu);
+            }
         }
-        let mut cpu = start_vcpu(&virt, &vm, 0)?;
+        let mut cpu = start_vcpu(&virt, &vm, 0, None)?;
         if vm.vcpus() > 1 {
             smp::dispatch(ap_vcpu::<V>, &raw const vm as usize);
         }
@@ -324,11 +343,20 @@ fn start_vcpu<'m, V: Virtualization>(
     virt: &V,
     vm: &'m vm::Vm<V::Format>,
     index: usize,
+    startup: Option<u8>,
 ) -> Result<V::Cpu<'m>, Refusal> {
     let start = vm.start;
     let mut state = guest::initial_state(vm.config.mode);
     state.rsp = guest::stack_top(index);
     state.rip = start.rip;
+    // An OS guest's application processor, as a startup IPI leaves it: real
+    // mode at CS = vector << 8, IP 0.
+    if let Some(vector) = startup {
+        state = guest::initial_state(GuestMode::Real);
+        state.cs.selector = u16::from(vector) << 8;
+        state.cs.base = u64::from(vector) << 12;
+        (state.rip, state.rsp) = (0, 0);
+    }
     let seat = Seat {
         vcpu: index as u32,
         cpu: vm.cpus[index],
@@ -369,9 +397,24 @@ fn ap_vcpu<V: Virtualization>(cpu: usize, vm: usize) {
             exits: 0,
         }
     };
+    // An OS guest's other vCPUs start when its kernel sends them a startup IPI.
+    let startup = match vm.config.image {
+        Image::Linux => match vm.wait_for_startup(index) {
+            Some(vector) => Some(vector),
+            None => {
+                let end = GuestEnd {
+                    how: "never-started",
+                    failed: false,
+                    exits: 0,
+                };
+                return vm.finish(index, &end);
+            }
+        },
+        _ => None,
+    };
     let end = match V::enable() {
         Ok(virt) => {
-            let end = match start_vcpu(&virt, vm, index) {
+            let end = match start_vcpu(&virt, vm, index, startup) {
                 Ok(mut c) => run(&mut c, &vm.config, vm, index as u32),
                 Err(r) => refused(r),
             };
@@ -749,6 +792,9 @@ mod run_tests {
         cpl: u8,
         started: bool,
         flushes: u32,
+        /// The bytes at RIP, for handlers that decode.
+        code: std::vec::Vec<u8>,
+        instruction_len: Option<u64>,
     }
 
     impl FakeCpu {
@@ -764,6 +810,8 @@ mod run_tests {
                 cpl: 0,
                 started: false,
                 flushes: 0,
+                code: std::vec::Vec::new(),
+                instruction_len: None,
             }
         }
     }
@@ -820,6 +868,17 @@ mod run_tests {
             };
             out.copy_from_slice(src);
             true
+        }
+        fn code(&mut self, out: &mut [u8]) -> (usize, bool) {
+            let n = self.code.len().min(out.len());
+            out[..n].copy_from_slice(&self.code[..n]);
+            (n, true)
+        }
+        fn set_instruction_len(&mut self, len: u64) {
+            self.instruction_len = Some(len);
+        }
+        fn rsp(&self) -> u64 {
+            0x7000
         }
     }
 

@@ -31,6 +31,8 @@ pub enum Reason {
     Msr,
     Exception,
     EptViolation,
+    /// An OS guest's write to its local APIC, emulated (INIT, SIPI) or done for it.
+    ApicWrite,
     CrWrite,
     Invd,
     Watchdog,
@@ -40,7 +42,7 @@ pub enum Reason {
 }
 
 impl Reason {
-    const ALL: [Self; 13] = [
+    const ALL: [Self; 14] = [
         Self::Cpuid,
         Self::Hypercall,
         Self::Hlt,
@@ -48,6 +50,7 @@ impl Reason {
         Self::Msr,
         Self::Exception,
         Self::EptViolation,
+        Self::ApicWrite,
         Self::CrWrite,
         Self::Invd,
         Self::Watchdog,
@@ -65,6 +68,7 @@ impl Reason {
             Self::Msr => "msr",
             Self::Exception => "exception",
             Self::EptViolation => "ept-violation",
+            Self::ApicWrite => "apic-write",
             Self::CrWrite => "cr-write",
             Self::Invd => "invd",
             Self::Watchdog => "watchdog",

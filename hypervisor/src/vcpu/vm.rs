@@ -43,6 +43,51 @@ pub trait Machine: Backing {
     /// again (a stop, a flush): the run loop loads it once per exit and asks
     /// `stopping` and `tlb_generation` only when it moved.
     fn attention(&self) -> &AtomicU64;
+    /// An OS guest's local APIC page, whose writes exit (`apic_write`).
+    fn apic_page(&self) -> Option<u64> {
+        None
+    }
+    /// vCPU `vcpu` of an OS guest wrote `value` to its local APIC register
+    /// at `offset`: INIT and startup IPIs to the guest's CPUs are emulated
+    /// (they start vCPUs), anything else is written to the APIC.
+    fn apic_write(&self, _vcpu: usize, _offset: u64, _value: u32) {}
+}
+
+/// Local APIC registers the hypervisor watches: the interrupt command.
+const ICR_LOW: u64 = 0x300;
+const ICR_HIGH: u64 = 0x310;
+
+/// What an interrupt command asks of the vCPUs it names (SDM 3A 11.6.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ipi {
+    /// INIT, level assert: the vCPU waits for a startup IPI.
+    Init,
+    /// INIT, level de-assert: only arbitration ids on old CPUs; nothing.
+    InitDeassert,
+    /// A startup IPI: start at real-mode page `vector`.
+    Startup(u8),
+    /// Every other delivery mode: the APIC's.
+    Other,
+}
+
+/// Decodes an ICR write: what it asks, and of whom: `Some(apic id)` or
+/// None for "all but self" (the shorthands Linux uses to start CPUs).
+pub fn decode_icr(low: u32, high: u32) -> (Ipi, Option<Option<u32>>) {
+    let mode = (low >> 8) & 7;
+    let assert = low & (1 << 14) != 0;
+    let ipi = match mode {
+        5 if assert => Ipi::Init,
+        5 => Ipi::InitDeassert,
+        6 => Ipi::Startup(low as u8),
+        _ => Ipi::Other,
+    };
+    let logical = low & (1 << 11) != 0;
+    let to = match (low >> 18) & 3 {
+        0 if !logical => Some(Some(high >> 24)),
+        3 => Some(None),
+        _ => None, // self, all, logical: not how CPUs are started
+    };
+    (ipi, to)
 }
 
 /// Where vCPUs meet: it opens when every vCPU that has not ended waits at
@@ -122,6 +167,14 @@ pub struct Vm<F: Format> {
     /// An OS guest's: the host's memory map, which says what passes
     /// through (`platform`).
     pub host_memory: Option<heapless::Vec<MemoryRegion, { crate::boot::MAX_REGIONS }>>,
+    /// An OS guest's local APIC page (the same address on every CPU).
+    pub apic: Option<u64>,
+    /// Per vCPU: the APIC id of its CPU.
+    pub apic_ids: [u32; MAX_VCPUS],
+    /// Per vCPU of an OS guest: the startup vector it was sent, plus 1 (0: none yet).
+    startup: [AtomicU64; MAX_VCPUS],
+    /// Per vCPU: the ICR's high half as the guest last wrote it.
+    icr_high: [AtomicU64; MAX_VCPUS],
 }
 
 impl<F: Format> Vm<F> {
@@ -145,6 +198,10 @@ impl<F: Format> Vm<F> {
             attention: AtomicU64::new(0),
             kick,
             host_memory: None,
+            apic: None,
+            apic_ids: [0; MAX_VCPUS],
+            startup: [const { AtomicU64::new(0) }; MAX_VCPUS],
+            icr_high: [const { AtomicU64::new(0) }; MAX_VCPUS],
         }
     }
 
@@ -152,11 +209,30 @@ impl<F: Format> Vm<F> {
         self.cpus.len()
     }
 
-    /// vCPU `index` ended `end`: a failure stops the others.
+    /// An OS guest's vCPU waits here for its startup IPI: the real-mode
+    /// page to start at, or None when the guest ends first.
+    pub fn wait_for_startup(&self, index: usize) -> Option<u8> {
+        loop {
+            let v = self.startup[index].load(Ordering::SeqCst);
+            if v != 0 {
+                return Some((v - 1) as u8);
+            }
+            if self.stopping() {
+                return None;
+            }
+            core::hint::spin_loop();
+        }
+    }
+
+    /// vCPU `index` ended `end`: a failure stops the others; so does any
+    /// end of an OS guest (its power-off ends the machine).
     pub fn finish(&self, index: usize, end: &GuestEnd) {
         if end.failed {
             self.failed.store(true, Ordering::SeqCst);
-            self.stop.store(true, Ordering::SeqCst);
+        }
+        // The first end that stops the others kicks them, once.
+        let stops = end.failed || self.host_memory.is_some();
+        if stops && !self.stop.swap(true, Ordering::SeqCst) {
             self.attention.fetch_add(1, Ordering::SeqCst);
             for (i, &cpu) in self.cpus.iter().enumerate() {
                 if i != index {
@@ -316,7 +392,9 @@ impl<F: Format> Backing for Vm<F> {
             (Err(BackError::Outside), Some(host))
                 if platform::passes_through(host, self.memory.size, gpa) =>
             {
-                self.memory.map_device(gpa, true)
+                // The local APIC's writes exit: its ICR starts CPUs.
+                let apic = self.apic.is_some_and(|a| a == gpa & !0xfff);
+                self.memory.map_device(gpa, !apic)
             }
             (result, _) => result,
         }
@@ -387,6 +465,48 @@ impl<F: Format> Machine for Vm<F> {
     fn attention(&self) -> &AtomicU64 {
         &self.attention
     }
+
+    fn apic_page(&self) -> Option<u64> {
+        self.apic
+    }
+
+    fn apic_write(&self, vcpu: usize, offset: u64, value: u32) {
+        let apic = crate::arch::apic::Apic::current();
+        match offset & 0xff0 {
+            ICR_HIGH => self.icr_high[vcpu].store(value.into(), Ordering::SeqCst),
+            ICR_LOW => {
+                let high = self.icr_high[vcpu].load(Ordering::SeqCst) as u32;
+                let (ipi, to) = decode_icr(value, high);
+                let targets = (0..self.vcpus()).filter(|&i| match to {
+                    Some(Some(id)) => self.apic_ids[i] == id,
+                    Some(None) => i != vcpu,
+                    None => false,
+                });
+                match ipi {
+                    // A vCPU waits for its startup IPI from the start: INIT
+                    // has nothing to reset (one sent to a running vCPU is
+                    // ignored; CPU hot-unplug is not emulated).
+                    Ipi::Init | Ipi::InitDeassert => {}
+                    Ipi::Startup(vector) => {
+                        for i in targets {
+                            // Only the first counts, as for a CPU in wait-for-SIPI.
+                            let _ = self.startup[i].compare_exchange(
+                                0,
+                                u64::from(vector) + 1,
+                                Ordering::SeqCst,
+                                Ordering::SeqCst,
+                            );
+                        }
+                    }
+                    Ipi::Other => {
+                        apic.guest_write(ICR_HIGH, high);
+                        apic.guest_write(ICR_LOW, value);
+                    }
+                }
+            }
+            reg => apic.guest_write(reg, value),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -420,6 +540,23 @@ mod tests {
         let t = std::thread::spawn(move || b2.wait(|| false));
         assert!(b.wait(|| false));
         assert!(t.join().unwrap());
+    }
+
+    #[test]
+    fn interrupt_commands_are_decoded_as_linux_starts_cpus() {
+        // INIT, level assert, physical destination 2.
+        assert_eq!(decode_icr(0xc500, 2 << 24), (Ipi::Init, Some(Some(2))));
+        // INIT de-assert: never the APIC's (it must not reach a CPU).
+        assert_eq!(decode_icr(0x8500, 2 << 24).0, Ipi::InitDeassert);
+        // Startup at page 0x9a.
+        assert_eq!(
+            decode_icr(0x069a, 3 << 24),
+            (Ipi::Startup(0x9a), Some(Some(3)))
+        );
+        // All but self.
+        assert_eq!(decode_icr(0xc4500, 0).1, Some(None));
+        // A fixed interrupt to a logical destination: the APIC's.
+        assert_eq!(decode_icr(0x0800 | 0x30, 1 << 24), (Ipi::Other, None));
     }
 
     #[test]

@@ -16,7 +16,7 @@ use x86_64::registers::model_specific::Msr;
 use crate::ept::format::Ept;
 use crate::event::{self, Event, Hex};
 use crate::mm;
-use crate::vcpu::guest::{GuestMode, GuestState, Segment};
+use crate::vcpu::guest::{CR0_PG, EFER_LMA, GuestMode, GuestState, Segment};
 use crate::vcpu::memory::GuestMemory;
 use crate::vcpu::{
     self, CpuContext, Deadline, EntryFailure, Exit, GuestConfig, GuestRegs, Refusal, VirtCpu,
@@ -288,6 +288,9 @@ pub struct Vcpu<'m> {
     /// (it counts down once every 2^rate TSC ticks).
     deadline: Deadline,
     timer_rate: u32,
+    /// The exiting instruction's length when a handler decoded it (the
+    /// VMCS has none for EPT violations).
+    decoded_len: Option<u64>,
 }
 
 fn vmwrites(writes: &[(u32, u64)]) -> Result<(), Refusal> {
@@ -541,6 +544,7 @@ impl<'m> Vcpu<'m> {
             controls,
             deadline: Deadline::default(),
             timer_rate: (vmx.caps.misc & 0x1f) as u32,
+            decoded_len: None,
         })
     }
 
@@ -764,7 +768,10 @@ impl VirtCpu for Vcpu<'_> {
     }
 
     fn skip_instruction(&mut self) {
-        let len = u64::from(vmcs::read32(F32::ExitInstructionLength));
+        let len = self
+            .decoded_len
+            .take()
+            .unwrap_or_else(|| vmcs::read32(F32::ExitInstructionLength).into());
         let _ = vmcs::write(FN::GuestRip, self.rip() + len);
     }
 
@@ -816,5 +823,39 @@ impl VirtCpu for Vcpu<'_> {
 
     fn read_guest(&self, gpa: u64, out: &mut [u8]) -> bool {
         self.memory.read(gpa, out)
+    }
+
+    fn code(&mut self, out: &mut [u8]) -> (usize, bool) {
+        let long = vmcs::read64(F64::GuestEfer) & EFER_LMA != 0;
+        let paging = vmcs::read(FN::GuestCr0) & CR0_PG != 0;
+        let cr3 = vmcs::read(FN::GuestCr3);
+        let linear = vmcs::read(FN::GuestCsBase).wrapping_add(self.rip());
+        let memory = self.memory;
+        let quad = |gpa| {
+            let mut b = [0u8; 8];
+            memory.read(gpa, &mut b).then(|| u64::from_le_bytes(b))
+        };
+        let mut n = 0;
+        while n < out.len() {
+            let at = linear.wrapping_add(n as u64);
+            let piece = (0x1000 - (at & 0xfff) as usize).min(out.len() - n);
+            let Some(gpa) = crate::vcpu::decode::translate(quad, paging, long, cr3, at) else {
+                break;
+            };
+            if !memory.read(gpa, &mut out[n..n + piece]) {
+                break;
+            }
+            n += piece;
+        }
+        let code64 = long && vmcs::read32(F32::GuestCsAccess) & (1 << 13) != 0;
+        (n, code64)
+    }
+
+    fn set_instruction_len(&mut self, len: u64) {
+        self.decoded_len = Some(len);
+    }
+
+    fn rsp(&self) -> u64 {
+        vmcs::read(FN::GuestRsp)
     }
 }
