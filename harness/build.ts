@@ -79,30 +79,46 @@ function cached(path: string, make: (tmp: string) => Promise<void>): Promise<str
   return p;
 }
 
-export function grubConfig(cmdline: string, withPayload: boolean): string {
+/** A boot module on the ISO: a file, its name there, and the string GRUB passes with it. */
+export interface IsoModule {
+  path: string;
+  name: string;
+  args: string;
+}
+
+export function grubConfig(cmdline: string, modules: Omit<IsoModule, "path">[]): string {
   return [
     "set timeout=0",
     "set default=0",
     'menuentry "scalevisor" {',
     `  multiboot2 /boot/hypervisor.elf ${cmdline}`,
-    ...(withPayload ? ["  module2 /boot/payload.bin payload"] : []),
+    ...modules.map((m) => `  module2 /boot/${m.name} ${m.args}`),
     "  boot",
     "}",
     "",
   ].join("\n");
 }
 
-/** A hybrid BIOS/UEFI GRUB ISO booting the kernel by multiboot2. */
+/**
+ * A hybrid BIOS/UEFI GRUB ISO booting the kernel by multiboot2, with
+ * `modules` (cached by their contents; a module of more than 16 MiB, a
+ * kernel from the Linux guest's cache, by its path, size and time).
+ */
 export async function buildIso(
   kernel: string,
   cmdline: string,
-  payload: string | undefined,
+  modules: IsoModule[],
   progress: (msg: string) => void,
 ): Promise<string> {
-  const cfg = grubConfig(cmdline, payload !== undefined);
+  const cfg = grubConfig(cmdline, modules);
   const kernelBytes = await Deno.readFile(kernel);
-  const payloadBytes = payload ? await Deno.readFile(payload) : new Uint8Array();
-  const hash = await sha256(kernelBytes, cfg, payloadBytes);
+  const identities = await Promise.all(modules.map(async (m) => {
+    const st = await Deno.stat(m.path);
+    return st.size > 16 << 20
+      ? `${m.path}:${st.size}:${st.mtime?.getTime()}`
+      : await Deno.readFile(m.path);
+  }));
+  const hash = await sha256(kernelBytes, cfg, ...identities);
   return cached(join(CACHE_DIR, "iso", `${hash}.iso`), async (out) => {
     progress("building GRUB ISO (grub-mkrescue)");
     const stage = await Deno.makeTempDir({ prefix: "scalevisor-iso-" });
@@ -110,7 +126,7 @@ export async function buildIso(
       await Deno.mkdir(join(stage, "boot", "grub"), { recursive: true });
       await Deno.writeFile(join(stage, "boot", "hypervisor.elf"), kernelBytes);
       await Deno.writeTextFile(join(stage, "boot", "grub", "grub.cfg"), cfg);
-      if (payload) await Deno.writeFile(join(stage, "boot", "payload.bin"), payloadBytes);
+      for (const m of modules) await Deno.copyFile(m.path, join(stage, "boot", m.name));
       await run("grub-mkrescue", ["-o", out, stage], "grub-mkrescue");
     } finally {
       await Deno.remove(stage, { recursive: true });

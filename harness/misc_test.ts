@@ -27,11 +27,19 @@ Deno.test("the host CPU is read from /proc/cpuinfo", () => {
   assert.deepEqual([...intel.features].sort(), ["ept", "unrestricted_guest", "vmx"]);
 });
 
-Deno.test("the GRUB config boots by multiboot2 and adds the payload as module2", () => {
-  const cfg = grubConfig("selftest=hang", true);
+Deno.test("the GRUB config boots by multiboot2 and adds the modules in order", () => {
+  const cfg = grubConfig("selftest=hang", [{ name: "payload.bin", args: "payload" }]);
   assert.match(cfg, /^ {2}multiboot2 \/boot\/hypervisor.elf selftest=hang$/m);
   assert.match(cfg, /^ {2}module2 \/boot\/payload.bin payload$/m);
-  assert.doesNotMatch(grubConfig("", false), /module2/);
+  assert.doesNotMatch(grubConfig("", []), /module2/);
+  const linux = grubConfig("guest=linux", [
+    { name: "vmlinux", args: "console=ttyS0 quiet" },
+    { name: "initrd.cpio", args: "initrd" },
+  ]);
+  assert.match(
+    linux,
+    /module2 \/boot\/vmlinux console=ttyS0 quiet\n {2}module2 \/boot\/initrd.cpio initrd/,
+  );
 });
 
 Deno.test("globs match whole scenario names", () => {

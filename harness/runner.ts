@@ -7,7 +7,8 @@ import { join } from "node:path";
 import { type Artifacts, type Backend, RUN_FILES, shellQuote } from "./backends/backend.ts";
 import { bochs } from "./backends/bochs.ts";
 import { qemu } from "./backends/qemu.ts";
-import { buildIso, buildKernel, buildPayload } from "./build.ts";
+import { buildIso, buildKernel, buildPayload, type IsoModule } from "./build.ts";
+import { buildLinuxGuest, LINUX_CMDLINE } from "./linux.ts";
 import { buildMeter, type Meter, parseMeter } from "./meter.ts";
 import { type CpuModel, hostCpu, resolveCpu } from "./cpus.ts";
 import { describe, EventStream, type SvEvent } from "./events.ts";
@@ -109,8 +110,20 @@ async function build(plan: RunPlan, progress: (m: string) => void): Promise<Arti
   const payload = plan.scenario.payload
     ? await buildPayload(plan.scenario.payload, progress)
     : undefined;
+  const modules: IsoModule[] = payload
+    ? [{ path: payload, name: "payload.bin", args: "payload" }]
+    : [];
+  const linux = plan.scenario.linux;
+  if (linux) {
+    const guest = await buildLinuxGuest(progress);
+    const args = [LINUX_CMDLINE, linux.cmdline].filter((a) => a).join(" ");
+    modules.push(
+      { path: guest.vmlinux, name: "vmlinux", args },
+      { path: guest.initrd, name: "initrd.cpio", args: "initrd" },
+    );
+  }
   const iso = plan.boot === "iso"
-    ? await buildIso(kernel, plan.cmdline, payload, progress)
+    ? await buildIso(kernel, plan.cmdline, modules, progress)
     : undefined;
   const meter = plan.scenario.machine.meter && plan.backend === "qemu"
     ? await buildMeter(progress)
@@ -325,7 +338,7 @@ export async function runPlan(plan: RunPlan, opts: RunOptions): Promise<RunResul
   for (const check of s.checks ?? []) problems.push(...check(events, info));
   if (s.guestOutput) {
     problems.push(
-      ...s.guestOutput(readOr(join(dir, RUN_FILES.guest))).map((p) => `guest output: ${p}`),
+      ...s.guestOutput(readOr(join(dir, RUN_FILES.guest)), info).map((p) => `guest output: ${p}`),
     );
   }
   const stderrTail = (await tail(join(dir, "stderr.log"), 1500)) +

@@ -46,6 +46,15 @@ export const STATUSES: readonly Status[] = [
   "skip",
 ];
 
+/**
+ * An OS kernel as the guest (`guest=linux`): Debian's Linux with a busybox
+ * initramfs (harness/linux.ts), booted from the ISO as two modules.
+ */
+export interface LinuxGuest {
+  /** Added to the guest's own kernel command line. */
+  cmdline?: string;
+}
+
 /** A guest payload: a file under `payloads/`, or NASM source given inline. */
 export type Payload = { file: string } | { asm: string };
 
@@ -168,6 +177,8 @@ export interface Scenario {
   /** At least one of `GROUPS`. */
   groups: Group[];
   payload?: Payload;
+  /** An OS kernel as the guest, instead of a payload. */
+  linux?: LinuxGuest;
   /** Kernel command line. */
   cmdline?: string;
   machine: Machine;
@@ -183,7 +194,7 @@ export interface Scenario {
    * Checks the guest's own output (COM1, `guest.log`): never evidence of what
    * the hypervisor did, but a scenario may check what the guest wrote there.
    */
-  guestOutput?: (text: string) => string[];
+  guestOutput?: (text: string, run: RunInfo) => string[];
   /** The exact sequence of VM exit reasons (`vmexit` events), when given. */
   exits?: string[];
   /**
@@ -343,6 +354,20 @@ export function validateScenario(value: unknown, fileName: string, variant = fal
     need(
       isRecord(p) && (typeof p.file === "string" || typeof p.asm === "string"),
       "payload must be { file } or { asm }",
+    );
+  }
+  if (s.linux !== undefined) {
+    need(
+      isRecord(s.linux) &&
+        (s.linux.cmdline === undefined ||
+          (typeof s.linux.cmdline === "string" && CMDLINE_RE.test(s.linux.cmdline))),
+      `linux must be { cmdline?: plain words (${CMDLINE_RE.source}) }`,
+    );
+    need(s.payload === undefined, "a scenario has a payload or a linux guest, not both");
+    need(
+      !Array.isArray(s.targets) ||
+        s.targets.every((t) => isRecord(t) && (t.boot ?? defaultBoot(t.backend)) === "iso"),
+      'a linux guest boots from the ISO (kernel and initrd are two modules): every target needs boot: "iso"',
     );
   }
   const m = s.machine as Partial<Machine> | undefined;

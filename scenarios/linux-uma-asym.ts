@@ -1,0 +1,24 @@
+import { defineLinuxScenario } from "../harness/linux_scenario.ts";
+
+// linux-uma on the 4-node asymmetric machine of numa-4node-asym: one CPU and
+// 128 MiB per node, distances that differ by direction. The guest still
+// sees one node; its pages land on all four.
+export default defineLinuxScenario({
+  name: "linux-uma-asym",
+  description: "an unmodified Linux on 4 asymmetric nodes sees one node; its pages are on all four",
+  machine: {
+    smp: 4,
+    memoryMiB: 512,
+    numa: {
+      nodes: [0, 1, 2, 3].map((i) => ({ cpus: [i], memoryMiB: 128 })),
+      distances: [
+        [10, 16, 22, 28],
+        [18, 10, 16, 22],
+        [22, 18, 10, 16],
+        [28, 22, 18, 10],
+      ],
+    },
+  },
+  targets: [{ backend: "qemu", boot: "iso", cpus: ["EPYC"] }],
+  guestMiB: 256,
+});
