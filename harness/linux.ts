@@ -66,9 +66,9 @@ async function tool(cmd: string, args: string[], what: string, cwd?: string): Pr
 /** The versioned kernel package `linux-image-amd64` depends on. */
 async function kernelPackage(): Promise<string> {
   const out = await tool("apt-cache", ["depends", KERNEL_META], `apt-cache depends ${KERNEL_META}`);
-  const m = out.match(/Depends:\s*(linux-image-[0-9][^\s]*)/);
-  if (!m) throw new LinuxBuildError(`${KERNEL_META} names no kernel package:\n${out}`);
-  return m[1];
+  const name = out.match(/Depends:\s*(linux-image-[0-9][^\s]*)/)?.[1];
+  if (!name) throw new LinuxBuildError(`${KERNEL_META} names no kernel package:\n${out}`);
+  return name;
 }
 
 /** Downloads `pkg` (apt-get download) and unpacks it into `dir`. */
@@ -77,8 +77,9 @@ async function unpack(pkg: string, dir: string): Promise<void> {
   try {
     await tool("apt-get", ["download", pkg], `apt-get download ${pkg}`, stage);
     const debs = [...Deno.readDirSync(stage)].filter((e) => e.name.endsWith(".deb"));
-    if (debs.length !== 1) throw new LinuxBuildError(`apt-get download ${pkg} gave no .deb`);
-    await tool("dpkg-deb", ["-x", join(stage, debs[0].name), dir], `dpkg-deb -x ${pkg}`);
+    const deb = debs.length === 1 ? debs[0] : undefined;
+    if (!deb) throw new LinuxBuildError(`apt-get download ${pkg} gave no single .deb`);
+    await tool("dpkg-deb", ["-x", join(stage, deb.name), dir], `dpkg-deb -x ${pkg}`);
   } finally {
     await Deno.remove(stage, { recursive: true });
   }

@@ -1,0 +1,71 @@
+import assert from "node:assert/strict";
+import { cpio, findMagic, INIT_SCRIPT, initramfs, linuxMarkers, MARKER } from "./linux.ts";
+import { markerProblems } from "./linux_scenario.ts";
+
+const text = (b: Uint8Array) => new TextDecoder().decode(b);
+
+Deno.test("cpio writes newc entries padded to 4 bytes, then the trailer", () => {
+  const archive = cpio([{ path: "init", mode: 0o100755, data: new TextEncoder().encode("hi") }]);
+  assert.equal(archive.length % 4, 0);
+  assert.equal(text(archive.subarray(0, 6)), "070701");
+  // Header fields: ino 1, mode, ..., filesize 2, ..., namesize 5 ("init\0").
+  assert.equal(text(archive.subarray(14, 22)), (0o100755).toString(16).padStart(8, "0"));
+  assert.equal(text(archive.subarray(54, 62)), "00000002");
+  assert.equal(text(archive.subarray(94, 102)), "00000005");
+  assert.equal(text(archive.subarray(110, 114)), "init");
+  assert.equal(text(archive.subarray(116, 118)), "hi", "the name padded to 4 with the header");
+  assert.match(text(archive), /TRAILER!!!/);
+});
+
+Deno.test("the initramfs holds busybox, sh and the marker-printing init", () => {
+  const archive = text(initramfs(new TextEncoder().encode("BUSYBOX")));
+  for (const name of ["bin/busybox", "bin/sh", "init", "proc", "sys"]) {
+    assert.ok(archive.includes(`${name}\0`), name);
+  }
+  assert.ok(archive.includes(INIT_SCRIPT));
+  assert.match(INIT_SCRIPT, /poweroff -f/);
+});
+
+Deno.test("findMagic finds the xz stream of a bzImage", () => {
+  const b = new Uint8Array([1, 2, 0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00, 9]);
+  assert.equal(findMagic(b, [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]), 2);
+  assert.equal(findMagic(b.subarray(3), [0xfd, 0x37]), -1);
+});
+
+const console = (nodes: string, memKiB: number) =>
+  [
+    "[    2.65] Run /init as init process",
+    `${MARKER} init`,
+    `${MARKER} nodes=${nodes}`,
+    `${MARKER} distance node0=10 20`,
+    `${MARKER} distance node1=20 10`,
+    `${MARKER} nproc=4`,
+    `${MARKER} online=0-3`,
+    `${MARKER} memtotal-kib=${memKiB}`,
+    `${MARKER} done`,
+  ].join("\r\n");
+
+Deno.test("the guest's markers are read by name", () => {
+  const m = linuxMarkers(console("1", 210100));
+  assert.equal(m.get("nodes"), "1");
+  assert.equal(m.get("distance node1"), "20 10");
+  assert.equal(m.get("init"), "");
+});
+
+Deno.test("marker checks fail on a wrong node count, CPUs, RAM or distances", () => {
+  const want = { nodes: 1, cpus: 4, guestMiB: 256 };
+  assert.deepEqual(markerProblems(console("1", 210100), want), []);
+  assert.match(markerProblems(console("2", 210100), want).join(), /nodes is "2", expected "1"/);
+  assert.match(markerProblems(console("1", 210100), { ...want, cpus: 2 }).join(), /nproc/);
+  assert.match(markerProblems(console("1", 400000), want).join(), /MemTotal/);
+  assert.deepEqual(
+    markerProblems(console("2", 210100), { ...want, nodes: 2, distances: [[10, 20], [20, 10]] }),
+    [],
+  );
+  assert.match(
+    markerProblems(console("2", 210100), { ...want, nodes: 2, distances: [[10, 21], [21, 10]] })
+      .join(),
+    /distance node0/,
+  );
+  assert.match(markerProblems("no markers", want).join(), /never reached its \/init/);
+});
