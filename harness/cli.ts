@@ -6,7 +6,8 @@
  *   matrix [--vendor intel|amd|all] [--filter GLOB] [--group G] [--backend B] [--cpu GLOB] [--jobs N]
  *          [--tap FILE] [--junit FILE] [--save-failures DIR]
  *   test [--jobs N] [--no-matrix]
- *   bench [--filter GLOB] [--runs N] [--until EVENT] | bench exits | bench numa [--size MIB]
+ *   bench [--filter GLOB] [--runs N] [--until EVENT] | bench exits | bench linux [--runs N]
+ *   | bench numa [--size MIB]
  *   fuzz [--vendor intel|amd|all] [--count N] [--seed S] [--jobs N]
  *   setup
  * Exit codes: 0 pass, 1 fail, 77 skipped, 2 usage or setup error.
@@ -14,6 +15,7 @@
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { runBench, runExitBench } from "./bench.ts";
 import { runNumaBench } from "./bench_numa.ts";
+import { runLinuxBench } from "./bench_linux.ts";
 import { fuzzCounts, fuzzReport, runFuzz } from "./fuzz.ts";
 import { BuildError } from "./build.ts";
 import { loadAll, loadScenario, UnknownScenario } from "./load.ts";
@@ -45,6 +47,8 @@ const USAGE = `usage: deno task <command> [options]
   test [--jobs N] [--no-matrix]
   bench [--filter GLOB] [--runs N] [--until EVENT]
             median warm boot times (default: boot-hello, 5 runs), and to an event
+  bench linux [--runs N]
+            Linux from launch to its /init, bare vs under Scalevisor (linux-uma* on QEMU)
   bench exits
             emulated instructions per CPUID and hypercall round trip (bench-exits scenarios)
   bench numa [--size MIB] [--passes N] [--jobs N]
@@ -219,6 +223,10 @@ async function main(argv: string[]): Promise<number> {
         passes: { type: "string" },
       });
       if (positionals.length === 1 && positionals[0] === "exits") return await runExitBench(say);
+      if (positionals.length === 1 && positionals[0] === "linux") {
+        const runs = Math.round(positiveNumber(values.runs, "runs") ?? 3);
+        return await runLinuxBench({ runs, say });
+      }
       if (positionals.length === 1 && positionals[0] === "numa") {
         return await runNumaBench({
           say,
@@ -230,7 +238,7 @@ async function main(argv: string[]): Promise<number> {
         });
       }
       if (positionals.length) {
-        throw new UsageError("bench takes no positional argument but exits or numa");
+        throw new UsageError("bench takes no positional argument but exits, numa or linux");
       }
       const runs = positiveNumber(values.runs, "runs") ?? 5;
       await runBench({ filter: values.filter, runs: Math.round(runs), until: values.until, say });

@@ -105,7 +105,8 @@ function runDirName(plan: RunPlan): string {
   return `${stamp}-${rand}-${name}-${plan.backend}-${cpu}-${plan.boot}-${plan.firmware}`;
 }
 
-async function build(plan: RunPlan, progress: (m: string) => void): Promise<Artifacts> {
+/** What a run boots: the kernel, its payload or Linux guest, the ISO, the meter. */
+export async function build(plan: RunPlan, progress: (m: string) => void): Promise<Artifacts> {
   const kernel = await buildKernel(progress);
   const payload = plan.scenario.payload
     ? await buildPayload(plan.scenario.payload, progress)

@@ -21,6 +21,8 @@
 //!   guest's pages are backed (nodes by their domain; default first-touch);
 //! - `numa.page=4k|2m`: the size of the pages backing the guest (default 4k);
 //! - `numa.dump`: report the guest-physical to node map when the guest ends;
+//! - `numa.guest=uma|mirror`: a `linux` guest sees one node (default), or
+//!   the real ones, each node's guest memory backed on that node;
 //! - `selftest=...`: provoke a fault, for the harness's own tests.
 //!
 //! Each option may be given once: a second one is an error, not an override.
@@ -80,6 +82,9 @@ pub struct Placement {
     pub policy: Spec,
     pub page: PageSize,
     pub dump: bool,
+    /// `numa.guest=mirror`: an OS guest sees the real nodes, each backed on
+    /// its own (instead of one node, placed by `policy`).
+    pub mirror: bool,
 }
 
 impl Default for Placement {
@@ -88,6 +93,7 @@ impl Default for Placement {
             policy: Spec::FirstTouch,
             page: PageSize::Small,
             dump: false,
+            mirror: false,
         }
     }
 }
@@ -197,6 +203,14 @@ pub fn parse(line: &str) -> Result<Options, OptionError<'_>> {
                 }
             }
             "numa.dump" if value.is_empty() => placement.dump = true,
+            "numa.guest" => {
+                placement.mirror = match value {
+                    "uma" => false,
+                    "mirror" => true,
+                    _ => return Err(bad("uma or mirror")),
+                };
+                guest_option.get_or_insert(word);
+            }
             "smp.x2apic" if value.is_empty() => opts.x2apic = true,
             "guest" => {
                 let (mode, image) = match value {
@@ -255,6 +269,13 @@ pub fn parse(line: &str) -> Result<Options, OptionError<'_>> {
     match (&mut opts.guest, guest_option) {
         (Some(guest), _) => {
             let os = guest.image == Image::Linux;
+            if placement.mirror && (!os || placement.policy != Spec::FirstTouch) {
+                return Err(OptionError::BadValue {
+                    key: "numa.guest",
+                    value: "mirror",
+                    expected: "uma: mirror is for guest=linux, and places pages itself (no numa.policy)",
+                });
+            }
             if os && watchdog.is_some_and(|ms| ms != 0) {
                 return Err(OptionError::BadValue {
                     key: "guest.watchdog",
@@ -409,6 +430,28 @@ mod tests {
             })
         ));
         assert!(parse("guest=long numa.page=1g").is_err());
+    }
+
+    #[test]
+    fn linux_guests_have_their_defaults_and_may_mirror_the_nodes() {
+        let g = parse("guest=linux").unwrap().guest.unwrap();
+        assert_eq!(
+            (g.image, g.memory, g.watchdog_ms),
+            (Image::Linux, 256 << 20, 0)
+        );
+        assert!(!g.placement.mirror);
+        let g = parse("guest=linux numa.guest=mirror")
+            .unwrap()
+            .guest
+            .unwrap();
+        assert!(g.placement.mirror);
+        assert!(
+            parse("guest=long numa.guest=mirror").is_err(),
+            "payloads see no NUMA"
+        );
+        assert!(parse("guest=linux numa.guest=mirror numa.policy=interleave").is_err());
+        assert!(parse("guest=linux guest.watchdog=100").is_err());
+        assert!(parse("guest=linux numa.guest=all").is_err());
     }
 
     #[test]

@@ -519,8 +519,16 @@ impl Refusal {
 
 /// The placement the configuration asks for, built for this machine (the
 /// kernel has refused at boot a policy the machine cannot follow).
-fn placer(config: &GuestConfig) -> Result<memory::Placer, Refusal> {
+fn placer(
+    config: &GuestConfig,
+    mirror: Option<&crate::numa::policy::Ranges>,
+) -> Result<memory::Placer, Refusal> {
     let p = &config.placement;
+    if let Some(ranges) = mirror {
+        let policy =
+            crate::numa::policy::Chosen::Mirror(crate::numa::policy::Mirror::new(ranges.clone()));
+        return Ok(memory::Placer::new(policy, p.page));
+    }
     let machine = crate::numa::machine()
         .ok_or_else(|| Refusal::failed(format_args!("no topology to place pages on")))?;
     let has_memory = crate::mm::nodes_with_memory();
@@ -544,7 +552,12 @@ pub fn prepare_memory<F: crate::ept::Format>(
     } else {
         config.memory
     };
-    let mut mem = memory::GuestMemory::<F>::new(size, placer(config)?)
+    let mirror = if os && config.placement.mirror {
+        Some(mirror_ranges(size)?)
+    } else {
+        None
+    };
+    let mut mem = memory::GuestMemory::<F>::new(size, placer(config, mirror.as_ref())?)
         .map_err(|e| Refusal::failed(format_args!("guest memory of {size} bytes: {e:?}")))?;
     if os {
         mem.hole = platform::LEGACY_HOLE;
@@ -596,7 +609,7 @@ pub fn prepare_memory<F: crate::ept::Format>(
                 rax_rbx: Some((magic.into(), image::INFO)),
             }
         }
-        Image::Linux => load_linux(&mem, files)?,
+        Image::Linux => load_linux(&mem, files, mirror.as_ref())?,
     };
     let mut ok = mem.write(guest::GDT, &crate::phys::le_bytes::<40>(&guest::gdt()));
     if config.mode == GuestMode::Long {
@@ -617,6 +630,7 @@ pub fn prepare_memory<F: crate::ept::Format>(
 fn load_linux<F: crate::ept::Format>(
     mem: &memory::GuestMemory<F>,
     files: &GuestFiles,
+    mirror: Option<&crate::numa::policy::Ranges>,
 ) -> Result<Start, Refusal> {
     let ram = mem.size;
     let kernel = image::pvh(files.image, ram)
@@ -658,8 +672,20 @@ fn load_linux<F: crate::ept::Format>(
         .map_err(|e| Refusal::failed(format_args!("{e}")))?;
     let (info, entries) = platform::start_info(&map, initrd);
     ok &= mem.write(platform::START_INFO, &info) && mem.write(platform::memmap_address(), &entries);
-    let keep = |sig: &[u8; 4]| !platform::NUMA_TABLES.contains(sig);
-    for (at, bytes) in platform::acpi_root(files.acpi_tables, &files.acpi_oem, keep) {
+    // The host's tables but its NUMA ones; with `numa.guest=mirror`, the
+    // guest's own SRAT and SLIT instead.
+    let mut tables: heapless::Vec<u64, { platform::MAX_TABLES }> = files
+        .acpi_tables
+        .iter()
+        .filter(|(_, sig)| !platform::NUMA_TABLES.contains(sig))
+        .map(|&(addr, _)| addr)
+        .collect();
+    if let Some(ranges) = mirror {
+        let (srat, slit) = mirror_tables(ranges, &files.acpi_oem)?;
+        ok &= mem.write(platform::SRAT, &srat) && mem.write(platform::SLIT, &slit);
+        let _ = tables.extend_from_slice(&[platform::SRAT, platform::SLIT]);
+    }
+    for (at, bytes) in platform::acpi_root(&tables, &files.acpi_oem) {
         ok &= mem.write(at, &bytes);
     }
     if !ok {
@@ -671,6 +697,65 @@ fn load_linux<F: crate::ept::Format>(
         rip: kernel.entry.into(),
         rax_rbx: Some((0, platform::START_INFO)),
     })
+}
+
+/// `numa.guest=mirror`: guest RAM of `ram` bytes split over the nodes with
+/// memory, in proportion to their size.
+fn mirror_ranges(ram: u64) -> Result<crate::numa::policy::Ranges, Refusal> {
+    let machine = crate::numa::machine()
+        .ok_or_else(|| Refusal::failed(format_args!("no topology to mirror")))?;
+    let has_memory = crate::mm::nodes_with_memory();
+    let weights: heapless::Vec<(usize, u64), { crate::numa::topology::MAX_NODES }> = machine
+        .topology
+        .nodes
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| has_memory.get(i) == Some(&true))
+        .map(|(i, n)| (i, n.ranges.iter().map(|(s, e)| e - s).sum()))
+        .collect();
+    Ok(platform::mirror_ranges(ram, &weights))
+}
+
+/// The guest's SRAT and SLIT for `ranges`: the host's CPUs in their
+/// domains, each guest range in its node's, the host's distances.
+fn mirror_tables(
+    ranges: &crate::numa::policy::Ranges,
+    oem: &[u8; 14],
+) -> Result<
+    (
+        heapless::Vec<u8, { platform::TABLE_MAX }>,
+        heapless::Vec<u8, { platform::TABLE_MAX }>,
+    ),
+    Refusal,
+> {
+    let machine = crate::numa::machine()
+        .ok_or_else(|| Refusal::failed(format_args!("no topology to mirror")))?;
+    let t = &machine.topology;
+    let cpus: heapless::Vec<(u32, u32), { crate::arch::gdt::MAX_CPUS }> = t
+        .nodes
+        .iter()
+        .flat_map(|n| n.cpus.iter().map(move |&apic| (apic, n.domain)))
+        .collect();
+    let memory: heapless::Vec<(u64, u64, u32), { crate::numa::topology::MAX_NODES }> = ranges
+        .iter()
+        .map(|&(start, end, node)| (start, end, t.nodes[node].domain))
+        .collect();
+    let localities = t
+        .nodes
+        .iter()
+        .map(|n| n.domain as usize + 1)
+        .max()
+        .unwrap_or(1);
+    let index = |domain: usize| t.nodes.iter().position(|n| n.domain as usize == domain);
+    let distance = |i: usize, j: usize| match (index(i), index(j)) {
+        (Some(a), Some(b)) => t.distance[a][b],
+        _ if i == j => 10,
+        _ => 0xff, // a locality no node has: unreachable
+    };
+    Ok((
+        platform::mirror_srat(&cpus, &memory, oem),
+        platform::mirror_slit(localities, distance, oem),
+    ))
 }
 
 /// The VMX capability MSRs: the guest sees no VMX, so reading them faults.

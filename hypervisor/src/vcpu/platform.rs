@@ -34,6 +34,11 @@ pub const CMDLINE_MAX: usize = 0x800;
 const RSDP: u64 = START_INFO + 0x1000;
 const RSDT: u64 = START_INFO + 0x1040;
 const XSDT: u64 = START_INFO + 0x1400;
+/// `numa.guest=mirror`: the guest's own SRAT and SLIT.
+pub const SRAT: u64 = START_INFO + 0x2000;
+pub const SLIT: u64 = START_INFO + 0x3000;
+/// The largest SRAT and SLIT built (one page each).
+pub const TABLE_MAX: usize = 0x1000;
 /// Tables the guest's new root lists at most.
 pub const MAX_TABLES: usize = 64;
 pub const MAX_ENTRIES: usize = 48;
@@ -178,17 +183,13 @@ fn root_table(signature: &[u8; 4], oem: &[u8], entries: &[u8]) -> [u8; 36 + 8 * 
 }
 
 /// The guest's ACPI root: RSDP (revision 2), RSDT and XSDT at their places
-/// in `BOOT_AREA`, listing `tables` (host addresses, identity-mapped)
-/// except those whose signature `keep` refuses. As (address, bytes) writes.
-pub fn acpi_root(
-    tables: &[(u64, [u8; 4])],
-    oem: &[u8; 14],
-    keep: impl Fn(&[u8; 4]) -> bool,
-) -> [(u64, Vec<u8, { 36 + 8 * MAX_TABLES }>); 3] {
+/// in `BOOT_AREA`, listing the tables at `tables` (identity-mapped host
+/// tables, or the guest's own). As (address, bytes) writes.
+pub fn acpi_root(tables: &[u64], oem: &[u8; 14]) -> [(u64, Vec<u8, { 36 + 8 * MAX_TABLES }>); 3] {
     let mut rsdt = [0u8; 4 * MAX_TABLES];
     let mut xsdt = [0u8; 8 * MAX_TABLES];
     let mut n = 0;
-    for (addr, _) in tables.iter().filter(|(_, sig)| keep(sig)).take(MAX_TABLES) {
+    for addr in tables.iter().take(MAX_TABLES) {
         rsdt[4 * n..4 * n + 4].copy_from_slice(&(*addr as u32).to_le_bytes());
         xsdt[8 * n..8 * n + 8].copy_from_slice(&addr.to_le_bytes());
         n += 1;
@@ -211,6 +212,91 @@ pub fn acpi_root(
         (RSDT, whole(root_table(b"RSDT", oem, &rsdt[..4 * n]))),
         (XSDT, whole(root_table(b"XSDT", oem, &xsdt[..8 * n]))),
     ]
+}
+
+/// `numa.guest=mirror`: guest RAM [0, ram) split over the nodes in
+/// proportion to `weights` (node index, bytes; nodes without memory left
+/// out), boundaries on 2 MiB.
+pub fn mirror_ranges(ram: u64, weights: &[(usize, u64)]) -> crate::numa::policy::Ranges {
+    let total: u128 = weights.iter().map(|&(_, w)| u128::from(w)).sum();
+    let mut ranges = crate::numa::policy::Ranges::new();
+    let (mut start, mut sum) = (0u64, 0u128);
+    for (i, &(node, w)) in weights.iter().enumerate() {
+        sum += u128::from(w);
+        let end = if i + 1 == weights.len() || total == 0 {
+            ram
+        } else {
+            ((u128::from(ram) * sum / total) as u64) & !((2 << 20) - 1)
+        };
+        if end > start {
+            let _ = ranges.push((start, end, node));
+            start = end;
+        }
+    }
+    ranges
+}
+
+/// An ACPI table with `signature` and `body`: header, length, checksum.
+fn table(signature: &[u8; 4], revision: u8, oem: &[u8; 14], body: &[u8]) -> Vec<u8, TABLE_MAX> {
+    let mut t: Vec<u8, TABLE_MAX> = Vec::new();
+    let len = 36 + body.len();
+    let _ = t.extend_from_slice(signature);
+    let _ = t.extend_from_slice(&(len as u32).to_le_bytes());
+    let _ = t.extend_from_slice(&[revision, 0]);
+    let _ = t.extend_from_slice(oem);
+    let _ = t.extend_from_slice(&1u32.to_le_bytes()); // OEM revision
+    let _ = t.extend_from_slice(b"SCVR");
+    let _ = t.extend_from_slice(&1u32.to_le_bytes());
+    let _ = t.extend_from_slice(body);
+    t[9] = checksum(&t);
+    t
+}
+
+/// The guest's SRAT for `numa.guest=mirror`: each CPU (APIC id, domain)
+/// and each guest-physical range (start, end, domain) in its domain.
+pub fn mirror_srat(
+    cpus: &[(u32, u32)],
+    ranges: &[(u64, u64, u32)],
+    oem: &[u8; 14],
+) -> Vec<u8, TABLE_MAX> {
+    let mut body: Vec<u8, TABLE_MAX> = Vec::new();
+    let _ = body.extend_from_slice(&1u32.to_le_bytes()); // reserved, 1 for compatibility
+    let _ = body.extend_from_slice(&[0; 8]);
+    for &(apic, domain) in cpus.iter().filter(|(apic, _)| *apic < 0xff) {
+        let d = domain.to_le_bytes();
+        let mut e = [0u8; 16];
+        e[..4].copy_from_slice(&[0, 16, d[0], apic as u8]);
+        e[4..8].copy_from_slice(&1u32.to_le_bytes()); // enabled
+        e[9..12].copy_from_slice(&d[1..]);
+        let _ = body.extend_from_slice(&e);
+    }
+    for &(start, end, domain) in ranges {
+        let mut e = [0u8; 40];
+        e[..2].copy_from_slice(&[1, 40]);
+        e[2..6].copy_from_slice(&domain.to_le_bytes());
+        e[8..16].copy_from_slice(&start.to_le_bytes());
+        e[16..24].copy_from_slice(&(end - start).to_le_bytes());
+        e[28..32].copy_from_slice(&1u32.to_le_bytes()); // enabled
+        let _ = body.extend_from_slice(&e);
+    }
+    table(b"SRAT", 3, oem, &body)
+}
+
+/// The guest's SLIT: `distance(i, j)` between localities (proximity
+/// domains) 0..n.
+pub fn mirror_slit(
+    n: usize,
+    distance: impl Fn(usize, usize) -> u8,
+    oem: &[u8; 14],
+) -> Vec<u8, TABLE_MAX> {
+    let mut body: Vec<u8, TABLE_MAX> = Vec::new();
+    let _ = body.extend_from_slice(&(n as u64).to_le_bytes());
+    for i in 0..n {
+        for j in 0..n {
+            let _ = body.push(distance(i, j));
+        }
+    }
+    table(b"SLIT", 1, oem, &body)
 }
 
 /// Where the guest's RSDP is.
@@ -318,16 +404,10 @@ mod tests {
     }
 
     #[test]
-    fn the_acpi_root_drops_the_numa_tables_with_checksums_right() {
-        let tables = [
-            (0x1ffe_1000, *b"FACP"),
-            (0x1ffe_2000, *b"APIC"),
-            (0x1ffe_3000, *b"SRAT"),
-            (0x1ffe_4000, *b"SLIT"),
-            (0x1ffe_5000, *b"HPET"),
-        ];
+    fn the_acpi_root_lists_the_tables_with_checksums_right() {
+        let tables = [0x1ffe_1000, 0x1ffe_2000, 0x1ffe_5000];
         let [(rsdp_at, rsdp), (rsdt_at, rsdt), (xsdt_at, xsdt)] =
-            acpi_root(&tables, b"BOCHS BXPC    ", |s| !NUMA_TABLES.contains(s));
+            acpi_root(&tables, b"BOCHS BXPC    ");
         let sum = |b: &[u8]| b.iter().fold(0u8, |s, x| s.wrapping_add(*x));
         assert_eq!(
             (sum(&rsdp[..20]), sum(&rsdp), sum(&rsdt), sum(&xsdt)),
@@ -349,6 +429,43 @@ mod tests {
             .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
             .collect();
         assert_eq!(listed, [0x1ffe_1000, 0x1ffe_2000, 0x1ffe_5000]);
+    }
+
+    #[test]
+    fn mirrored_nodes_split_guest_ram_by_weight_on_2_mib() {
+        let r = mirror_ranges(256 << 20, &[(0, 256 << 20), (1, 256 << 20)]);
+        assert_eq!(r.as_slice(), [(0, 128 << 20, 0), (128 << 20, 256 << 20, 1)]);
+        let r = mirror_ranges(100 << 20, &[(0, 1), (2, 2)]);
+        assert_eq!(r[0], (0, 32 << 20, 0), "a third, rounded down to 2 MiB");
+        assert_eq!(r[1], (32 << 20, 100 << 20, 2));
+    }
+
+    #[test]
+    fn the_mirror_srat_and_slit_are_well_formed() {
+        let oem = b"BOCHS BXPC    ";
+        let srat = mirror_srat(
+            &[(0, 0), (1, 1)],
+            &[(0, 1 << 27, 0), (1 << 27, 1 << 28, 1)],
+            oem,
+        );
+        let sum = |b: &[u8]| b.iter().fold(0u8, |s, x| s.wrapping_add(*x));
+        assert_eq!(sum(&srat), 0);
+        assert_eq!(srat.len(), 36 + 12 + 2 * 16 + 2 * 40);
+        assert_eq!(&srat[..4], b"SRAT");
+        assert_eq!(
+            &srat[48 + 16..48 + 20],
+            &[0, 16, 1, 1],
+            "CPU with APIC id 1 in domain 1"
+        );
+        let mem1 = 48 + 32 + 40;
+        assert_eq!(srat[mem1 + 2], 1, "the second range's domain");
+        assert_eq!(
+            u64::from_le_bytes(srat[mem1 + 8..mem1 + 16].try_into().unwrap()),
+            1 << 27
+        );
+        let slit = mirror_slit(2, |i, j| if i == j { 10 } else { 20 }, oem);
+        assert_eq!(sum(&slit), 0);
+        assert_eq!(&slit[36..], &[2, 0, 0, 0, 0, 0, 0, 0, 10, 20, 20, 10]);
     }
 
     #[test]

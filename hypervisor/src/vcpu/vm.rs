@@ -334,7 +334,7 @@ impl<F: Format> Vm<F> {
             })
             .collect();
         event::emit(&PlacementEvent {
-            policy: self.config.placement.policy.name(),
+            policy: self.memory.placer.policy.name(),
             page: match p.page {
                 FrameSize::Small => "4k",
                 FrameSize::Large => "2m",

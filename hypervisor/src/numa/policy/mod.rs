@@ -12,12 +12,14 @@
 mod bind;
 mod first_touch;
 mod interleave;
+mod mirror;
 mod preferred;
 mod weighted;
 
 pub use bind::Bind;
 pub use first_touch::FirstTouch;
 pub use interleave::Interleave;
+pub use mirror::{Mirror, Ranges};
 pub use preferred::Preferred;
 pub use weighted::WeightedInterleave;
 
@@ -126,6 +128,21 @@ pub enum Chosen {
     WeightedInterleave(WeightedInterleave),
     Bind(Bind),
     Preferred(Preferred),
+    /// Not named by `numa.policy`: what `numa.guest=mirror` implies.
+    Mirror(Mirror),
+}
+
+impl Chosen {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::FirstTouch(_) => "first-touch",
+            Self::Interleave(_) => "interleave",
+            Self::WeightedInterleave(_) => "weighted-interleave",
+            Self::Bind(_) => "bind",
+            Self::Preferred(_) => "preferred",
+            Self::Mirror(_) => "mirror",
+        }
+    }
 }
 
 /// Builds `spec` for `topology`, whose nodes with memory are `has_memory`;
@@ -178,12 +195,14 @@ impl Policy for Chosen {
             Self::WeightedInterleave(p) => p.nodes(fault),
             Self::Bind(p) => p.nodes(fault),
             Self::Preferred(p) => p.nodes(fault),
+            Self::Mirror(p) => p.nodes(fault),
         }
     }
 
     fn may_fall_back(&self) -> bool {
         match self {
             Self::Bind(p) => p.may_fall_back(),
+            Self::Mirror(p) => p.may_fall_back(),
             _ => true,
         }
     }
