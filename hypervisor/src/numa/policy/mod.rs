@@ -121,6 +121,8 @@ impl fmt::Display for PolicyError {
 }
 
 /// The policy in force, built for this machine.
+// One per guest, built once: the size of `Mirror`'s ranges costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Chosen {
     FirstTouch(FirstTouch),
