@@ -739,6 +739,18 @@ impl VirtCpu for Vcpu<'_> {
     fn rsp(&self) -> u64 {
         self.vmcb_ref().save.rsp
     }
+
+    fn set_cr0(&mut self, cr0: u64) {
+        let s = &mut self.vmcb().save;
+        s.cr0 = cr0;
+        let lma = cr0 & CR0_PG != 0 && s.efer & crate::vcpu::guest::EFER_LME != 0;
+        s.efer = if lma {
+            s.efer | EFER_LMA
+        } else {
+            s.efer & !EFER_LMA
+        };
+        self.vmcb().control.tlb_control = 1; // paging may have changed
+    }
 }
 
 impl vcpu::Virtualization for Svm {

@@ -29,6 +29,15 @@ pub fn efer_write(current: u64, value: u64, paging: bool, nx: bool) -> Option<u6
     Some((value & writable) | (current & EFER_LMA))
 }
 
+/// A MOV to CR0 that exits (bits the hypervisor owns changed): the value
+/// CR0 takes, or `None` for #GP: bits 63:32, NW without CD, PG without PE.
+pub fn cr0_write(value: u64) -> Option<u64> {
+    let bad = value >> 32 != 0
+        || (value & CR0_NW != 0 && value & CR0_CD == 0)
+        || (value & CR0_PG != 0 && value & CR0_PE == 0);
+    (!bad).then_some(value)
+}
+
 /// A MOV to CR4: the value CR4 takes, or `None` for #GP. Bits outside
 /// `allowed` (what the guest's CPU has) are refused, and so is clearing PAE
 /// in long mode or setting PCIDE outside it.

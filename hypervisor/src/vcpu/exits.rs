@@ -486,14 +486,20 @@ impl<'a, C: VirtCpu> Handlers<'a, C> {
 
     fn cr_write(&mut self, rip: u64, cr: u8, value: u64) -> Action {
         let long_mode = self.cpu.efer() & guest::EFER_LMA != 0;
-        // CR0 and CR3 come here only as writes the emulator refused.
+        // CR4 writes all exit; CR0 writes when they change a bit VMX owns
+        // (NE), or as writes the emulator refused (SVM on QEMU).
         let allowed = match cr {
+            0 => checks::cr0_write(value),
             4 => checks::cr4_write(value, long_mode, cpuid::guest_cr4_bits()),
             _ => None,
         };
         let (action, then) = match allowed {
-            Some(cr4) => {
-                self.cpu.set_cr4(cr4);
+            Some(v) => {
+                if cr == 0 {
+                    self.cpu.set_cr0(v);
+                } else {
+                    self.cpu.set_cr4(v);
+                }
                 ("emulated", Action::Skip)
             }
             None => ("gp", Action::Inject(GP, Some(0))),

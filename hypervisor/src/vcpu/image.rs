@@ -536,4 +536,61 @@ mod tests {
         assert_eq!(u32_at(104), 0, "the end tag");
         assert_eq!(u32_at(0), 112, "the total size");
     }
+
+    /// A PVH ELF64: one segment of `code` at `addr` and, when `entry` is
+    /// given, a PT_NOTE with Xen's PHYS32_ENTRY note.
+    fn pvh_kernel(addr: u64, code: &[u8], entry: Option<u32>) -> std::vec::Vec<u8> {
+        let mut elf = vec![0u8; 0x200];
+        elf[..6].copy_from_slice(b"\x7fELF\x02\x01");
+        elf[18..20].copy_from_slice(&62u16.to_le_bytes());
+        elf[32..40].copy_from_slice(&64u64.to_le_bytes()); // phoff
+        elf[54..56].copy_from_slice(&56u16.to_le_bytes());
+        elf[56..58].copy_from_slice(&2u16.to_le_bytes());
+        let ph = |elf: &mut [u8], at: usize, kind: u32, offset: u64, paddr: u64, size: u64| {
+            elf[at..at + 4].copy_from_slice(&kind.to_le_bytes());
+            for (i, v) in [offset, paddr, paddr, size, size].iter().enumerate() {
+                elf[at + 8 + 8 * i..at + 16 + 8 * i].copy_from_slice(&v.to_le_bytes());
+            }
+        };
+        ph(&mut elf, 64, 1, 0x200, addr, code.len() as u64);
+        let mut note = std::vec::Vec::new();
+        if let Some(e) = entry {
+            // An unrelated note first, then "Xen" type 18 with the entry.
+            for (kind, desc) in [
+                (6u32, b"linux\0\0\0".to_vec()),
+                (18, e.to_le_bytes().to_vec()),
+            ] {
+                note.extend_from_slice(&4u32.to_le_bytes());
+                note.extend_from_slice(&(desc.len() as u32).to_le_bytes());
+                note.extend_from_slice(&kind.to_le_bytes());
+                note.extend_from_slice(b"Xen\0");
+                note.extend_from_slice(&desc);
+            }
+        }
+        ph(&mut elf, 120, 4, 0x100, 0, note.len() as u64);
+        elf[0x100..0x100 + note.len()].copy_from_slice(&note);
+        elf.extend_from_slice(code);
+        elf
+    }
+
+    #[test]
+    fn pvh_kernels_load_by_physical_address_and_enter_at_the_note() {
+        let k = pvh_kernel(0x100_0000, &[0x90; 32], Some(0x100_0010));
+        let got = pvh(&k, 64 << 20).unwrap();
+        assert_eq!(got.entry, 0x100_0010);
+        assert_eq!(
+            got.segments.as_slice(),
+            [Segment {
+                addr: 0x100_0000,
+                bytes: &[0x90; 32],
+                mem: 32
+            }]
+        );
+        let no_note = pvh_kernel(0x100_0000, &[0x90; 32], None);
+        assert_eq!(pvh(&no_note, 64 << 20), Err(ImageError::NoPvhNote));
+        assert!(matches!(pvh(&k, 16 << 20), Err(ImageError::Outside { .. })));
+        assert_eq!(pvh(&k[..0x100], 64 << 20), Err(ImageError::Truncated));
+        let elf32 = kernel(0x10_0000, &[0xf4; 16], 0, 0);
+        assert_eq!(pvh(&elf32, 64 << 20), Err(ImageError::NotElf64));
+    }
 }

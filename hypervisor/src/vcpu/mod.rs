@@ -249,6 +249,8 @@ pub trait VirtCpu {
     fn set_instruction_len(&mut self, len: u64);
     /// RSP, which lives in the VMCS or VMCB.
     fn rsp(&self) -> u64;
+    /// Emulates a MOV to CR0 the handler allowed (EFER.LMA follows PG and LME).
+    fn set_cr0(&mut self, cr0: u64);
 }
 
 /// A vendor's virtualization extension (VMX, SVM): turned on for the whole
@@ -880,6 +882,7 @@ mod run_tests {
         /// The bytes at RIP, for handlers that decode.
         code: std::vec::Vec<u8>,
         instruction_len: Option<u64>,
+        cr0: Option<u64>,
     }
 
     impl FakeCpu {
@@ -897,6 +900,7 @@ mod run_tests {
                 flushes: 0,
                 code: std::vec::Vec::new(),
                 instruction_len: None,
+                cr0: None,
             }
         }
     }
@@ -964,6 +968,9 @@ mod run_tests {
         }
         fn rsp(&self) -> u64 {
             0x7000
+        }
+        fn set_cr0(&mut self, cr0: u64) {
+            self.cr0 = Some(cr0);
         }
     }
 

@@ -28,6 +28,21 @@ pub fn msr_bitmap(reads: impl IntoIterator<Item = u32>, all_writes: bool) -> [u8
     map
 }
 
+/// An MSR bitmap where `reads` exit on read and `writes` on write; every
+/// other access reaches the hardware (an OS guest's).
+pub fn msr_bitmap_writes(
+    reads: impl IntoIterator<Item = u32>,
+    writes: impl IntoIterator<Item = u32>,
+) -> [u8; PAGE] {
+    let mut map = msr_bitmap(reads, false);
+    for msr in writes {
+        if let Some((byte, bit)) = msr_bit(msr) {
+            map[2048 + byte] |= bit;
+        }
+    }
+    map
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -41,5 +56,13 @@ mod tests {
         assert!(map[2048..].iter().all(|&b| b == 0xff));
         assert_eq!(map[..2048].iter().map(|x| x.count_ones()).sum::<u32>(), 3);
         assert!(msr_bitmap([], false).iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn only_the_writes_asked_for_exit() {
+        let map = msr_bitmap_writes([0xc000_0080], [0x1b, 0xc000_0080]);
+        assert_eq!(map[2048 + 0x1b / 8], 1 << (0x1b % 8));
+        assert_eq!(map[2048 + 1024 + 0x80 / 8], 1);
+        assert_eq!(map.iter().map(|x| x.count_ones()).sum::<u32>(), 3);
     }
 }

@@ -20,6 +20,8 @@ pub struct Capabilities {
 pub mod pin {
     /// Host interrupts (the hypervisor's kick IPI) exit instead of reaching the guest.
     pub const EXTERNAL_INTERRUPT_EXITING: u32 = 1 << 0;
+    /// NMIs exit: an OS guest's kicks, as it owns every interrupt vector.
+    pub const NMI_EXITING: u32 = 1 << 3;
     pub const PREEMPTION_TIMER: u32 = 1 << 6;
 }
 
@@ -100,17 +102,25 @@ pub fn adjust(
     Ok(must | required | (optional & may))
 }
 
-pub fn compute(caps: &Capabilities, long_mode_guest: bool) -> Result<Controls, Missing> {
-    let pin = adjust(
-        "pin-based",
-        caps.pin,
-        pin::EXTERNAL_INTERRUPT_EXITING,
-        pin::PREEMPTION_TIMER,
-    )?;
+/// The controls for a guest starting in long mode or not; `os`: an OS guest,
+/// which owns interrupts and halts in the guest (no external-interrupt or
+/// HLT exiting, no timer), the hypervisor's kicks being NMIs.
+pub fn compute(caps: &Capabilities, long_mode_guest: bool, os: bool) -> Result<Controls, Missing> {
+    let pin = if os {
+        adjust("pin-based", caps.pin, pin::NMI_EXITING, 0)?
+    } else {
+        adjust(
+            "pin-based",
+            caps.pin,
+            pin::EXTERNAL_INTERRUPT_EXITING,
+            pin::PREEMPTION_TIMER,
+        )?
+    };
+    let hlt = if os { 0 } else { proc::HLT_EXITING };
     let proc = adjust(
         "processor-based",
         caps.proc,
-        proc::HLT_EXITING | proc::USE_IO_BITMAPS | proc::USE_MSR_BITMAPS | proc::ACTIVATE_SECONDARY,
+        hlt | proc::USE_IO_BITMAPS | proc::USE_MSR_BITMAPS | proc::ACTIVATE_SECONDARY,
         0,
     )?;
     let proc2 = adjust(
@@ -119,10 +129,11 @@ pub fn compute(caps: &Capabilities, long_mode_guest: bool) -> Result<Controls, M
         proc2::ENABLE_EPT | proc2::UNRESTRICTED_GUEST,
         proc2::ENABLE_VPID | proc2::ENABLE_RDTSCP | proc2::ENABLE_INVPCID | proc2::ENABLE_XSAVES,
     )?;
+    let ack = if os { 0 } else { exit::ACK_INTERRUPT };
     let exit = adjust(
         "VM-exit",
         caps.exit,
-        exit::HOST_ADDRESS_SPACE_SIZE | exit::ACK_INTERRUPT | exit::SAVE_EFER | exit::LOAD_EFER,
+        exit::HOST_ADDRESS_SPACE_SIZE | ack | exit::SAVE_EFER | exit::LOAD_EFER,
         0,
     )?;
     let guest_mode = if long_mode_guest {
@@ -165,7 +176,7 @@ mod tests {
 
     #[test]
     fn required_bits_and_the_cpus_defaults_are_set() {
-        let c = compute(&caps(), true).unwrap();
+        let c = compute(&caps(), true, false).unwrap();
         assert_eq!(
             c.pin,
             0x16 | pin::EXTERNAL_INTERRUPT_EXITING | pin::PREEMPTION_TIMER,
@@ -185,9 +196,21 @@ mod tests {
         assert_ne!(c.exit & exit::HOST_ADDRESS_SPACE_SIZE, 0);
         assert_ne!(c.entry & entry::IA32E_MODE_GUEST, 0);
         assert_eq!(
-            compute(&caps(), false).unwrap().entry & entry::IA32E_MODE_GUEST,
+            compute(&caps(), false, false).unwrap().entry & entry::IA32E_MODE_GUEST,
             0
         );
+    }
+
+    #[test]
+    fn an_os_guest_keeps_its_interrupts_and_halts_and_exits_on_nmis() {
+        let c = compute(&caps(), false, true).unwrap();
+        assert_eq!(
+            c.pin,
+            0x16 | pin::NMI_EXITING,
+            "no external-interrupt exiting, no timer"
+        );
+        assert_eq!(c.proc & proc::HLT_EXITING, 0);
+        assert_eq!(c.exit & exit::ACK_INTERRUPT, 0);
     }
 
     #[test]
@@ -195,7 +218,7 @@ mod tests {
         let mut no_ept = caps();
         no_ept.proc2 &= !(u64::from(proc2::ENABLE_EPT) << 32);
         assert_eq!(
-            compute(&no_ept, true),
+            compute(&no_ept, true, false),
             Err(Missing {
                 field: "secondary processor-based",
                 bits: proc2::ENABLE_EPT
@@ -203,7 +226,10 @@ mod tests {
         );
         let mut no_hlt = caps();
         no_hlt.proc &= !(u64::from(proc::HLT_EXITING) << 32);
-        assert_eq!(compute(&no_hlt, true).unwrap_err().field, "processor-based");
+        assert_eq!(
+            compute(&no_hlt, true, false).unwrap_err().field,
+            "processor-based"
+        );
     }
 
     #[test]

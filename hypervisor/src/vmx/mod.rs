@@ -186,7 +186,7 @@ impl Vmx {
         if (caps.proc2 >> 32) & u64::from(proc2::ENABLE_EPT | proc2::ENABLE_VPID) != 0 {
             caps.ept_vpid = rdmsr(IA32_VMX_EPT_VPID_CAP);
         }
-        if let Err(missing) = controls::compute(&caps, false) {
+        if let Err(missing) = controls::compute(&caps, false, false) {
             return Err(Refusal::Unsupported(
                 if missing.bits & proc2::ENABLE_EPT != 0 {
                     "the CPU has no EPT"
@@ -291,6 +291,8 @@ pub struct Vcpu<'m> {
     /// The exiting instruction's length when a handler decoded it (the
     /// VMCS has none for EPT violations).
     decoded_len: Option<u64>,
+    /// IA32_VMX_CR0_FIXED0 and FIXED1: what CR0 must hold in VMX operation.
+    cr0_fixed: (u64, u64),
 }
 
 fn vmwrites(writes: &[(u32, u64)]) -> Result<(), Refusal> {
@@ -310,12 +312,7 @@ impl<'m> Vcpu<'m> {
         seat: vcpu::Seat,
     ) -> Result<Self, Refusal> {
         let (index, cpu) = (seat.vcpu, seat.cpu);
-        if config.image == vcpu::Image::Linux {
-            // Interrupt passthrough, NMI kicks and INIT/SIPI are SVM's only so far.
-            return Err(Refusal::Unsupported(
-                "an OS guest (guest=linux) runs under SVM only so far",
-            ));
-        }
+        let os = config.image == vcpu::Image::Linux;
         let oom = || Refusal::failed(format_args!("out of memory for the VMCS"));
         let vmcs = vmx.region().ok_or_else(oom)?;
         // SAFETY: our fresh VMCS region.
@@ -338,14 +335,16 @@ impl<'m> Vcpu<'m> {
         }));
 
         let controls =
-            controls::compute(&vmx.caps, state.mode == GuestMode::Long).map_err(|m| {
+            controls::compute(&vmx.caps, state.mode == GuestMode::Long, os).map_err(|m| {
                 Refusal::failed(format_args!("{} controls lack bits {:#x}", m.field, m.bits))
             })?;
-        let io = vcpu::io::bitmaps(false);
-        let msr = bitmaps::msr_bitmap(
-            vcpu::INTERCEPTED_MSR_READS.iter().flat_map(|r| r.clone()),
-            true,
-        );
+        let io = vcpu::io::bitmaps(os);
+        let reads = vcpu::INTERCEPTED_MSR_READS.iter().flat_map(|r| r.clone());
+        let msr = if os {
+            bitmaps::msr_bitmap_writes(reads, vcpu::INTERCEPTED_MSR_WRITES.iter().copied())
+        } else {
+            bitmaps::msr_bitmap(reads, true)
+        };
         let mut pages = [0u64; 3];
         for (page, bytes) in pages.iter_mut().zip([&io[0], &io[1], &msr]) {
             *page = mm::alloc_zeroed().ok_or_else(oom)?;
@@ -410,7 +409,13 @@ impl<'m> Vcpu<'m> {
             // CR4 is the hypervisor's: the guest reads the shadow (without
             // the VMXE that VMX operation forces on), and every change
             // exits to be checked, as every CR4 write does on AMD.
-            (FN::Cr0GuestHostMask as u32, 0),
+            // CR0's bits that VMX operation fixes (NE; PE and PG are the
+            // unrestricted guest's): the guest reads and writes the shadow's,
+            // a change exits (a kernel may clear NE, as Linux's PVH entry does).
+            (
+                FN::Cr0GuestHostMask as u32,
+                vmx.cr0_fixed.0 & !(crate::vcpu::guest::CR0_PE | CR0_PG),
+            ),
             (FN::Cr4GuestHostMask as u32, u64::MAX),
             (FN::Cr0ReadShadow as u32, state.cr0),
             (FN::Cr4ReadShadow as u32, state.cr4),
@@ -545,6 +550,7 @@ impl<'m> Vcpu<'m> {
             deadline: Deadline::default(),
             timer_rate: (vmx.caps.misc & 0x1f) as u32,
             decoded_len: None,
+            cr0_fixed: vmx.cr0_fixed,
         })
     }
 
@@ -633,6 +639,10 @@ impl<'m> Vcpu<'m> {
         match basic {
             0 => {
                 let info = vmcs::read32(F32::ExitInterruptionInfo);
+                // An NMI: an OS guest's kick (NMI exiting). The run loop decides.
+                if (info >> 8) & 7 == 2 {
+                    return Exit::Timer;
+                }
                 let error_code =
                     (info & (1 << 11) != 0).then(|| vmcs::read32(F32::ExitInterruptionErrorCode));
                 Exit::Exception {
@@ -805,6 +815,21 @@ impl VirtCpu for Vcpu<'_> {
 
     fn efer(&self) -> u64 {
         vmcs::read64(F64::GuestEfer)
+    }
+
+    fn set_cr0(&mut self, cr0: u64) {
+        let (fixed0, fixed1) = self.cr0_fixed;
+        let free = crate::vcpu::guest::CR0_PE | CR0_PG;
+        let _ = vmcs::write(FN::Cr0ReadShadow, cr0);
+        let _ = vmcs::write(FN::GuestCr0, controls::fixed_cr(cr0, fixed0, fixed1, free));
+        // Paging with LME on is long mode: LMA, and IA-32e mode at entry.
+        let efer = self.efer();
+        let lma = cr0 & CR0_PG != 0 && efer & crate::vcpu::guest::EFER_LME != 0;
+        self.set_efer(if lma {
+            efer | EFER_LMA
+        } else {
+            efer & !EFER_LMA
+        });
     }
 
     fn set_cr4(&mut self, cr4: u64) {
