@@ -101,32 +101,42 @@ export function grubConfig(cmdline: string, modules: Omit<IsoModule, "path">[]):
 
 /**
  * A hybrid BIOS/UEFI GRUB ISO booting the kernel by multiboot2, with
- * `modules` (cached by their contents; a module of more than 16 MiB, a
- * kernel from the Linux guest's cache, by its path, size and time).
+ * `modules`.
  */
-export async function buildIso(
+export function buildIso(
   kernel: string,
   cmdline: string,
   modules: IsoModule[],
   progress: (msg: string) => void,
 ): Promise<string> {
-  const cfg = grubConfig(cmdline, modules);
-  const kernelBytes = await Deno.readFile(kernel);
-  const identities = await Promise.all(modules.map(async (m) => {
+  const files = [{ path: kernel, name: "hypervisor.elf" }, ...modules];
+  return buildGrubIso(grubConfig(cmdline, modules), files, progress);
+}
+
+/**
+ * A hybrid BIOS/UEFI GRUB ISO with `cfg` as its grub.cfg and `files` in
+ * /boot; cached by their contents (a file of more than 16 MiB, a kernel
+ * from the Linux guest's cache, by its path, size and time).
+ */
+export async function buildGrubIso(
+  cfg: string,
+  files: { path: string; name: string }[],
+  progress: (msg: string) => void,
+): Promise<string> {
+  const identities = await Promise.all(files.map(async (m) => {
     const st = await Deno.stat(m.path);
     return st.size > 16 << 20
-      ? `${m.path}:${st.size}:${st.mtime?.getTime()}`
+      ? `${m.name}=${m.path}:${st.size}:${st.mtime?.getTime()}`
       : await Deno.readFile(m.path);
   }));
-  const hash = await sha256(kernelBytes, cfg, ...identities);
+  const hash = await sha256(cfg, ...files.map((f) => f.name), ...identities);
   return cached(join(CACHE_DIR, "iso", `${hash}.iso`), async (out) => {
     progress("building GRUB ISO (grub-mkrescue)");
     const stage = await Deno.makeTempDir({ prefix: "scalevisor-iso-" });
     try {
       await Deno.mkdir(join(stage, "boot", "grub"), { recursive: true });
-      await Deno.writeFile(join(stage, "boot", "hypervisor.elf"), kernelBytes);
       await Deno.writeTextFile(join(stage, "boot", "grub", "grub.cfg"), cfg);
-      for (const m of modules) await Deno.copyFile(m.path, join(stage, "boot", m.name));
+      for (const f of files) await Deno.copyFile(f.path, join(stage, "boot", f.name));
       await run("grub-mkrescue", ["-o", out, stage], "grub-mkrescue");
     } finally {
       await Deno.remove(stage, { recursive: true });

@@ -6,7 +6,7 @@
  *   matrix [--vendor intel|amd|all] [--filter GLOB] [--group G] [--backend B] [--cpu GLOB] [--jobs N]
  *          [--tap FILE] [--junit FILE] [--save-failures DIR]
  *   test [--jobs N] [--no-matrix]
- *   bench [--filter GLOB] [--runs N] [--until EVENT] | bench exits | bench linux [--runs N]
+ *   bench [--filter GLOB] [--runs N] [--until EVENT] | bench exits | bench linux [--filter GLOB]
  *   | bench numa [--size MIB]
  *   fuzz [--vendor intel|amd|all] [--count N] [--seed S] [--jobs N]
  *   setup
@@ -47,8 +47,8 @@ const USAGE = `usage: deno task <command> [options]
   test [--jobs N] [--no-matrix]
   bench [--filter GLOB] [--runs N] [--until EVENT]
             median warm boot times (default: boot-hello, 5 runs), and to an event
-  bench linux [--runs N]
-            Linux from launch to its /init, bare vs under Scalevisor (linux-uma* on QEMU)
+  bench linux [--runs N] [--filter GLOB]
+            Linux from launch to its /init, bare vs under Scalevisor (default: linux-uma)
   bench exits
             emulated instructions per CPUID and hypercall round trip (bench-exits scenarios)
   bench numa [--size MIB] [--passes N] [--jobs N]
@@ -225,7 +225,8 @@ async function main(argv: string[]): Promise<number> {
       if (positionals.length === 1 && positionals[0] === "exits") return await runExitBench(say);
       if (positionals.length === 1 && positionals[0] === "linux") {
         const runs = Math.round(positiveNumber(values.runs, "runs") ?? 3);
-        return await runLinuxBench({ runs, say });
+        const filter = values.filter === "boot-hello" ? "linux-uma" : values.filter;
+        return await runLinuxBench({ runs, filter, say });
       }
       if (positionals.length === 1 && positionals[0] === "numa") {
         return await runNumaBench({

@@ -8,7 +8,7 @@ import { type Artifacts, type Backend, RUN_FILES, shellQuote } from "./backends/
 import { bochs } from "./backends/bochs.ts";
 import { qemu } from "./backends/qemu.ts";
 import { buildIso, buildKernel, buildPayload, type IsoModule } from "./build.ts";
-import { buildLinuxGuest, LINUX_CMDLINE } from "./linux.ts";
+import { buildLinuxBundle, buildLinuxGuest, LINUX_CMDLINE } from "./linux.ts";
 import { buildMeter, type Meter, parseMeter } from "./meter.ts";
 import { type CpuModel, hostCpu, resolveCpu } from "./cpus.ts";
 import { describe, EventStream, type SvEvent } from "./events.ts";
@@ -115,9 +115,12 @@ export async function build(plan: RunPlan, progress: (m: string) => void): Promi
     ? [{ path: payload, name: "payload.bin", args: "payload" }]
     : [];
   const linux = plan.scenario.linux;
+  let bundle: string | undefined;
   if (linux) {
+    // GRUB passes the kernel and initrd as two modules; QEMU -kernel one: a bundle.
     const guest = await buildLinuxGuest(progress);
     const args = [LINUX_CMDLINE, linux.cmdline].filter((a) => a).join(" ");
+    if (plan.boot === "kernel") bundle = await buildLinuxBundle(guest, args);
     modules.push(
       { path: guest.vmlinux, name: "vmlinux", args },
       { path: guest.initrd, name: "initrd.cpio", args: "initrd" },
@@ -129,7 +132,7 @@ export async function build(plan: RunPlan, progress: (m: string) => void): Promi
   const meter = plan.scenario.machine.meter && plan.backend === "qemu"
     ? await buildMeter(progress)
     : undefined;
-  return { kernel, payload, iso, meter };
+  return { kernel, payload: payload ?? bundle, iso, meter };
 }
 
 /** The bytes a growing file gained since the last read. */

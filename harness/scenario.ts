@@ -48,7 +48,8 @@ export const STATUSES: readonly Status[] = [
 
 /**
  * An OS kernel as the guest (`guest=linux`): Debian's Linux with a busybox
- * initramfs (harness/linux.ts), booted from the ISO as two modules.
+ * initramfs (harness/linux.ts), two modules on the ISO, or one bundle for
+ * QEMU's `-kernel`.
  */
 export interface LinuxGuest {
   /** Added to the guest's own kernel command line. */
@@ -364,11 +365,6 @@ export function validateScenario(value: unknown, fileName: string, variant = fal
       `linux must be { cmdline?: plain words (${CMDLINE_RE.source}) }`,
     );
     need(s.payload === undefined, "a scenario has a payload or a linux guest, not both");
-    need(
-      !Array.isArray(s.targets) ||
-        s.targets.every((t) => isRecord(t) && (t.boot ?? defaultBoot(t.backend)) === "iso"),
-      'a linux guest boots from the ISO (kernel and initrd are two modules): every target needs boot: "iso"',
-    );
   }
   const m = s.machine as Partial<Machine> | undefined;
   if (!isRecord(m)) {

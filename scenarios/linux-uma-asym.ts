@@ -19,6 +19,6 @@ export default defineLinuxScenario({
       ],
     },
   },
-  targets: [{ backend: "qemu", boot: "iso", cpus: ["EPYC"] }],
+  targets: [{ backend: "qemu", cpus: ["EPYC"] }],
   guestMiB: 256,
 });

@@ -13,6 +13,6 @@ export default defineLinuxScenario({
       nodes: [{ cpus: [0, 1], memoryMiB: 256 }, { cpus: [2, 3], memoryMiB: 256 }],
     },
   },
-  targets: [{ backend: "qemu", boot: "iso", cpus: ["EPYC"] }],
+  targets: [{ backend: "qemu", cpus: ["EPYC"] }],
   guestMiB: 256,
 });

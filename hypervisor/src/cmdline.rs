@@ -19,7 +19,7 @@
 //! - `numa.probe`: allocate a 4 KiB and a 2 MiB frame on every node and report where they came from;
 //! - `numa.policy=first-touch|interleave|weighted-interleave|bind:N[,M...]|preferred:N`: where the
 //!   guest's pages are backed (nodes by their domain; default first-touch);
-//! - `numa.page=4k|2m`: the size of the pages backing the guest (default 4k);
+//! - `numa.page=4k|2m`: the size of the pages backing the guest (default 4k; 2m for `linux`);
 //! - `numa.dump`: report the guest-physical to node map when the guest ends;
 //! - `numa.guest=uma|mirror`: a `linux` guest sees one node (default), or
 //!   the real ones, each node's guest memory backed on that node;
@@ -152,6 +152,7 @@ pub fn parse(line: &str) -> Result<Options, OptionError<'_>> {
     let mut watchdog = None;
     let mut trace = Level::default();
     let mut placement = Placement::default();
+    let mut page = None;
     let mut guest_option = None;
     let mut seen: Vec<&str, MAX_OPTIONS> = Vec::new();
     for word in line.split_ascii_whitespace() {
@@ -196,11 +197,11 @@ pub fn parse(line: &str) -> Result<Options, OptionError<'_>> {
                 placement.policy = Spec::parse(value).ok_or(bad(policy::SPECS))?;
             }
             "numa.page" => {
-                placement.page = match value {
+                page = Some(match value {
                     "4k" => PageSize::Small,
                     "2m" => PageSize::Large,
                     _ => return Err(bad("4k or 2m")),
-                }
+                })
             }
             "numa.dump" if value.is_empty() => placement.dump = true,
             "numa.guest" => {
@@ -293,6 +294,10 @@ pub fn parse(line: &str) -> Result<Options, OptionError<'_>> {
             };
             guest.trace = trace;
             guest.placement = placement.clone();
+            // An OS kernel's RAM is backed by 2 MiB pages unless asked: fewer
+            // faults and shorter nested walks, as hypervisors back guests.
+            let large = if os { PageSize::Large } else { PageSize::Small };
+            guest.placement.page = page.unwrap_or(large);
         }
         (None, Some(word)) => return Err(OptionError::NoGuest(word)),
         (None, None) => {}

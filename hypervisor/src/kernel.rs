@@ -278,10 +278,23 @@ fn run_guest(
     if let Some(r) = rsdp {
         acpi_oem[..6].copy_from_slice(&r.oem);
     }
+    // An OS guest's files may come as one bundle (QEMU -kernel passes one module).
+    let linux = config.image == vcpu::Image::Linux;
+    let bundle = if linux && vcpu::bundle::is_bundle(payload) {
+        match vcpu::bundle::parse(payload) {
+            Ok(b) => Some(b),
+            Err(e) => fail("guest", &message(format_args!("linux bundle: {e}"))),
+        }
+    } else {
+        None
+    };
     let files = vcpu::GuestFiles {
-        image: payload,
-        cmdline: &module.cmdline,
-        initrd: boot.modules.get(1).map(|m| module_bytes(m, "initrd")),
+        image: bundle.map_or(payload, |b| b.kernel),
+        cmdline: bundle.and_then(|b| b.cmdline).unwrap_or(&module.cmdline),
+        initrd: match bundle {
+            Some(b) => b.initrd,
+            None => boot.modules.get(1).map(|m| module_bytes(m, "initrd")),
+        },
         host_memory: &boot.memory,
         acpi_tables: &tables,
         acpi_oem,

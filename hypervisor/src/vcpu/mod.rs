@@ -3,6 +3,7 @@
 //! decode their exits into `Exit` and give access to the guest's registers;
 //! everything else (CPUID, hypercalls, I/O, MSRs, faults) is settled here.
 
+pub mod bundle;
 pub mod checks;
 pub mod cpuid;
 pub mod decode;
@@ -639,7 +640,17 @@ fn load_linux<F: crate::ept::Format>(
         .map_err(|e| Refusal::failed(format_args!("linux image: {e}")))?;
     let mut ok = true;
     for s in &kernel.segments {
-        ok &= mem.write(s.addr, s.bytes);
+        // Pages of zeros are left to be backed when touched, zeroed: a
+        // kernel's image carries megabytes of them (BSS, reserves).
+        let mut at = 0;
+        while at < s.bytes.len() {
+            let page = 0x1000 - ((s.addr + at as u64) & 0xfff) as usize;
+            let chunk = &s.bytes[at..s.bytes.len().min(at + page)];
+            if chunk.iter().any(|&b| b != 0) {
+                ok &= mem.write(s.addr + at as u64, chunk);
+            }
+            at += chunk.len();
+        }
     }
     let kernel_end = kernel
         .segments
