@@ -245,15 +245,19 @@ export function buildLinuxGuest(progress: (msg: string) => void): Promise<LinuxG
  * The guest's files as one module, for loaders that pass one (QEMU's
  * `-kernel` with `-initrd`): a newc cpio of `kernel`, `initrd` and
  * `cmdline`, which the hypervisor unpacks (hypervisor/src/vcpu/bundle.rs).
- * Cached next to the files it holds.
+ * Cached next to the kernel.
  */
-export async function buildLinuxBundle(guest: LinuxGuest, cmdline: string): Promise<string> {
+export async function buildLinuxBundle(
+  kernel: string,
+  initrd: string,
+  cmdline: string,
+): Promise<string> {
   const enc = new TextEncoder();
   const digest = new Uint8Array(
-    await crypto.subtle.digest("SHA-256", enc.encode(`${guest.initrd}\n${cmdline}`)),
+    await crypto.subtle.digest("SHA-256", enc.encode(`${kernel}\n${initrd}\n${cmdline}`)),
   );
   const id = Array.from(digest.slice(0, 6), (b) => b.toString(16).padStart(2, "0")).join("");
-  const path = join(guest.vmlinux, "..", `bundle-${id}.cpio`);
+  const path = join(kernel, "..", `bundle-${id}.cpio`);
   try {
     await Deno.stat(path);
     return path;
@@ -262,8 +266,8 @@ export async function buildLinuxBundle(guest: LinuxGuest, cmdline: string): Prom
   }
   const file = 0o100644;
   const archive = cpio([
-    { path: "kernel", mode: file, data: await Deno.readFile(guest.vmlinux) },
-    { path: "initrd", mode: file, data: await Deno.readFile(guest.initrd) },
+    { path: "kernel", mode: file, data: await Deno.readFile(kernel) },
+    { path: "initrd", mode: file, data: await Deno.readFile(initrd) },
     { path: "cmdline", mode: file, data: enc.encode(cmdline) },
   ]);
   await Deno.writeFile(`${path}.${Deno.pid}.tmp`, archive);

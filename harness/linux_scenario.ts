@@ -32,6 +32,8 @@ export interface LinuxScenario {
   cmdline?: string;
   /** Added to the guest kernel's command line. */
   guestCmdline?: string;
+  /** How the kernel is entered (default `vmlinux`, by PVH). */
+  image?: "vmlinux" | "bzImage";
   /** The nodes the guest must report: 1 (UMA) unless given. */
   guestNodes?: (run: RunInfo) => number;
   /** The distances the guest must report, node by node, when given. */
@@ -101,7 +103,10 @@ export function defineLinuxScenario(l: LinuxScenario): Scenario {
     name: l.name,
     description: l.description,
     groups: l.groups ?? ["linux"],
-    linux: l.guestCmdline ? { cmdline: l.guestCmdline } : {},
+    linux: {
+      ...(l.guestCmdline ? { cmdline: l.guestCmdline } : {}),
+      ...(l.image ? { image: l.image } : {}),
+    },
     cmdline: ["guest=linux", `guest.memory=${l.guestMiB}`, l.cmdline].filter((c) => c).join(" "),
     machine: l.machine,
     targets: l.targets,

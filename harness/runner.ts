@@ -120,9 +120,10 @@ export async function build(plan: RunPlan, progress: (m: string) => void): Promi
     // GRUB passes the kernel and initrd as two modules; QEMU -kernel one: a bundle.
     const guest = await buildLinuxGuest(progress);
     const args = [LINUX_CMDLINE, linux.cmdline].filter((a) => a).join(" ");
-    if (plan.boot === "kernel") bundle = await buildLinuxBundle(guest, args);
+    const image = linux.image === "bzImage" ? guest.bzImage : guest.vmlinux;
+    if (plan.boot === "kernel") bundle = await buildLinuxBundle(image, guest.initrd, args);
     modules.push(
-      { path: guest.vmlinux, name: "vmlinux", args },
+      { path: image, name: linux.image ?? "vmlinux", args },
       { path: guest.initrd, name: "initrd.cpio", args: "initrd" },
     );
   }

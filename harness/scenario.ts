@@ -54,6 +54,11 @@ export const STATUSES: readonly Status[] = [
 export interface LinuxGuest {
   /** Added to the guest's own kernel command line. */
   cmdline?: string;
+  /**
+   * How the kernel is entered: `vmlinux` (the ELF, by PVH; default) or
+   * `bzImage` (the x86 boot protocol; the kernel decompresses itself).
+   */
+  image?: "vmlinux" | "bzImage";
 }
 
 /** A guest payload: a file under `payloads/`, or NASM source given inline. */
@@ -361,8 +366,9 @@ export function validateScenario(value: unknown, fileName: string, variant = fal
     need(
       isRecord(s.linux) &&
         (s.linux.cmdline === undefined ||
-          (typeof s.linux.cmdline === "string" && CMDLINE_RE.test(s.linux.cmdline))),
-      `linux must be { cmdline?: plain words (${CMDLINE_RE.source}) }`,
+          (typeof s.linux.cmdline === "string" && CMDLINE_RE.test(s.linux.cmdline))) &&
+        [undefined, "vmlinux", "bzImage"].includes(s.linux.image as string | undefined),
+      `linux must be { cmdline?: plain words (${CMDLINE_RE.source}), image?: "vmlinux" | "bzImage" }`,
     );
     need(s.payload === undefined, "a scenario has a payload or a linux guest, not both");
   }

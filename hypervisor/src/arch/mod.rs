@@ -17,6 +17,7 @@ pub mod tsc;
 /// the legacy PICs.
 pub fn init() {
     percpu::init(0, smp::apic_id());
+    crate::cpu::enable_xsave();
     let selectors = gdt::init(0, gdt::bsp_ist_tops());
     idt::init(selectors.code);
     pic::remap_and_mask();
@@ -26,6 +27,7 @@ pub fn init() {
 /// shared IDT.
 pub fn init_ap(cpu: usize, ist_tops: [u64; gdt::IST_COUNT]) {
     percpu::init(cpu, smp::apic_id());
+    crate::cpu::enable_xsave();
     let selectors = gdt::init(cpu, ist_tops);
     idt::init(selectors.code);
 }

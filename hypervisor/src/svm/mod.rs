@@ -505,7 +505,7 @@ impl<'m> Vcpu<'m> {
             code @ names::VMRUN..=names::SKINIT => {
                 return Some(Exit::VirtInstruction(names::exit_code(code)));
             }
-            names::XSETBV => return Some(Exit::VirtInstruction("xsetbv")),
+            names::XSETBV => (Exit::Xsetbv, Insn::Xsetbv),
             names::INVD | names::CR4_WRITE => {
                 let d = self.instruction();
                 self.exit_len = d.len as u64;
@@ -720,6 +720,10 @@ impl VirtCpu for Vcpu<'_> {
 
     fn cr0(&self) -> u64 {
         self.vmcb_ref().save.cr0
+    }
+
+    fn cr4(&self) -> u64 {
+        self.vmcb_ref().save.cr4
     }
 
     fn read_guest(&self, gpa: u64, out: &mut [u8]) -> bool {

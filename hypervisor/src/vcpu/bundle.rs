@@ -43,7 +43,9 @@ pub fn is_bundle(module: &[u8]) -> bool {
 }
 
 fn field(header: &[u8], n: usize) -> Result<usize, BundleError> {
-    let hex = header.get(6 + 8 * n..14 + 8 * n).ok_or(BundleError::Truncated)?;
+    let hex = header
+        .get(6 + 8 * n..14 + 8 * n)
+        .ok_or(BundleError::Truncated)?;
     let text = core::str::from_utf8(hex).map_err(|_| BundleError::BadHeader)?;
     usize::from_str_radix(text, 16).map_err(|_| BundleError::BadHeader)
 }
@@ -94,7 +96,21 @@ mod tests {
         let mut out = std::vec::Vec::new();
         let all = files.iter().copied().chain([("TRAILER!!!", &b""[..])]);
         for (i, (name, data)) in all.enumerate() {
-            let fields = [i + 1, 0o100644, 0, 0, 1, 0, data.len(), 0, 0, 0, 0, name.len() + 1, 0];
+            let fields = [
+                i + 1,
+                0o100644,
+                0,
+                0,
+                1,
+                0,
+                data.len(),
+                0,
+                0,
+                0,
+                0,
+                name.len() + 1,
+                0,
+            ];
             out.extend_from_slice(MAGIC);
             for f in fields {
                 out.extend_from_slice(format!("{f:08x}").as_bytes());
@@ -125,14 +141,20 @@ mod tests {
             })
         );
         let alone = cpio(&[("kernel", b"K")]);
-        assert_eq!(parse(&alone).map(|b| (b.initrd, b.cmdline)), Ok((None, None)));
+        assert_eq!(
+            parse(&alone).map(|b| (b.initrd, b.cmdline)),
+            Ok((None, None))
+        );
     }
 
     #[test]
     fn broken_bundles_are_refused() {
         let b = cpio(&[("kernel", b"\x7fELF..."), ("initrd", b"0707")]);
         assert_eq!(parse(&b[..b.len() - 130]), Err(BundleError::Truncated));
-        assert_eq!(parse(&cpio(&[("initrd", b"x")])), Err(BundleError::NoKernel));
+        assert_eq!(
+            parse(&cpio(&[("initrd", b"x")])),
+            Err(BundleError::NoKernel)
+        );
         let mut bad = b.clone();
         bad[56] = b'z'; // in the file size
         assert_eq!(parse(&bad), Err(BundleError::BadHeader));

@@ -11,8 +11,8 @@ pub const CR4_OSXSAVE: u64 = 1 << 18;
 const CR0_CD: u64 = 1 << 30;
 /// CR4 bits a guest may hold whatever its CPU: VME, PVI, TSD, DE, PSE, PAE,
 /// MCE, PGE, PCE, OSFXSR, OSXMMEXCPT. Others (UMIP, FSGSBASE, PCIDE, SMEP,
-/// SMAP, PKE) only where CPUID has them (`cpuid::guest_cr4_bits`); VMXE,
-/// SMXE and OSXSAVE never: the guest sees no VMX, SMX or XSAVE.
+/// SMAP, PKE, OSXSAVE) only where CPUID has them (`cpuid::guest_cr4_bits`);
+/// VMXE and SMXE never: the guest sees no VMX or SMX.
 pub const CR4_BASE_BITS: u64 = 0x7ff;
 
 /// A WRMSR to EFER: the value the guest's EFER takes, or `None` for #GP.
@@ -134,7 +134,11 @@ mod tests {
     fn cr4_writes_are_checked_as_mov_to_cr4_checks_them() {
         assert_eq!(cr4_write(CR4_PAE | 0x600, true), Some(0x620));
         assert_eq!(cr4_write(CR4_PAE | 1 << 13, true), None, "VMXE");
-        assert_eq!(cr4_write(CR4_PAE | CR4_OSXSAVE, true), None, "no XSAVE");
+        assert_eq!(
+            cr4_write(CR4_PAE | CR4_OSXSAVE, true),
+            None,
+            "XSAVE, which this CPU lacks"
+        );
         assert_eq!(cr4_write(1 << 24, false), None, "reserved");
         assert_eq!(cr4_write(1 << 22, false), None, "PKE, which this CPU lacks");
         assert_eq!(cr4_write(CR4_PAE | 1 << 20, true), Some(0x100020), "SMEP");

@@ -119,6 +119,7 @@ pub fn plain_length(insn: Insn, bytes: &[u8]) -> Option<u64> {
         Insn::Rdmsr => &[0x0f, 0x32],
         Insn::Wrmsr => &[0x0f, 0x30],
         Insn::Hypercall => &[0x0f, 0x01, 0xd9], // VMMCALL: VMCALL comes by #UD
+        Insn::Xsetbv => &[0x0f, 0x01, 0xd1],
 
         _ => return None,
     };

@@ -91,6 +91,7 @@ impl<'a, C: VirtCpu> Handlers<'a, C> {
         let rip = self.cpu.rip();
         match exit {
             Exit::Cpuid => self.cpuid(rip),
+            Exit::Xsetbv => self.xsetbv(rip),
             Exit::Hypercall => self.hypercall(rip),
             Exit::Hlt => {
                 self.trace.exit(Reason::Hlt, rip, 0, Notable::Yes, |e| e);
@@ -263,9 +264,10 @@ impl<'a, C: VirtCpu> Handlers<'a, C> {
     }
 
     fn cpuid(&mut self, rip: u64) -> Action {
+        let osxsave = self.cpu.cr4() & checks::CR4_OSXSAVE != 0;
         let regs = self.cpu.regs();
         let (leaf, subleaf) = (regs.rax as u32, regs.rcx as u32);
-        let [a, b, c, d] = cpuid::filter(leaf, host_cpuid(leaf, subleaf));
+        let [a, b, c, d] = cpuid::filter(leaf, subleaf, host_cpuid(leaf, subleaf), osxsave);
         (regs.rax, regs.rbx, regs.rcx, regs.rdx) = (a.into(), b.into(), c.into(), d.into());
         self.trace
             .exit(Reason::Cpuid, rip, leaf.into(), Notable::No, |e| VmExit {
@@ -278,6 +280,33 @@ impl<'a, C: VirtCpu> Handlers<'a, C> {
                 ..e
             });
         Action::Skip
+    }
+
+    /// XSETBV: checked as the CPU checks it, then done on this CPU, whose
+    /// XCR0 is the guest's while it runs (the host uses no XSAVE state).
+    fn xsetbv(&mut self, rip: u64) -> Action {
+        let regs = *self.cpu.regs();
+        let value = (regs.rdx << 32) | (regs.rax & 0xffff_ffff);
+        let (action, then) = if self.cpu.cr4() & checks::CR4_OSXSAVE == 0 {
+            ("ud", Action::Inject(UD, None))
+        } else if self.cpu.cpl() != 0 {
+            ("gp", Action::Inject(GP, Some(0)))
+        } else {
+            match cpuid::xsetbv(regs.rcx as u32, value, cpuid::xcr0_supported()) {
+                Some(xcr0) => {
+                    crate::cpu::set_xcr0(xcr0);
+                    ("emulated", Action::Skip)
+                }
+                None => ("gp", Action::Inject(GP, Some(0))),
+            }
+        };
+        self.trace
+            .exit(Reason::Xsetbv, rip, value, Notable::No, |e| VmExit {
+                value: Some(Hex(value)),
+                action: Some(action),
+                ..e
+            });
+        then
     }
 
     fn hypercall(&mut self, rip: u64) -> Action {

@@ -52,6 +52,9 @@ pub enum ImageError {
     NotElf64,
     /// An ELF64 without the PVH entry note: not bootable in 32-bit mode.
     NoPvhNote,
+    /// A bzImage older than boot protocol 2.10 (no preferred address or
+    /// init size): the version.
+    OldBootProtocol(u16),
     Truncated,
     NoSegments,
     TooManySegments,
@@ -72,6 +75,12 @@ impl core::fmt::Display for ImageError {
             Self::NotElf32 => write!(f, "the image is not a 32-bit little-endian x86 ELF"),
             Self::NotElf64 => write!(f, "the image is not a 64-bit little-endian x86 ELF"),
             Self::NoPvhNote => write!(f, "the ELF image has no PVH entry note (Xen note 18)"),
+            Self::OldBootProtocol(v) => write!(
+                f,
+                "the bzImage speaks boot protocol {}.{:02}; 2.10 or later is needed",
+                v >> 8,
+                v & 0xff
+            ),
             Self::Truncated => write!(f, "the ELF image is truncated"),
             Self::NoSegments => write!(f, "the ELF image has no loadable segment"),
             Self::TooManySegments => write!(f, "the ELF image has more than 8 loadable segments"),
@@ -287,6 +296,73 @@ fn pvh_note(notes: &[u8]) -> Option<u32> {
         at = desc + descsz.next_multiple_of(4);
     }
     None
+}
+
+/// A bzImage's protected-mode kernel, where it goes, and its setup header
+/// (the x86 boot protocol, Documentation/arch/x86/boot.rst).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BzImage<'a> {
+    /// Where the kernel is loaded, and entered (32-bit entry, `code32_start`).
+    pub load: u64,
+    pub kernel: &'a [u8],
+    /// Bytes from `load` the kernel needs to decompress itself (`init_size`).
+    pub size: u64,
+    /// The setup header, from offset 0x1f1 to its end (`boot_params` carries it).
+    pub header: &'a [u8],
+}
+
+/// Where the setup header starts, in the image and in `boot_params`.
+pub const SETUP_HEADER: usize = 0x1f1;
+
+/// Whether `image` is a bzImage (its setup header says "HdrS").
+pub fn is_bzimage(image: &[u8]) -> bool {
+    image.get(0x202..0x206) == Some(b"HdrS")
+}
+
+/// Reads a bzImage for a guest of `ram` bytes: the kernel goes at its
+/// preferred address when relocatable (else 1 MiB), and needs `init_size`
+/// bytes there to decompress itself.
+pub fn bzimage(image: &[u8], ram: u64) -> Result<BzImage<'_>, ImageError> {
+    if !is_bzimage(image) {
+        return Err(ImageError::NotElf64);
+    }
+    let version = u16_at(image, 0x206).ok_or(ImageError::Truncated)?;
+    if version < 0x20a {
+        return Err(ImageError::OldBootProtocol(version));
+    }
+    let setup_sects = match image[SETUP_HEADER] {
+        0 => 4,
+        n => usize::from(n),
+    };
+    let header_end = 0x202 + usize::from(*image.get(0x201).ok_or(ImageError::Truncated)?);
+    let header = image
+        .get(SETUP_HEADER..header_end)
+        .ok_or(ImageError::Truncated)?;
+    let kernel = image
+        .get((setup_sects + 1) * 512..)
+        .filter(|k| !k.is_empty())
+        .ok_or(ImageError::Truncated)?;
+    let relocatable = *image.get(0x234).ok_or(ImageError::Truncated)? != 0;
+    let preferred = u64_at(image, 0x258).ok_or(ImageError::Truncated)?;
+    let load = if relocatable {
+        preferred.max(LOW_LIMIT)
+    } else {
+        LOW_LIMIT
+    };
+    let init_size = u64::from(u32_at(image, 0x260).ok_or(ImageError::Truncated)?);
+    let size = init_size.max(kernel.len() as u64);
+    if load + size > ram {
+        return Err(ImageError::Outside {
+            addr: load,
+            end: load + size,
+        });
+    }
+    Ok(BzImage {
+        load,
+        kernel,
+        size,
+        header,
+    })
 }
 
 /// Where the multiboot information goes in guest memory (below 1 MiB,
@@ -592,5 +668,44 @@ mod tests {
         assert_eq!(pvh(&k[..0x100], 64 << 20), Err(ImageError::Truncated));
         let elf32 = kernel(0x10_0000, &[0xf4; 16], 0, 0);
         assert_eq!(pvh(&elf32, 64 << 20), Err(ImageError::NotElf64));
+    }
+
+    /// A bzImage: 1 setup sector, a header of protocol `version`, `kernel` after it.
+    fn bz(version: u16, kernel: &[u8]) -> std::vec::Vec<u8> {
+        let mut image = vec![0u8; 1024];
+        image[SETUP_HEADER] = 1;
+        image[0x201] = 0x6a; // the header ends at 0x26c
+        image[0x202..0x206].copy_from_slice(b"HdrS");
+        image[0x206..0x208].copy_from_slice(&version.to_le_bytes());
+        image[0x234] = 1; // relocatable
+        image[0x258..0x260].copy_from_slice(&0x100_0000u64.to_le_bytes());
+        image[0x260..0x264].copy_from_slice(&0x40_0000u32.to_le_bytes());
+        image.extend_from_slice(kernel);
+        image
+    }
+
+    #[test]
+    fn bzimages_load_at_their_preferred_address_with_room_to_decompress() {
+        let image = bz(0x20f, &[0x90; 64]);
+        assert!(is_bzimage(&image));
+        let b = bzimage(&image, 64 << 20).unwrap();
+        assert_eq!(
+            (b.load, b.kernel.len(), b.size),
+            (0x100_0000, 64, 0x40_0000)
+        );
+        assert_eq!(b.header.len(), 0x26c - SETUP_HEADER);
+        assert!(matches!(
+            bzimage(&image, 0x120_0000),
+            Err(ImageError::Outside { .. })
+        ));
+        assert_eq!(
+            bzimage(&bz(0x209, &[0x90]), 64 << 20),
+            Err(ImageError::OldBootProtocol(0x209))
+        );
+        assert_eq!(
+            bzimage(&bz(0x20f, &[]), 64 << 20),
+            Err(ImageError::Truncated)
+        );
+        assert!(!is_bzimage(&image[..0x204]));
     }
 }

@@ -116,6 +116,8 @@ impl Default for CpuContext {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Exit {
     Cpuid,
+    /// XSETBV: XCR0 from EDX:EAX, the register ECX names.
+    Xsetbv,
     Hypercall,
     Hlt,
     Io {
@@ -234,6 +236,8 @@ pub trait VirtCpu {
     /// The guest's current privilege level and CR0.
     fn cpl(&self) -> u8;
     fn cr0(&self) -> u64;
+    /// CR4 as the guest sees it (without the VMXE that VMX forces on).
+    fn cr4(&self) -> u64;
     /// EFER as the guest may see it (without SVME on AMD).
     fn efer(&self) -> u64;
     /// Guest memory, for hypercalls that pass buffers.
@@ -366,8 +370,11 @@ fn start_vcpu<'m, V: Virtualization>(
     };
     let mut cpu = virt.vcpu(&vm.config, &state, &vm.memory, seat)?;
     (cpu.regs().rdi, cpu.regs().rsi) = (index as u64, vm.vcpus() as u64);
-    if let Some((rax, rbx)) = start.rax_rbx {
+    if let Some((rax, rbx)) = start.rax_rbx.filter(|_| startup.is_none()) {
         (cpu.regs().rax, cpu.regs().rbx) = (rax, rbx);
+    }
+    if let Some(rsi) = start.rsi.filter(|_| startup.is_none()) {
+        cpu.regs().rsi = rsi;
     }
     let ms = vm.config.watchdog_ms;
     cpu.set_deadline(if ms > 0 {
@@ -490,6 +497,8 @@ pub struct Start {
     pub rip: u64,
     /// RAX and RBX (multiboot's magic and information), when the image has them.
     pub rax_rbx: Option<(u64, u64)>,
+    /// RSI (the boot protocol's `boot_params`), when the image wants it.
+    pub rsi: Option<u64>,
 }
 
 /// How a guest run ended.
@@ -578,6 +587,7 @@ pub fn prepare_memory<F: crate::ept::Format>(
             Start {
                 rip: guest::LOAD_ADDRESS,
                 rax_rbx: None,
+                rsi: None,
             }
         }
         Image::Multiboot | Image::Multiboot2 => {
@@ -610,6 +620,7 @@ pub fn prepare_memory<F: crate::ept::Format>(
             Start {
                 rip: kernel.entry.into(),
                 rax_rbx: Some((magic.into(), image::INFO)),
+                rsi: None,
             }
         }
         Image::Linux => load_linux(&mem, files, mirror.as_ref())?,
@@ -636,8 +647,26 @@ fn load_linux<F: crate::ept::Format>(
     mirror: Option<&crate::numa::policy::Ranges>,
 ) -> Result<Start, Refusal> {
     let ram = mem.size;
-    let kernel = image::pvh(files.image, ram)
-        .map_err(|e| Refusal::failed(format_args!("linux image: {e}")))?;
+    // A bzImage (the x86 boot protocol's 32-bit entry), or a PVH ELF.
+    let refused = |e: image::ImageError| Refusal::failed(format_args!("linux image: {e}"));
+    let bz = if image::is_bzimage(files.image) {
+        Some(image::bzimage(files.image, ram).map_err(refused)?)
+    } else {
+        None
+    };
+    let kernel = match bz {
+        Some(b) => image::Kernel {
+            entry: b.load as u32,
+            // Its room to decompress in counts as the kernel's: the initrd goes above.
+            segments: core::iter::once(image::Segment {
+                addr: b.load,
+                bytes: b.kernel,
+                mem: b.size,
+            })
+            .collect(),
+        },
+        None => image::pvh(files.image, ram).map_err(refused)?,
+    };
     let mut ok = true;
     for s in &kernel.segments {
         // Pages of zeros are left to be backed when touched, zeroed: a
@@ -683,8 +712,14 @@ fn load_linux<F: crate::ept::Format>(
         && mem.write(platform::CMDLINE + cmdline.len() as u64, &[0]);
     let map = platform::memory_map(files.host_memory, ram)
         .map_err(|e| Refusal::failed(format_args!("{e}")))?;
-    let (info, entries) = platform::start_info(&map, initrd);
-    ok &= mem.write(platform::START_INFO, &info) && mem.write(platform::memmap_address(), &entries);
+    if let Some(b) = bz {
+        let params = platform::boot_params(b.header, b.load, &map, initrd);
+        ok &= mem.write(platform::BOOT_PARAMS, &params);
+    } else {
+        let (info, entries) = platform::start_info(&map, initrd);
+        ok &= mem.write(platform::START_INFO, &info)
+            && mem.write(platform::memmap_address(), &entries);
+    }
     // The host's tables but its NUMA ones; with `numa.guest=mirror`, the
     // guest's own SRAT and SLIT instead.
     let mut tables: heapless::Vec<u64, { platform::MAX_TABLES }> = files
@@ -706,9 +741,18 @@ fn load_linux<F: crate::ept::Format>(
             "the linux kernel does not fit {ram} bytes of guest RAM"
         )));
     }
-    Ok(Start {
-        rip: kernel.entry.into(),
-        rax_rbx: Some((0, platform::START_INFO)),
+    // PVH: EBX at the start info; the boot protocol: ESI at boot_params.
+    Ok(match bz {
+        Some(_) => Start {
+            rip: kernel.entry.into(),
+            rax_rbx: None,
+            rsi: Some(platform::BOOT_PARAMS),
+        },
+        None => Start {
+            rip: kernel.entry.into(),
+            rax_rbx: Some((0, platform::START_INFO)),
+            rsi: None,
+        },
     })
 }
 
@@ -961,6 +1005,9 @@ mod run_tests {
         }
         fn cr0(&self) -> u64 {
             0x8000_0011
+        }
+        fn cr4(&self) -> u64 {
+            self.cr4.unwrap_or(0x20)
         }
         fn read_guest(&self, gpa: u64, out: &mut [u8]) -> bool {
             let Some(src) = MEMORY.get(gpa as usize..gpa as usize + out.len()) else {

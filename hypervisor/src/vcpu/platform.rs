@@ -37,6 +37,8 @@ const XSDT: u64 = START_INFO + 0x1400;
 /// `numa.guest=mirror`: the guest's own SRAT and SLIT.
 pub const SRAT: u64 = START_INFO + 0x2000;
 pub const SLIT: u64 = START_INFO + 0x3000;
+/// The x86 boot protocol's `boot_params` (the "zero page"), for a bzImage.
+pub const BOOT_PARAMS: u64 = START_INFO + 0x4000;
 /// The largest SRAT and SLIT built (one page each).
 pub const TABLE_MAX: usize = 0x1000;
 /// Tables the guest's new root lists at most.
@@ -337,6 +339,38 @@ pub fn start_info(
     (page, entries)
 }
 
+/// `boot_params` for a bzImage (Documentation/arch/x86/boot.rst,
+/// zero-page.rst): its setup `header` (from offset 0x1f1), where the kernel
+/// is loaded, the command line, the initrd, the RSDP and the memory map.
+pub fn boot_params(
+    header: &[u8],
+    load: u64,
+    map: &[Entry],
+    initrd: Option<(u64, u64)>,
+) -> [u8; 4096] {
+    let mut page = [0u8; 4096];
+    let mut put = |at: usize, bytes: &[u8]| page[at..at + bytes.len()].copy_from_slice(bytes);
+    put(0x1f1, &header[..header.len().min(0x290 - 0x1f1)]);
+    put(0x210, &[0xff]); // type_of_loader: undefined
+    put(0x214, &(load as u32).to_le_bytes()); // code32_start
+    let (ramdisk, size) = initrd.unwrap_or((0, 0));
+    put(0x218, &(ramdisk as u32).to_le_bytes());
+    put(0x21c, &(size as u32).to_le_bytes());
+    put(0x0c0, &((ramdisk >> 32) as u32).to_le_bytes());
+    put(0x0c4, &((size >> 32) as u32).to_le_bytes());
+    put(0x228, &(CMDLINE as u32).to_le_bytes());
+    put(0x070, &RSDP.to_le_bytes()); // acpi_rsdp_addr
+    let n = map.len().min(128);
+    put(0x1e8, &[n as u8]);
+    for (i, e) in map.iter().take(n).enumerate() {
+        let at = 0x2d0 + 20 * i;
+        put(at, &e.base.to_le_bytes());
+        put(at + 8, &e.len.to_le_bytes());
+        put(at + 16, &e.kind.to_le_bytes());
+    }
+    page
+}
+
 /// Where the memory map of `start_info` goes.
 pub const fn memmap_address() -> u64 {
     MEMMAP
@@ -466,6 +500,25 @@ mod tests {
         let slit = mirror_slit(2, |i, j| if i == j { 10 } else { 20 }, oem);
         assert_eq!(sum(&slit), 0);
         assert_eq!(&slit[36..], &[2, 0, 0, 0, 0, 0, 0, 0, 10, 20, 20, 10]);
+    }
+
+    #[test]
+    fn boot_params_carry_the_header_command_line_initrd_rsdp_and_e820() {
+        let map = memory_map(&q35(), 256 << 20).unwrap();
+        let header = [0x27u8; 0x26c - 0x1f1];
+        let p = boot_params(&header, 0x100_0000, &map, Some((0x0f00_0000, 0x20_0000)));
+        let u32_at = |at: usize| u32::from_le_bytes(p[at..at + 4].try_into().unwrap());
+        assert_eq!(p[0x1f1], 0x27, "the setup header copied");
+        assert_eq!((p[0x210], u32_at(0x214)), (0xff, 0x100_0000));
+        assert_eq!((u32_at(0x218), u32_at(0x21c)), (0x0f00_0000, 0x20_0000));
+        assert_eq!(u32_at(0x228) as u64, CMDLINE);
+        assert_eq!(u64::from_le_bytes(p[0x70..0x78].try_into().unwrap()), RSDP);
+        assert_eq!(p[0x1e8] as usize, map.len());
+        assert_eq!(
+            u32_at(0x2d0 + 20 + 16),
+            2,
+            "the second entry: the boot area, reserved"
+        );
     }
 
     #[test]

@@ -25,6 +25,7 @@ pub enum Level {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reason {
     Cpuid,
+    Xsetbv,
     Hypercall,
     Hlt,
     Io,
@@ -42,8 +43,9 @@ pub enum Reason {
 }
 
 impl Reason {
-    const ALL: [Self; 14] = [
+    const ALL: [Self; 15] = [
         Self::Cpuid,
+        Self::Xsetbv,
         Self::Hypercall,
         Self::Hlt,
         Self::Io,
@@ -62,6 +64,7 @@ impl Reason {
     pub fn name(self) -> &'static str {
         match self {
             Self::Cpuid => "cpuid",
+            Self::Xsetbv => "xsetbv",
             Self::Hypercall => "hypercall",
             Self::Hlt => "hlt",
             Self::Io => "io",

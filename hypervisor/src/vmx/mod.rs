@@ -661,7 +661,7 @@ impl<'m> Vcpu<'m> {
             12 => Exit::Hlt,
             18 => Exit::Hypercall,
             13 => Exit::Invd,
-            55 => Exit::VirtInstruction("xsetbv"),
+            55 => Exit::Xsetbv,
             52 => Exit::Timer,
             // A MOV to CR4 that changes it.
             28 if (qualification() >> 4) & 3 == 0 => {
@@ -844,6 +844,10 @@ impl VirtCpu for Vcpu<'_> {
 
     fn cr0(&self) -> u64 {
         vmcs::read(FN::GuestCr0)
+    }
+
+    fn cr4(&self) -> u64 {
+        vmcs::read(FN::Cr4ReadShadow)
     }
 
     fn read_guest(&self, gpa: u64, out: &mut [u8]) -> bool {
