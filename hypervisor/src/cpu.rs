@@ -129,6 +129,28 @@ pub fn identify() -> CpuInfo {
     }
 }
 
+/// Turns on CR4.OSXSAVE where the CPU has XSAVE: XSETBV then runs on a
+/// guest's behalf (while it runs, XCR0 is the guest's; the host itself uses
+/// only FXSAVE state). Called on every CPU before any guest.
+pub fn enable_xsave() {
+    if raw_cpuid::cpuid!(1).ecx & (1 << 26) != 0 {
+        // SAFETY: the CPU has XSAVE; OSXSAVE only enables XGETBV/XSETBV
+        // and leaves XCR0 at its reset value (x87).
+        unsafe {
+            x86_64::registers::control::Cr4::update(|f| {
+                f.insert(x86_64::registers::control::Cr4Flags::OSXSAVE)
+            })
+        };
+    }
+}
+
+/// Loads XCR0 with a value `vcpu::cpuid::xsetbv` allowed.
+pub fn set_xcr0(value: u64) {
+    // SAFETY: checked as XSETBV checks it (x87 on, supported bits only,
+    // AVX states together), with CR4.OSXSAVE on (`enable_xsave`).
+    unsafe { x86_64::registers::xcontrol::XCr0::write_raw(value) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,26 +172,4 @@ mod tests {
         assert_eq!(secondary_allowed(1 << 31, ctls2), 0); // allowed-0 half, not allowed-1
         assert_eq!(secondary_allowed(0, ctls2), 0);
     }
-}
-
-/// Turns on CR4.OSXSAVE where the CPU has XSAVE: XSETBV then runs on a
-/// guest's behalf (while it runs, XCR0 is the guest's; the host itself uses
-/// only FXSAVE state). Called on every CPU before any guest.
-pub fn enable_xsave() {
-    if raw_cpuid::cpuid!(1).ecx & (1 << 26) != 0 {
-        // SAFETY: the CPU has XSAVE; OSXSAVE only enables XGETBV/XSETBV
-        // and leaves XCR0 at its reset value (x87).
-        unsafe {
-            x86_64::registers::control::Cr4::update(|f| {
-                f.insert(x86_64::registers::control::Cr4Flags::OSXSAVE)
-            })
-        };
-    }
-}
-
-/// Loads XCR0 with a value `vcpu::cpuid::xsetbv` allowed.
-pub fn set_xcr0(value: u64) {
-    // SAFETY: checked as XSETBV checks it (x87 on, supported bits only,
-    // AVX states together), with CR4.OSXSAVE on (`enable_xsave`).
-    unsafe { x86_64::registers::xcontrol::XCr0::write_raw(value) }
 }
