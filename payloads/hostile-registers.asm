@@ -1,7 +1,8 @@
 ; Guest-controlled values the hypervisor emulates, set as hardware would
 ; refuse them: each must raise the fault a CPU raises (#GP or #UD), never a
-; failed VM entry. Then INVD (a no-op), and VMCALLs with LOCK or an
-; operand-size prefix: #UD on both vendors, not hypercalls.
+; failed VM entry; XSETBV faults as the CPU's rules say. Then INVD (a no-op),
+; and VMCALLs with LOCK or an operand-size prefix: #UD on both vendors, not
+; hypercalls.
 bits 64
 org 0x8000
 %include "hypercall.inc"
@@ -37,7 +38,6 @@ org 0x8000
     WRMSR_EFER 0x400, after_lme               ; LME cleared in long mode
     WRMSR_EFER 0xd00 | (1 << 40), after_rsvd  ; a reserved bit
     MOV_CR4 1 << 13, after_vmxe               ; VMXE: the guest sees no VMX
-    MOV_CR4 1 << 18, after_osxsave            ; OSXSAVE: the guest sees no XSAVE
     RESUME_AT after_xsetbv
     xor ecx, ecx
     xor edx, edx
@@ -45,6 +45,21 @@ org 0x8000
     xsetbv                      ; #UD: CR4.OSXSAVE is clear
     REPORT 0xbad, 3
 after_xsetbv:
+    mov rax, cr4
+    or rax, 1 << 18
+    mov cr4, rax                ; exit: OSXSAVE, allowed (these CPUs have XSAVE)
+    RESUME_AT after_x87_off
+    xor ecx, ecx
+    mov eax, 2                  ; SSE without x87
+    xsetbv                      ; #GP
+    REPORT 0xbad, 6
+after_x87_off:
+    RESUME_AT after_xcr1
+    mov ecx, 1                  ; XCR1
+    mov eax, 1
+    xsetbv                      ; #GP
+    REPORT 0xbad, 7
+after_xcr1:
     invd                        ; exit: invd, ignored
     RESUME_AT after_lock
     mov eax, HC_REPORT

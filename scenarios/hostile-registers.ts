@@ -13,19 +13,22 @@ const efer = (value: string) => [
 
 export default defineGuestScenario({
   name: "hostile-registers",
-  description: "bad EFER and CR4 values get #GP, XSETBV and prefixed VMCALLs #UD, as on hardware",
+  description:
+    "bad EFER, CR4 and XCR0 values get #GP, XSETBV without OSXSAVE and prefixed VMCALLs #UD, as on hardware",
   payload: "hostile-registers.asm",
   groups: ["hostile"],
   targets: VENDOR_TARGETS,
-  // CR4 writes exit once (Bochs' ryzen faults VMXE itself) or twice.
-  counts: { msr: 3, "cr-write": [1, 2], hypercall: 13 }, // 5 #GP (2 reports each), 3 #UD
+  // CR4 writes exit once (Bochs' ryzen faults VMXE itself) or twice; XSETBV
+  // exits where the emulator honours its intercept (not QEMU 7.2's TCG).
+  counts: { msr: 3, "cr-write": [1, 2], hypercall: 15 }, // 6 #GP (2 reports each), 3 #UD
   expect: () => [
     ...efer("0x1d00"), // SVME
     ...efer("0x400"), // LME cleared in long mode
     ...efer("0x10000000d00"), // a reserved bit
     ...gp, // CR4.VMXE
-    ...gp, // CR4.OSXSAVE
-    reportEquals(100, 6n), // XSETBV
+    reportEquals(100, 6n), // XSETBV without CR4.OSXSAVE
+    ...gp, // XCR0 without x87
+    ...gp, // XCR1
     // INVD exits where the emulator honours its intercept (QEMU 7.2's TCG
     // checks WBINVD's instead) and is a no-op either way.
     reportEquals(100, 6n), // LOCK VMCALL
