@@ -11,6 +11,7 @@ import { buildKernel } from "./build.ts";
 import { everyVcpu, guest, guestEnd } from "./guests.ts";
 import { inParallel } from "./matrix.ts";
 import { accessWeights } from "./meter.ts";
+import { ASYMMETRIC_4_NODES } from "./numa.ts";
 import { numa, policy, type PolicyName } from "./numa_scenario.ts";
 import { RUNS_DIR } from "./paths.ts";
 import { ensureTools, toolsFor } from "./prereq.ts";
@@ -39,13 +40,7 @@ export const TOPOLOGIES: { name: string; numa: Numa }[] = [
     name: "2 nodes",
     numa: { nodes: [0, 1].map((i) => ({ cpus: [i], memoryMiB: 128 })) },
   },
-  {
-    name: "4 nodes asym",
-    numa: {
-      nodes: [0, 1, 2, 3].map((i) => ({ cpus: [i], memoryMiB: 128 })),
-      distances: [[10, 16, 22, 28], [18, 10, 16, 22], [22, 18, 10, 16], [28, 22, 18, 10]],
-    },
-  },
+  { name: "4 nodes asym", numa: ASYMMETRIC_4_NODES },
 ];
 
 export interface Row {

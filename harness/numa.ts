@@ -29,6 +29,21 @@ function declaredNodes(run: RunInfo): Declared[] {
 }
 
 /** Declared distances, or the 10/20 QEMU and the kernel assume without them. */
+/**
+ * Four nodes, one CPU and 128 MiB each, with unequal distances that differ
+ * by direction (16, 22, 28 out; 18, 22, 28 back): the asymmetric machine of
+ * `numa-4node-asym`, `linux-uma-asym` and `bench numa`.
+ */
+export const ASYMMETRIC_4_NODES: Numa = {
+  nodes: [0, 1, 2, 3].map((i) => ({ cpus: [i], memoryMiB: 128 })),
+  distances: [
+    [10, 16, 22, 28],
+    [18, 10, 16, 22],
+    [22, 18, 10, 16],
+    [28, 22, 18, 10],
+  ],
+};
+
 export function declaredDistances(numa: Numa | undefined, n: number): number[][] {
   return numa?.distances ??
     Array.from({ length: n }, (_, i) => Array.from({ length: n }, (_, j) => (i === j ? 10 : 20)));

@@ -1,4 +1,5 @@
 import { defineLinuxScenario } from "../harness/linux_scenario.ts";
+import { ASYMMETRIC_4_NODES } from "../harness/numa.ts";
 
 // linux-uma on the 4-node asymmetric machine of numa-4node-asym: one CPU and
 // 128 MiB per node, distances that differ by direction. The guest still
@@ -9,15 +10,7 @@ export default defineLinuxScenario({
   machine: {
     smp: 4,
     memoryMiB: 512,
-    numa: {
-      nodes: [0, 1, 2, 3].map((i) => ({ cpus: [i], memoryMiB: 128 })),
-      distances: [
-        [10, 16, 22, 28],
-        [18, 10, 16, 22],
-        [22, 18, 10, 16],
-        [28, 22, 18, 10],
-      ],
-    },
+    numa: ASYMMETRIC_4_NODES,
   },
   targets: [{ backend: "qemu", cpus: ["EPYC"] }],
   guestMiB: 256,
