@@ -16,4 +16,5 @@ export default defineLinuxScenario({
   targets: [{ backend: "qemu", cpus: ["EPYC"] }],
   guestMiB: 256,
   image: "bzImage",
+  cmdline: "numa.policy=interleave",
 });

@@ -15,6 +15,7 @@ export default defineLinuxScenario({
   },
   targets: [{ backend: "bochs", cpus: ["corei7_skylake_x", "ryzen"] }],
   guestMiB: 256,
+  cmdline: "numa.policy=interleave",
   groups: ["linux", "slow"],
   timeoutS: 900,
 });
