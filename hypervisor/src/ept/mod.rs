@@ -244,6 +244,64 @@ impl<F: Format> PageTable<F> {
         }
     }
 
+    /// The frame (the page's base), size and access of the page holding `gpa`.
+    pub fn mapping(&self, mem: &mut impl TableMemory, gpa: u64) -> Option<(u64, PageSize, Access)> {
+        let (_, _, entry, size) = self.leaf(mem, gpa)?;
+        Some((
+            F::frame(entry) & !(size.bytes() - 1),
+            size,
+            F::access(entry),
+        ))
+    }
+
+    /// Rewrites the leaf holding `gpa` to map `frame` with `access`, by
+    /// compare-and-swap: the frame it mapped, and the flush the change needs.
+    fn rewrite(
+        &self,
+        mem: &mut impl TableMemory,
+        gpa: u64,
+        frame: impl Fn(u64) -> u64,
+        access: Access,
+    ) -> Result<(u64, Flush), MapError> {
+        loop {
+            let (table, i, entry, size) = self.leaf(mem, gpa).ok_or(MapError::NotMapped)?;
+            let old = F::frame(entry) & !(size.bytes() - 1);
+            let leaf = F::leaf(frame(old), access, size == PageSize::Large);
+            if mem.cas(table, i, entry, leaf).is_ok() {
+                let len = size.bytes();
+                let gpa = gpa & !(len - 1);
+                return Ok((old, Flush::Range { gpa, len }));
+            }
+        }
+    }
+
+    /// Makes the page holding `gpa` read-only (or writable again): a page
+    /// being copied elsewhere keeps its readers and stops its writers.
+    pub fn protect(
+        &self,
+        mem: &mut impl TableMemory,
+        gpa: u64,
+        writable: bool,
+    ) -> Result<Flush, MapError> {
+        let (_, _, entry, _) = self.leaf(mem, gpa).ok_or(MapError::NotMapped)?;
+        let access = Access {
+            write: writable,
+            ..F::access(entry)
+        };
+        self.rewrite(mem, gpa, |frame| frame, access).map(|r| r.1)
+    }
+
+    /// Points the page holding `gpa` at `frame`, readable, writable and
+    /// executable: the frame it mapped, and the flush.
+    pub fn remap(
+        &self,
+        mem: &mut impl TableMemory,
+        gpa: u64,
+        frame: u64,
+    ) -> Result<(u64, Flush), MapError> {
+        self.rewrite(mem, gpa, |_| frame, Access::ALL)
+    }
+
     /// Replaces the 2 MiB leaf holding `gpa` with a table of 512 4 KiB
     /// leaves mapping the same frames with the same access (and its
     /// accessed and dirty bits), so that its parts can change one by one.
@@ -407,6 +465,30 @@ mod tests {
             Err(MapError::AlreadyMapped)
         );
         assert_eq!(pt.translate(&mut mem, 0x3000).map(|t| t.0), Some(0xc000));
+    }
+
+    #[test]
+    fn a_page_is_write_protected_then_moved_with_a_flush_each_time() {
+        let mut mem = FakeTables::new(16);
+        let pt = PageTable::<Ept>::new(&mut mem).unwrap();
+        let _ = pt.map(&mut mem, 0x5000, 0xa000, PageSize::Small, Access::ALL);
+        let range = Flush::Range {
+            gpa: 0x5000,
+            len: 0x1000,
+        };
+        assert_eq!(pt.protect(&mut mem, 0x5123, false), Ok(range));
+        let (frame, size, access) = pt.mapping(&mut mem, 0x5000).unwrap();
+        assert_eq!(
+            (frame, size, access.write, access.read),
+            (0xa000, PageSize::Small, false, true)
+        );
+        assert_eq!(pt.remap(&mut mem, 0x5000, 0xc000), Ok((0xa000, range)));
+        assert_eq!(pt.translate(&mut mem, 0x5010), Some((0xc010, Access::ALL)));
+        assert_eq!(
+            pt.protect(&mut mem, 0x9000, false),
+            Err(MapError::NotMapped)
+        );
+        assert_eq!(pt.remap(&mut mem, 0x9000, 0xd000), Err(MapError::NotMapped));
     }
 
     #[test]

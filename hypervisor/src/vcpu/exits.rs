@@ -195,6 +195,19 @@ impl<'a, C: VirtCpu> Handlers<'a, C> {
         if write && mapped && apic == Some(gpa & !0xfff) {
             return self.apic_write(rip, gpa);
         }
+        // A page being migrated: the write waits (is retried) until it is
+        // remapped; the TLB flushes this vCPU answers meanwhile let it be.
+        if write && mapped && self.machine.retry_write(gpa) {
+            self.trace
+                .exit(Reason::EptViolation, rip, gpa, Notable::No, |e| VmExit {
+                    gpa: Some(Hex(gpa)),
+                    access: Some("write"),
+                    mapped: Some(true),
+                    action: Some("retried"),
+                    ..e
+                });
+            return Action::Resume;
+        }
         let outcome = if mapped {
             Err(BackError::Present)
         } else {
@@ -400,6 +413,21 @@ impl<'a, C: VirtCpu> Handlers<'a, C> {
                 let (machine, vcpu) = (self.machine, self.trace.vcpu as usize);
                 if machine.release(vcpu, gpa, &mut || self.service()).is_err() {
                     result = hypercall::UNKNOWN; // not guest RAM
+                }
+            }
+            Hypercall::Migrate { gpa, node } => {
+                t.exit(Reason::Hypercall, rip, nr, Notable::No, |e| VmExit {
+                    gpa: Some(Hex(gpa)),
+                    value: Some(Hex(node)),
+                    ..base(e)
+                });
+                let (machine, vcpu) = (self.machine, self.trace.vcpu as usize);
+                let domain = u32::try_from(node).unwrap_or(u32::MAX);
+                if machine
+                    .migrate(vcpu, gpa, domain, &mut || self.service())
+                    .is_err()
+                {
+                    result = hypercall::UNKNOWN; // not guest RAM, not backed, no such node
                 }
             }
             Hypercall::Unknown { nr } | Hypercall::Denied { nr } => {

@@ -43,6 +43,12 @@ pub enum Hypercall {
     Release {
         gpa: u64,
     },
+    /// Moves the page at `gpa` to the node of proximity domain `node`
+    /// (a NUMA-aware guest's request, and the migration mechanism's test).
+    Migrate {
+        gpa: u64,
+        node: u64,
+    },
     Unknown {
         nr: u64,
     },
@@ -60,6 +66,7 @@ pub const ASSERT: u64 = 4;
 pub const NOP: u64 = 5;
 pub const BARRIER: u64 = 6;
 pub const RELEASE: u64 = 7;
+pub const MIGRATE: u64 = 8;
 pub const PRINT_MAX: u64 = 256;
 /// RAX after an unknown call.
 pub const UNKNOWN: u64 = u64::MAX;
@@ -87,6 +94,10 @@ impl Hypercall {
             NOP => Self::Nop,
             BARRIER => Self::Barrier,
             RELEASE => Self::Release { gpa: rbx },
+            MIGRATE => Self::Migrate {
+                gpa: rbx,
+                node: rcx,
+            },
             nr => Self::Unknown { nr },
         }
     }
@@ -101,6 +112,7 @@ impl Hypercall {
             Self::Nop => "nop",
             Self::Barrier => "barrier",
             Self::Release { .. } => "release",
+            Self::Migrate { .. } => "migrate",
             Self::Unknown { .. } => "unknown",
             Self::Denied { .. } => "denied",
         }

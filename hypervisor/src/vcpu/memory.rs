@@ -264,6 +264,57 @@ impl<F: Format> GuestMemory<F> {
             }))
     }
 
+    /// Moves the page holding `gpa` to a frame on `node`: made read-only
+    /// (writers fault and retry until it is done), copied, remapped, the
+    /// old frame freed; `flush` has every CPU drop the translation after
+    /// each change and waits for them. The node it came from, or None when
+    /// it already was on `node`.
+    pub fn migrate(
+        &self,
+        gpa: u64,
+        node: usize,
+        flush: &mut dyn FnMut(Flush),
+    ) -> Result<Option<usize>, BackError> {
+        if !self.is_ram(gpa) {
+            return Err(BackError::Outside);
+        }
+        let map = |e| BackError::Map(e);
+        let (old, size, _) = self
+            .table
+            .mapping(&mut IdentityTables, gpa)
+            .ok_or(BackError::Map(MapError::NotMapped))?;
+        let from = mm::node_of(old).ok_or(BackError::Map(MapError::NotMapped))?;
+        if from == node {
+            return Ok(None);
+        }
+        let new =
+            mm::alloc_zeroed_exact(node, size).ok_or(BackError::Map(MapError::OutOfMemory))?;
+        let base = gpa & !(size.bytes() - 1);
+        match self.table.protect(&mut IdentityTables, base, false) {
+            Ok(f) => flush(f),
+            Err(e) => {
+                let _ = mm::free(new, size);
+                return Err(map(e));
+            }
+        }
+        // No CPU can write the page now: the copy is whole.
+        let bytes = IdentityMapped
+            .bytes(old, size.bytes() as usize)
+            .ok_or(BackError::Map(MapError::NotMapped))?;
+        // SAFETY: `new` is a frame of `size` just allocated for this page.
+        unsafe { crate::phys::write(new, bytes) };
+        let (_, f) = self
+            .table
+            .remap(&mut IdentityTables, base, new)
+            .map_err(map)?;
+        flush(f);
+        // No CPU holds the old translation: the frame can go.
+        let _ = mm::free(old, size);
+        self.placer.uncount(from, size);
+        self.placer.count(node, size, None);
+        Ok(Some(from))
+    }
+
     /// The host address of `gpa`, when its page is backed.
     pub fn host_address(&self, gpa: u64) -> Option<u64> {
         if !self.is_ram(gpa) {

@@ -43,6 +43,25 @@ pub trait Machine: Backing {
     /// again (a stop, a flush): the run loop loads it once per exit and asks
     /// `stopping` and `tlb_generation` only when it moved.
     fn attention(&self) -> &AtomicU64;
+    /// Moves the page at `gpa` to the node of proximity domain `domain`
+    /// (the `migrate` hypercall): write-protected, copied, remapped, with a
+    /// TLB flush of every vCPU after each change (waited for). True when it
+    /// moved, false when it was there already.
+    fn migrate(
+        &self,
+        _vcpu: usize,
+        _gpa: u64,
+        _domain: u32,
+        _service: &mut dyn FnMut(),
+    ) -> Result<bool, BackError> {
+        Err(BackError::Outside)
+    }
+    /// Whether a write that faulted on the mapped page at `gpa` is to be
+    /// retried: guest RAM is always writable but while it migrates, so the
+    /// page was being migrated (still, or remapped since the fault).
+    fn retry_write(&self, _gpa: u64) -> bool {
+        false
+    }
     /// An OS guest's local APIC page, whose writes exit (`apic_write`).
     fn apic_page(&self) -> Option<u64> {
         None
@@ -175,6 +194,8 @@ pub struct Vm<F: Format> {
     startup: [AtomicU64; MAX_VCPUS],
     /// Per vCPU: the ICR's high half as the guest last wrote it.
     icr_high: [AtomicU64; MAX_VCPUS],
+    /// One page migration at a time.
+    migration: spin::Mutex<()>,
 }
 
 impl<F: Format> Vm<F> {
@@ -202,6 +223,7 @@ impl<F: Format> Vm<F> {
             apic_ids: [0; MAX_VCPUS],
             startup: [const { AtomicU64::new(0) }; MAX_VCPUS],
             icr_high: [const { AtomicU64::new(0) }; MAX_VCPUS],
+            migration: spin::Mutex::new(()),
         }
     }
 
@@ -464,6 +486,29 @@ impl<F: Format> Machine for Vm<F> {
 
     fn attention(&self) -> &AtomicU64 {
         &self.attention
+    }
+
+    fn migrate(
+        &self,
+        vcpu: usize,
+        gpa: u64,
+        domain: u32,
+        service: &mut dyn FnMut(),
+    ) -> Result<bool, BackError> {
+        let node = crate::numa::machine()
+            .and_then(|m| m.topology.nodes.iter().position(|n| n.domain == domain))
+            .ok_or(BackError::Outside)?;
+        let _one = self.migration.lock();
+        let mut flush = |f: crate::ept::Flush| {
+            if f != crate::ept::Flush::None {
+                self.shootdown(vcpu, service);
+            }
+        };
+        Ok(self.memory.migrate(gpa, node, &mut flush)?.is_some())
+    }
+
+    fn retry_write(&self, gpa: u64) -> bool {
+        self.memory.is_ram(gpa)
     }
 
     fn apic_page(&self) -> Option<u64> {
