@@ -1,6 +1,7 @@
 //! NUMA: the machine's topology, and the policies that place guest pages
 //! on its nodes.
 
+pub mod adaptive;
 pub mod map;
 pub mod policy;
 pub mod topology;
