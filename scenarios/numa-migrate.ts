@@ -37,7 +37,7 @@ export default defineScenario(
         const writer = events.find((e) => e.ev === "guest-end" && e.vcpu === 1);
         const flushes = (writer?.flushes as number | undefined) ?? 0;
         return [
-          ...(n >= 2 ? [] : [`${n} migrations overlapped the writes; at least 2 expected`]),
+          ...(n >= 9 ? [] : [`${n} moves overlapped the writes; the writer waits for 9 at least`]),
           // Each move flushes every vCPU twice (write-protect, remap).
           ...(flushes === 2 * n ? [] : [`the writer flushed ${flushes} times for ${n} moves`]),
         ];
