@@ -84,8 +84,7 @@ pub fn load<F: crate::ept::Format>(
         ok &= mem.write(platform::BOOT_PARAMS, &params);
     } else {
         let (info, entries) = platform::start_info(&map, initrd);
-        ok &= mem.write(platform::START_INFO, &info)
-            && mem.write(platform::memmap_address(), &entries);
+        ok &= mem.write(platform::START_INFO, &info) && mem.write(platform::MEMMAP, &entries);
     }
     // The host's tables but its NUMA ones; with `numa.guest=mirror`, the
     // guest's own SRAT and SLIT instead.

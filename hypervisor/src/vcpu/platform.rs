@@ -28,10 +28,10 @@ pub const HIGH_RAM: u64 = 0x10_0000;
 pub const BOOT_AREA: core::ops::Range<u64> = 0x8_0000..0x9_0000;
 pub const START_INFO: u64 = BOOT_AREA.start;
 const MODLIST: u64 = START_INFO + 0x40;
-const MEMMAP: u64 = START_INFO + 0x100;
+pub const MEMMAP: u64 = START_INFO + 0x100;
 pub const CMDLINE: u64 = START_INFO + 0x800;
 pub const CMDLINE_MAX: usize = 0x800;
-const RSDP: u64 = START_INFO + 0x1000;
+pub const RSDP: u64 = START_INFO + 0x1000;
 const RSDT: u64 = START_INFO + 0x1040;
 const XSDT: u64 = START_INFO + 0x1400;
 /// `numa.guest=mirror`: the guest's own SRAT and SLIT.
@@ -301,11 +301,6 @@ pub fn mirror_slit(
     table(b"SLIT", 1, oem, &body)
 }
 
-/// Where the guest's RSDP is.
-pub const fn rsdp_address() -> u64 {
-    RSDP
-}
-
 /// The PVH `hvm_start_info` (version 1), with the memory map, the command
 /// line's address, the initrd as module 0, and the RSDP: as (address,
 /// bytes) writes, the memory map as its own write.
@@ -369,11 +364,6 @@ pub fn boot_params(
         put(at + 16, &e.kind.to_le_bytes());
     }
     page
-}
-
-/// Where the memory map of `start_info` goes.
-pub const fn memmap_address() -> u64 {
-    MEMMAP
 }
 
 #[cfg(test)]
@@ -456,7 +446,7 @@ mod tests {
             u64::from_le_bytes(rsdp[24..32].try_into().unwrap()),
             xsdt_at
         );
-        assert_eq!(rsdp_at, rsdp_address());
+        assert_eq!(rsdp_at, RSDP);
         assert_eq!((rsdt.len(), xsdt.len()), (36 + 3 * 4, 36 + 3 * 8));
         let listed: std::vec::Vec<u64> = xsdt[36..]
             .chunks(8)
