@@ -16,11 +16,6 @@ org 0x8000
 %define MOVES DONE + 8           ; vCPU 0's count of moves
 %define COUNT 20000
 
-%macro BARRIER 0
-    mov eax, HC_BARRIER
-    vmcall
-%endmacro
-
     mov r12, rdi                    ; this vCPU's index
     test r12, r12
     jnz .writer

@@ -10,11 +10,6 @@ org 0x8000
 
 %define PAGE 0x200000
 
-%macro BARRIER 0
-    mov eax, HC_BARRIER
-    vmcall
-%endmacro
-
     mov r12, rdi                    ; this vCPU's index
     test r12, r12
     jnz .written
