@@ -62,8 +62,11 @@ export function buildKernel(progress: (msg: string) => void): Promise<string> {
 
 const pending = new Map<string, Promise<string>>();
 
-/** Runs `make` once per output path, also when several runs ask at once. */
-function cached(path: string, make: (tmp: string) => Promise<void>): Promise<string> {
+/**
+ * Runs `make` once per output path, also when several runs ask at once;
+ * the output appears whole (made under a temporary name, then renamed).
+ */
+export function cached(path: string, make: (tmp: string) => Promise<void>): Promise<string> {
   let p = pending.get(path);
   if (!p) {
     p = (async () => {

@@ -10,6 +10,7 @@
  */
 import $ from "dax";
 import { join } from "node:path";
+import { cached } from "./build.ts";
 import { CACHE_DIR } from "./paths.ts";
 
 export class LinuxBuildError extends Error {}
@@ -211,10 +212,12 @@ export function buildLinuxGuest(progress: (msg: string) => void): Promise<LinuxG
         const boot = join(stage, "boot");
         const vmlinuz = [...Deno.readDirSync(boot)].find((e) => e.name.startsWith("vmlinuz-"));
         if (!vmlinuz) throw new LinuxBuildError(`${pkg} holds no /boot/vmlinuz-*`);
-        await Deno.copyFile(join(boot, vmlinuz.name), `${guest.bzImage}.tmp`);
-        await extractVmlinux(`${guest.bzImage}.tmp`, `${guest.vmlinux}.tmp`);
-        await Deno.rename(`${guest.vmlinux}.tmp`, guest.vmlinux);
-        await Deno.rename(`${guest.bzImage}.tmp`, guest.bzImage);
+        // Temporary names per process: another harness may build them at once.
+        const tmp = (p: string) => `${p}.${Deno.pid}.tmp`;
+        await Deno.copyFile(join(boot, vmlinuz.name), tmp(guest.bzImage));
+        await extractVmlinux(tmp(guest.bzImage), tmp(guest.vmlinux));
+        await Deno.rename(tmp(guest.vmlinux), guest.vmlinux);
+        await Deno.rename(tmp(guest.bzImage), guest.bzImage);
       } finally {
         await Deno.remove(stage, { recursive: true });
       }
@@ -230,8 +233,8 @@ export function buildLinuxGuest(progress: (msg: string) => void): Promise<LinuxG
       try {
         await unpack(BUSYBOX, stage);
         const busybox = await Deno.readFile(join(stage, "bin", "busybox"));
-        await Deno.writeFile(`${guest.initrd}.tmp`, initramfs(busybox));
-        await Deno.rename(`${guest.initrd}.tmp`, guest.initrd);
+        await Deno.writeFile(`${guest.initrd}.${Deno.pid}.tmp`, initramfs(busybox));
+        await Deno.rename(`${guest.initrd}.${Deno.pid}.tmp`, guest.initrd);
       } finally {
         await Deno.remove(stage, { recursive: true });
       }
@@ -258,21 +261,16 @@ export async function buildLinuxBundle(
   );
   const id = Array.from(digest.slice(0, 6), (b) => b.toString(16).padStart(2, "0")).join("");
   const path = join(kernel, "..", `bundle-${id}.cpio`);
-  try {
-    await Deno.stat(path);
-    return path;
-  } catch {
-    // not built yet
-  }
-  const file = 0o100644;
-  const archive = cpio([
-    { path: "kernel", mode: file, data: await Deno.readFile(kernel) },
-    { path: "initrd", mode: file, data: await Deno.readFile(initrd) },
-    { path: "cmdline", mode: file, data: enc.encode(cmdline) },
-  ]);
-  await Deno.writeFile(`${path}.${Deno.pid}.tmp`, archive);
-  await Deno.rename(`${path}.${Deno.pid}.tmp`, path);
-  return path;
+  // Several runs may ask at once: one makes it, all get it.
+  return cached(path, async (tmp) => {
+    const file = 0o100644;
+    const archive = cpio([
+      { path: "kernel", mode: file, data: await Deno.readFile(kernel) },
+      { path: "initrd", mode: file, data: await Deno.readFile(initrd) },
+      { path: "cmdline", mode: file, data: enc.encode(cmdline) },
+    ]);
+    await Deno.writeFile(tmp, archive);
+  });
 }
 
 /** The markers /init printed, by name (`nodes`, `nproc`, ...), from the guest's console. */
