@@ -15,7 +15,7 @@ import { buildLinuxGuest, LINUX_CMDLINE, type LinuxGuest, MARKER } from "./linux
 import { selectPlans } from "./matrix.ts";
 import { ensureTools, toolsFor } from "./prereq.ts";
 import { columns } from "./report.ts";
-import { backendFor, build } from "./runner.ts";
+import { backendFor, build, fillRunDir } from "./runner.ts";
 import { planId, type RunPlan } from "./scenario.ts";
 
 interface Timing {
@@ -34,16 +34,7 @@ async function timeRun(
 ): Promise<Timing> {
   const dir = await Deno.makeTempDir({ prefix: "scalevisor-bench-linux-" });
   try {
-    for (const [name, path] of Object.entries(files)) {
-      if (path) await Deno.symlink(path, join(dir, RUN_FILES[name as keyof Artifacts]));
-    }
-    for (const [name, content] of Object.entries(launch.files)) {
-      if (typeof content === "string") await Deno.writeTextFile(join(dir, name), content);
-      else await Deno.writeFile(join(dir, name), content);
-    }
-    for (const [name, source] of Object.entries(launch.copies)) {
-      await Deno.copyFile(source, join(dir, name));
-    }
+    await fillRunDir(dir, files, launch);
     const t0 = performance.now();
     const child = new Deno.Command(launch.bin, {
       args: launch.args,

@@ -4,7 +4,13 @@
  * emulator at the end, the deadline or a crash, and gives the verdict.
  */
 import { join } from "node:path";
-import { type Artifacts, type Backend, RUN_FILES, shellQuote } from "./backends/backend.ts";
+import {
+  type Artifacts,
+  type Backend,
+  type Launch,
+  RUN_FILES,
+  shellQuote,
+} from "./backends/backend.ts";
 import { bochs } from "./backends/bochs.ts";
 import { qemu } from "./backends/qemu.ts";
 import { buildIso, buildKernel, buildPayload, type IsoModule } from "./build.ts";
@@ -136,6 +142,27 @@ export async function build(plan: RunPlan, progress: (m: string) => void): Promi
   return { kernel, payload: payload ?? bundle, iso, meter };
 }
 
+/**
+ * Puts in `dir` what `launch` runs on: the built files linked under their
+ * run names, the files the launch writes, and the copies it needs.
+ */
+export async function fillRunDir(
+  dir: string,
+  artifacts: Partial<Artifacts>,
+  launch: Launch,
+): Promise<void> {
+  for (const [name, path] of Object.entries(artifacts)) {
+    if (path) await Deno.symlink(path, join(dir, RUN_FILES[name as keyof Artifacts]));
+  }
+  for (const [name, content] of Object.entries(launch.files)) {
+    if (typeof content === "string") await Deno.writeTextFile(join(dir, name), content);
+    else await Deno.writeFile(join(dir, name), content);
+  }
+  for (const [name, source] of Object.entries(launch.copies)) {
+    await Deno.copyFile(source, join(dir, name));
+  }
+}
+
 /** The bytes a growing file gained since the last read. */
 class FileTail {
   #offset = 0;
@@ -211,17 +238,8 @@ export async function runPlan(plan: RunPlan, opts: RunOptions): Promise<RunResul
 
   const artifacts = await build(plan, opts.progress);
   const cmdline = plan.cmdline;
-  for (const [name, path] of Object.entries(artifacts)) {
-    if (path) await Deno.symlink(path, join(dir, RUN_FILES[name as keyof Artifacts]));
-  }
   const launch = backend.launch(plan, artifacts, cmdline);
-  for (const [name, content] of Object.entries(launch.files)) {
-    if (typeof content === "string") await Deno.writeTextFile(join(dir, name), content);
-    else await Deno.writeFile(join(dir, name), content);
-  }
-  for (const [name, source] of Object.entries(launch.copies)) {
-    await Deno.copyFile(source, join(dir, name));
-  }
+  await fillRunDir(dir, artifacts, launch);
   await Deno.writeTextFile(
     join(dir, "command.txt"),
     `cd ${shellQuote(dir)} && ${[launch.bin, ...launch.args].map(shellQuote).join(" ")}\n`,
