@@ -175,6 +175,11 @@ impl Topology {
         self.nodes.iter().position(|n| n.cpus.contains(&apic_id))
     }
 
+    /// The index of the node of proximity domain `domain`.
+    pub fn index_of(&self, domain: u32) -> Option<usize> {
+        self.nodes.iter().position(|n| n.domain == domain)
+    }
+
     /// Usable memory of `node`: its ranges intersected with the memory map.
     pub fn usable_regions<'a>(
         &'a self,

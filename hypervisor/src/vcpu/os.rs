@@ -169,7 +169,7 @@ fn mirror_tables(
         .map(|n| n.domain as usize + 1)
         .max()
         .unwrap_or(1);
-    let index = |domain: usize| t.nodes.iter().position(|n| n.domain as usize == domain);
+    let index = |locality: usize| t.index_of(u32::try_from(locality).ok()?);
     let distance = |i: usize, j: usize| match (index(i), index(j)) {
         (Some(a), Some(b)) => t.distance[a][b],
         _ if i == j => 10,

@@ -496,7 +496,7 @@ impl<F: Format> Machine for Vm<F> {
         service: &mut dyn FnMut(),
     ) -> Result<bool, BackError> {
         let node = crate::numa::machine()
-            .and_then(|m| m.topology.nodes.iter().position(|n| n.domain == domain))
+            .and_then(|m| m.topology.index_of(domain))
             .ok_or(BackError::Outside)?;
         let _one = self.migration.lock();
         let mut flush = |f: crate::ept::Flush| {

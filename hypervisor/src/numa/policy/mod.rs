@@ -157,9 +157,7 @@ pub fn build(
 ) -> Result<Chosen, PolicyError> {
     let index = |domain: u32| {
         let i = topology
-            .nodes
-            .iter()
-            .position(|n| n.domain == domain)
+            .index_of(domain)
             .ok_or(PolicyError::NoSuchNode(domain))?;
         if has_memory.get(i) == Some(&true) {
             Ok(i)
