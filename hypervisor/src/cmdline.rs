@@ -269,7 +269,7 @@ pub fn parse(line: &str) -> Result<Options, OptionError<'_>> {
     }
     match (&mut opts.guest, guest_option) {
         (Some(guest), _) => {
-            let os = guest.image == Image::Linux;
+            let os = guest.os();
             if placement.mirror && (!os || placement.policy != Spec::FirstTouch) {
                 return Err(OptionError::BadValue {
                     key: "numa.guest",

@@ -264,7 +264,7 @@ fn run_guest(
     };
     let payload = module_bytes(module, "payload");
     let mut tables = heapless::Vec::<(u64, [u8; 4]), { vcpu::platform::MAX_TABLES }>::new();
-    if let Some(rsdp) = rsdp.filter(|_| config.image == vcpu::Image::Linux) {
+    if let Some(rsdp) = rsdp.filter(|_| config.os()) {
         for addr in sdt::table_addresses(&IdentityMapped, rsdp)
             .into_iter()
             .flatten()
@@ -279,7 +279,7 @@ fn run_guest(
         acpi_oem[..6].copy_from_slice(&r.oem);
     }
     // An OS guest's files may come as one bundle (QEMU -kernel passes one module).
-    let linux = config.image == vcpu::Image::Linux;
+    let linux = config.os();
     let bundle = if linux && vcpu::bundle::is_bundle(payload) {
         match vcpu::bundle::parse(payload) {
             Ok(b) => Some(b),

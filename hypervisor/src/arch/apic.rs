@@ -4,7 +4,7 @@
 
 use x86_64::registers::model_specific::Msr;
 
-const IA32_APIC_BASE: u32 = 0x1b;
+pub const IA32_APIC_BASE: u32 = 0x1b;
 const X2APIC_ENABLE: u64 = 1 << 10;
 const APIC_ENABLE: u64 = 1 << 11;
 const X2APIC_ICR: u32 = 0x830;
@@ -37,6 +37,23 @@ pub const SPURIOUS_VECTOR: u8 = 0xff;
 pub enum Apic {
     X { base: u64 },
     X2,
+}
+
+/// An OS guest's write to IA32_APIC_BASE, done on this CPU when it keeps
+/// the base address and xAPIC mode (the guest's ICR writes must stay MMIO
+/// the hypervisor sees): only the enable bit may change. Whether it was done.
+pub fn guest_set_base(value: u64) -> bool {
+    const FIXED: u64 = X2APIC_ENABLE | 0x000f_ffff_ffff_f000;
+    // SAFETY: IA32_APIC_BASE exists on every CPU with an APIC; a value that
+    // keeps the base and the mode only enables or disables this APIC.
+    unsafe {
+        let now = msr(IA32_APIC_BASE).read();
+        if (now ^ value) & FIXED != 0 {
+            return false;
+        }
+        msr(IA32_APIC_BASE).write(value);
+    }
+    true
 }
 
 /// The interrupt command for INIT (assert).

@@ -258,7 +258,7 @@ impl<'m> Vcpu<'m> {
         let iopm = mm::alloc_run_zeroed(permissions::IOPM_PAGES).ok_or_else(|| oom("the IOPM"))?;
         let msrpm =
             mm::alloc_run_zeroed(permissions::MSRPM_PAGES).ok_or_else(|| oom("the MSRPM"))?;
-        let os = config.image == vcpu::Image::Linux;
+        let os = config.os();
         // The IOPM's first two pages are VMX's I/O bitmaps A and B back to
         // back; its third (ports past 0xffff by a wide access) stays clear.
         let io = vcpu::io::bitmaps(os);

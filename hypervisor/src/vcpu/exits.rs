@@ -7,6 +7,7 @@ use super::memory::BackError;
 use super::trace::{Notable, Reason, Tracer, VmExit};
 use super::vm::Machine;
 use super::{Exit, GuestConfig, VirtCpu, checks, cpuid, decode, guest, io};
+use crate::arch::apic;
 use crate::ept::MapError;
 use crate::event::Hex;
 
@@ -15,10 +16,6 @@ pub const GP: u8 = 13;
 
 const IA32_FEATURE_CONTROL: u32 = 0x3a;
 pub const IA32_EFER: u32 = 0xc000_0080;
-pub const IA32_APIC_BASE: u32 = 0x1b;
-/// APIC base bits an OS guest may not change: x2APIC mode (its ICR writes
-/// must stay MMIO the hypervisor sees) and the base address.
-const APIC_BASE_FIXED: u64 = (1 << 10) | 0x000f_ffff_ffff_f000;
 
 /// What the run loop does after an exit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -165,7 +162,7 @@ impl<'a, C: VirtCpu> Handlers<'a, C> {
                 self.trace
                     .exit(Reason::TripleFault, rip, 0, Notable::Yes, |e| e);
                 // A test payload may mean to; an OS kernel has failed.
-                self.stop("triple-fault", self.config.image == super::Image::Linux)
+                self.stop("triple-fault", self.config.os())
             }
             Exit::Unhandled { code, name } => {
                 self.trace
@@ -461,7 +458,7 @@ impl<'a, C: VirtCpu> Handlers<'a, C> {
             return self.stop("unhandled", true);
         }
         let mask = u64::MAX >> (64 - 8 * u32::from(size.clamp(1, 4)));
-        let os = self.config.image == super::Image::Linux;
+        let os = self.config.os();
         let regs = self.cpu.regs();
         let value = regs.rax & mask;
         let action = io::classify(port, input, value, &self.config.intercept_io, os);
@@ -501,14 +498,8 @@ impl<'a, C: VirtCpu> Handlers<'a, C> {
             // Locked, VMX off: what a CPU without VMX shows.
             (IA32_FEATURE_CONTROL, false) => Some(1),
             (IA32_EFER, false) => Some(self.cpu.efer()),
-            (IA32_APIC_BASE, true) if self.config.image == super::Image::Linux => {
-                // SAFETY: reading the APIC base of this CPU, which has one.
-                let now = unsafe { x86_64::registers::model_specific::Msr::new(index).read() };
-                ((now ^ value) & APIC_BASE_FIXED == 0).then(|| {
-                    // SAFETY: only the enable bit (and BSP, ignored) may differ.
-                    unsafe { x86_64::registers::model_specific::Msr::new(index).write(value) };
-                    value
-                })
+            (apic::IA32_APIC_BASE, true) if self.config.os() => {
+                apic::guest_set_base(value).then_some(value)
             }
             (IA32_EFER, true) => {
                 let paging = self.cpu.cr0() & guest::CR0_PG != 0;

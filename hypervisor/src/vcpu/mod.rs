@@ -308,7 +308,7 @@ pub fn launch<V: Virtualization>(
             .filter(|&c| smp::online(c))
             .take(vcpus)
             .collect();
-        let os = config.image == Image::Linux;
+        let os = config.os();
         let kick = if os { smp::kick_nmi } else { smp::kick };
         let mut vm = vm::Vm::new(config.clone(), prepared, cpus, kick);
         if os {
@@ -320,9 +320,6 @@ pub fn launch<V: Virtualization>(
                     "an OS guest needs the APICs in xAPIC mode (without smp.x2apic)",
                 ))?;
             vm.apic = Some(apic);
-            for (i, &cpu) in vm.cpus.iter().enumerate() {
-                vm.apic_ids[i] = smp::apic_id_of(cpu);
-            }
         }
         let mut cpu = start_vcpu(&virt, &vm, 0, None)?;
         if vm.vcpus() > 1 {
@@ -409,19 +406,18 @@ fn ap_vcpu<V: Virtualization>(cpu: usize, vm: usize) {
         }
     };
     // An OS guest's other vCPUs start when its kernel sends them a startup IPI.
-    let startup = match vm.config.image {
-        Image::Linux => match vm.wait_for_startup(index) {
-            Some(vector) => Some(vector),
-            None => {
-                let end = GuestEnd {
-                    how: "never-started",
-                    failed: false,
-                    exits: 0,
-                };
-                return vm.finish(index, &end);
-            }
-        },
-        _ => None,
+    let startup = if vm.config.os() {
+        let Some(vector) = vm.wait_for_startup(index) else {
+            let end = GuestEnd {
+                how: "never-started",
+                failed: false,
+                exits: 0,
+            };
+            return vm.finish(index, &end);
+        };
+        Some(vector)
+    } else {
+        None
     };
     let end = match V::enable() {
         Ok(virt) => {
@@ -456,6 +452,13 @@ pub struct GuestConfig {
     pub placement: crate::cmdline::Placement,
     /// What the boot module is: a flat payload, or a multiboot kernel.
     pub image: Image,
+}
+
+impl GuestConfig {
+    /// Whether the guest is an OS kernel on the whole machine (`Image::Linux`).
+    pub fn os(&self) -> bool {
+        self.image == Image::Linux
+    }
 }
 
 /// What the guest's boot module holds.
@@ -559,7 +562,7 @@ pub fn prepare_memory<F: crate::ept::Format>(
     files: &GuestFiles,
 ) -> Result<(memory::GuestMemory<F>, Start), Refusal> {
     let payload = files.image;
-    let os = config.image == Image::Linux;
+    let os = config.os();
     let size = if os {
         platform::ram_size(files.host_memory, config.memory)
             .map_err(|e| Refusal::failed(format_args!("{e}")))?
@@ -660,7 +663,7 @@ pub const INTERCEPTED_MSR_READS: [core::ops::RangeInclusive<u32>; 5] = [
 /// hardware): EFER (SVME), the APIC base (no x2APIC, no move), and the
 /// virtualization MSRs the guest does not see.
 pub const INTERCEPTED_MSR_WRITES: [u32; 5] = [
-    exits::IA32_APIC_BASE,
+    crate::arch::apic::IA32_APIC_BASE,
     0x3a,
     exits::IA32_EFER,
     SVM_MSRS[0],

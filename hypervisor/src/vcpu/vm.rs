@@ -188,8 +188,6 @@ pub struct Vm<F: Format> {
     pub host_memory: Option<heapless::Vec<MemoryRegion, { crate::boot::MAX_REGIONS }>>,
     /// An OS guest's local APIC page (the same address on every CPU).
     pub apic: Option<u64>,
-    /// Per vCPU: the APIC id of its CPU.
-    pub apic_ids: [u32; MAX_VCPUS],
     /// Per vCPU of an OS guest: the startup vector it was sent, plus 1 (0: none yet).
     startup: [AtomicU64; MAX_VCPUS],
     /// Per vCPU: the ICR's high half as the guest last wrote it.
@@ -220,7 +218,6 @@ impl<F: Format> Vm<F> {
             kick,
             host_memory: None,
             apic: None,
-            apic_ids: [0; MAX_VCPUS],
             startup: [const { AtomicU64::new(0) }; MAX_VCPUS],
             icr_high: [const { AtomicU64::new(0) }; MAX_VCPUS],
             migration: spin::Mutex::new(()),
@@ -253,7 +250,7 @@ impl<F: Format> Vm<F> {
             self.failed.store(true, Ordering::SeqCst);
         }
         // The first end that stops the others kicks them, once.
-        let stops = end.failed || self.host_memory.is_some();
+        let stops = end.failed || self.config.os();
         if stops && !self.stop.swap(true, Ordering::SeqCst) {
             self.attention.fetch_add(1, Ordering::SeqCst);
             for (i, &cpu) in self.cpus.iter().enumerate() {
@@ -523,7 +520,7 @@ impl<F: Format> Machine for Vm<F> {
                 let high = self.icr_high[vcpu].load(Ordering::SeqCst) as u32;
                 let (ipi, to) = decode_icr(value, high);
                 let targets = (0..self.vcpus()).filter(|&i| match to {
-                    Some(Some(id)) => self.apic_ids[i] == id,
+                    Some(Some(id)) => crate::arch::smp::apic_id_of(self.cpus[i]) == id,
                     Some(None) => i != vcpu,
                     None => false,
                 });

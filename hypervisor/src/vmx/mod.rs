@@ -312,7 +312,7 @@ impl<'m> Vcpu<'m> {
         seat: vcpu::Seat,
     ) -> Result<Self, Refusal> {
         let (index, cpu) = (seat.vcpu, seat.cpu);
-        let os = config.image == vcpu::Image::Linux;
+        let os = config.os();
         let oom = || Refusal::failed(format_args!("out of memory for the VMCS"));
         let vmcs = vmx.region().ok_or_else(oom)?;
         // SAFETY: our fresh VMCS region.
