@@ -747,12 +747,7 @@ impl VirtCpu for Vcpu<'_> {
     fn set_cr0(&mut self, cr0: u64) {
         let s = &mut self.vmcb().save;
         s.cr0 = cr0;
-        let lma = cr0 & CR0_PG != 0 && s.efer & crate::vcpu::guest::EFER_LME != 0;
-        s.efer = if lma {
-            s.efer | EFER_LMA
-        } else {
-            s.efer & !EFER_LMA
-        };
+        s.efer = vcpu::checks::efer_after_cr0(cr0, s.efer);
         self.vmcb().control.tlb_control = 1; // paging may have changed
     }
 }

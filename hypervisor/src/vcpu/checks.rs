@@ -38,6 +38,16 @@ pub fn cr0_write(value: u64) -> Option<u64> {
     (!bad).then_some(value)
 }
 
+/// EFER after CR0 became `cr0`: long mode (LMA) is on while paging is on
+/// with LME set, off otherwise.
+pub fn efer_after_cr0(cr0: u64, efer: u64) -> u64 {
+    if cr0 & CR0_PG != 0 && efer & EFER_LME != 0 {
+        efer | EFER_LMA
+    } else {
+        efer & !EFER_LMA
+    }
+}
+
 /// A MOV to CR4: the value CR4 takes, or `None` for #GP. Bits outside
 /// `allowed` (what the guest's CPU has) are refused, and so is clearing PAE
 /// in long mode or setting PCIDE outside it.
@@ -128,6 +138,14 @@ mod tests {
 
     fn illegal_state(cr0: u64, cr4: u64, efer: u64) -> Option<&'static str> {
         super::illegal_state(cr0, cr4, efer, ALLOWED)
+    }
+
+    #[test]
+    fn long_mode_follows_paging_with_lme() {
+        let lme = EFER_LME | 1; // SCE kept
+        assert_eq!(efer_after_cr0(CR0_PG | CR0_PE, lme), lme | EFER_LMA);
+        assert_eq!(efer_after_cr0(CR0_PE, lme | EFER_LMA), lme, "paging off");
+        assert_eq!(efer_after_cr0(CR0_PG | CR0_PE, 1), 1, "no LME");
     }
 
     #[test]

@@ -822,14 +822,8 @@ impl VirtCpu for Vcpu<'_> {
         let free = crate::vcpu::guest::CR0_PE | CR0_PG;
         let _ = vmcs::write(FN::Cr0ReadShadow, cr0);
         let _ = vmcs::write(FN::GuestCr0, controls::fixed_cr(cr0, fixed0, fixed1, free));
-        // Paging with LME on is long mode: LMA, and IA-32e mode at entry.
-        let efer = self.efer();
-        let lma = cr0 & CR0_PG != 0 && efer & crate::vcpu::guest::EFER_LME != 0;
-        self.set_efer(if lma {
-            efer | EFER_LMA
-        } else {
-            efer & !EFER_LMA
-        });
+        // LMA follows, and with it IA-32e mode at entry (`set_efer`).
+        self.set_efer(vcpu::checks::efer_after_cr0(cr0, self.efer()));
     }
 
     fn set_cr4(&mut self, cr4: u64) {
