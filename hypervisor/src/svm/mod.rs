@@ -263,11 +263,7 @@ impl<'m> Vcpu<'m> {
         // back; its third (ports past 0xffff by a wide access) stays clear.
         let io = vcpu::io::bitmaps(os);
         let reads = vcpu::INTERCEPTED_MSR_READS.iter().flat_map(|r| r.clone());
-        let msr = if os {
-            permissions::msrpm_writes(reads, vcpu::INTERCEPTED_MSR_WRITES.iter().copied())
-        } else {
-            permissions::msrpm(reads, true)
-        };
+        let msr = permissions::msrpm(reads, vcpu::msr_writes(os));
         // SAFETY: frames just allocated for these maps.
         unsafe {
             crate::phys::write(iopm, &io[0]);

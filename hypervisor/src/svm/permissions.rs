@@ -2,6 +2,8 @@
 //! one bit per port, as VMX's two I/O bitmaps back to back, plus a third
 //! page; the MSRPM has two bits per MSR (read, write) for three ranges.
 
+use crate::vcpu::MsrWrites;
+
 pub const IOPM_PAGES: usize = 3;
 pub const MSRPM_PAGES: usize = 2;
 const MSRPM_BYTES: usize = 2 * 4096;
@@ -22,29 +24,23 @@ fn set(map: &mut [u8; MSRPM_BYTES], bit: usize) {
     map[bit / 8] |= 1 << (bit % 8);
 }
 
-/// The MSRPM: reads of `reads` exit; with `all_writes`, every write exits.
-pub fn msrpm(reads: impl IntoIterator<Item = u32>, all_writes: bool) -> [u8; MSRPM_BYTES] {
+/// The MSRPM: reads of `reads` exit, and the writes `writes` says.
+pub fn msrpm(reads: impl IntoIterator<Item = u32>, writes: MsrWrites) -> [u8; MSRPM_BYTES] {
     let mut map = [0u8; MSRPM_BYTES];
     for bit in reads.into_iter().filter_map(read_bit) {
         set(&mut map, bit);
     }
-    if all_writes {
-        for byte in &mut map[..0x1800] {
-            *byte |= 0xaa; // the second bit of each pair
+    match writes {
+        MsrWrites::All => {
+            for byte in &mut map[..0x1800] {
+                *byte |= 0xaa; // the second bit of each pair
+            }
         }
-    }
-    map
-}
-
-/// An MSR permission map where `reads` exit on read and `writes` on write;
-/// every other access reaches the hardware.
-pub fn msrpm_writes(
-    reads: impl IntoIterator<Item = u32>,
-    writes: impl IntoIterator<Item = u32>,
-) -> [u8; MSRPM_BYTES] {
-    let mut map = msrpm(reads, false);
-    for bit in writes.into_iter().filter_map(read_bit) {
-        set(&mut map, bit + 1);
+        MsrWrites::Only(msrs) => {
+            for bit in msrs.iter().copied().filter_map(read_bit) {
+                set(&mut map, bit + 1);
+            }
+        }
     }
     map
 }
@@ -55,7 +51,7 @@ mod tests {
 
     #[test]
     fn two_bits_per_msr_in_three_ranges() {
-        let map = msrpm([0x3a, 0xc000_0080, 0xc001_0114], false);
+        let map = msrpm([0x3a, 0xc000_0080, 0xc001_0114], MsrWrites::Only(&[]));
         assert_eq!(map[0x3a * 2 / 8], 1 << ((0x3a * 2) % 8));
         assert_eq!(map[0x800 + 0x80 * 2 / 8], 1);
         assert_eq!(map[0x1000 + 0x114 * 2 / 8], 1 << ((0x114 * 2) % 8));
@@ -64,7 +60,7 @@ mod tests {
 
     #[test]
     fn every_write_exits() {
-        let map = msrpm([], true);
+        let map = msrpm([], MsrWrites::All);
         assert!(map[..0x1800].iter().all(|&b| b == 0xaa));
         assert!(
             map[0x1800..].iter().all(|&b| b == 0),
@@ -74,7 +70,7 @@ mod tests {
 
     #[test]
     fn only_the_writes_asked_for_exit() {
-        let map = msrpm_writes([0xc000_0080], [0x1b, 0xc000_0080]);
+        let map = msrpm([0xc000_0080], MsrWrites::Only(&[0x1b, 0xc000_0080]));
         assert_eq!(
             map[0x1b * 2 / 8],
             2 << ((0x1b * 2) % 8),

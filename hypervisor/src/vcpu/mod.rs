@@ -659,10 +659,27 @@ pub const INTERCEPTED_MSR_READS: [core::ops::RangeInclusive<u32>; 5] = [
     SVM_MSRS[1]..=SVM_MSRS[1],
 ];
 
+/// Which MSR writes exit, for both vendors' maps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MsrWrites {
+    All,
+    Only(&'static [u32]),
+}
+
+/// A payload guest's every MSR write exits (its MSRs are emulated or
+/// refused); an OS guest's only those the hypervisor owns.
+pub fn msr_writes(os: bool) -> MsrWrites {
+    if os {
+        MsrWrites::Only(&INTERCEPTED_MSR_WRITES)
+    } else {
+        MsrWrites::All
+    }
+}
+
 /// MSR writes that exit for an OS guest (every other write reaches the
 /// hardware): EFER (SVME), the APIC base (no x2APIC, no move), and the
 /// virtualization MSRs the guest does not see.
-pub const INTERCEPTED_MSR_WRITES: [u32; 5] = [
+const INTERCEPTED_MSR_WRITES: [u32; 5] = [
     crate::arch::apic::IA32_APIC_BASE,
     0x3a,
     exits::IA32_EFER,

@@ -2,6 +2,8 @@
 //! one page; SDM 3C 25.6.9). A set bit makes the access exit. The I/O
 //! bitmaps are the vendor-neutral `vcpu::io::bitmaps`.
 
+use crate::vcpu::MsrWrites;
+
 pub const PAGE: usize = 4096;
 
 /// Where an MSR's bit lives in one half (read or write) of the MSR bitmap.
@@ -14,30 +16,18 @@ fn msr_bit(msr: u32) -> Option<(usize, u8)> {
     Some((quarter * 1024 + offset as usize / 8, 1 << (offset % 8)))
 }
 
-/// The MSR bitmap: reads of `reads` exit; with `all_writes`, every write exits.
-pub fn msr_bitmap(reads: impl IntoIterator<Item = u32>, all_writes: bool) -> [u8; PAGE] {
+/// The MSR bitmap: reads of `reads` exit, and the writes `writes` says.
+pub fn msr_bitmap(reads: impl IntoIterator<Item = u32>, writes: MsrWrites) -> [u8; PAGE] {
     let mut map = [0u8; PAGE];
-    for msr in reads {
-        if let Some((byte, bit)) = msr_bit(msr) {
-            map[byte] |= bit;
-        }
+    for (byte, bit) in reads.into_iter().filter_map(msr_bit) {
+        map[byte] |= bit;
     }
-    if all_writes {
-        map[2048..].fill(0xff);
-    }
-    map
-}
-
-/// An MSR bitmap where `reads` exit on read and `writes` on write; every
-/// other access reaches the hardware (an OS guest's).
-pub fn msr_bitmap_writes(
-    reads: impl IntoIterator<Item = u32>,
-    writes: impl IntoIterator<Item = u32>,
-) -> [u8; PAGE] {
-    let mut map = msr_bitmap(reads, false);
-    for msr in writes {
-        if let Some((byte, bit)) = msr_bit(msr) {
-            map[2048 + byte] |= bit;
+    match writes {
+        MsrWrites::All => map[2048..].fill(0xff),
+        MsrWrites::Only(msrs) => {
+            for (byte, bit) in msrs.iter().copied().filter_map(msr_bit) {
+                map[2048 + byte] |= bit;
+            }
         }
     }
     map
@@ -49,18 +39,18 @@ mod tests {
 
     #[test]
     fn msr_reads_low_and_high_and_every_write() {
-        let map = msr_bitmap([0x3a, 0x480, 0xc000_0080, 0x4000_0000], true);
+        let map = msr_bitmap([0x3a, 0x480, 0xc000_0080, 0x4000_0000], MsrWrites::All);
         assert_eq!(map[0x3a / 8], 1 << (0x3a % 8));
         assert_eq!(map[0x480 / 8], 1);
         assert_eq!(map[1024 + 0x80 / 8], 1);
         assert!(map[2048..].iter().all(|&b| b == 0xff));
         assert_eq!(map[..2048].iter().map(|x| x.count_ones()).sum::<u32>(), 3);
-        assert!(msr_bitmap([], false).iter().all(|&b| b == 0));
+        assert!(msr_bitmap([], MsrWrites::Only(&[])).iter().all(|&b| b == 0));
     }
 
     #[test]
     fn only_the_writes_asked_for_exit() {
-        let map = msr_bitmap_writes([0xc000_0080], [0x1b, 0xc000_0080]);
+        let map = msr_bitmap([0xc000_0080], MsrWrites::Only(&[0x1b, 0xc000_0080]));
         assert_eq!(map[2048 + 0x1b / 8], 1 << (0x1b % 8));
         assert_eq!(map[2048 + 1024 + 0x80 / 8], 1);
         assert_eq!(map.iter().map(|x| x.count_ones()).sum::<u32>(), 3);

@@ -340,11 +340,7 @@ impl<'m> Vcpu<'m> {
             })?;
         let io = vcpu::io::bitmaps(os);
         let reads = vcpu::INTERCEPTED_MSR_READS.iter().flat_map(|r| r.clone());
-        let msr = if os {
-            bitmaps::msr_bitmap_writes(reads, vcpu::INTERCEPTED_MSR_WRITES.iter().copied())
-        } else {
-            bitmaps::msr_bitmap(reads, true)
-        };
+        let msr = bitmaps::msr_bitmap(reads, vcpu::msr_writes(os));
         let mut pages = [0u64; 3];
         for (page, bytes) in pages.iter_mut().zip([&io[0], &io[1], &msr]) {
             *page = mm::alloc_zeroed().ok_or_else(oom)?;
