@@ -167,39 +167,16 @@ fn checksum(bytes: &[u8]) -> u8 {
     0u8.wrapping_sub(bytes.iter().fold(0u8, |s, b| s.wrapping_add(*b)))
 }
 
-/// A table header for `signature` with `entries` (the OEM fields copied
-/// from `oem`, 6 + 8 bytes), length and checksum set.
-fn root_table(signature: &[u8; 4], oem: &[u8], entries: &[u8]) -> [u8; 36 + 8 * MAX_TABLES] {
-    let mut t = [0u8; 36 + 8 * MAX_TABLES];
-    let len = 36 + entries.len();
-    t[..4].copy_from_slice(signature);
-    t[4..8].copy_from_slice(&(len as u32).to_le_bytes());
-    t[8] = 1; // revision
-    t[10..24].copy_from_slice(&oem[..14]);
-    t[24..28].copy_from_slice(&1u32.to_le_bytes()); // OEM revision
-    t[28..32].copy_from_slice(b"SCVR"); // creator
-    t[32..36].copy_from_slice(&1u32.to_le_bytes());
-    t[36..len].copy_from_slice(entries);
-    t[9] = checksum(&t[..len]);
-    t
-}
-
 /// The guest's ACPI root: RSDP (revision 2), RSDT and XSDT at their places
 /// in `BOOT_AREA`, listing the tables at `tables` (identity-mapped host
 /// tables, or the guest's own). As (address, bytes) writes.
-pub fn acpi_root(tables: &[u64], oem: &[u8; 14]) -> [(u64, Vec<u8, { 36 + 8 * MAX_TABLES }>); 3] {
-    let mut rsdt = [0u8; 4 * MAX_TABLES];
-    let mut xsdt = [0u8; 8 * MAX_TABLES];
-    let mut n = 0;
+pub fn acpi_root(tables: &[u64], oem: &[u8; 14]) -> [(u64, Vec<u8, TABLE_MAX>); 3] {
+    let mut rsdt: Vec<u8, TABLE_MAX> = Vec::new();
+    let mut xsdt: Vec<u8, TABLE_MAX> = Vec::new();
     for addr in tables.iter().take(MAX_TABLES) {
-        rsdt[4 * n..4 * n + 4].copy_from_slice(&(*addr as u32).to_le_bytes());
-        xsdt[8 * n..8 * n + 8].copy_from_slice(&addr.to_le_bytes());
-        n += 1;
+        let _ = rsdt.extend_from_slice(&(*addr as u32).to_le_bytes());
+        let _ = xsdt.extend_from_slice(&addr.to_le_bytes());
     }
-    let whole = |t: [u8; 36 + 8 * MAX_TABLES]| {
-        let len = u32::from_le_bytes(t[4..8].try_into().expect("4 bytes")) as usize;
-        Vec::from_slice(&t[..len]).expect("fits")
-    };
     let mut rsdp = [0u8; 36];
     rsdp[..8].copy_from_slice(b"RSD PTR ");
     rsdp[9..15].copy_from_slice(&oem[..6]);
@@ -211,8 +188,8 @@ pub fn acpi_root(tables: &[u64], oem: &[u8; 14]) -> [(u64, Vec<u8, { 36 + 8 * MA
     rsdp[32] = checksum(&rsdp);
     [
         (RSDP, Vec::from_slice(&rsdp).expect("fits")),
-        (RSDT, whole(root_table(b"RSDT", oem, &rsdt[..4 * n]))),
-        (XSDT, whole(root_table(b"XSDT", oem, &xsdt[..8 * n]))),
+        (RSDT, table(b"RSDT", 1, oem, &rsdt)),
+        (XSDT, table(b"XSDT", 1, oem, &xsdt)),
     ]
 }
 
@@ -238,7 +215,8 @@ pub fn mirror_ranges(ram: u64, weights: &[(usize, u64)]) -> crate::numa::policy:
     ranges
 }
 
-/// An ACPI table with `signature` and `body`: header, length, checksum.
+/// An ACPI table with `signature` and `body`: header (the OEM fields from
+/// `oem`, 6 + 8 bytes; creator "SCVR"), length, checksum.
 fn table(signature: &[u8; 4], revision: u8, oem: &[u8; 14], body: &[u8]) -> Vec<u8, TABLE_MAX> {
     let mut t: Vec<u8, TABLE_MAX> = Vec::new();
     let len = 36 + body.len();
