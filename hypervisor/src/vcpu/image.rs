@@ -192,22 +192,9 @@ fn elf32(image: &[u8], ram: u64) -> Result<Kernel<'_>, ImageError> {
             continue; // not PT_LOAD
         }
         let (offset, paddr, filesz, memsz) = (field(1)?, field(3)?, field(4)?, field(5)?);
-        let bytes = image
-            .get(offset as usize..offset as usize + filesz as usize)
-            .ok_or(ImageError::Truncated)?;
-        let (addr, end) = (
-            u64::from(paddr),
-            u64::from(paddr) + u64::from(memsz.max(filesz)),
-        );
-        if addr < LOW_LIMIT || end > ram {
-            return Err(ImageError::Outside { addr, end });
-        }
+        let bytes = file_bytes(image, offset.into(), filesz.into())?;
         segments
-            .push(Segment {
-                addr,
-                bytes,
-                mem: end - addr,
-            })
+            .push(load_segment(bytes, paddr.into(), memsz.into(), ram)?)
             .map_err(|_| ImageError::TooManySegments)?;
     }
     if segments.is_empty() {
@@ -218,6 +205,35 @@ fn elf32(image: &[u8], ram: u64) -> Result<Kernel<'_>, ImageError> {
 
 fn u64_at(b: &[u8], at: usize) -> Option<u64> {
     Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
+}
+
+/// `len` bytes of `image` from `offset`.
+fn file_bytes(image: &[u8], offset: u64, len: u64) -> Result<&[u8], ImageError> {
+    usize::try_from(offset)
+        .ok()
+        .zip(usize::try_from(len).ok())
+        .and_then(|(o, n)| image.get(o..o.checked_add(n)?))
+        .ok_or(ImageError::Truncated)
+}
+
+/// A PT_LOAD segment (of an ELF32 or ELF64 image): its file `bytes`,
+/// loaded at `paddr` and taking `memsz` bytes there; refused below 1 MiB or
+/// past guest RAM.
+fn load_segment(bytes: &[u8], paddr: u64, memsz: u64, ram: u64) -> Result<Segment<'_>, ImageError> {
+    let end = paddr
+        .checked_add(memsz.max(bytes.len() as u64))
+        .ok_or(ImageError::Outside {
+            addr: paddr,
+            end: u64::MAX,
+        })?;
+    if paddr < LOW_LIMIT || end > ram {
+        return Err(ImageError::Outside { addr: paddr, end });
+    }
+    Ok(Segment {
+        addr: paddr,
+        bytes,
+        mem: end - paddr,
+    })
 }
 
 /// Xen's ELF note type for the 32-bit physical entry (`XEN_ELFNOTE_PHYS32_ENTRY`).
@@ -246,28 +262,11 @@ pub fn pvh(image: &[u8], ram: u64) -> Result<Kernel<'_>, ImageError> {
         let kind = u32_at(image, at).ok_or(ImageError::Truncated)?;
         let field = |n: usize| u64_at(image, at + 8 * n).ok_or(ImageError::Truncated);
         let (offset, paddr, filesz, memsz) = (field(1)?, field(3)?, field(4)?, field(5)?);
-        let bytes = usize::try_from(offset)
-            .ok()
-            .zip(usize::try_from(filesz).ok())
-            .and_then(|(o, n)| image.get(o..o.checked_add(n)?))
-            .ok_or(ImageError::Truncated)?;
+        let bytes = file_bytes(image, offset, filesz)?;
         match kind {
             1 => {
-                let end = paddr
-                    .checked_add(memsz.max(filesz))
-                    .ok_or(ImageError::Outside {
-                        addr: paddr,
-                        end: u64::MAX,
-                    })?;
-                if paddr < LOW_LIMIT || end > ram {
-                    return Err(ImageError::Outside { addr: paddr, end });
-                }
                 segments
-                    .push(Segment {
-                        addr: paddr,
-                        bytes,
-                        mem: end - paddr,
-                    })
+                    .push(load_segment(bytes, paddr, memsz, ram)?)
                     .map_err(|_| ImageError::TooManySegments)?;
             }
             4 => entry = entry.or(pvh_note(bytes)), // PT_NOTE
