@@ -12,7 +12,8 @@ import type { Payload } from "./scenario.ts";
 
 export class BuildError extends Error {}
 
-async function sha256(...parts: (string | Uint8Array)[]): Promise<string> {
+/** A short hex digest of `parts` (a cache entry's name). */
+export async function sha256(...parts: (string | Uint8Array)[]): Promise<string> {
   const chunks = parts.map((p) => typeof p === "string" ? new TextEncoder().encode(p) : p);
   const all = new Uint8Array(chunks.reduce((n, c) => n + c.length + 1, 0));
   let at = 0;
@@ -24,7 +25,7 @@ async function sha256(...parts: (string | Uint8Array)[]): Promise<string> {
   return Array.from(digest.slice(0, 12), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-async function exists(path: string): Promise<boolean> {
+export async function exists(path: string): Promise<boolean> {
   try {
     await Deno.stat(path);
     return true;

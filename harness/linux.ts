@@ -10,7 +10,7 @@
  */
 import $ from "dax";
 import { join } from "node:path";
-import { cached } from "./build.ts";
+import { cached, exists, sha256 } from "./build.ts";
 import { CACHE_DIR } from "./paths.ts";
 
 export class LinuxBuildError extends Error {}
@@ -197,14 +197,7 @@ export function buildLinuxGuest(progress: (msg: string) => void): Promise<LinuxG
       package: pkg,
     };
     await Deno.mkdir(dir, { recursive: true });
-    const have = async (p: string) => {
-      try {
-        return (await Deno.stat(p)).isFile;
-      } catch {
-        return false;
-      }
-    };
-    if (!(await have(guest.vmlinux)) || !(await have(guest.bzImage))) {
+    if (!(await exists(guest.vmlinux)) || !(await exists(guest.bzImage))) {
       progress(`downloading ${pkg} (apt-get download)`);
       const stage = await Deno.makeTempDir({ prefix: "scalevisor-linux-" });
       try {
@@ -223,22 +216,17 @@ export function buildLinuxGuest(progress: (msg: string) => void): Promise<LinuxG
       }
     }
     // The init script is part of the initramfs's name: an edit rebuilds it.
-    const initHash = Array.from(
-      new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(INIT_SCRIPT))),
-    ).slice(0, 6).map((b) => b.toString(16).padStart(2, "0")).join("");
-    guest.initrd = join(dir, `initrd-${initHash}.cpio`);
-    if (!(await have(guest.initrd))) {
+    const initrd = join(dir, `initrd-${await sha256(INIT_SCRIPT)}.cpio`);
+    guest.initrd = await cached(initrd, async (tmp) => {
       progress(`building the initramfs (${BUSYBOX})`);
       const stage = await Deno.makeTempDir({ prefix: "scalevisor-busybox-" });
       try {
         await unpack(BUSYBOX, stage);
-        const busybox = await Deno.readFile(join(stage, "bin", "busybox"));
-        await Deno.writeFile(`${guest.initrd}.${Deno.pid}.tmp`, initramfs(busybox));
-        await Deno.rename(`${guest.initrd}.${Deno.pid}.tmp`, guest.initrd);
+        await Deno.writeFile(tmp, initramfs(await Deno.readFile(join(stage, "bin", "busybox"))));
       } finally {
         await Deno.remove(stage, { recursive: true });
       }
-    }
+    });
     return guest;
   })();
   return built;
@@ -255,19 +243,14 @@ export async function buildLinuxBundle(
   initrd: string,
   cmdline: string,
 ): Promise<string> {
-  const enc = new TextEncoder();
-  const digest = new Uint8Array(
-    await crypto.subtle.digest("SHA-256", enc.encode(`${kernel}\n${initrd}\n${cmdline}`)),
-  );
-  const id = Array.from(digest.slice(0, 6), (b) => b.toString(16).padStart(2, "0")).join("");
-  const path = join(kernel, "..", `bundle-${id}.cpio`);
+  const path = join(kernel, "..", `bundle-${await sha256(kernel, initrd, cmdline)}.cpio`);
   // Several runs may ask at once: one makes it, all get it.
   return cached(path, async (tmp) => {
     const file = 0o100644;
     const archive = cpio([
       { path: "kernel", mode: file, data: await Deno.readFile(kernel) },
       { path: "initrd", mode: file, data: await Deno.readFile(initrd) },
-      { path: "cmdline", mode: file, data: enc.encode(cmdline) },
+      { path: "cmdline", mode: file, data: new TextEncoder().encode(cmdline) },
     ]);
     await Deno.writeFile(tmp, archive);
   });
