@@ -254,19 +254,20 @@ impl<F: Format> PageTable<F> {
         ))
     }
 
-    /// Rewrites the leaf holding `gpa` to map `frame` with `access`, by
-    /// compare-and-swap: the frame it mapped, and the flush the change needs.
+    /// Rewrites the leaf holding `gpa` by compare-and-swap: `change` gets
+    /// its frame and access and gives the new ones. The frame it mapped, and
+    /// the flush the change needs.
     fn rewrite(
         &self,
         mem: &mut impl TableMemory,
         gpa: u64,
-        frame: impl Fn(u64) -> u64,
-        access: Access,
+        change: impl Fn(u64, Access) -> (u64, Access),
     ) -> Result<(u64, Flush), MapError> {
         loop {
             let (table, i, entry, size) = self.leaf(mem, gpa).ok_or(MapError::NotMapped)?;
             let old = F::frame(entry) & !(size.bytes() - 1);
-            let leaf = F::leaf(frame(old), access, size == PageSize::Large);
+            let (frame, access) = change(old, F::access(entry));
+            let leaf = F::leaf(frame, access, size == PageSize::Large);
             if mem.cas(table, i, entry, leaf).is_ok() {
                 let len = size.bytes();
                 let gpa = gpa & !(len - 1);
@@ -283,12 +284,16 @@ impl<F: Format> PageTable<F> {
         gpa: u64,
         writable: bool,
     ) -> Result<Flush, MapError> {
-        let (_, _, entry, _) = self.leaf(mem, gpa).ok_or(MapError::NotMapped)?;
-        let access = Access {
-            write: writable,
-            ..F::access(entry)
+        let change = |frame, access| {
+            (
+                frame,
+                Access {
+                    write: writable,
+                    ..access
+                },
+            )
         };
-        self.rewrite(mem, gpa, |frame| frame, access).map(|r| r.1)
+        self.rewrite(mem, gpa, change).map(|r| r.1)
     }
 
     /// Points the page holding `gpa` at `frame`, readable, writable and
@@ -299,7 +304,7 @@ impl<F: Format> PageTable<F> {
         gpa: u64,
         frame: u64,
     ) -> Result<(u64, Flush), MapError> {
-        self.rewrite(mem, gpa, |_| frame, Access::ALL)
+        self.rewrite(mem, gpa, |_, _| (frame, Access::ALL))
     }
 
     /// Replaces the 2 MiB leaf holding `gpa` with a table of 512 4 KiB
