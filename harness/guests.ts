@@ -246,6 +246,22 @@ export function defineGuestScenario(g: GuestScenario): Scenario {
   );
 }
 
+/**
+ * A guest image refused before any vCPU runs: the kernel's fatal `error`
+ * (stage `guest`, `message`), then a failed exit; no guest ends, as nothing
+ * of it ran, nor do the events in `alsoAbsent` come.
+ */
+export function refusedImage(message: string, alsoAbsent: string[] = []): ScenarioPart {
+  return {
+    expect: [
+      { ev: "error", fields: { stage: "guest", message, fatal: true } },
+      { ev: "exit", fields: { status: "fail" } },
+    ],
+    expectStatus: "fail",
+    absent: ["guest-end", ...alsoAbsent],
+  };
+}
+
 /** An OUT the guest makes to ask the platform to power off or reset. */
 export interface PlatformRequest {
   port: number;
