@@ -127,6 +127,7 @@ export const EVENTS = {
     nodes: "array",
     vcpus: "array",
     fallbacks: "number",
+    adaptive: "object?",
   },
   "placement-map": { part: "number", last: "boolean", ranges: "array" },
   vmxon: {

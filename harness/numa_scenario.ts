@@ -40,7 +40,8 @@ export type PolicyName =
   | "interleave"
   | "weighted-interleave"
   | `bind:${string}`
-  | `preferred:${string}`;
+  | `preferred:${string}`
+  | "adaptive";
 
 /**
  * The policy part: where the guest's pages go (`numa.policy=`), with which
@@ -52,7 +53,8 @@ export function policy(p: { policy: PolicyName; page?: "4k" | "2m" }): ScenarioP
   return {
     groups: ["numa"],
     cmdline: `numa.policy=${p.policy} numa.page=${p.page ?? "4k"} numa.dump`,
-    machine: { meter: true },
+    // Pages that move under multi-threaded TCG meet its open problem (docs/numa.md).
+    machine: { meter: true, ...(p.policy === "adaptive" ? { singleThreaded: true } : {}) },
     // Whole-run: `placement` comes once every vCPU has ended, among their ends.
     checks: [(events) => {
       const e = events.find((e) => e.ev === "placement");

@@ -114,6 +114,12 @@ export interface Machine {
    * runs: the run's `meter` has the guest's accesses by node.
    */
   meter?: boolean;
+  /**
+   * QEMU TCG runs every vCPU on one host thread (`-accel tcg,thread=single`)
+   * instead of one each: for runs that multi-threaded TCG's SVM emulation
+   * wrecks (docs/numa.md, "An open problem").
+   */
+  singleThreaded?: boolean;
 }
 
 /** Where a scenario runs: a backend, its boot path and firmware, and CPU models. */

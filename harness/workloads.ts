@@ -15,6 +15,7 @@ export const WORKLOADS = [
   "shared-write-hot",
   "random",
   "stream",
+  "phase-change",
 ] as const;
 export type Workload = typeof WORKLOADS[number];
 
@@ -135,6 +136,18 @@ const BODIES: Record<Workload, string[]> = {
     "    dec rbx",
     "    jnz work_pass",
   ],
+  "phase-change": [
+    // Each vCPU updates its slice, then (all met) the next vCPU's slice.
+    ...sweep("first", "r14", "r15", UPDATE),
+    ...BARRIER,
+    "    lea rax, [r12 + 1]",
+    "    xor edx, edx",
+    "    div r13",
+    "    mov rax, rdx",
+    "    imul rax, r15",
+    "    lea r14, [rax + DATA]       ; the next vCPU's slice",
+    ...sweep("second", "r14", "r15", UPDATE),
+  ],
 };
 
 /** The payload of `w` with its size and passes. */
@@ -176,6 +189,11 @@ export function model(w: Workload, s: WorkloadSize, vcpus: number): number[][] {
         case "stream": {
           // Each slice: its first half read, its second half written, once per pass.
           return mine ? perPage * s.passes : 0;
+        }
+        case "phase-change": {
+          // Its owner's for `passes`, then the previous vCPU's, moved on to it.
+          const second = (v + 1) % vcpus === owner(p);
+          return (mine ? 2 * perPage * s.passes : 0) + (second ? 2 * perPage * s.passes : 0);
         }
       }
     }));

@@ -84,7 +84,7 @@ export function qemuArgs(
     "-machine",
     m.numa?.hmat ? "q35,hmat=on" : "q35",
     "-accel",
-    kvm ? "kvm" : "tcg",
+    kvm ? "kvm" : m.singleThreaded ? "tcg,thread=single" : "tcg",
     "-cpu",
     kvm ? "host" : plan.cpu,
     "-smp",

@@ -17,8 +17,10 @@
 //!   from the memory map, for machines without NUMA tables (Bochs);
 //! - `smp.x2apic`: start the other CPUs in x2APIC mode even when xAPIC would do;
 //! - `numa.probe`: allocate a 4 KiB and a 2 MiB frame on every node and report where they came from;
-//! - `numa.policy=first-touch|interleave|weighted-interleave|bind:N[,M...]|preferred:N`: where the
-//!   guest's pages are backed (nodes by their domain; default first-touch);
+//! - `numa.policy=first-touch|interleave|weighted-interleave|bind:N[,M...]|preferred:N|adaptive`:
+//!   where the guest's pages are backed (nodes by their domain; default first-touch);
+//! - `numa.sample=PAGES`, `numa.period=MS`: adaptive placement looks at a window of PAGES 4 KiB
+//!   pages (default 1024) every MS emulated milliseconds (default 10);
 //! - `numa.page=4k|2m`: the size of the pages backing the guest (default 4k; 2m for `linux`);
 //! - `numa.dump`: report the guest-physical to node map when the guest ends;
 //! - `numa.guest=uma|mirror`: a `linux` guest sees one node (default), or
@@ -85,6 +87,8 @@ pub struct Placement {
     /// `numa.guest=mirror`: an OS guest sees the real nodes, each backed on
     /// its own (instead of one node, placed by `policy`).
     pub mirror: bool,
+    /// `adaptive`'s sampling (`numa.sample=`, `numa.period=`).
+    pub sampling: Sampling,
 }
 
 impl Default for Placement {
@@ -94,6 +98,24 @@ impl Default for Placement {
             page: PageSize::Small,
             dump: false,
             mirror: false,
+            sampling: Sampling::default(),
+        }
+    }
+}
+
+/// How adaptive placement samples: a window of `pages` 4 KiB pages of guest
+/// RAM every `period_ms`, the window moving on each time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sampling {
+    pub pages: u64,
+    pub period_ms: u64,
+}
+
+impl Default for Sampling {
+    fn default() -> Self {
+        Self {
+            pages: 1024,
+            period_ms: 10,
         }
     }
 }
@@ -204,6 +226,14 @@ pub fn parse(line: &str) -> Result<Options, OptionError<'_>> {
                 })
             }
             "numa.dump" if value.is_empty() => placement.dump = true,
+            "numa.sample" => {
+                let pages = value.parse().ok().filter(|p| (1..=1 << 18).contains(p));
+                placement.sampling.pages = pages.ok_or(bad("4 KiB pages from 1 to 262144"))?;
+            }
+            "numa.period" => {
+                let ms = value.parse().ok().filter(|m| (1..=10_000).contains(m));
+                placement.sampling.period_ms = ms.ok_or(bad("milliseconds from 1 to 10000"))?;
+            }
             "numa.guest" => {
                 placement.mirror = match value {
                     "uma" => false,
@@ -275,6 +305,24 @@ pub fn parse(line: &str) -> Result<Options, OptionError<'_>> {
                     key: "numa.guest",
                     value: "mirror",
                     expected: "uma: mirror is for guest=linux, and places pages itself (no numa.policy)",
+                });
+            }
+            let sampling = seen
+                .iter()
+                .find(|k| ["numa.sample", "numa.period"].contains(k));
+            if let Some(&key) = sampling.filter(|_| placement.policy != Spec::Adaptive) {
+                return Err(OptionError::BadValue {
+                    key,
+                    value: "",
+                    expected: "numa.policy=adaptive: only it samples",
+                });
+            }
+            if os && placement.policy == Spec::Adaptive {
+                return Err(OptionError::BadValue {
+                    key: "numa.policy",
+                    value: "adaptive",
+                    expected: "another policy: a linux guest's interrupts pass through, \
+                               and adaptive placement needs the hypervisor's timer",
                 });
             }
             if os && watchdog.is_some_and(|ms| ms != 0) {
@@ -435,6 +483,20 @@ mod tests {
             })
         ));
         assert!(parse("guest=long numa.page=1g").is_err());
+        let got = p("guest=long numa.policy=adaptive numa.sample=64 numa.period=5").unwrap();
+        assert_eq!(
+            (got.policy, got.sampling),
+            (
+                Spec::Adaptive,
+                Sampling {
+                    pages: 64,
+                    period_ms: 5
+                }
+            )
+        );
+        assert!(parse("guest=long numa.sample=64").is_err(), "not adaptive");
+        assert!(parse("guest=long numa.policy=adaptive numa.period=0").is_err());
+        assert!(parse("guest=linux numa.policy=adaptive").is_err());
     }
 
     #[test]

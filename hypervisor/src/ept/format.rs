@@ -20,6 +20,7 @@ const PAGE_SIZE: u64 = 1 << 7;
 impl Format for Ept {
     const ACCESSED: u64 = 1 << 8;
     const DIRTY: u64 = 1 << 9;
+    const PRESENT: u64 = R | W | X;
 
     fn table(table: u64) -> u64 {
         table | R | W | X
@@ -45,10 +46,6 @@ impl Format for Ept {
             e |= X;
         }
         e
-    }
-
-    fn is_present(entry: u64) -> bool {
-        entry & (R | W | X) != 0
     }
 
     fn access(entry: u64) -> Access {
@@ -152,6 +149,7 @@ impl Format for Npt {
     /// Set by the CPU on every nested walk, as in ordinary page tables.
     const ACCESSED: u64 = 1 << 5;
     const DIRTY: u64 = 1 << 6;
+    const PRESENT: u64 = P;
 
     fn table(table: u64) -> u64 {
         table | P | RW | US
@@ -169,10 +167,6 @@ impl Format for Npt {
             e |= RW;
         }
         e
-    }
-
-    fn is_present(entry: u64) -> bool {
-        entry & P != 0
     }
 
     fn access(entry: u64) -> Access {

@@ -9,6 +9,14 @@
 //! and the one whose swap fails gives its table back and follows the
 //! winner's; two that map one page see one succeed and the other told
 //! `AlreadyMapped`. No lock: a fault on one CPU never waits for another.
+//!
+//! Access sampling (adaptive placement) takes a leaf's access away while it
+//! keeps its frame (`revoke`): the next access faults and tells the
+//! hypervisor who made it (`hint`), which gives the access back, reading
+//! first, then writing at the next write fault. Two bits the CPU ignores in
+//! every leaf, present or not, say so; every other change (`protect`,
+//! `remap`, `split`) starts from the leaf with its access back and leaves
+//! it unsampled.
 
 use core::marker::PhantomData;
 
@@ -50,12 +58,14 @@ pub trait Format {
     const ACCESSED: u64;
     const DIRTY: u64;
 
+    /// The bits whose clearing makes a leaf not present.
+    const PRESENT: u64;
+
     /// An entry pointing to the next-level table at `table`.
     fn table(table: u64) -> u64;
     /// A leaf mapping `frame`: 4 KiB, or 2 MiB when `large` (a directory
     /// entry with the page-size bit).
     fn leaf(frame: u64, access: Access, large: bool) -> u64;
-    fn is_present(entry: u64) -> bool;
     fn access(entry: u64) -> Access;
     /// A directory entry that is a 2 MiB leaf, not a table.
     fn is_large(entry: u64) -> bool {
@@ -104,6 +114,29 @@ pub enum Flush {
 pub const LEVELS: usize = 4;
 const PAGE: u64 = 4096;
 const LARGE: u64 = 2 << 20;
+
+/// A leaf whose access was taken away for sampling: not present to the CPU,
+/// its frame kept (bits 52-56 are ignored in EPT and nested-paging leaves).
+const REVOKED: u64 = 1 << 52;
+/// A leaf given back for reading after a sampled read: its first write
+/// faults too, and is seen.
+const SAMPLED: u64 = 1 << 53;
+
+/// What a sampled page's fault was (`hint`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hint {
+    /// The page's size (its base is the faulting address rounded down).
+    pub size: PageSize,
+    pub write: bool,
+}
+
+/// A leaf given back for reading and fetching only.
+const READ_ONLY: Access = Access {
+    read: true,
+    write: false,
+    execute: true,
+    uncached: false,
+};
 
 fn index(gpa: u64, level: usize) -> usize {
     ((gpa >> (12 + 9 * level)) & 0x1ff) as usize
@@ -160,7 +193,8 @@ impl<F: Format> PageTable<F> {
         for l in (level + 1..LEVELS).rev() {
             let i = index(gpa, l);
             let mut entry = mem.read(table, i);
-            if !F::is_present(entry) {
+            // Empty: no table yet (a revoked 2 MiB leaf is not empty).
+            if entry == 0 {
                 if !create {
                     return Ok(Walked::Missing);
                 }
@@ -208,22 +242,33 @@ impl<F: Format> PageTable<F> {
         Ok(Flush::None)
     }
 
-    /// The leaf holding `gpa`: its table, index, entry and size.
+    /// The leaf holding `gpa` (revoked or not): its table, index, entry and size.
     fn leaf(&self, mem: &mut impl TableMemory, gpa: u64) -> Option<(u64, usize, u64, PageSize)> {
         match self.walk(mem, gpa, 0, false).ok()? {
             Walked::Table(table) => {
                 let i = index(gpa, 0);
                 let entry = mem.read(table, i);
-                F::is_present(entry).then_some((table, i, entry, PageSize::Small))
+                (entry != 0).then_some((table, i, entry, PageSize::Small))
             }
             Walked::Large { table, entry } => Some((table, index(gpa, 1), entry, PageSize::Large)),
             Walked::Missing => None,
         }
     }
 
-    /// The host address and access of `gpa`.
+    /// `entry` (of a page of `size`) as it is apart from sampling: a
+    /// sampled leaf with its access back.
+    fn unsampled(entry: u64, size: PageSize) -> u64 {
+        if entry & (REVOKED | SAMPLED) == 0 {
+            return entry;
+        }
+        let frame = F::frame(entry) & !(size.bytes() - 1);
+        F::leaf(frame, Access::ALL, size == PageSize::Large) | (entry & (F::ACCESSED | F::DIRTY))
+    }
+
+    /// The host address and access of `gpa` (apart from sampling).
     pub fn translate(&self, mem: &mut impl TableMemory, gpa: u64) -> Option<(u64, Access)> {
         let (_, _, entry, size) = self.leaf(mem, gpa)?;
+        let entry = Self::unsampled(entry, size);
         let base = F::frame(entry) & !(size.bytes() - 1);
         Some((base + gpa % size.bytes(), F::access(entry)))
     }
@@ -244,9 +289,11 @@ impl<F: Format> PageTable<F> {
         }
     }
 
-    /// The frame (the page's base), size and access of the page holding `gpa`.
+    /// The frame (the page's base), size and access of the page holding
+    /// `gpa` (apart from sampling).
     pub fn mapping(&self, mem: &mut impl TableMemory, gpa: u64) -> Option<(u64, PageSize, Access)> {
         let (_, _, entry, size) = self.leaf(mem, gpa)?;
+        let entry = Self::unsampled(entry, size);
         Some((
             F::frame(entry) & !(size.bytes() - 1),
             size,
@@ -255,8 +302,8 @@ impl<F: Format> PageTable<F> {
     }
 
     /// Rewrites the leaf holding `gpa` by compare-and-swap: `change` gets
-    /// its frame and access and gives the new ones. The frame it mapped, and
-    /// the flush the change needs.
+    /// its frame and access (apart from sampling) and gives the new ones,
+    /// unsampled. The frame it mapped, and the flush the change needs.
     fn rewrite(
         &self,
         mem: &mut impl TableMemory,
@@ -265,8 +312,9 @@ impl<F: Format> PageTable<F> {
     ) -> Result<(u64, Flush), MapError> {
         loop {
             let (table, i, entry, size) = self.leaf(mem, gpa).ok_or(MapError::NotMapped)?;
-            let old = F::frame(entry) & !(size.bytes() - 1);
-            let (frame, access) = change(old, F::access(entry));
+            let plain = Self::unsampled(entry, size);
+            let old = F::frame(plain) & !(size.bytes() - 1);
+            let (frame, access) = change(old, F::access(plain));
             let leaf = F::leaf(frame, access, size == PageSize::Large);
             if mem.cas(table, i, entry, leaf).is_ok() {
                 let len = size.bytes();
@@ -316,10 +364,11 @@ impl<F: Format> PageTable<F> {
                 return Err(MapError::NotMapped);
             };
             let small = mem.alloc_table().ok_or(MapError::OutOfMemory)?;
-            let frame = F::frame(entry) & !(LARGE - 1);
-            let flags = entry & (F::ACCESSED | F::DIRTY);
+            let plain = Self::unsampled(entry, PageSize::Large);
+            let frame = F::frame(plain) & !(LARGE - 1);
+            let flags = plain & (F::ACCESSED | F::DIRTY);
             for j in 0..512 {
-                let leaf = F::leaf(frame + j as u64 * PAGE, F::access(entry), false) | flags;
+                let leaf = F::leaf(frame + j as u64 * PAGE, F::access(plain), false) | flags;
                 // A fresh table, not linked yet: nobody else sees it.
                 let _ = mem.cas(small, j, 0, leaf);
             }
@@ -333,6 +382,52 @@ impl<F: Format> PageTable<F> {
                 });
             }
             mem.free_table(small); // changed meanwhile: look again
+        }
+    }
+
+    /// Takes every access to the page holding `gpa` away, its frame kept, so
+    /// that the next access faults and is seen (`hint`); only a page with
+    /// every access (guest RAM not being moved: a page made read-only by a
+    /// migration stays so) or one sampled before. The flush lets CPUs that
+    /// cached the page fault on it; until they flush, their accesses go
+    /// unseen, nothing worse.
+    pub fn revoke(&self, mem: &mut impl TableMemory, gpa: u64) -> Result<Flush, MapError> {
+        loop {
+            let (table, i, entry, size) = self.leaf(mem, gpa).ok_or(MapError::NotMapped)?;
+            let sampled = entry & SAMPLED != 0;
+            if entry & REVOKED != 0 || !(sampled || F::access(entry) == Access::ALL) {
+                return Ok(Flush::None);
+            }
+            let revoked = (entry & !(F::PRESENT | SAMPLED)) | REVOKED;
+            if mem.cas(table, i, entry, revoked).is_ok() {
+                let len = size.bytes();
+                return Ok(Flush::Range {
+                    gpa: gpa & !(len - 1),
+                    len,
+                });
+            }
+        }
+    }
+
+    /// A fault at `gpa` (a `write` or not): if its page was sampled, its
+    /// access comes back (reading only, after a read of a revoked page: the
+    /// first write is seen too) and the fault was a hint; None when the
+    /// page was not sampled (the fault is something else). Access given
+    /// back needs no flush: CPUs do not cache what faults.
+    pub fn hint(&self, mem: &mut impl TableMemory, gpa: u64, write: bool) -> Option<Hint> {
+        loop {
+            let (table, i, entry, size) = self.leaf(mem, gpa)?;
+            let frame = F::frame(entry) & !(size.bytes() - 1);
+            let large = size == PageSize::Large;
+            let back = match (entry & REVOKED != 0, entry & SAMPLED != 0) {
+                (true, _) if !write => F::leaf(frame, READ_ONLY, large) | SAMPLED,
+                (true, _) | (false, true) if write => F::leaf(frame, Access::ALL, large),
+                _ => return None,
+            };
+            let back = back | (entry & (F::ACCESSED | F::DIRTY));
+            if mem.cas(table, i, entry, back).is_ok() {
+                return Some(Hint { size, write });
+            }
         }
     }
 
@@ -632,5 +727,98 @@ mod tests {
             ))
         );
         assert_eq!(pt.unmap(&mut mem, 3 * MIB), None);
+    }
+
+    #[test]
+    fn a_sampled_page_keeps_its_frame_and_tells_reads_then_writes() {
+        for large in [false, true] {
+            let mut mem = FakeTables::new(16);
+            let pt = PageTable::<Npt>::new(&mut mem).unwrap();
+            let (gpa, frame, size) = if large {
+                (2 * MIB, 8 * MIB, PageSize::Large)
+            } else {
+                (0x5000, 0x9000, PageSize::Small)
+            };
+            let _ = pt.map(&mut mem, gpa, frame, size, Access::ALL);
+            assert_eq!(pt.hint(&mut mem, gpa, false), None, "not sampled");
+            let flush = pt.revoke(&mut mem, gpa + 0x10);
+            assert_eq!(
+                flush,
+                Ok(Flush::Range {
+                    gpa,
+                    len: size.bytes()
+                })
+            );
+            let (table, i, _) = *mem.writes.last().unwrap();
+            assert_eq!(mem.tables[&table][i] & 1, 0, "not present to the CPU");
+            // The frame is still the page's: nothing backs it anew.
+            assert_eq!(pt.mapping(&mut mem, gpa).map(|m| m.0), Some(frame));
+            assert_eq!(
+                pt.map(&mut mem, gpa, 0xa000 << 9, size, Access::ALL),
+                Err(MapError::AlreadyMapped)
+            );
+            assert_eq!(pt.revoke(&mut mem, gpa), Ok(Flush::None), "once");
+            // A read: readable again, and the first write is seen too.
+            assert_eq!(
+                pt.hint(&mut mem, gpa + 8, false),
+                Some(Hint { size, write: false })
+            );
+            assert!(
+                !pt.translate(&mut mem, gpa)
+                    .is_some_and(|t| t.1 != Access::ALL)
+            );
+            let (table, i, _) = *mem.writes.last().unwrap();
+            assert_eq!(mem.tables[&table][i] & 3, 1, "present, read-only");
+            assert_eq!(pt.hint(&mut mem, gpa, false), None);
+            assert_eq!(
+                pt.hint(&mut mem, gpa, true),
+                Some(Hint { size, write: true })
+            );
+            assert_eq!(mem.tables[&table][i], Npt::leaf(frame, Access::ALL, large));
+            assert_eq!(pt.hint(&mut mem, gpa, true), None, "plain again");
+        }
+    }
+
+    #[test]
+    fn a_write_to_a_revoked_page_gives_it_all_back_and_moves_drop_the_sample() {
+        let mut mem = FakeTables::new(16);
+        let pt = PageTable::<Ept>::new(&mut mem).unwrap();
+        let _ = pt.map(&mut mem, 0x5000, 0x9000, PageSize::Small, Access::ALL);
+        let _ = pt.revoke(&mut mem, 0x5000);
+        assert_eq!(
+            pt.hint(&mut mem, 0x5000, true),
+            Some(Hint {
+                size: PageSize::Small,
+                write: true
+            })
+        );
+        assert_eq!(
+            mem.writes.last().unwrap().2,
+            Ept::leaf(0x9000, Access::ALL, false)
+        );
+        // A migration write-protects a revoked page: read-only, unsampled;
+        // the sampler leaves it so, and its faults are not hints.
+        let _ = pt.revoke(&mut mem, 0x5000);
+        assert!(pt.protect(&mut mem, 0x5000, false).is_ok());
+        assert_eq!(pt.hint(&mut mem, 0x5000, true), None);
+        assert_eq!(pt.revoke(&mut mem, 0x5000), Ok(Flush::None));
+        assert_eq!(pt.remap(&mut mem, 0x5000, 0xc000).map(|r| r.0), Ok(0x9000));
+        // A revoked 2 MiB page splits into plain 4 KiB ones.
+        let _ = pt.map(&mut mem, 2 * MIB, 8 * MIB, PageSize::Large, Access::ALL);
+        let _ = pt.revoke(&mut mem, 2 * MIB);
+        assert!(pt.split(&mut mem, 2 * MIB).is_ok());
+        assert_eq!(
+            pt.translate(&mut mem, 2 * MIB + 0x3008),
+            Some((8 * MIB + 0x3008, Access::ALL))
+        );
+        assert_eq!(pt.hint(&mut mem, 2 * MIB + 0x3000, false), None);
+        // Device memory is never sampled.
+        let uc = Access {
+            uncached: true,
+            ..Access::ALL
+        };
+        let _ = pt.map(&mut mem, 0x7000, 0x7000, PageSize::Small, uc);
+        assert_eq!(pt.revoke(&mut mem, 0x7000), Ok(Flush::None));
+        assert_eq!(pt.revoke(&mut mem, 0xf000), Err(MapError::NotMapped));
     }
 }

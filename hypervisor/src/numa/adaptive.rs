@@ -1,44 +1,81 @@
 //! The decisions of adaptive placement, apart from how accesses are seen
-//! (hinting faults, accessed/dirty bits) and how pages move
-//! (`vcpu::memory::GuestMemory::migrate`). Pure: each sampling period, a
-//! page's record gets the nodes that touched it and whether it was written;
-//! `decide` says what to do with it.
+//! (`vcpu::sampler`: sampled hinting faults) and how pages move
+//! (`vcpu::memory::GuestMemory::migrate`). Pure: each time the sampler
+//! looks at a page, its record gets the nodes whose CPUs touched it since
+//! the last look and whether one wrote it; `decide` says where it should be.
 //!
-//! - A page touched by one node only, for `STABLE` periods in a row, on
-//!   another node: move it there (private data follows its user).
-//! - A page touched by several nodes and written (shared, write-hot): spread
-//!   it, by page number over those nodes, so that no node serves them all.
-//! - A page touched by several nodes and never written (read-mostly):
-//!   replicate it on each of them (a write collapses the replicas).
-//! - Hysteresis: a page that moved stays `COOLDOWN` periods whatever its
-//!   record says, so it does not bounce between nodes whose users alternate.
-//! - At most a budget of moves per period, first come first served.
+//! - Each node's recent touches are a small decaying count; the page wants
+//!   the node where those touches cost least by the machine's distances:
+//!   the oracle's rule, on the sampled accesses. A private page wants its
+//!   user's node; a page shared by several, the one nearest to them all.
+//! - Samples are noisy (the sampler sees some touches, not all): nodes whose
+//!   cost is within `MARGIN` of the least are as good. A page on one of
+//!   them stays, except a shared page that is written: those spread over
+//!   the good nodes by page number, so that no node serves them all.
+//! - Hysteresis: a page moves only when it wanted the same node at `STABLE`
+//!   looks in a row that saw it touched, and not again for `COOLDOWN` looks
+//!   after a move, so it does not bounce between nodes whose users alternate.
+//! - At most a budget of moves per look at the window (rate limit).
 
-use heapless::Vec;
+use super::topology::MAX_NODES;
 
-/// Periods a page must be private to one node before it moves there.
+/// Looks in a row a page must want one node before it moves there.
 pub const STABLE: u8 = 2;
-/// Periods a page that moved stays where it is.
+/// Looks after a move during which a page stays.
 pub const COOLDOWN: u8 = 4;
+/// A node's count saturates here (4 bits); a look adds 2 for a node that
+/// touched the page and takes an eighth away (rounded up) from every node.
+const COUNT_MAX: u8 = 15;
+/// Nodes whose cost is within an eighth of the least are as good.
+const MARGIN: u32 = 8;
 
 /// Nodes as a bit set (node i: bit i).
 pub type NodeSet = u16;
 
-/// What one page has seen, period after period.
+/// What one page has seen, look after look.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Record {
-    /// Where the page is now.
-    pub node: usize,
-    /// The private node of the last periods and for how many in a row.
-    pub streak: Option<(usize, u8)>,
-    /// Periods left before the page may move again.
+    /// Per node: its recent touches (each look decays them by a quarter).
+    pub counts: [u8; MAX_NODES],
+    /// The node the page wanted at the last looks, and how many in a row.
+    pub want: u8,
+    pub streak: u8,
+    /// Looks left before the page may move again.
     pub cooldown: u8,
-    /// The page is replicated (read-mostly on several nodes).
-    pub replicated: bool,
+    /// The node the page last moved away from, if any: a move back there
+    /// is a bounce.
+    pub left: Option<u8>,
 }
 
-/// One period's observation of a page: the nodes whose CPUs touched it and
-/// whether any wrote it.
+impl Record {
+    /// Packed: the counts in 64 bits (4 each), the rest in 14: want (4),
+    /// streak (2), cooldown (3), left (5: node + 1, 0 none). Zeros are the
+    /// empty record.
+    pub fn pack(&self) -> (u64, u32) {
+        let counts = self.counts.iter().enumerate().fold(0u64, |a, (i, &c)| {
+            a | (u64::from(c.min(COUNT_MAX)) << (4 * i))
+        });
+        let rest = u32::from(self.want & 0xf)
+            | (u32::from(self.streak.min(3)) << 4)
+            | (u32::from(self.cooldown.min(7)) << 6)
+            | (u32::from(self.left.map_or(0, |n| (n & 0xf) + 1)) << 9);
+        (counts, rest)
+    }
+
+    pub fn unpack((counts, rest): (u64, u32)) -> Self {
+        let field = |at: u32, width: u32| ((rest >> at) & ((1 << width) - 1)) as u8;
+        Self {
+            counts: core::array::from_fn(|i| ((counts >> (4 * i)) & 0xf) as u8),
+            want: field(0, 4),
+            streak: field(4, 2),
+            cooldown: field(6, 3),
+            left: field(9, 5).checked_sub(1),
+        }
+    }
+}
+
+/// What the sampler saw of a page since its last look: the nodes whose
+/// CPUs touched it and whether any wrote it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Seen {
     pub nodes: NodeSet,
@@ -49,16 +86,11 @@ pub struct Seen {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Decision {
     Stay,
-    /// Move to this node.
-    Migrate(usize),
-    /// Copy to each of these nodes (each node's CPUs map their own copy).
-    Replicate(NodeSet),
-    /// A write reached a replicated page: back to one copy, on this node.
-    Collapse(usize),
-}
-
-fn only(nodes: NodeSet) -> Option<usize> {
-    (nodes.count_ones() == 1).then(|| nodes.trailing_zeros() as usize)
+    /// Move to node `to`; `bounce`: back to the node it last left.
+    Migrate {
+        to: usize,
+        bounce: bool,
+    },
 }
 
 /// The `n`th node of `nodes`, counting from the lowest, modulo their number.
@@ -76,84 +108,76 @@ fn nth(nodes: NodeSet, n: u64) -> usize {
     }
 }
 
-/// Updates `record` with one period's `seen` for page number `page`, and
-/// says what to do; `budget` is the moves left this period (a move takes
-/// one). Pages not touched this period keep their streak.
-pub fn decide(record: &mut Record, seen: Seen, page: u64, budget: &mut usize) -> Decision {
-    record.cooldown = record.cooldown.saturating_sub(1);
-    if seen.nodes == 0 {
-        return Decision::Stay;
-    }
-    if record.replicated {
-        if !seen.written {
-            return Decision::Stay;
-        }
-        // The first write collapses the copies, onto a node that wrote... or
-        // touched it: the lowest of them (a record does not say who wrote).
-        record.replicated = false;
-        record.streak = None;
-        record.node = nth(seen.nodes, 0);
-        return Decision::Collapse(record.node);
-    }
-    let decision = match only(seen.nodes) {
-        Some(node) => {
-            let streak = match record.streak {
-                Some((n, k)) if n == node => k.saturating_add(1),
-                _ => 1,
-            };
-            record.streak = Some((node, streak));
-            if node != record.node && streak >= STABLE {
-                Decision::Migrate(node)
-            } else {
-                Decision::Stay
-            }
-        }
-        None => {
-            record.streak = None;
-            if seen.written {
-                let target = nth(seen.nodes, page);
-                if target != record.node {
-                    Decision::Migrate(target)
-                } else {
-                    Decision::Stay
-                }
-            } else {
-                Decision::Replicate(seen.nodes)
-            }
-        }
-    };
-    match decision {
-        Decision::Migrate(_) | Decision::Replicate(_) if record.cooldown > 0 || *budget == 0 => {
-            Decision::Stay
-        }
-        Decision::Migrate(node) => {
-            *budget -= 1;
-            record.node = node;
-            record.cooldown = COOLDOWN;
-            Decision::Migrate(node)
-        }
-        Decision::Replicate(nodes) => {
-            *budget -= 1;
-            record.replicated = true;
-            Decision::Replicate(nodes)
-        }
-        other => other,
-    }
+/// The cost on each node (of the first `distance.len()`) of accesses in
+/// the proportions of `counts`.
+fn costs(counts: &[u8; MAX_NODES], distance: &[[u8; MAX_NODES]]) -> [u32; MAX_NODES] {
+    core::array::from_fn(|n| {
+        distance
+            .iter()
+            .zip(counts)
+            .map(|(from, &c)| u32::from(c) * u32::from(from[n]))
+            .sum()
+    })
 }
 
-/// Runs `decide` over a period's observations of many pages, in page
-/// order, within `budget` moves: the pages' decisions.
-pub fn period<const N: usize>(
-    records: &mut [Record],
-    seen: &[Seen],
-    mut budget: usize,
-) -> Vec<Decision, N> {
-    records
-        .iter_mut()
-        .zip(seen)
-        .enumerate()
-        .map(|(page, (r, &s))| decide(r, s, page as u64, &mut budget))
-        .collect()
+/// The nodes (of the first `distance.len()`) where accesses in the
+/// proportions of `counts` cost at most `slack` eighths more than the
+/// least; empty when there are no accesses.
+fn cheapest(counts: &[u8; MAX_NODES], distance: &[[u8; MAX_NODES]], slack: u32) -> NodeSet {
+    if counts.iter().all(|&c| c == 0) {
+        return 0;
+    }
+    let cost = costs(counts, distance);
+    let nodes = distance.len();
+    let best = cost[..nodes].iter().copied().min().unwrap_or(0);
+    (0..nodes)
+        .filter(|&n| cost[n] * MARGIN <= best * (MARGIN + slack))
+        .fold(0, |set, n| set | (1 << n))
+}
+
+/// Updates `record` of page number `page`, now on node `here`, with what
+/// was `seen` since the last look, and says where it goes; `budget` is the
+/// moves left for this look at the window (a move takes one).
+pub fn decide(
+    record: &mut Record,
+    seen: Seen,
+    here: usize,
+    page: u64,
+    distance: &[[u8; MAX_NODES]],
+    budget: &mut usize,
+) -> Decision {
+    record.cooldown = record.cooldown.saturating_sub(1);
+    for (n, c) in record.counts.iter_mut().enumerate() {
+        let touched = seen.nodes & (1 << n) != 0;
+        *c = (*c - c.div_ceil(8) + if touched { 2 } else { 0 }).min(COUNT_MAX);
+    }
+    // Only looks that saw the page count towards its streak.
+    let good = cheapest(&record.counts, distance, 1);
+    if seen.nodes == 0 || good == 0 {
+        return Decision::Stay;
+    }
+    let shared = record.counts.iter().filter(|&&c| c > 0).count() > 1;
+    let want = if shared && seen.written {
+        nth(good, page)
+    } else if good & (1 << here) != 0 {
+        here
+    } else {
+        nth(cheapest(&record.counts, distance, 0), page)
+    };
+    record.streak = if usize::from(record.want) == want && record.streak > 0 {
+        (record.streak + 1).min(3)
+    } else {
+        1
+    };
+    record.want = want as u8;
+    if want == here || record.streak < STABLE || record.cooldown > 0 || *budget == 0 {
+        return Decision::Stay;
+    }
+    *budget -= 1;
+    let bounce = record.left == Some(want as u8);
+    record.left = Some(here as u8);
+    record.cooldown = COOLDOWN;
+    Decision::Migrate { to: want, bounce }
 }
 
 #[cfg(test)]
@@ -164,105 +188,151 @@ mod tests {
     const N1: NodeSet = 2;
     const BOTH: NodeSet = 3;
 
+    /// Two nodes, 10 and 20 apart.
+    fn two() -> [[u8; MAX_NODES]; 2] {
+        let mut d = [[20; MAX_NODES]; 2];
+        d[0][0] = 10;
+        d[1][1] = 10;
+        d
+    }
+
+    /// Four nodes in a line, 0-1-2-3: the middle ones nearest to all.
+    fn line() -> [[u8; MAX_NODES]; 4] {
+        let mut d = [[0; MAX_NODES]; 4];
+        for (i, row) in d.iter_mut().enumerate() {
+            for (j, x) in row.iter_mut().take(4).enumerate() {
+                *x = 10 + 6 * i.abs_diff(j) as u8;
+            }
+        }
+        d
+    }
+
     fn seen(nodes: NodeSet, written: bool) -> Seen {
         Seen { nodes, written }
     }
 
-    /// Replays `trace` (one observation per period) on a page that starts
-    /// on node 0: the decisions, period by period.
-    fn replay(trace: &[Seen]) -> std::vec::Vec<Decision> {
-        let mut r = Record::default();
+    /// Replays `trace` (one observation per look) on page `page`, starting
+    /// on node 0 and moved as decided: the decisions, look by look.
+    fn replay(trace: &[Seen], distance: &[[u8; MAX_NODES]], page: u64) -> Vec<Decision> {
+        let (mut r, mut here) = (Record::default(), 0);
         trace
             .iter()
-            .map(|&s| decide(&mut r, s, 0, &mut usize::MAX.clone()))
+            .map(|&s| {
+                let d = decide(&mut r, s, here, page, distance, &mut usize::MAX.clone());
+                if let Decision::Migrate { to, .. } = d {
+                    here = to;
+                }
+                d
+            })
+            .collect()
+    }
+
+    fn moves(d: &[Decision]) -> Vec<(usize, usize)> {
+        d.iter()
+            .enumerate()
+            .filter_map(|(i, d)| match d {
+                Decision::Migrate { to, .. } => Some((i, *to)),
+                Decision::Stay => None,
+            })
             .collect()
     }
 
     #[test]
+    fn records_pack_and_unpack() {
+        let mut r = Record {
+            want: 13,
+            streak: 2,
+            cooldown: 4,
+            left: Some(15),
+            ..Record::default()
+        };
+        r.counts[0] = 15;
+        r.counts[15] = 5;
+        assert_eq!(Record::unpack(r.pack()), r);
+        assert_eq!(Record::unpack((0, 0)), Record::default());
+    }
+
+    #[test]
     fn a_private_page_follows_its_user_after_it_proves_stable() {
-        let d = replay(&[seen(N1, true), seen(N1, true), seen(N1, false)]);
-        assert_eq!(d, [Decision::Stay, Decision::Migrate(1), Decision::Stay]);
-        let home = replay(&[seen(N0, true); 4]);
-        assert!(home.iter().all(|&d| d == Decision::Stay), "already local");
+        let d = replay(&[seen(N1, true); 4], &two(), 0);
+        assert_eq!(moves(&d), [(1, 1)], "on the second look, once");
+        let home = replay(&[seen(N0, true); 4], &two(), 0);
+        assert!(moves(&home).is_empty(), "already local");
     }
 
     #[test]
     fn a_page_whose_users_alternate_does_not_bounce() {
-        // Node 1 for two periods, then node 0 and node 1 in turns: it moves
-        // once, then the cooldown and the broken streaks keep it.
-        let mut trace = vec![seen(N1, true), seen(N1, true)];
-        for i in 0..10 {
+        // Node 1 for two looks, then nodes 0 and 1 in turns: it moves once,
+        // then the counts even out and the page stays.
+        let mut trace = vec![seen(N1, true); 2];
+        for i in 0..12 {
             trace.push(seen(if i % 2 == 0 { N0 } else { N1 }, true));
         }
-        let moves = replay(&trace)
-            .iter()
-            .filter(|d| matches!(d, Decision::Migrate(_)))
-            .count();
-        assert_eq!(moves, 1);
+        assert_eq!(moves(&replay(&trace, &two(), 0)).len(), 1);
     }
 
     #[test]
-    fn a_phase_change_is_followed_within_cooldown_and_stability() {
-        // Node 1's page for 3 periods, then node 0's for good: it moves to 1,
-        // then back to 0 once the cooldown is over and node 0 proved stable.
-        let mut trace = vec![seen(N1, true); 3];
+    fn a_phase_change_is_followed_within_a_bounded_number_of_looks() {
+        // Node 1's page for 6 looks, then node 0's for good.
+        let mut trace = vec![seen(N1, true); 6];
         trace.extend([seen(N0, true); 8]);
-        let d = replay(&trace);
-        let back = d.iter().position(|&x| x == Decision::Migrate(0)).unwrap();
-        assert_eq!(d[1], Decision::Migrate(1));
-        assert!(back - 1 <= COOLDOWN as usize, "back after {back} periods");
-        assert_eq!(
-            d.iter()
-                .filter(|x| matches!(x, Decision::Migrate(_)))
-                .count(),
-            2
-        );
+        let m = moves(&replay(&trace, &two(), 0));
+        assert_eq!(m.len(), 2, "{m:?}");
+        assert_eq!(m[0], (1, 1));
+        assert_eq!(m[1].1, 0);
+        let after = m[1].0 - 6;
+        assert!(after <= 3, "back {after} looks after the change");
+        // The same, with a move back counted as a bounce.
+        let r = replay(&trace, &two(), 0);
+        assert!(matches!(r[m[1].0], Decision::Migrate { bounce: true, .. }));
     }
 
     #[test]
-    fn shared_pages_spread_when_written_and_replicate_when_read() {
-        // Written by both nodes: page numbers alternate between them.
-        let mut records = [Record::default(); 4];
-        let d: Vec<Decision, 4> = period(&mut records, &[seen(BOTH, true); 4], 8);
-        assert_eq!(
-            d.as_slice(),
-            [
-                Decision::Stay,
-                Decision::Migrate(1),
-                Decision::Stay,
-                Decision::Migrate(1)
-            ]
-        );
-        // Read by both, never written: replicated; a later write collapses it.
-        let r = replay(&[seen(BOTH, false), seen(BOTH, false), seen(N1, true)]);
-        assert_eq!(
-            r,
-            [
-                Decision::Replicate(BOTH),
-                Decision::Stay,
-                Decision::Collapse(1)
-            ]
-        );
+    fn shared_pages_go_where_their_accesses_cost_least() {
+        // Read by every node of a line: the middle (1 or 2), not the ends.
+        let d = replay(&[seen(0b1111, false); 3], &line(), 0);
+        assert_eq!(moves(&d), [(1, 1)]);
+        // Read by both of two nodes: equally good anywhere, it stays.
+        assert!(moves(&replay(&[seen(BOTH, false); 4], &two(), 1)).is_empty());
+        // Written by both: spread by page number over them.
+        assert!(moves(&replay(&[seen(BOTH, true); 4], &two(), 0)).is_empty());
+        assert_eq!(moves(&replay(&[seen(BOTH, true); 4], &two(), 1)), [(1, 1)]);
+        // Used by node 0 twice as often as node 3 on the line: node 0 is
+        // cheapest (2 x 10 + 1 x 28 against 2 x 16 + 1 x 22 at node 1).
+        let mut r = Record::default();
+        r.counts[0] = 6;
+        r.counts[3] = 3;
+        assert_eq!(cheapest(&r.counts, &line(), 0), N0);
     }
 
     #[test]
-    fn moves_stop_when_the_period_budget_is_spent() {
+    fn untouched_pages_forget_and_stay() {
+        let d = replay(
+            &[
+                seen(N1, false),
+                seen(0, false),
+                seen(0, false),
+                seen(0, false),
+            ],
+            &two(),
+            0,
+        );
+        assert!(moves(&d).is_empty(), "{d:?}");
+    }
+
+    #[test]
+    fn moves_stop_when_the_budget_is_spent() {
         let mut records = [Record::default(); 6];
-        let trace = [seen(N1, true); 6];
-        let _: Vec<Decision, 6> = period(&mut records, &trace, 10);
-        let d: Vec<Decision, 6> = period(&mut records, &trace, 2);
-        let moved = d
-            .iter()
-            .filter(|x| matches!(x, Decision::Migrate(1)))
-            .count();
-        assert_eq!(moved, 2, "{d:?}");
-        // The others move in the next periods.
-        let d: Vec<Decision, 6> = period(&mut records, &trace, 10);
-        assert_eq!(
-            d.iter()
-                .filter(|x| matches!(x, Decision::Migrate(1)))
-                .count(),
-            4
-        );
+        let mut look = |mut budget: usize| {
+            let mut moved = 0;
+            for (p, r) in records.iter_mut().enumerate() {
+                let d = decide(r, seen(N1, true), 0, p as u64, &two(), &mut budget);
+                moved += usize::from(d != Decision::Stay);
+            }
+            moved
+        };
+        assert_eq!(look(10), 0, "not stable yet");
+        assert_eq!(look(2), 2);
+        assert_eq!(look(10), 4, "the others at the next look");
     }
 }

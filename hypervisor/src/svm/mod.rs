@@ -228,7 +228,8 @@ pub struct Vcpu<'m> {
     nrip_save: bool,
     /// The watchdog's TSC deadline, armed on `apic`'s timer before VMRUN.
     deadline: Deadline,
-    timer_armed: bool,
+    /// The TSC value by which the armed timer fires (None: not armed).
+    timer_armed: Option<u64>,
     /// CR0, CR4 and EFER as last found legal (`checks::illegal_state`).
     checked: Option<(u64, u64, u64)>,
     /// Where the emulator last refused a MOV to CR (see `refused_cr_write`).
@@ -281,7 +282,7 @@ impl<'m> Vcpu<'m> {
             code: fetch::CodeWalk::default(),
             nrip_save: svm.nrip_save,
             deadline: Deadline::default(),
-            timer_armed: false,
+            timer_armed: None,
             checked: None,
             refused_at: None,
             // Software-enabled: a disabled APIC masks its timer. An OS
@@ -524,7 +525,7 @@ impl<'m> Vcpu<'m> {
             // The host took the interrupt after the exit (its timer, a kick):
             // the run loop decides, the deadline too.
             names::INTR => {
-                self.timer_armed = false; // it fired, or a kick came first: arm it again
+                self.timer_armed = None; // it fired, or a kick came first: arm it again
                 return Some(Exit::Timer);
             }
             // An OS guest's kick: the host takes the NMI once GIF is set.
@@ -595,15 +596,18 @@ impl VirtCpu for Vcpu<'_> {
     fn run(&mut self) -> Result<Exit, EntryFailure> {
         loop {
             // The APIC timer counts down in host and guest alike: armed once
-            // for the deadline, again only after an interrupt ended a slice.
-            let (deadline, armed) = (self.deadline, self.timer_armed);
+            // for the deadline, again after an interrupt ended a slice, or
+            // once it should have fired (the host may have taken it between
+            // two exits, the guest never seeing it).
+            let now = crate::arch::tsc::now();
+            let armed = self.timer_armed.is_some_and(|at| now < at);
             let mut arm = None;
-            if !deadline.arm(|left| arm = (!armed).then_some(left)) {
+            if !self.deadline.arm(|left| arm = (!armed).then_some(left)) {
                 return Ok(Exit::Deadline);
             }
             if let Some(left) = arm {
                 self.arm_timer(left);
-                self.timer_armed = true;
+                self.timer_armed = Some(now.saturating_add(left));
             }
             if !self.launched {
                 event::emit(&VmRun {
@@ -699,7 +703,7 @@ impl VirtCpu for Vcpu<'_> {
 
     fn set_deadline(&mut self, deadline: Deadline) {
         self.deadline = deadline;
-        self.timer_armed = false;
+        self.timer_armed = None;
     }
 
     fn flush_tlb(&mut self) {

@@ -140,7 +140,12 @@ impl<'a, C: VirtCpu> Handlers<'a, C> {
                     });
                 Action::Skip
             }
-            Exit::Timer => Action::Resume, // a vendor's own; nothing for the guest
+            Exit::Timer => {
+                // Nothing for the guest; the sampler's look if one is due.
+                let (machine, vcpu) = (self.machine, self.trace.vcpu as usize);
+                machine.tick(vcpu, &mut || self.service());
+                Action::Resume
+            }
             Exit::Deadline => {
                 let ms = self.config.watchdog_ms;
                 self.trace
@@ -191,6 +196,18 @@ impl<'a, C: VirtCpu> Handlers<'a, C> {
         let apic = self.machine.apic_page();
         if write && mapped && apic == Some(gpa & !0xfff) {
             return self.apic_write(rip, gpa);
+        }
+        // A page the sampler revoked: seen, and given back.
+        if self.machine.hint(self.trace.vcpu as usize, gpa, write) {
+            self.trace
+                .exit(Reason::EptViolation, rip, gpa, Notable::No, |e| VmExit {
+                    gpa: Some(Hex(gpa)),
+                    access: Some(if write { "write" } else { "read" }),
+                    mapped: Some(mapped),
+                    action: Some("sampled"),
+                    ..e
+                });
+            return Action::Resume;
         }
         // A page being migrated: the write waits (is retried) until it is
         // remapped; the TLB flushes this vCPU answers meanwhile let it be.

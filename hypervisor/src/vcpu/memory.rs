@@ -10,7 +10,7 @@ use super::vm::MAX_VCPUS;
 use crate::numa::policy::{self, Fault, Policy};
 use crate::numa::topology::MAX_NODES;
 
-use crate::ept::{Access, Flush, Format, MapError, PageSize, PageTable, TableMemory};
+use crate::ept::{Access, Flush, Format, Hint, MapError, PageSize, PageTable, TableMemory};
 use crate::mm;
 use crate::phys::{IdentityMapped, PhysMem};
 
@@ -58,6 +58,8 @@ pub struct GuestMemory<F: Format> {
 
 const PAGE: u64 = 4096;
 const LARGE: u64 = 2 << 20;
+/// Pages `migrate_many` moves in one go (two TLB shootdowns for them all).
+pub const MOVES_AT_ONCE: usize = 64;
 
 /// Guest RAM backed on demand, as the run loop sees it.
 pub trait Backing {
@@ -264,55 +266,144 @@ impl<F: Format> GuestMemory<F> {
             }))
     }
 
-    /// Moves the page holding `gpa` to a frame on `node`: made read-only
-    /// (writers fault and retry until it is done), copied, remapped, the
-    /// old frame freed; `flush` has every CPU drop the translation after
-    /// each change and waits for them. The node it came from, or None when
-    /// it already was on `node`.
+    /// Moves the page holding `gpa` to a frame on `node` (`migrate_many`):
+    /// the node it came from, or None when it already was on `node`.
     pub fn migrate(
         &self,
         gpa: u64,
         node: usize,
         flush: &mut dyn FnMut(Flush),
     ) -> Result<Option<usize>, BackError> {
+        let mut result = Err(BackError::Outside);
+        self.migrate_many(&[(gpa, node)], flush, &mut |_, r| result = r);
+        result
+    }
+
+    /// Moves each page holding `moves[i].0` to a frame on node `moves[i].1`,
+    /// all at once: made read-only (writers fault and retry until it is
+    /// done), copied, remapped, the old frames freed; `flush` has every CPU
+    /// drop the translations after each of the two changes and waits for
+    /// them. `done(i, r)`: the node the page came from, None when it already
+    /// was on that node, or why it could not move.
+    pub fn migrate_many(
+        &self,
+        moves: &[(u64, usize)],
+        flush: &mut dyn FnMut(Flush),
+        done: &mut dyn FnMut(usize, Result<Option<usize>, BackError>),
+    ) {
+        struct Move {
+            i: usize,
+            base: u64,
+            old: u64,
+            new: u64,
+            size: PageSize,
+            from: usize,
+            to: usize,
+        }
+        let mut pending: heapless::Vec<Move, MOVES_AT_ONCE> = heapless::Vec::new();
+        let mut change = Flush::None;
+        for (i, &(gpa, to)) in moves.iter().enumerate() {
+            let begun = (|| {
+                if !self.is_ram(gpa) {
+                    return Err(BackError::Outside);
+                }
+                let not_mapped = BackError::Map(MapError::NotMapped);
+                let (old, size, _) = self
+                    .table
+                    .mapping(&mut IdentityTables, gpa)
+                    .ok_or(not_mapped)?;
+                let from = mm::node_of(old).ok_or(not_mapped)?;
+                if from == to {
+                    return Ok(None);
+                }
+                let new = mm::alloc_zeroed_exact(to, size)
+                    .ok_or(BackError::Map(MapError::OutOfMemory))?;
+                let base = gpa & !(size.bytes() - 1);
+                match self.table.protect(&mut IdentityTables, base, false) {
+                    Ok(f) => change = f,
+                    Err(e) => {
+                        let _ = mm::free(new, size);
+                        return Err(BackError::Map(e));
+                    }
+                }
+                let m = Move {
+                    i,
+                    base,
+                    old,
+                    new,
+                    size,
+                    from,
+                    to,
+                };
+                Ok(Some(m))
+            })();
+            match begun {
+                Ok(Some(m)) if !pending.is_full() => {
+                    let _ = pending.push(m);
+                    continue;
+                }
+                Ok(Some(m)) => {
+                    // More than a batch: this one waits for a later call.
+                    let _ = self.table.protect(&mut IdentityTables, m.base, true);
+                    let _ = mm::free(m.new, m.size);
+                    done(i, Err(BackError::Map(MapError::OutOfMemory)));
+                }
+                Ok(None) => done(i, Ok(None)),
+                Err(e) => done(i, Err(e)),
+            }
+        }
+        if pending.is_empty() {
+            return;
+        }
+        flush(change);
+        // No CPU can write the pages now: the copies are whole.
+        for m in &pending {
+            if let Some(bytes) = IdentityMapped.bytes(m.old, m.size.bytes() as usize) {
+                // SAFETY: `new` is a frame of `size` just allocated for this page.
+                unsafe { crate::phys::write(m.new, bytes) };
+            }
+            if let Ok((_, f)) = self.table.remap(&mut IdentityTables, m.base, m.new) {
+                change = f;
+            }
+        }
+        flush(change);
+        // No CPU holds an old translation: the frames can go.
+        for m in pending {
+            let _ = mm::free(m.old, m.size);
+            self.placer.uncount(m.from, m.size);
+            self.placer.count(m.to, m.size, None);
+            done(m.i, Ok(Some(m.from)));
+        }
+    }
+
+    /// Takes every access to the page holding `gpa` away for sampling, its
+    /// frame kept (`ept::PageTable::revoke`): the range it covers, to flush.
+    pub fn revoke(&self, gpa: u64) -> Result<Flush, BackError> {
         if !self.is_ram(gpa) {
             return Err(BackError::Outside);
         }
-        let map = |e| BackError::Map(e);
-        let (old, size, _) = self
-            .table
+        self.table
+            .revoke(&mut IdentityTables, gpa)
+            .map_err(BackError::Map)
+    }
+
+    /// A fault at `gpa` on a page sampling revoked: its access back, and
+    /// what was seen (`ept::PageTable::hint`); None for any other fault.
+    pub fn hint(&self, gpa: u64, write: bool) -> Option<Hint> {
+        if !self.is_ram(gpa) {
+            return None;
+        }
+        self.table.hint(&mut IdentityTables, gpa, write)
+    }
+
+    /// The frame (the page's base) and size backing the page holding `gpa`.
+    pub fn backing(&self, gpa: u64) -> Option<(u64, PageSize)> {
+        if !self.is_ram(gpa) {
+            return None;
+        }
+        self.table
             .mapping(&mut IdentityTables, gpa)
-            .ok_or(BackError::Map(MapError::NotMapped))?;
-        let from = mm::node_of(old).ok_or(BackError::Map(MapError::NotMapped))?;
-        if from == node {
-            return Ok(None);
-        }
-        let new =
-            mm::alloc_zeroed_exact(node, size).ok_or(BackError::Map(MapError::OutOfMemory))?;
-        let base = gpa & !(size.bytes() - 1);
-        match self.table.protect(&mut IdentityTables, base, false) {
-            Ok(f) => flush(f),
-            Err(e) => {
-                let _ = mm::free(new, size);
-                return Err(map(e));
-            }
-        }
-        // No CPU can write the page now: the copy is whole.
-        let bytes = IdentityMapped
-            .bytes(old, size.bytes() as usize)
-            .ok_or(BackError::Map(MapError::NotMapped))?;
-        // SAFETY: `new` is a frame of `size` just allocated for this page.
-        unsafe { crate::phys::write(new, bytes) };
-        let (_, f) = self
-            .table
-            .remap(&mut IdentityTables, base, new)
-            .map_err(map)?;
-        flush(f);
-        // No CPU holds the old translation: the frame can go.
-        let _ = mm::free(old, size);
-        self.placer.uncount(from, size);
-        self.placer.count(node, size, None);
-        Ok(Some(from))
+            .map(|(frame, size, _)| (frame, size))
     }
 
     /// The host address of `gpa`, when its page is backed.

@@ -16,6 +16,7 @@ pub mod io;
 pub mod memory;
 pub mod os;
 pub mod platform;
+pub mod sampler;
 pub mod trace;
 pub mod vm;
 
@@ -174,27 +175,46 @@ pub enum Exit {
 }
 
 /// The watchdog's deadline (a TSC value), checked by each vendor before it
-/// enters the guest.
+/// enters the guest, and how often the guest must come back besides (for
+/// adaptive placement's sampler): the vendor's timer is armed for the
+/// sooner of the two.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Deadline(Option<u64>);
+pub struct Deadline {
+    at: Option<u64>,
+    every: Option<u64>,
+}
 
 impl Deadline {
     pub fn at(tsc: u64) -> Self {
-        Self(Some(tsc))
+        Self {
+            at: Some(tsc),
+            every: None,
+        }
     }
 
-    /// Calls `arm` with the TSC ticks left, for the vendor's timer to bring
-    /// the guest back by then; `false` once the deadline has passed. Without
-    /// a deadline nothing is armed.
-    pub fn arm(self, arm: impl FnOnce(u64)) -> bool {
-        match self.0.map(|at| at.saturating_sub(crate::arch::tsc::now())) {
-            None => true,
-            Some(0) => false,
-            Some(left) => {
-                arm(left);
-                true
-            }
+    /// The guest also comes back every `ticks` of the TSC.
+    pub fn every(self, ticks: u64) -> Self {
+        Self {
+            every: Some(ticks),
+            ..self
         }
+    }
+
+    /// Calls `arm` with the TSC ticks left until the guest must come back;
+    /// `false` once the deadline has passed. With neither a deadline nor a
+    /// period nothing is armed.
+    pub fn arm(self, arm: impl FnOnce(u64)) -> bool {
+        let left = match self.at.map(|at| at.saturating_sub(crate::arch::tsc::now())) {
+            Some(0) => return false,
+            left => left,
+        };
+        if let Some(ticks) = match (left, self.every) {
+            (Some(l), Some(e)) => Some(l.min(e)),
+            (l, e) => l.or(e),
+        } {
+            arm(ticks);
+        }
+        true
     }
 }
 
@@ -311,6 +331,15 @@ pub fn launch<V: Virtualization>(
         let os = config.os();
         let kick = if os { smp::kick_nmi } else { smp::kick };
         let mut vm = vm::Vm::new(config.clone(), prepared, cpus, kick);
+        if vm.memory.placer.policy.adaptive() {
+            let per_ms = crate::arch::tsc::per_ms();
+            let sampling = config.placement.sampling;
+            vm.sampler = Some(
+                sampler::Sampler::new(vm.memory.size, sampling, per_ms).ok_or(
+                    Refusal::Unsupported("no memory for adaptive placement's page records"),
+                )?,
+            );
+        }
         if os {
             vm.host_memory = Some(files.host_memory.iter().copied().collect());
             // Its ICR writes are MMIO the hypervisor sees: xAPIC mode.
@@ -375,12 +404,17 @@ fn start_vcpu<'m, V: Virtualization>(
         cpu.regs().rsi = rsi;
     }
     let ms = vm.config.watchdog_ms;
-    cpu.set_deadline(if ms > 0 {
-        let ticks = ms.saturating_mul(crate::arch::tsc::per_ms());
-        Deadline::at(crate::arch::tsc::now().saturating_add(ticks))
+    let per_ms = crate::arch::tsc::per_ms();
+    let mut deadline = if ms > 0 {
+        Deadline::at(crate::arch::tsc::now().saturating_add(ms.saturating_mul(per_ms)))
     } else {
         Deadline::default()
-    });
+    };
+    if vm.sampler.is_some() {
+        let period = vm.config.placement.sampling.period_ms;
+        deadline = deadline.every(period.saturating_mul(per_ms));
+    }
+    cpu.set_deadline(deadline);
     Ok(cpu)
 }
 

@@ -8,6 +8,7 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use serde::Serialize;
 
 use super::memory::{BackError, Backing, GuestMemory};
+use super::sampler::{self, Sampler};
 use super::{GuestConfig, GuestEnd, Start, platform};
 use crate::boot::MemoryRegion;
 use crate::ept::Format;
@@ -56,6 +57,14 @@ pub trait Machine: Backing {
     ) -> Result<bool, BackError> {
         Err(BackError::Outside)
     }
+    /// vCPU `vcpu` faulted at `gpa` (writing or not): whether it was a
+    /// page the sampler took the access of (`sampler`), given back now.
+    fn hint(&self, _vcpu: usize, _gpa: u64, _write: bool) -> bool {
+        false
+    }
+    /// The vendor's timer brought vCPU `vcpu` back: the sampler's look, if
+    /// one is due (`service` as for `barrier`).
+    fn tick(&self, _vcpu: usize, _service: &mut dyn FnMut()) {}
     /// Whether a write that faulted on the mapped page at `gpa` is to be
     /// retried: guest RAM is always writable but while it migrates, so the
     /// page was being migrated (still, or remapped since the fault).
@@ -194,6 +203,8 @@ pub struct Vm<F: Format> {
     icr_high: [AtomicU64; MAX_VCPUS],
     /// One page migration at a time.
     migration: spin::Mutex<()>,
+    /// Adaptive placement's (`numa.policy=adaptive`).
+    pub sampler: Option<Sampler>,
 }
 
 impl<F: Format> Vm<F> {
@@ -221,6 +232,7 @@ impl<F: Format> Vm<F> {
             startup: [const { AtomicU64::new(0) }; MAX_VCPUS],
             icr_high: [const { AtomicU64::new(0) }; MAX_VCPUS],
             migration: spin::Mutex::new(()),
+            sampler: None,
         }
     }
 
@@ -297,6 +309,8 @@ struct PlacementEvent<'a> {
     nodes: heapless::Vec<NodePages, MAX_NODES>,
     vcpus: heapless::Vec<VcpuFaults, MAX_VCPUS>,
     fallbacks: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    adaptive: Option<sampler::Stats>,
 }
 impl Event for PlacementEvent<'_> {
     const NAME: &'static str = "placement";
@@ -361,6 +375,7 @@ impl<F: Format> Vm<F> {
             nodes,
             vcpus,
             fallbacks: load(&p.fallbacks),
+            adaptive: self.sampler.as_ref().map(Sampler::stats),
         });
         if self.config.placement.dump {
             self.dump(&domain);
@@ -425,9 +440,9 @@ impl<F: Format> Backing for Vm<F> {
 }
 
 impl<F: Format> Vm<F> {
-    /// Asks every vCPU to flush and waits until each one running has;
-    /// `service` does this vCPU's part (and answers others' requests).
-    fn shootdown(&self, me: usize, service: &mut dyn FnMut()) {
+    /// Asks every vCPU to flush before it enters the guest again, kicking
+    /// the others out of it: the generation they must reach.
+    fn request_flush(&self, me: usize) -> u64 {
         let generation = self.tlb.fetch_add(1, Ordering::SeqCst) + 1;
         self.attention.fetch_add(1, Ordering::SeqCst);
         for (i, &cpu) in self.cpus.iter().enumerate() {
@@ -435,6 +450,13 @@ impl<F: Format> Vm<F> {
                 (self.kick)(cpu); // out of the guest, to flush
             }
         }
+        generation
+    }
+
+    /// Asks every vCPU to flush and waits until each one running has;
+    /// `service` does this vCPU's part (and answers others' requests).
+    fn shootdown(&self, me: usize, service: &mut dyn FnMut()) {
+        let generation = self.request_flush(me);
         loop {
             service();
             let done = (0..self.vcpus()).all(|i| {
@@ -506,6 +528,41 @@ impl<F: Format> Machine for Vm<F> {
 
     fn retry_write(&self, gpa: u64) -> bool {
         self.memory.is_ram(gpa)
+    }
+
+    fn hint(&self, _vcpu: usize, gpa: u64, write: bool) -> bool {
+        let Some(sampler) = &self.sampler else {
+            return false;
+        };
+        let Some(hint) = self.memory.hint(gpa, write) else {
+            return false;
+        };
+        let base = gpa & !(hint.size.bytes() - 1);
+        sampler.hint(base, crate::arch::percpu::this().node(), hint.write);
+        true
+    }
+
+    fn tick(&self, vcpu: usize, service: &mut dyn FnMut()) {
+        let (Some(sampler), Some(machine)) = (&self.sampler, crate::numa::machine()) else {
+            return;
+        };
+        if !sampler.due(crate::arch::tsc::now()) {
+            return;
+        }
+        // A migration the guest asked for is under way: the next period.
+        let Some(_one) = self.migration.try_lock() else {
+            return;
+        };
+        let nodes = machine.topology.nodes.len();
+        let distance = &machine.topology.distance[..nodes];
+        sampler.tick(
+            &self.memory,
+            distance,
+            &mut || self.shootdown(vcpu, service),
+            &mut || {
+                let _ = self.request_flush(vcpu);
+            },
+        );
     }
 
     fn apic_page(&self) -> Option<u64> {

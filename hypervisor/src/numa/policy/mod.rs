@@ -61,10 +61,13 @@ pub enum Spec {
     WeightedInterleave,
     Bind(Vec<u32, MAX_NODES>),
     Preferred(u32),
+    /// First-touch, then pages move where sampling sees them used
+    /// (`numa::adaptive`, `vcpu::sampler`).
+    Adaptive,
 }
 
 pub const SPECS: &str =
-    "first-touch, interleave, weighted-interleave, bind:N[,M...] or preferred:N";
+    "first-touch, interleave, weighted-interleave, bind:N[,M...], preferred:N or adaptive";
 
 impl Spec {
     pub fn parse(text: &str) -> Option<Self> {
@@ -80,6 +83,7 @@ impl Spec {
                 "first-touch" => Self::FirstTouch,
                 "interleave" => Self::Interleave,
                 "weighted-interleave" => Self::WeightedInterleave,
+                "adaptive" => Self::Adaptive,
                 _ => return None,
             },
             Some(("bind", list)) => Self::Bind(domains(list)?),
@@ -95,6 +99,7 @@ impl Spec {
             Self::WeightedInterleave => "weighted-interleave",
             Self::Bind(_) => "bind",
             Self::Preferred(_) => "preferred",
+            Self::Adaptive => "adaptive",
         }
     }
 }
@@ -132,6 +137,8 @@ pub enum Chosen {
     Preferred(Preferred),
     /// Not named by `numa.policy`: what `numa.guest=mirror` implies.
     Mirror(Mirror),
+    /// Pages first placed as first-touch places them; the sampler moves them.
+    Adaptive(FirstTouch),
 }
 
 impl Chosen {
@@ -143,7 +150,13 @@ impl Chosen {
             Self::Bind(_) => "bind",
             Self::Preferred(_) => "preferred",
             Self::Mirror(_) => "mirror",
+            Self::Adaptive(_) => "adaptive",
         }
+    }
+
+    /// Whether pages move after their first touch (the sampler runs).
+    pub fn adaptive(&self) -> bool {
+        matches!(self, Self::Adaptive(_))
     }
 }
 
@@ -184,6 +197,7 @@ pub fn build(
                 .collect::<Result<_, _>>()?,
         )),
         Spec::Preferred(d) => Chosen::Preferred(Preferred::new(index(*d)?)),
+        Spec::Adaptive => Chosen::Adaptive(FirstTouch),
     })
 }
 
@@ -196,6 +210,7 @@ impl Policy for Chosen {
             Self::Bind(p) => p.nodes(fault),
             Self::Preferred(p) => p.nodes(fault),
             Self::Mirror(p) => p.nodes(fault),
+            Self::Adaptive(p) => p.nodes(fault),
         }
     }
 

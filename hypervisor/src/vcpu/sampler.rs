@@ -1,0 +1,238 @@
+//! Adaptive placement at run time: which node touches which guest page,
+//! seen without the guest's help, and the pages moved where
+//! `numa::adaptive` decides.
+//!
+//! Every period one vCPU samples a window of guest RAM (`tick`): every
+//! backed page in it loses its access, its frame kept. The next access to
+//! such a page faults; the vCPU that made it records its CPU's node (and
+//! whether it wrote) and gets the access back (`hint`): reading first, then
+//! writing at its first write. A page is thus seen by the first node to
+//! touch it in each period, and by the first to write it. After `ROUNDS`
+//! periods on one window, a look: each page's record gets what its rounds
+//! saw and `numa::adaptive` decides; the pages that must move move (at most
+//! `MOVES_PER_LOOK`), and the window moves on. The cost is up to two faults
+//! per touched page per period (`ept-violation` exits with action
+//! `sampled`), bounded by the window's size and the period (`numa.sample`,
+//! `numa.period`).
+
+use core::ops::Range;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use serde::Serialize;
+
+use super::memory::{GuestMemory, MOVES_AT_ONCE};
+use crate::cmdline::Sampling;
+use crate::ept::{Flush, Format};
+use crate::numa::adaptive::{self, Decision, Record, Seen};
+use crate::numa::topology::MAX_NODES;
+
+/// Moves at most per look (the rate limit).
+pub const MOVES_PER_LOOK: usize = 256;
+/// Periods a window is sampled before the look at it: a page several nodes
+/// use is seen by more than one.
+pub const ROUNDS: u32 = 4;
+const PAGE: u64 = 4096;
+/// `seen`'s bit for a write (nodes are bits 0-15); its bits from 32 on hold
+/// the rest of the page's record.
+const WRITTEN: u64 = 1 << 16;
+const SEEN: u64 = (1 << 17) - 1;
+
+/// What the sampler knows of one 4 KiB page of guest RAM (of a 2 MiB page:
+/// its first 4 KiB page's).
+#[repr(C)]
+struct Page {
+    /// Nodes that touched the page since the last look (bit per node), and
+    /// `WRITTEN`: set by the vCPUs that fault on it; from bit 32, the part
+    /// of its `adaptive::Record` that is not counts.
+    seen: AtomicU64,
+    /// Its record's counts. The record is the looking vCPU's alone.
+    counts: AtomicU64,
+}
+
+/// What adaptive placement did (the `placement` event's `adaptive`).
+#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct Stats {
+    /// Looks taken, and hints (sampled faults) the vCPUs recorded.
+    pub looks: u64,
+    pub hints: u64,
+    /// Pages moved, those among them that went back to the node they had
+    /// left (bounced), and moves that failed (no frame on that node).
+    pub migrated: u64,
+    pub bounced: u64,
+    pub failed: u64,
+}
+
+pub struct Sampler {
+    pages: &'static [Page],
+    /// Bytes of guest RAM a look samples, and the period in TSC ticks.
+    window: u64,
+    period: u64,
+    /// The TSC value at which the next look is due.
+    next: AtomicU64,
+    hints: AtomicU64,
+    /// The window being sampled, the rounds it had, and the figures: the
+    /// sampling vCPU's.
+    state: spin::Mutex<(Range<u64>, u32, Stats)>,
+}
+
+impl Sampler {
+    /// A sampler for `size` bytes of guest RAM; None when no memory is left
+    /// for its records (16 bytes per 4 KiB page).
+    pub fn new(size: u64, sampling: Sampling, per_ms: u64) -> Option<Self> {
+        let n = size.div_ceil(PAGE) as usize;
+        let frames = (n * core::mem::size_of::<Page>()).div_ceil(PAGE as usize);
+        let at = crate::mm::alloc_run_zeroed(frames)?;
+        // SAFETY: `frames` zeroed frames just allocated, never freed, hold `n`
+        // `Page`s; a `Page` is two `AtomicU64`s, for which zero is a value.
+        let pages = unsafe { core::slice::from_raw_parts(at as *const Page, n) };
+        Some(Self {
+            pages,
+            window: sampling.pages * PAGE,
+            period: sampling.period_ms.saturating_mul(per_ms).max(1),
+            next: AtomicU64::new(0),
+            hints: AtomicU64::new(0),
+            state: spin::Mutex::new((0..0, 0, Stats::default())),
+        })
+    }
+
+    /// A vCPU on `node` faulted on the sampled page at `base` (writing or not).
+    pub fn hint(&self, base: u64, node: usize, write: bool) {
+        if let Some(p) = self.pages.get((base / PAGE) as usize) {
+            let bits = (1 << node) | if write { WRITTEN } else { 0 };
+            p.seen.fetch_or(bits, Ordering::Relaxed);
+            self.hints.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether a look is due at TSC `now`: true for one caller per period.
+    pub fn due(&self, now: u64) -> bool {
+        let next = self.next.load(Ordering::Relaxed);
+        now >= next
+            && self
+                .next
+                .compare_exchange(next, now + self.period, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+    }
+
+    /// A period's sampling: after `ROUNDS` on the window, the look at it
+    /// and the next window; then the window sampled (`request` asks every
+    /// vCPU to flush, not waiting: until one does, its accesses go unseen).
+    /// `shootdown` flushes every vCPU and waits (for moves); `distance`:
+    /// between the nodes.
+    pub fn tick<F: Format>(
+        &self,
+        memory: &GuestMemory<F>,
+        distance: &[[u8; MAX_NODES]],
+        shootdown: &mut dyn FnMut(),
+        request: &mut dyn FnMut(),
+    ) {
+        let mut state = self.state.lock();
+        let (window, rounds, stats) = &mut *state;
+        *rounds += 1;
+        if *rounds >= ROUNDS || window.is_empty() {
+            Self::look(self, memory, window, stats, distance, shootdown);
+            // The next window, from the start again after the end of guest RAM.
+            let start = if window.end >= memory.size {
+                0
+            } else {
+                window.end
+            };
+            *window = start..(start + self.window).min(memory.size);
+            *rounds = 0;
+        }
+        let mut revoked = false;
+        let mut gpa = window.start;
+        while gpa < window.end {
+            gpa = match memory.revoke(gpa) {
+                Ok(Flush::Range { gpa: base, len }) => {
+                    revoked = true;
+                    base + len
+                }
+                _ => gpa + PAGE,
+            };
+        }
+        if revoked {
+            request();
+        }
+    }
+
+    /// Decides for each page of `window` on what its rounds saw, and moves
+    /// those that must move.
+    fn look<F: Format>(
+        &self,
+        memory: &GuestMemory<F>,
+        window: &Range<u64>,
+        stats: &mut Stats,
+        distance: &[[u8; MAX_NODES]],
+        shootdown: &mut dyn FnMut(),
+    ) {
+        let mut budget = MOVES_PER_LOOK;
+        let mut batch: heapless::Vec<(u64, usize), MOVES_AT_ONCE> = heapless::Vec::new();
+        let mut flush = |f: Flush| {
+            if f != Flush::None {
+                shootdown();
+            }
+        };
+        let mut moved = |batch: &mut heapless::Vec<(u64, usize), MOVES_AT_ONCE>,
+                         stats: &mut Stats| {
+            memory.migrate_many(batch, &mut flush, &mut |_, r| match r {
+                Ok(Some(_)) => stats.migrated += 1,
+                Ok(None) => {}
+                Err(_) => stats.failed += 1,
+            });
+            batch.clear();
+        };
+        let mut gpa = window.start;
+        while gpa < window.end {
+            let Some((frame, size)) = memory.backing(gpa) else {
+                gpa += PAGE;
+                continue;
+            };
+            let base = gpa & !(size.bytes() - 1);
+            gpa = base + size.bytes();
+            let (Some(page), Some(here)) = (
+                self.pages.get((base / PAGE) as usize),
+                crate::mm::node_of(frame),
+            ) else {
+                continue;
+            };
+            // Taken and cleared at once: a hint meanwhile counts at the next look.
+            let bits = page.seen.fetch_and(!SEEN, Ordering::Relaxed);
+            let seen = Seen {
+                nodes: bits as u16,
+                written: bits & WRITTEN != 0,
+            };
+            let packed = (page.counts.load(Ordering::Relaxed), (bits >> 32) as u32);
+            let mut record = Record::unpack(packed);
+            let decision =
+                adaptive::decide(&mut record, seen, here, base / PAGE, distance, &mut budget);
+            let (counts, rest) = record.pack();
+            page.counts.store(counts, Ordering::Relaxed);
+            // The hints' bits kept, the rest replaced.
+            let _ = page
+                .seen
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                    Some((v & SEEN) | (u64::from(rest) << 32))
+                });
+            if let Decision::Migrate { to, bounce } = decision {
+                stats.bounced += u64::from(bounce);
+                let _ = batch.push((base, to));
+                if batch.is_full() {
+                    moved(&mut batch, stats);
+                }
+            }
+        }
+        if !batch.is_empty() {
+            moved(&mut batch, stats);
+        }
+        stats.looks += 1;
+    }
+
+    /// The figures so far.
+    pub fn stats(&self) -> Stats {
+        Stats {
+            hints: self.hints.load(Ordering::Relaxed),
+            ..self.state.lock().2
+        }
+    }
+}
