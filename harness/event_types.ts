@@ -130,6 +130,13 @@ export const EVENTS = {
     adaptive: "object?",
   },
   "placement-map": { part: "number", last: "boolean", ranges: "array" },
+  "adaptive-look": {
+    look: "number",
+    period: "number",
+    tsc: "number",
+    migrated: "number",
+    bounced: "number",
+  },
   vmxon: {
     revision: "number",
     vmcs_size: "number",

@@ -6,6 +6,7 @@
  * benchmark derives the oracle (every page on the node that uses it most)
  * and the worst placement (every page on the node that uses it least).
  */
+import type { SvEvent } from "./events.ts";
 import type { Payload } from "./scenario.ts";
 
 export const WORKLOADS = [
@@ -137,9 +138,15 @@ const BODIES: Record<Workload, string[]> = {
     "    jnz work_pass",
   ],
   "phase-change": [
-    // Each vCPU updates its slice, then (all met) the next vCPU's slice.
+    // Each vCPU updates its slice, then (all met) the next vCPU's slice;
+    // vCPU 0 reports the time stamp counter at the change (tag 2).
     ...sweep("first", "r14", "r15", UPDATE),
-    ...BARRIER,
+    ...byFirst("change", [
+      "    rdtsc",
+      "    shl rdx, 32",
+      "    or rax, rdx",
+      "    REPORT64 rax, 2",
+    ]),
     "    lea rax, [r12 + 1]",
     "    xor edx, edx",
     "    div r13",
@@ -232,4 +239,30 @@ export function bounds(
     cost: total ? x.cost / total : 0,
   });
   return { oracle: norm(acc.oracle), worst: norm(acc.worst) };
+}
+
+/**
+ * `phase-change` under `adaptive`: how many sampling periods after the
+ * change (vCPU 0's time stamp counter, reported with tag 2) `pages` pages
+ * had moved. The `adaptive-look` events give periods and time stamps; the
+ * change's period is interpolated between the looks around it (periods
+ * last longer while pages move). Undefined without a change, two looks
+ * around it, or when fewer pages moved.
+ */
+export function recoveryPeriods(events: SvEvent[], pages: number): number | undefined {
+  const change = events.find((e) => e.ev === "vmexit" && e.call === "report" && e.tag === "0x2");
+  if (!change) return undefined;
+  const at = Number(BigInt(change.value as string));
+  const looks = events.filter((e) => e.ev === "adaptive-look") as unknown as {
+    period: number;
+    tsc: number;
+    migrated: number;
+  }[];
+  const after = looks.findIndex((l) => l.tsc > at);
+  const [a, b] = after > 0 ? [looks[after - 1], looks[after]] : [looks[0], looks[1]];
+  if (after < 0 || !a || !b || a.period === b.period) return undefined;
+  const changed = a.period + ((at - a.tsc) * (b.period - a.period)) / (b.tsc - a.tsc);
+  let moved = 0;
+  const done = looks.slice(after).find((l) => (moved += l.migrated) >= pages);
+  return done && Math.max(0, Math.ceil(done.period - changed));
 }

@@ -6,6 +6,7 @@ import { defineScenario, type RunCheck } from "../harness/scenario.ts";
 import {
   DATA,
   model,
+  recoveryPeriods,
   type Workload,
   workloadPayload,
   type WorkloadSize,
@@ -16,9 +17,23 @@ import {
 // `master-init` (vCPU 0 writes all the data, then each vCPU updates its own
 // half: first-touch leaves it all on node 0) and `phase-change` (each vCPU
 // updates its half, then the other's). At the end every data page must be
-// on the node of the vCPU that used it last (the map), the hypervisor must
-// count the moves, and on QEMU the meter must agree with the map over the
-// run: more local than first-touch's placement would have been.
+// on the node of the vCPU that used it last (the map) and the hypervisor
+// must count the moves; on QEMU the meter must find the run more local than
+// first-touch's placement would have made it. After the phase change the
+// 512 data pages must have moved within the bound the decisions give: a
+// page moves by the 4th look at it after the change (the look whose rounds
+// straddle the change, then 3: `numa::adaptive`'s tests), looks at it come
+// a rotation over guest RAM apart, the first within a rotation: 5
+// rotations, and one more for the noise of sampling.
+
+const MEMORY_MIB = 6;
+/** Sizes and sampling per emulator: Bochs counts 4 million instructions a second. */
+const ON = {
+  qemu: { size: { sizeMiB: 2, passes: 20000 }, window: 64, periodMs: 2 },
+  bochs: { size: { sizeMiB: 2, passes: 1000 }, window: 64, periodMs: 20 },
+};
+/** Periods a window is sampled before its look (`vcpu::sampler::ROUNDS`). */
+const ROUNDS = 4;
 
 /** Whose data page `i` is last: its half's vCPU, or the other one after a phase change. */
 const lastUser = (w: Workload, i: number) => {
@@ -26,10 +41,21 @@ const lastUser = (w: Workload, i: number) => {
   return w === "phase-change" ? 1 - owner : owner;
 };
 
-const check = (w: Workload, size: WorkloadSize): RunCheck => (events: SvEvent[], run) => {
+/** The local fraction first-touch's placement gives `w`: master-init all on node 0. */
+function firstTouchLocality(w: Workload, size: WorkloadSize): number {
+  let local = 0, total = 0;
+  model(w, size, 2).forEach((perVcpu, i) => {
+    local += perVcpu[w === "master-init" ? 0 : (i < 256 ? 0 : 1)]!;
+    total += perVcpu[0]! + perVcpu[1]!;
+  });
+  return local / total;
+}
+
+const check = (w: Workload, on: keyof typeof ON): RunCheck => (events: SvEvent[], run) => {
+  const { size, window } = ON[on];
   const problems: string[] = [];
   const placement = events.find((e) => e.ev === "placement");
-  const stats = placement?.adaptive as { migrated: number; hints: number } | undefined;
+  const stats = placement?.adaptive as { migrated: number } | undefined;
   if (!stats || stats.migrated < 256) {
     problems.push(`adaptive moved ${stats?.migrated ?? "no"} pages; 256 at least must move`);
   }
@@ -41,39 +67,27 @@ const check = (w: Workload, size: WorkloadSize): RunCheck => (events: SvEvent[],
   if (wrong.length) {
     problems.push(`${wrong.length} data pages not on their last user's node (page ${wrong[0]})`);
   }
-  if (run.meter) {
-    // First-touch's placement: master-init all on node 0, phase-change each half on its owner's.
-    const accesses = model(w, size, 2);
-    const ft = accesses.reduce(
-      (a, perVcpu, i) => {
-        const home = w === "master-init" ? 0 : (i < 256 ? 0 : 1);
-        return {
-          local: a.local + perVcpu[home]!,
-          total: a.total + perVcpu[0]! + perVcpu[1]!,
-        };
-      },
-      { local: 0, total: 0 },
-    );
-    const firstTouch = ft.local / ft.total, got = run.meter.localFraction;
-    if (got < firstTouch + 0.1) {
+  if (w === "phase-change") {
+    const bound = 6 * Math.ceil((MEMORY_MIB * 256) / window) * ROUNDS;
+    const periods = recoveryPeriods(events, 512);
+    if (periods === undefined || periods > bound) {
       problems.push(
-        `meter ${(got * 100).toFixed(1)} % local; first-touch's placement gives ${
-          (firstTouch * 100).toFixed(1)
-        } %`,
+        `the data moved ${periods ?? "?"} periods after the change (bound ${bound})`,
       );
+    }
+  }
+  if (run.meter) {
+    const firstTouch = firstTouchLocality(w, size), got = run.meter.localFraction;
+    if (got < firstTouch + 0.1) {
+      const pct = (x: number) => `${(x * 100).toFixed(1)} %`;
+      problems.push(`meter ${pct(got)} local; first-touch's placement gives ${pct(firstTouch)}`);
     }
   }
   return problems;
 };
 
-/** Sizes and sampling per emulator: Bochs counts 4 million instructions a second. */
-const ON = {
-  qemu: { size: { sizeMiB: 2, passes: 20000 }, sampling: "numa.sample=64 numa.period=2" },
-  bochs: { size: { sizeMiB: 2, passes: 1000 }, sampling: "numa.sample=64 numa.period=20" },
-};
-
 const scenario = (w: Workload, on: keyof typeof ON) => {
-  const { size, sampling } = ON[on];
+  const { size, window, periodMs } = ON[on];
   const s = defineScenario(
     {
       name: `numa-adaptive/${w}${on === "bochs" ? "-bochs" : ""}`,
@@ -82,7 +96,8 @@ const scenario = (w: Workload, on: keyof typeof ON) => {
     numa(TWO_NODES, 2, { bochs: ["tigerlake"] }),
     guest({
       payload: workloadPayload(w, size),
-      cmdline: `guest=long guest.memory=6 guest.watchdog=0 ${sampling}`,
+      cmdline: `guest=long guest.memory=${MEMORY_MIB} guest.watchdog=0 ` +
+        `numa.sample=${window} numa.period=${periodMs}`,
       trace: "summary",
     }),
     policy({ policy: "adaptive" }),
@@ -94,7 +109,7 @@ const scenario = (w: Workload, on: keyof typeof ON) => {
     checks: [
       ...s.checks ?? [],
       everyVcpu("guest-end", { how: "hlt", failed: false }),
-      check(w, size),
+      check(w, on),
     ],
   };
 };

@@ -23,6 +23,7 @@ use serde::Serialize;
 use super::memory::{GuestMemory, MOVES_AT_ONCE};
 use crate::cmdline::Sampling;
 use crate::ept::{Flush, Format};
+use crate::event::{self, Event};
 use crate::numa::adaptive::{self, Decision, Record, Seen};
 use crate::numa::topology::MAX_NODES;
 
@@ -52,7 +53,9 @@ struct Page {
 /// What adaptive placement did (the `placement` event's `adaptive`).
 #[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
 pub struct Stats {
-    /// Looks taken, and hints (sampled faults) the vCPUs recorded.
+    /// Sampling periods, looks taken, and hints (sampled faults) the vCPUs
+    /// recorded.
+    pub periods: u64,
     pub looks: u64,
     pub hints: u64,
     /// Pages moved, those among them that went back to the node they had
@@ -60,6 +63,20 @@ pub struct Stats {
     pub migrated: u64,
     pub bounced: u64,
     pub failed: u64,
+}
+
+/// A look that moved pages (`adaptive-look`): its number, the period, the
+/// TSC, and the pages it moved and bounced.
+#[derive(Serialize)]
+struct Look {
+    look: u64,
+    period: u64,
+    tsc: u64,
+    migrated: u64,
+    bounced: u64,
+}
+impl Event for Look {
+    const NAME: &'static str = "adaptive-look";
 }
 
 pub struct Sampler {
@@ -128,6 +145,7 @@ impl Sampler {
     ) {
         let mut state = self.state.lock();
         let (window, rounds, stats) = &mut *state;
+        stats.periods += 1;
         *rounds += 1;
         if *rounds >= ROUNDS || window.is_empty() {
             Self::look(self, memory, window, stats, distance, shootdown);
@@ -166,6 +184,7 @@ impl Sampler {
         distance: &[[u8; MAX_NODES]],
         shootdown: &mut dyn FnMut(),
     ) {
+        let before = (stats.migrated, stats.bounced);
         let mut budget = MOVES_PER_LOOK;
         let mut batch: heapless::Vec<(u64, usize), MOVES_AT_ONCE> = heapless::Vec::new();
         let mut flush = |f: Flush| {
@@ -226,6 +245,15 @@ impl Sampler {
             moved(&mut batch, stats);
         }
         stats.looks += 1;
+        if (stats.migrated, stats.bounced) != before {
+            event::emit(&Look {
+                look: stats.looks,
+                period: stats.periods,
+                tsc: crate::arch::tsc::now(),
+                migrated: stats.migrated - before.0,
+                bounced: stats.bounced - before.1,
+            });
+        }
     }
 
     /// The figures so far.
