@@ -51,7 +51,7 @@ const USAGE = `usage: deno task <command> [options]
             Linux from launch to its /init, bare vs under Scalevisor (default: linux-uma)
   bench exits
             emulated instructions per CPUID and hypercall round trip (bench-exits scenarios)
-  bench numa [--size MIB] [--passes N] [--jobs N]
+  bench numa [--size MIB] [--passes N] [--jobs N] [--filter GLOB]
             every workload x placement policy x topology on QEMU with the locality meter
   fuzz [--vendor intel|amd|all] [--count N] [--seed S] [--jobs N]
             random guests (default: 50 per vendor from seed 1); failing seeds go to .fuzz/
@@ -215,7 +215,7 @@ async function main(argv: string[]): Promise<number> {
     }
     case "bench": {
       const { values, positionals } = parse(rest, {
-        filter: { type: "string", default: "boot-hello" },
+        filter: { type: "string" },
         runs: { type: "string" },
         until: { type: "string" },
         jobs: { type: "string" },
@@ -225,24 +225,25 @@ async function main(argv: string[]): Promise<number> {
       if (positionals.length === 1 && positionals[0] === "exits") return await runExitBench(say);
       if (positionals.length === 1 && positionals[0] === "linux") {
         const runs = Math.round(positiveNumber(values.runs, "runs") ?? 3);
-        const filter = values.filter === "boot-hello" ? "linux-uma" : values.filter;
-        return await runLinuxBench({ runs, filter, say });
+        return await runLinuxBench({ runs, filter: values.filter ?? "linux-uma", say });
       }
       if (positionals.length === 1 && positionals[0] === "numa") {
         return await runNumaBench({
           say,
           jobs: positiveNumber(values.jobs, "jobs") ?? defaultJobs(),
           size: {
-            sizeMiB: Math.round(positiveNumber(values.size, "size") ?? 4),
-            passes: Math.round(positiveNumber(values.passes, "passes") ?? 2),
+            sizeMiB: Math.round(positiveNumber(values.size, "size") ?? 2),
+            passes: Math.round(positiveNumber(values.passes, "passes") ?? 20000),
           },
+          filter: values.filter,
         });
       }
       if (positionals.length) {
         throw new UsageError("bench takes no positional argument but exits, numa or linux");
       }
       const runs = positiveNumber(values.runs, "runs") ?? 5;
-      await runBench({ filter: values.filter, runs: Math.round(runs), until: values.until, say });
+      const filter = values.filter ?? "boot-hello";
+      await runBench({ filter, runs: Math.round(runs), until: values.until, say });
       return 0;
     }
     case "fuzz": {

@@ -136,6 +136,7 @@ export const EVENTS = {
     tsc: "number",
     migrated: "number",
     bounced: "number",
+    replicated: "number",
   },
   vmxon: {
     revision: "number",

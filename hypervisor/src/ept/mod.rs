@@ -121,6 +121,9 @@ const REVOKED: u64 = 1 << 52;
 /// A leaf given back for reading after a sampled read: its first write
 /// faults too, and is seen.
 const SAMPLED: u64 = 1 << 53;
+/// A read-only leaf whose page has a copy on other nodes (each node's copy
+/// of the table maps its own): a write collapses them.
+const REPLICATED: u64 = 1 << 54;
 
 /// What a sampled page's fault was (`hint`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -417,18 +420,82 @@ impl<F: Format> PageTable<F> {
     pub fn hint(&self, mem: &mut impl TableMemory, gpa: u64, write: bool) -> Option<Hint> {
         loop {
             let (table, i, entry, size) = self.leaf(mem, gpa)?;
-            let frame = F::frame(entry) & !(size.bytes() - 1);
-            let large = size == PageSize::Large;
-            let back = match (entry & REVOKED != 0, entry & SAMPLED != 0) {
-                (true, _) if !write => F::leaf(frame, READ_ONLY, large) | SAMPLED,
-                (true, _) | (false, true) if write => F::leaf(frame, Access::ALL, large),
-                _ => return None,
-            };
-            let back = back | (entry & (F::ACCESSED | F::DIRTY));
+            let back = Self::given_back(entry, size, write)?;
             if mem.cas(table, i, entry, back).is_ok() {
                 return Some(Hint { size, write });
             }
         }
+    }
+
+    /// The leaf a sampled `entry` (of a page of `size`) becomes at a fault
+    /// (a `write` or not), or None when the fault on it is no hint.
+    pub fn given_back(entry: u64, size: PageSize, write: bool) -> Option<u64> {
+        let frame = F::frame(entry) & !(size.bytes() - 1);
+        let large = size == PageSize::Large;
+        let back = match (entry & REVOKED != 0, entry & SAMPLED != 0) {
+            (true, _) if !write => F::leaf(frame, READ_ONLY, large) | SAMPLED,
+            (true, _) | (false, true) if write => F::leaf(frame, Access::ALL, large),
+            _ => return None,
+        };
+        Some(back | (entry & (F::ACCESSED | F::DIRTY)))
+    }
+
+    /// The leaf holding `gpa` as it is (sampled or not), and its size.
+    pub fn entry(&self, mem: &mut impl TableMemory, gpa: u64) -> Option<(u64, PageSize)> {
+        self.leaf(mem, gpa).map(|(_, _, entry, size)| (entry, size))
+    }
+
+    /// Puts the leaf `entry` of a page of `size` at `gpa` where none is:
+    /// another table's leaf, copied (the per-node copies of a table).
+    pub fn install(
+        &self,
+        mem: &mut impl TableMemory,
+        gpa: u64,
+        entry: u64,
+        size: PageSize,
+    ) -> Result<(), MapError> {
+        let Walked::Table(table) = self.walk(mem, gpa, level(size), true)? else {
+            return Err(MapError::AlreadyMapped);
+        };
+        mem.cas(table, index(gpa, level(size)), 0, entry)
+            .map_err(|_| MapError::AlreadyMapped)
+    }
+
+    /// Removes the leaf holding `gpa` if it still is `entry`.
+    pub fn remove(&self, mem: &mut impl TableMemory, gpa: u64, entry: u64) -> bool {
+        self.leaf(mem, gpa)
+            .is_some_and(|(table, i, now, _)| now == entry && mem.cas(table, i, entry, 0).is_ok())
+    }
+
+    /// Marks the page holding `gpa` read-only and replicated (its copies are
+    /// mapped in the nodes' tables): the flush.
+    pub fn replicate(&self, mem: &mut impl TableMemory, gpa: u64) -> Result<Flush, MapError> {
+        let read_only = |frame, access: Access| {
+            (
+                frame,
+                Access {
+                    write: false,
+                    ..access
+                },
+            )
+        };
+        let flush = self.rewrite(mem, gpa, read_only)?.1;
+        loop {
+            let (table, i, entry, _) = self.leaf(mem, gpa).ok_or(MapError::NotMapped)?;
+            if F::access(entry).write {
+                return Err(MapError::AlreadyMapped); // changed meanwhile
+            }
+            if mem.cas(table, i, entry, entry | REPLICATED).is_ok() {
+                return Ok(flush);
+            }
+        }
+    }
+
+    /// Whether the page holding `gpa` is replicated (`replicate`): the
+    /// leaf, to rewrite once its copies are gone.
+    pub fn replicated(&self, mem: &mut impl TableMemory, gpa: u64) -> bool {
+        self.leaf(mem, gpa)
+            .is_some_and(|(_, _, entry, _)| entry & REPLICATED != 0)
     }
 
     /// Whether the page holding `gpa` was accessed and written since its

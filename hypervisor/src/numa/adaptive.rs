@@ -16,6 +16,9 @@
 //! - Hysteresis: a page moves only when it wanted the same node at `STABLE`
 //!   looks in a row that saw it touched, and not again for `COOLDOWN` looks
 //!   after a move, so it does not bounce between nodes whose users alternate.
+//! - A page read by several nodes and written by none for 3 looks is
+//!   replicated on each of them, where the sampler can (`STABLE` looks in
+//!   a row of this); a write collapses the copies (`vcpu::memory`).
 //! - At most a budget of moves per look at the window (rate limit).
 
 use super::topology::MAX_NODES;
@@ -47,12 +50,17 @@ pub struct Record {
     /// The node the page last moved away from, if any: a move back there
     /// is a bounce.
     pub left: Option<u8>,
+    /// Looks left before the page counts as unwritten again (3 after a
+    /// write), and how many looks in a row it was read by several nodes
+    /// and written by none.
+    pub writes: u8,
+    pub read_shared: u8,
 }
 
 impl Record {
-    /// Packed: the counts in 64 bits (4 each), the rest in 14: want (4),
-    /// streak (2), cooldown (3), left (5: node + 1, 0 none). Zeros are the
-    /// empty record.
+    /// Packed: the counts in 64 bits (4 each), the rest in 18: want (4),
+    /// streak (2), cooldown (3), left (5: node + 1, 0 none), writes (2),
+    /// read_shared (2). Zeros are the empty record.
     pub fn pack(&self) -> (u64, u32) {
         let counts = self.counts.iter().enumerate().fold(0u64, |a, (i, &c)| {
             a | (u64::from(c.min(COUNT_MAX)) << (4 * i))
@@ -60,7 +68,9 @@ impl Record {
         let rest = u32::from(self.want & 0xf)
             | (u32::from(self.streak.min(3)) << 4)
             | (u32::from(self.cooldown.min(7)) << 6)
-            | (u32::from(self.left.map_or(0, |n| (n & 0xf) + 1)) << 9);
+            | (u32::from(self.left.map_or(0, |n| (n & 0xf) + 1)) << 9)
+            | (u32::from(self.writes.min(3)) << 14)
+            | (u32::from(self.read_shared.min(3)) << 16);
         (counts, rest)
     }
 
@@ -72,6 +82,8 @@ impl Record {
             streak: field(4, 2),
             cooldown: field(6, 3),
             left: field(9, 5).checked_sub(1),
+            writes: field(14, 2),
+            read_shared: field(16, 2),
         }
     }
 }
@@ -93,6 +105,9 @@ pub enum Decision {
         to: usize,
         bounce: bool,
     },
+    /// Copy to each of these nodes, whose CPUs read their own copy (a
+    /// write collapses the copies).
+    Replicate(NodeSet),
 }
 
 /// The `n`th node of `nodes`, counting from the lowest, modulo their number.
@@ -139,13 +154,15 @@ fn cheapest(counts: &[u8; MAX_NODES], distance: &[[u8; MAX_NODES]], slack: u32) 
 
 /// Updates `record` of page number `page`, now on node `here`, with what
 /// was `seen` since the last look, and says where it goes; `budget` is the
-/// moves left for this look at the window (a move takes one).
+/// moves left for this look at the window (a move or a replication takes
+/// one); `replicate`: whether pages may be replicated.
 pub fn decide(
     record: &mut Record,
     seen: Seen,
     here: usize,
     page: u64,
     distance: &[[u8; MAX_NODES]],
+    replicate: bool,
     budget: &mut usize,
 ) -> Decision {
     record.cooldown = record.cooldown.saturating_sub(1);
@@ -158,7 +175,27 @@ pub fn decide(
     if seen.nodes == 0 || good == 0 {
         return Decision::Stay;
     }
-    let shared = record.counts.iter().filter(|&&c| c > 0).count() > 1;
+    record.writes = if seen.written {
+        3
+    } else {
+        record.writes.saturating_sub(1)
+    };
+    let users = (0..distance.len())
+        .filter(|&n| record.counts[n] > 0)
+        .fold(0, |set: NodeSet, n| set | (1 << n));
+    let shared = users.count_ones() > 1;
+    // Read by several nodes and written by none for a while: a copy each.
+    if replicate && shared && record.writes == 0 {
+        record.read_shared = (record.read_shared + 1).min(3);
+        if record.read_shared < STABLE || record.cooldown > 0 || *budget == 0 {
+            return Decision::Stay;
+        }
+        *budget -= 1;
+        record.read_shared = 0;
+        record.cooldown = COOLDOWN;
+        return Decision::Replicate(users);
+    }
+    record.read_shared = 0;
     let want = if shared && seen.written {
         nth(good, page)
     } else if good & (1 << here) != 0 {
@@ -220,7 +257,15 @@ mod tests {
         trace
             .iter()
             .map(|&s| {
-                let d = decide(&mut r, s, here, page, distance, &mut usize::MAX.clone());
+                let d = decide(
+                    &mut r,
+                    s,
+                    here,
+                    page,
+                    distance,
+                    false,
+                    &mut usize::MAX.clone(),
+                );
                 if let Decision::Migrate { to, .. } = d {
                     here = to;
                 }
@@ -234,7 +279,7 @@ mod tests {
             .enumerate()
             .filter_map(|(i, d)| match d {
                 Decision::Migrate { to, .. } => Some((i, *to)),
-                Decision::Stay => None,
+                _ => None,
             })
             .collect()
     }
@@ -250,6 +295,8 @@ mod tests {
         };
         r.counts[0] = 15;
         r.counts[15] = 5;
+        r.writes = 3;
+        r.read_shared = 2;
         assert_eq!(Record::unpack(r.pack()), r);
         assert_eq!(Record::unpack((0, 0)), Record::default());
     }
@@ -307,6 +354,33 @@ mod tests {
     }
 
     #[test]
+    fn pages_read_by_several_nodes_are_replicated_until_written() {
+        let look = |r: &mut Record, s: Seen| decide(r, s, 0, 0, &two(), true, &mut 8);
+        let mut r = Record::default();
+        // Written at first (vCPU 0 fills it), then read by both.
+        assert_eq!(look(&mut r, seen(N0, true)), Decision::Stay);
+        let reads: Vec<Decision> = (0..5).map(|_| look(&mut r, seen(BOTH, false))).collect();
+        // The write is remembered 3 looks (the 3rd is read-shared already),
+        // then a 2nd look in a row read-shared replicates it, once.
+        assert_eq!(
+            reads,
+            [
+                Decision::Stay,
+                Decision::Stay,
+                Decision::Stay,
+                Decision::Replicate(BOTH),
+                Decision::Stay
+            ]
+        );
+        // A page one node reads is not replicated; without replication a
+        // read-shared page stays where it is as good as anywhere.
+        let mut r = Record::default();
+        assert!((0..6).all(|_| look(&mut r, seen(N1, false)) != Decision::Replicate(N1)));
+        let d = replay(&[seen(BOTH, false); 6], &two(), 0);
+        assert!(d.iter().all(|&x| x == Decision::Stay));
+    }
+
+    #[test]
     fn untouched_pages_forget_and_stay() {
         let d = replay(
             &[
@@ -327,7 +401,7 @@ mod tests {
         let mut look = |mut budget: usize| {
             let mut moved = 0;
             for (p, r) in records.iter_mut().enumerate() {
-                let d = decide(r, seen(N1, true), 0, p as u64, &two(), &mut budget);
+                let d = decide(r, seen(N1, true), 0, p as u64, &two(), false, &mut budget);
                 moved += usize::from(d != Decision::Stay);
             }
             moved

@@ -313,7 +313,7 @@ impl<'m> Vcpu<'m> {
         // Without V_INTR_MASKING the guest's IF masks physical interrupts:
         // they are delivered through its IDT.
         c.vintr = if os { 0 } else { vmcb::V_INTR_MASKING };
-        c.nested_cr3 = memory.table.root();
+        c.nested_cr3 = memory.root(crate::arch::percpu::this().node());
         let s = &mut v.save;
         let seg = |g: &crate::vcpu::guest::Segment| vmcb::Segment {
             selector: g.selector,

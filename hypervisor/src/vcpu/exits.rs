@@ -209,6 +209,19 @@ impl<'a, C: VirtCpu> Handlers<'a, C> {
                 });
             return Action::Resume;
         }
+        // A page adaptive placement replicated: one again, and written.
+        let (machine, vcpu) = (self.machine, self.trace.vcpu as usize);
+        if write && mapped && machine.collapse(vcpu, gpa, &mut || self.service()) {
+            self.trace
+                .exit(Reason::EptViolation, rip, gpa, Notable::No, |e| VmExit {
+                    gpa: Some(Hex(gpa)),
+                    access: Some("write"),
+                    mapped: Some(true),
+                    action: Some("collapsed"),
+                    ..e
+                });
+            return Action::Resume;
+        }
         // A page being migrated: the write waits (is retried) until it is
         // remapped; the TLB flushes this vCPU answers meanwhile let it be.
         if write && mapped && self.machine.retry_write(gpa) {

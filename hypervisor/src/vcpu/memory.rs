@@ -47,8 +47,42 @@ impl TableMemory for IdentityTables {
     }
 }
 
+/// Tables on one node, for that node's copy of the second-level table.
+struct NodeTables(usize);
+
+impl TableMemory for NodeTables {
+    fn alloc_table(&mut self) -> Option<u64> {
+        mm::alloc_zeroed_on(self.0, mm::FrameSize::Small).map(|(frame, _)| frame)
+    }
+
+    fn free_table(&mut self, table: u64) {
+        IdentityTables.free_table(table)
+    }
+
+    fn read(&self, table: u64, index: usize) -> u64 {
+        IdentityTables.read(table, index)
+    }
+
+    fn cas(&mut self, table: u64, index: usize, old: u64, new: u64) -> Result<(), u64> {
+        IdentityTables.cas(table, index, old, new)
+    }
+}
+
 pub struct GuestMemory<F: Format> {
+    /// The second-level table: where each page is.
     pub table: PageTable<F>,
+    /// Per node, when the guest's vCPUs span several: that node's copy of
+    /// `table`, in its own memory, which its vCPUs walk (vMitosis: a walk
+    /// stays local). Its leaves are `table`'s, copied at the node's first
+    /// fault on each page (`fill`) and dropped at every change of `table`'s
+    /// (`drop_copies`); a leaf sampling revoked in `table` is given back in
+    /// one node's copy only, so that each node's touch is seen.
+    copies: [Option<PageTable<F>>; MAX_NODES],
+    /// Changes of `table` that drop copies under way, and copies being
+    /// made: a copy is never made from a leaf a change is replacing
+    /// (`change`, `fill`).
+    changing: AtomicU64,
+    filling: AtomicU64,
     pub size: u64,
     /// Addresses below `size` that are not RAM (an OS guest's legacy area,
     /// passed through): never backed.
@@ -165,10 +199,115 @@ impl<F: Format> GuestMemory<F> {
         let table = PageTable::<F>::new(&mut IdentityTables)?;
         Ok(Self {
             table,
+            copies: [None; MAX_NODES],
+            changing: AtomicU64::new(0),
+            filling: AtomicU64::new(0),
             size,
             hole: 0..0,
             placer,
         })
+    }
+
+    /// Gives each of `nodes` its own copy of the table (its vCPUs then walk
+    /// it: `root`).
+    pub fn copy_table(&mut self, nodes: impl Iterator<Item = usize>) -> Result<(), MapError> {
+        for node in nodes.filter(|&n| n < MAX_NODES) {
+            if self.copies[node].is_none() {
+                self.copies[node] = Some(PageTable::new(&mut NodeTables(node))?);
+            }
+        }
+        Ok(())
+    }
+
+    /// The root of the table the vCPUs of `node` walk.
+    pub fn root(&self, node: usize) -> u64 {
+        self.copies
+            .get(node)
+            .copied()
+            .flatten()
+            .map_or(self.table.root(), |t| t.root())
+    }
+
+    /// How many nodes walk their own copy of the table.
+    pub fn copies(&self) -> usize {
+        self.copies.iter().flatten().count()
+    }
+
+    /// Drops every node's copy of the leaf holding `gpa` after `table`'s
+    /// changed (the next access copies the new one): whether one was there,
+    /// for the flush.
+    fn drop_copies(&self, gpa: u64) -> bool {
+        let mut dropped = false;
+        for (node, copy) in self.copies.iter().enumerate() {
+            if let Some(copy) = copy {
+                dropped |= copy.unmap(&mut NodeTables(node), gpa).is_some();
+            }
+        }
+        dropped
+    }
+
+    /// Starts a change of `table` that drops the copies' leaves: copies
+    /// being made are waited for, new ones wait for the end of the change
+    /// (the guard's drop). Without it a copy made from the leaf before the
+    /// change could be put after the drop, and used by another vCPU of the
+    /// node before its maker sees the change, the flush already done.
+    fn change(&self) -> impl Drop + '_ {
+        struct Change<'a>(&'a AtomicU64);
+        impl Drop for Change<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        self.changing.fetch_add(1, Ordering::SeqCst);
+        // Copies never wait for anything: they end soon.
+        while self.filling.load(Ordering::SeqCst) > 0 {
+            core::hint::spin_loop();
+        }
+        Change(&self.changing)
+    }
+
+    /// A fault at `gpa` of a vCPU of `node` (a `write` or not) where its
+    /// copy of the table has no leaf: `table`'s is copied in, given back
+    /// there if sampling revoked it (a hint). None when `table` has none;
+    /// nothing copied while `table` changes (the access faults again).
+    fn fill(&self, node: usize, gpa: u64, write: bool) -> Option<Option<Hint>> {
+        let copy = self.copies.get(node).copied().flatten()?;
+        self.filling.fetch_add(1, Ordering::SeqCst);
+        let filled = if self.changing.load(Ordering::SeqCst) > 0 {
+            Some(None)
+        } else {
+            self.copy_leaf(copy, node, gpa, write)
+        };
+        self.filling.fetch_sub(1, Ordering::SeqCst);
+        filled
+    }
+
+    fn copy_leaf(
+        &self,
+        copy: PageTable<F>,
+        node: usize,
+        gpa: u64,
+        write: bool,
+    ) -> Option<Option<Hint>> {
+        loop {
+            let (entry, size) = self.table.entry(&mut IdentityTables, gpa)?;
+            let base = gpa & !(size.bytes() - 1);
+            let given = PageTable::<F>::given_back(entry, size, write);
+            let leaf = given.unwrap_or(entry);
+            if copy
+                .install(&mut NodeTables(node), base, leaf, size)
+                .is_err()
+            {
+                return Some(None); // another vCPU of the node copied it first
+            }
+            // `table` changed meanwhile, its copies dropped before this one
+            // was put: take it back and copy again.
+            if self.table.entry(&mut IdentityTables, gpa) != Some((entry, size)) {
+                copy.remove(&mut NodeTables(node), base, leaf);
+                continue;
+            }
+            return Some(given.map(|_| Hint { size, write }));
+        }
     }
 
     /// Whether `gpa` is guest RAM.
@@ -255,10 +394,12 @@ impl<F: Format> GuestMemory<F> {
         if !self.is_ram(gpa) {
             return Err(BackError::Outside);
         }
+        let _change = self.change();
         Ok(self
             .table
             .unmap(&mut IdentityTables, gpa & !(PAGE - 1))
             .map(|(frame, size, flush)| {
+                self.drop_copies(gpa);
                 if let Some(node) = mm::node_of(frame) {
                     self.placer.uncount(node, size);
                 }
@@ -300,6 +441,7 @@ impl<F: Format> GuestMemory<F> {
             from: usize,
             to: usize,
         }
+        let _change = self.change();
         let mut pending: heapless::Vec<Move, MOVES_AT_ONCE> = heapless::Vec::new();
         let mut change = Flush::None;
         for (i, &(gpa, to)) in moves.iter().enumerate() {
@@ -308,6 +450,9 @@ impl<F: Format> GuestMemory<F> {
                     return Err(BackError::Outside);
                 }
                 let not_mapped = BackError::Map(MapError::NotMapped);
+                if self.table.replicated(&mut IdentityTables, gpa) {
+                    return Err(BackError::Map(MapError::AlreadyMapped)); // collapse it first
+                }
                 let (old, size, _) = self
                     .table
                     .mapping(&mut IdentityTables, gpa)
@@ -320,7 +465,10 @@ impl<F: Format> GuestMemory<F> {
                     .ok_or(BackError::Map(MapError::OutOfMemory))?;
                 let base = gpa & !(size.bytes() - 1);
                 match self.table.protect(&mut IdentityTables, base, false) {
-                    Ok(f) => change = f,
+                    Ok(f) => {
+                        self.drop_copies(base);
+                        change = f;
+                    }
                     Err(e) => {
                         let _ = mm::free(new, size);
                         return Err(BackError::Map(e));
@@ -343,7 +491,8 @@ impl<F: Format> GuestMemory<F> {
                     continue;
                 }
                 Ok(Some(m)) => {
-                    // More than a batch: this one waits for a later call.
+                    // More than a batch: this one waits for a later call
+                    // (its copies were dropped: they copy it writable again).
                     let _ = self.table.protect(&mut IdentityTables, m.base, true);
                     let _ = mm::free(m.new, m.size);
                     done(i, Err(BackError::Map(MapError::OutOfMemory)));
@@ -363,6 +512,7 @@ impl<F: Format> GuestMemory<F> {
                 unsafe { crate::phys::write(m.new, bytes) };
             }
             if let Ok((_, f)) = self.table.remap(&mut IdentityTables, m.base, m.new) {
+                self.drop_copies(m.base);
                 change = f;
             }
         }
@@ -376,24 +526,140 @@ impl<F: Format> GuestMemory<F> {
         }
     }
 
+    /// Replicates the page holding `gpa` on each node of `nodes` that has a
+    /// copy of the table: made read-only (`flush` has every CPU drop it and
+    /// waits), copied to a frame on each of those nodes, and each node's
+    /// table mapping its own copy. The copies made (0: none, the page left
+    /// as it was).
+    pub fn replicate(&self, gpa: u64, nodes: u32, flush: &mut dyn FnMut(Flush)) -> usize {
+        let Some((home, size)) = self.backing(gpa) else {
+            return 0;
+        };
+        let base = gpa & !(size.bytes() - 1);
+        let home_node = mm::node_of(home);
+        let targets = (0..MAX_NODES)
+            .filter(|&n| nodes & (1 << n) != 0 && Some(n) != home_node && self.copies[n].is_some());
+        if targets.clone().next().is_none() || self.table.replicated(&mut IdentityTables, base) {
+            return 0;
+        }
+        let _change = self.change();
+        let Ok(f) = self.table.replicate(&mut IdentityTables, base) else {
+            return 0;
+        };
+        self.drop_copies(base);
+        flush(f);
+        // Nobody writes the page now: each copy is whole.
+        let Some(bytes) = IdentityMapped.bytes(home, size.bytes() as usize) else {
+            return 0;
+        };
+        let Some((entry, _)) = self.table.entry(&mut IdentityTables, base) else {
+            return 0;
+        };
+        let mut made = 0;
+        for n in targets {
+            let (Some(copy), Some(frame)) = (self.copies[n], mm::alloc_zeroed_exact(n, size))
+            else {
+                continue; // no memory left there: that node reads the page where it is
+            };
+            // SAFETY: `frame` is a frame of `size` just allocated for this copy.
+            unsafe { crate::phys::write(frame, bytes) };
+            let leaf = (entry & !(F::frame(entry) & !(size.bytes() - 1))) | frame;
+            // A vCPU of the node may have copied the table's leaf since: replaced.
+            let mut tables = NodeTables(n);
+            while copy.install(&mut tables, base, leaf, size).is_err() {
+                copy.remove(&mut tables, base, entry);
+            }
+            self.placer.count(n, size, None);
+            made += 1;
+        }
+        made
+    }
+
+    /// Whether the page holding `gpa` is replicated.
+    pub fn replicated(&self, gpa: u64) -> bool {
+        self.is_ram(gpa) && self.table.replicated(&mut IdentityTables, gpa)
+    }
+
+    /// Collapses the replicated page holding `gpa` (a vCPU writes it): the
+    /// nodes' copies unmapped and, once every CPU dropped them (`flush`),
+    /// freed; the page writable again where it was. False when it was not
+    /// replicated.
+    pub fn collapse(&self, gpa: u64, flush: &mut dyn FnMut(Flush)) -> bool {
+        if !self.is_ram(gpa) || !self.table.replicated(&mut IdentityTables, gpa) {
+            return false;
+        }
+        let Some((home, size)) = self.backing(gpa) else {
+            return false;
+        };
+        let base = gpa & !(size.bytes() - 1);
+        let _change = self.change();
+        let mut copies: heapless::Vec<u64, MAX_NODES> = heapless::Vec::new();
+        for (n, copy) in self.copies.iter().enumerate() {
+            let Some((frame, _, _)) = copy.and_then(|c| c.unmap(&mut NodeTables(n), base)) else {
+                continue;
+            };
+            if frame != home {
+                let _ = copies.push(frame);
+            }
+        }
+        flush(Flush::Range {
+            gpa: base,
+            len: size.bytes(),
+        });
+        // No CPU reads a copy any more: the page is one again, writable.
+        if self.table.remap(&mut IdentityTables, base, home).is_ok() {
+            self.drop_copies(base);
+        }
+        for frame in copies {
+            if let Ok(node) = mm::free(frame, size) {
+                self.placer.uncount(node, size);
+            }
+        }
+        true
+    }
+
     /// Takes every access to the page holding `gpa` away for sampling, its
     /// frame kept (`ept::PageTable::revoke`): the range it covers, to flush.
     pub fn revoke(&self, gpa: u64) -> Result<Flush, BackError> {
         if !self.is_ram(gpa) {
             return Err(BackError::Outside);
         }
-        self.table
+        let _change = (self.copies() > 0).then(|| self.change());
+        let flush = self
+            .table
             .revoke(&mut IdentityTables, gpa)
-            .map_err(BackError::Map)
+            .map_err(BackError::Map)?;
+        // The copies' leaves given back since the last time go too.
+        let (entry, size) = self
+            .table
+            .entry(&mut IdentityTables, gpa)
+            .ok_or(BackError::Map(MapError::NotMapped))?;
+        if self.copies() > 0 && PageTable::<F>::given_back(entry, size, false).is_some() {
+            let len = size.bytes();
+            if self.drop_copies(gpa) {
+                return Ok(Flush::Range {
+                    gpa: gpa & !(len - 1),
+                    len,
+                });
+            }
+        }
+        Ok(flush)
     }
 
-    /// A fault at `gpa` on a page sampling revoked: its access back, and
-    /// what was seen (`ept::PageTable::hint`); None for any other fault.
-    pub fn hint(&self, gpa: u64, write: bool) -> Option<Hint> {
+    /// A fault at `gpa` of a vCPU of `node` on a page sampling revoked: its
+    /// access back (in the node's copy of the table, where there are
+    /// copies), and what was seen (`ept::PageTable::hint`); None for any
+    /// other fault (a leaf missing from the node's copy is copied in).
+    pub fn hint(&self, node: usize, gpa: u64, write: bool) -> Option<Hint> {
         if !self.is_ram(gpa) {
             return None;
         }
-        self.table.hint(&mut IdentityTables, gpa, write)
+        match self.copies.get(node).copied().flatten() {
+            None => self.table.hint(&mut IdentityTables, gpa, write),
+            Some(copy) => copy
+                .hint(&mut NodeTables(node), gpa, write)
+                .or_else(|| self.fill(node, gpa, write).flatten()),
+        }
     }
 
     /// The frame (the page's base) and size backing the page holding `gpa`.
@@ -492,7 +758,10 @@ impl<F: Format> Backing for GuestMemory<F> {
     fn back(&self, gpa: u64, vcpu: usize) -> Result<(), BackError> {
         // Backed meanwhile by another vCPU that faulted on it too: the
         // access, tried again, finds it.
-        self.frame(gpa, Some(vcpu)).map(|_| ())
+        self.frame(gpa, Some(vcpu))?;
+        // In this vCPU's node's copy of the table too, where there is one.
+        self.fill(crate::arch::percpu::this().node(), gpa, false);
+        Ok(())
     }
 
     fn backed_pages(&self) -> u64 {

@@ -332,6 +332,22 @@ pub fn launch<V: Virtualization>(
         let kick = if os { smp::kick_nmi } else { smp::kick };
         let mut vm = vm::Vm::new(config.clone(), prepared, cpus, kick);
         if vm.memory.placer.policy.adaptive() {
+            // Each node's vCPUs walk their own copy of the table, where
+            // the guest spans several nodes.
+            let topology = crate::numa::machine().map(|m| &m.topology);
+            let nodes = vm
+                .cpus
+                .iter()
+                .filter_map(|&c| topology?.node_of_cpu(smp::apic_id_of(c)))
+                .fold(0u32, |set, n| set | (1 << n));
+            if nodes.count_ones() > 1 {
+                let each = (0..32).filter(|n| nodes & (1 << n) != 0);
+                vm.memory.copy_table(each).map_err(|_| {
+                    Refusal::Unsupported(
+                        "no memory for the nodes' copies of the second-level table",
+                    )
+                })?;
+            }
             let per_ms = crate::arch::tsc::per_ms();
             let sampling = config.placement.sampling;
             vm.sampler = Some(

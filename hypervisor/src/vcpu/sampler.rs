@@ -6,11 +6,14 @@
 //! backed page in it loses its access, its frame kept. The next access to
 //! such a page faults; the vCPU that made it records its CPU's node (and
 //! whether it wrote) and gets the access back (`hint`): reading first, then
-//! writing at its first write. A page is thus seen by the first node to
-//! touch it in each period, and by the first to write it. After `ROUNDS`
+//! writing at its first write. A page is thus seen, in each period, by
+//! every node that touches it where each node's vCPUs walk their own copy
+//! of the table (`GuestMemory::copy_table`), by the first otherwise; and
+//! by the first to write it. After `ROUNDS`
 //! periods on one window, a look: each page's record gets what its rounds
-//! saw and `numa::adaptive` decides; the pages that must move move (at most
-//! `MOVES_PER_LOOK`), and the window moves on. The cost is up to two faults
+//! saw and `numa::adaptive` decides; the pages that must move move, those
+//! read by several nodes are replicated (at most `MOVES_PER_LOOK` of
+//! both), and the window moves on. The cost is up to two faults
 //! per touched page per period (`ept-violation` exits with action
 //! `sampled`), bounded by the window's size and the period (`numa.sample`,
 //! `numa.period`).
@@ -63,10 +66,15 @@ pub struct Stats {
     pub migrated: u64,
     pub bounced: u64,
     pub failed: u64,
+    /// Pages replicated, and replicated pages a write collapsed.
+    pub replicated: u64,
+    pub collapsed: u64,
+    /// Nodes whose vCPUs walk their own copy of the second-level table.
+    pub table_copies: u64,
 }
 
-/// A look that moved pages (`adaptive-look`): its number, the period, the
-/// TSC, and the pages it moved and bounced.
+/// A look that moved or replicated pages (`adaptive-look`): its number,
+/// the period, the TSC, and the pages it moved, bounced and replicated.
 #[derive(Serialize)]
 struct Look {
     look: u64,
@@ -74,6 +82,7 @@ struct Look {
     tsc: u64,
     migrated: u64,
     bounced: u64,
+    replicated: u64,
 }
 impl Event for Look {
     const NAME: &'static str = "adaptive-look";
@@ -87,6 +96,7 @@ pub struct Sampler {
     /// The TSC value at which the next look is due.
     next: AtomicU64,
     hints: AtomicU64,
+    collapsed: AtomicU64,
     /// The window being sampled, the rounds it had, and the figures: the
     /// sampling vCPU's.
     state: spin::Mutex<(Range<u64>, u32, Stats)>,
@@ -108,6 +118,7 @@ impl Sampler {
             period: sampling.period_ms.saturating_mul(per_ms).max(1),
             next: AtomicU64::new(0),
             hints: AtomicU64::new(0),
+            collapsed: AtomicU64::new(0),
             state: spin::Mutex::new((0..0, 0, Stats::default())),
         })
     }
@@ -119,6 +130,15 @@ impl Sampler {
             p.seen.fetch_or(bits, Ordering::Relaxed);
             self.hints.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// A write collapsed the replicated page at `base`: counted, and seen
+    /// as a write (it is not replicated again for a while).
+    pub fn collapsed(&self, base: u64) {
+        if let Some(p) = self.pages.get((base / PAGE) as usize) {
+            p.seen.fetch_or(WRITTEN, Ordering::Relaxed);
+        }
+        self.collapsed.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Whether a look is due at TSC `now`: true for one caller per period.
@@ -184,22 +204,14 @@ impl Sampler {
         distance: &[[u8; MAX_NODES]],
         shootdown: &mut dyn FnMut(),
     ) {
-        let before = (stats.migrated, stats.bounced);
+        let before = *stats;
+        let replicate = memory.copies() > 0;
         let mut budget = MOVES_PER_LOOK;
         let mut batch: heapless::Vec<(u64, usize), MOVES_AT_ONCE> = heapless::Vec::new();
         let mut flush = |f: Flush| {
             if f != Flush::None {
                 shootdown();
             }
-        };
-        let mut moved = |batch: &mut heapless::Vec<(u64, usize), MOVES_AT_ONCE>,
-                         stats: &mut Stats| {
-            memory.migrate_many(batch, &mut flush, &mut |_, r| match r {
-                Ok(Some(_)) => stats.migrated += 1,
-                Ok(None) => {}
-                Err(_) => stats.failed += 1,
-            });
-            batch.clear();
         };
         let mut gpa = window.start;
         while gpa < window.end {
@@ -209,58 +221,100 @@ impl Sampler {
             };
             let base = gpa & !(size.bytes() - 1);
             gpa = base + size.bytes();
-            let (Some(page), Some(here)) = (
-                self.pages.get((base / PAGE) as usize),
-                crate::mm::node_of(frame),
-            ) else {
+            let page = self.pages.get((base / PAGE) as usize);
+            let (Some(page), Some(here)) = (page, crate::mm::node_of(frame)) else {
                 continue;
             };
-            // Taken and cleared at once: a hint meanwhile counts at the next look.
-            let bits = page.seen.fetch_and(!SEEN, Ordering::Relaxed);
-            let seen = Seen {
-                nodes: bits as u16,
-                written: bits & WRITTEN != 0,
-            };
-            let packed = (page.counts.load(Ordering::Relaxed), (bits >> 32) as u32);
-            let mut record = Record::unpack(packed);
-            let decision =
-                adaptive::decide(&mut record, seen, here, base / PAGE, distance, &mut budget);
-            let (counts, rest) = record.pack();
-            page.counts.store(counts, Ordering::Relaxed);
-            // The hints' bits kept, the rest replaced.
-            let _ = page
-                .seen
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
-                    Some((v & SEEN) | (u64::from(rest) << 32))
-                });
-            if let Decision::Migrate { to, bounce } = decision {
-                stats.bounced += u64::from(bounce);
-                let _ = batch.push((base, to));
-                if batch.is_full() {
-                    moved(&mut batch, stats);
+            // A replicated page is read where it is read: it stays until written.
+            if memory.replicated(base) {
+                continue;
+            }
+            match self.decide(page, here, base / PAGE, distance, replicate, &mut budget) {
+                Decision::Migrate { to, bounce } => {
+                    stats.bounced += u64::from(bounce);
+                    let _ = batch.push((base, to));
                 }
+                Decision::Replicate(nodes) => {
+                    let made = memory.replicate(base, nodes.into(), &mut flush);
+                    stats.replicated += u64::from(made > 0);
+                }
+                Decision::Stay => {}
+            }
+            if batch.is_full() {
+                migrate(memory, &mut batch, &mut flush, stats);
             }
         }
         if !batch.is_empty() {
-            moved(&mut batch, stats);
+            migrate(memory, &mut batch, &mut flush, stats);
         }
         stats.looks += 1;
-        if (stats.migrated, stats.bounced) != before {
+        if (stats.migrated, stats.bounced, stats.replicated)
+            != (before.migrated, before.bounced, before.replicated)
+        {
             event::emit(&Look {
                 look: stats.looks,
                 period: stats.periods,
                 tsc: crate::arch::tsc::now(),
-                migrated: stats.migrated - before.0,
-                bounced: stats.bounced - before.1,
+                migrated: stats.migrated - before.migrated,
+                bounced: stats.bounced - before.bounced,
+                replicated: stats.replicated - before.replicated,
             });
         }
+    }
+
+    /// The decision for `page` (number `number`, on node `here`) on what
+    /// its rounds saw, its record updated.
+    fn decide(
+        &self,
+        page: &Page,
+        here: usize,
+        number: u64,
+        distance: &[[u8; MAX_NODES]],
+        replicate: bool,
+        budget: &mut usize,
+    ) -> Decision {
+        // Taken and cleared at once: a hint meanwhile counts at the next look.
+        let bits = page.seen.fetch_and(!SEEN, Ordering::Relaxed);
+        let seen = Seen {
+            nodes: bits as u16,
+            written: bits & WRITTEN != 0,
+        };
+        let packed = (page.counts.load(Ordering::Relaxed), (bits >> 32) as u32);
+        let mut record = Record::unpack(packed);
+        let decision =
+            adaptive::decide(&mut record, seen, here, number, distance, replicate, budget);
+        let (counts, rest) = record.pack();
+        page.counts.store(counts, Ordering::Relaxed);
+        // The hints' bits kept, the rest replaced.
+        let _ = page
+            .seen
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                Some((v & SEEN) | (u64::from(rest) << 32))
+            });
+        decision
     }
 
     /// The figures so far.
     pub fn stats(&self) -> Stats {
         Stats {
             hints: self.hints.load(Ordering::Relaxed),
+            collapsed: self.collapsed.load(Ordering::Relaxed),
             ..self.state.lock().2
         }
     }
+}
+
+/// Moves the pages of `batch` (`GuestMemory::migrate_many`), counted in `stats`.
+fn migrate<F: Format>(
+    memory: &GuestMemory<F>,
+    batch: &mut heapless::Vec<(u64, usize), MOVES_AT_ONCE>,
+    flush: &mut dyn FnMut(Flush),
+    stats: &mut Stats,
+) {
+    memory.migrate_many(batch, flush, &mut |_, r| match r {
+        Ok(Some(_)) => stats.migrated += 1,
+        Ok(None) => {}
+        Err(_) => stats.failed += 1,
+    });
+    batch.clear();
 }

@@ -65,6 +65,12 @@ pub trait Machine: Backing {
     /// The vendor's timer brought vCPU `vcpu` back: the sampler's look, if
     /// one is due (`service` as for `barrier`).
     fn tick(&self, _vcpu: usize, _service: &mut dyn FnMut()) {}
+    /// vCPU `vcpu` wrote the page at `gpa`, which adaptive placement had
+    /// replicated: the copies are collapsed into one, writable (a TLB
+    /// shootdown, waited for). False when the page was not replicated.
+    fn collapse(&self, _vcpu: usize, _gpa: u64, _service: &mut dyn FnMut()) -> bool {
+        false
+    }
     /// Whether a write that faulted on the mapped page at `gpa` is to be
     /// retried: guest RAM is always writable but while it migrates, so the
     /// page was being migrated (still, or remapped since the fault).
@@ -375,7 +381,10 @@ impl<F: Format> Vm<F> {
             nodes,
             vcpus,
             fallbacks: load(&p.fallbacks),
-            adaptive: self.sampler.as_ref().map(Sampler::stats),
+            adaptive: self.sampler.as_ref().map(|s| sampler::Stats {
+                table_copies: self.memory.copies() as u64,
+                ..s.stats()
+            }),
         });
         if self.config.placement.dump {
             self.dump(&domain);
@@ -440,6 +449,18 @@ impl<F: Format> Backing for Vm<F> {
 }
 
 impl<F: Format> Vm<F> {
+    /// The migration lock, waited for while answering other vCPUs' flush
+    /// requests (its holder may be waiting for this vCPU's).
+    fn exclusive(&self, service: &mut dyn FnMut()) -> spin::MutexGuard<'_, ()> {
+        loop {
+            if let Some(guard) = self.migration.try_lock() {
+                return guard;
+            }
+            service();
+            core::hint::spin_loop();
+        }
+    }
+
     /// Asks every vCPU to flush before it enters the guest again, kicking
     /// the others out of it: the generation they must reach.
     fn request_flush(&self, me: usize) -> u64 {
@@ -480,6 +501,8 @@ impl<F: Format> Machine for Vm<F> {
     }
 
     fn release(&self, vcpu: usize, gpa: u64, service: &mut dyn FnMut()) -> Result<bool, BackError> {
+        // A replicated page is one again first (its copies freed).
+        self.collapse(vcpu, gpa, service);
         let Some((frame, size, flush)) = self.memory.unback(gpa)? else {
             return Ok(false);
         };
@@ -517,13 +540,33 @@ impl<F: Format> Machine for Vm<F> {
         let node = crate::numa::machine()
             .and_then(|m| m.topology.index_of(domain))
             .ok_or(BackError::Outside)?;
-        let _one = self.migration.lock();
+        let _one = self.exclusive(service);
         let mut flush = |f: crate::ept::Flush| {
             if f != crate::ept::Flush::None {
                 self.shootdown(vcpu, service);
             }
         };
         Ok(self.memory.migrate(gpa, node, &mut flush)?.is_some())
+    }
+
+    fn collapse(&self, vcpu: usize, gpa: u64, service: &mut dyn FnMut()) -> bool {
+        let Some(sampler) = &self.sampler else {
+            return false;
+        };
+        let Some((_, size)) = self
+            .memory
+            .backing(gpa)
+            .filter(|_| self.memory.replicated(gpa))
+        else {
+            return false;
+        };
+        let _one = self.exclusive(service);
+        let mut flush = |_| self.shootdown(vcpu, service);
+        // Another vCPU's write may have collapsed it meanwhile: then true too.
+        if self.memory.collapse(gpa, &mut flush) {
+            sampler.collapsed(gpa & !(size.bytes() - 1));
+        }
+        true
     }
 
     fn retry_write(&self, gpa: u64) -> bool {
@@ -534,11 +577,12 @@ impl<F: Format> Machine for Vm<F> {
         let Some(sampler) = &self.sampler else {
             return false;
         };
-        let Some(hint) = self.memory.hint(gpa, write) else {
+        let node = crate::arch::percpu::this().node();
+        let Some(hint) = self.memory.hint(node, gpa, write) else {
             return false;
         };
         let base = gpa & !(hint.size.bytes() - 1);
-        sampler.hint(base, crate::arch::percpu::this().node(), hint.write);
+        sampler.hint(base, node, hint.write);
         true
     }
 

@@ -353,7 +353,10 @@ impl<'m> Vcpu<'m> {
         } else {
             0
         };
-        let eptp = memory.table.root() | ad | (3 << 3) | crate::ept::format::MEMORY_TYPE_WB;
+        let eptp = memory.root(crate::arch::percpu::this().node())
+            | ad
+            | (3 << 3)
+            | crate::ept::format::MEMORY_TYPE_WB;
         let vpid = controls.proc2 & proc2::ENABLE_VPID != 0;
 
         // Host state: what the CPU reloads at every VM exit.
