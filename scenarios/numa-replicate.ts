@@ -141,6 +141,8 @@ const scenario = (on: keyof typeof ON) => {
   return {
     ...s,
     targets: s.targets.filter((t) => t.backend === on),
+    // Single-threaded TCG, busy machines: room to spare (the runs take 3-20 s here).
+    timeoutS: 180,
     checks: [...s.checks ?? [], everyVcpu("guest-end", { how: "hlt", failed: false }), check],
   };
 };

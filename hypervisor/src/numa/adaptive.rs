@@ -13,12 +13,17 @@
 //!   cost is within `MARGIN` of the least are as good. A page on one of
 //!   them stays, except a shared page that is written: those spread over
 //!   the good nodes by page number, so that no node serves them all.
+//! - A page that one node alone used in a whole look, not the one it is on,
+//!   wants that node, whatever the counts remember: its users changed.
 //! - Hysteresis: a page moves only when it wanted the same node at `STABLE`
 //!   looks in a row that saw it touched, and not again for `COOLDOWN` looks
 //!   after a move, so it does not bounce between nodes whose users alternate.
 //! - A page read by several nodes and written by none for 3 looks is
 //!   replicated on each of them, where the sampler can (`STABLE` looks in
 //!   a row of this); a write collapses the copies (`vcpu::memory`).
+//! - A 2 MiB page used by several nodes is split into 4 KiB pages instead
+//!   (`STABLE` looks in a row of this), so that each part goes where it is
+//!   used: a 2 MiB page often holds several users' data.
 //! - At most a budget of moves per look at the window (rate limit).
 
 use super::topology::MAX_NODES;
@@ -52,7 +57,7 @@ pub struct Record {
     pub left: Option<u8>,
     /// Looks left before the page counts as unwritten again (3 after a
     /// write), and how many looks in a row it was read by several nodes
-    /// and written by none.
+    /// and written by none (or, 2 MiB, used by several).
     pub writes: u8,
     pub read_shared: u8,
 }
@@ -108,6 +113,9 @@ pub enum Decision {
     /// Copy to each of these nodes, whose CPUs read their own copy (a
     /// write collapses the copies).
     Replicate(NodeSet),
+    /// Split the 2 MiB page into 4 KiB ones, each then seen and placed on
+    /// its own.
+    Split,
 }
 
 /// The `n`th node of `nodes`, counting from the lowest, modulo their number.
@@ -152,19 +160,32 @@ fn cheapest(counts: &[u8; MAX_NODES], distance: &[[u8; MAX_NODES]], slack: u32) 
         .fold(0, |set, n| set | (1 << n))
 }
 
-/// Updates `record` of page number `page`, now on node `here`, with what
-/// was `seen` since the last look, and says where it goes; `budget` is the
-/// moves left for this look at the window (a move or a replication takes
-/// one); `replicate`: whether pages may be replicated.
+/// A page as the sampler finds it: its number, its node, its size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Placed {
+    pub number: u64,
+    pub node: usize,
+    /// 2 MiB, not 4 KiB.
+    pub large: bool,
+}
+
+/// Updates `record` of the page `placed` with what was `seen` since the
+/// last look, and says where it goes; `budget` is the moves left for this
+/// look at the window (a move, a replication or a split takes one);
+/// `replicate`: whether pages may be replicated.
 pub fn decide(
     record: &mut Record,
     seen: Seen,
-    here: usize,
-    page: u64,
+    placed: Placed,
     distance: &[[u8; MAX_NODES]],
     replicate: bool,
     budget: &mut usize,
 ) -> Decision {
+    let Placed {
+        number: page,
+        node: here,
+        large,
+    } = placed;
     record.cooldown = record.cooldown.saturating_sub(1);
     for (n, c) in record.counts.iter_mut().enumerate() {
         let touched = seen.nodes & (1 << n) != 0;
@@ -180,28 +201,47 @@ pub fn decide(
     } else {
         record.writes.saturating_sub(1)
     };
-    let users = (0..distance.len())
-        .filter(|&n| record.counts[n] > 0)
-        .fold(0, |set: NodeSet, n| set | (1 << n));
-    let shared = users.count_ones() > 1;
-    // Read by several nodes and written by none for a while: a copy each.
-    if replicate && shared && record.writes == 0 {
-        record.read_shared = (record.read_shared + 1).min(3);
-        if record.read_shared < STABLE || record.cooldown > 0 || *budget == 0 {
-            return Decision::Stay;
+    // Used in a whole look by one node only, not the one it is on: it
+    // follows that node, whatever the counts remember (each node that
+    // touches a page is seen where nodes have their own tables).
+    let alone = (seen.nodes.count_ones() == 1 && seen.nodes & (1 << here) == 0)
+        .then(|| seen.nodes.trailing_zeros() as usize);
+    let want = match alone {
+        Some(node) => {
+            record.read_shared = 0;
+            node
         }
-        *budget -= 1;
-        record.read_shared = 0;
-        record.cooldown = COOLDOWN;
-        return Decision::Replicate(users);
-    }
-    record.read_shared = 0;
-    let want = if shared && seen.written {
-        nth(good, page)
-    } else if good & (1 << here) != 0 {
-        here
-    } else {
-        nth(cheapest(&record.counts, distance, 0), page)
+        None => {
+            let users = (0..distance.len())
+                .filter(|&n| record.counts[n] > 0)
+                .fold(0, |set: NodeSet, n| set | (1 << n));
+            let shared = users.count_ones() > 1;
+            // Used by several nodes: a 2 MiB page splits; a page read by
+            // several and written by none for a while gets a copy on each.
+            let split = large && shared;
+            if split || (replicate && shared && record.writes == 0) {
+                record.read_shared = (record.read_shared + 1).min(3);
+                if record.read_shared < STABLE || record.cooldown > 0 || *budget == 0 {
+                    return Decision::Stay;
+                }
+                *budget -= 1;
+                record.read_shared = 0;
+                record.cooldown = COOLDOWN;
+                return if split {
+                    Decision::Split
+                } else {
+                    Decision::Replicate(users)
+                };
+            }
+            record.read_shared = 0;
+            if shared && seen.written {
+                nth(good, page)
+            } else if good & (1 << here) != 0 {
+                here
+            } else {
+                nth(cheapest(&record.counts, distance, 0), page)
+            }
+        }
     };
     record.streak = if usize::from(record.want) == want && record.streak > 0 {
         (record.streak + 1).min(3)
@@ -250,6 +290,14 @@ mod tests {
         Seen { nodes, written }
     }
 
+    fn at(number: u64, node: usize, large: bool) -> Placed {
+        Placed {
+            number,
+            node,
+            large,
+        }
+    }
+
     /// Replays `trace` (one observation per look) on page `page`, starting
     /// on node 0 and moved as decided: the decisions, look by look.
     fn replay(trace: &[Seen], distance: &[[u8; MAX_NODES]], page: u64) -> Vec<Decision> {
@@ -257,15 +305,8 @@ mod tests {
         trace
             .iter()
             .map(|&s| {
-                let d = decide(
-                    &mut r,
-                    s,
-                    here,
-                    page,
-                    distance,
-                    false,
-                    &mut usize::MAX.clone(),
-                );
+                let placed = at(page, here, false);
+                let d = decide(&mut r, s, placed, distance, false, &mut usize::MAX.clone());
                 if let Decision::Migrate { to, .. } = d {
                     here = to;
                 }
@@ -321,18 +362,23 @@ mod tests {
     }
 
     #[test]
-    fn a_phase_change_is_followed_at_the_third_look() {
+    fn a_phase_change_is_followed_at_the_second_look() {
         // Node 1's page for 6 looks, then node 0's for good: it moves to 1,
-        // then back to 0 at the 3rd look after the change.
+        // then back to 0 at the 2nd look after the change.
         let mut trace = vec![seen(N1, true); 6];
         trace.extend([seen(N0, true); 8]);
         let d = replay(&trace, &two(), 0);
-        assert_eq!(moves(&d), [(1, 1), (8, 0)]);
-        assert!(matches!(d[8], Decision::Migrate { bounce: true, .. }));
+        assert_eq!(moves(&d), [(1, 1), (7, 0)]);
+        assert!(matches!(d[7], Decision::Migrate { bounce: true, .. }));
         // The same for a page only read.
         let mut trace = vec![seen(N1, false); 6];
         trace.extend([seen(N0, false); 8]);
-        assert_eq!(moves(&replay(&trace, &two(), 0)), [(1, 1), (8, 0)]);
+        assert_eq!(moves(&replay(&trace, &two(), 0)), [(1, 1), (7, 0)]);
+        // A look that saw both (the change within it) delays it by one.
+        let mut trace = vec![seen(N1, true); 6];
+        trace.push(seen(BOTH, true));
+        trace.extend([seen(N0, true); 8]);
+        assert_eq!(moves(&replay(&trace, &two(), 0))[1], (8, 0));
     }
 
     #[test]
@@ -355,7 +401,7 @@ mod tests {
 
     #[test]
     fn pages_read_by_several_nodes_are_replicated_until_written() {
-        let look = |r: &mut Record, s: Seen| decide(r, s, 0, 0, &two(), true, &mut 8);
+        let look = |r: &mut Record, s: Seen| decide(r, s, at(0, 0, false), &two(), true, &mut 8);
         let mut r = Record::default();
         // Written at first (vCPU 0 fills it), then read by both.
         assert_eq!(look(&mut r, seen(N0, true)), Decision::Stay);
@@ -381,6 +427,26 @@ mod tests {
     }
 
     #[test]
+    fn a_2_mib_page_several_nodes_use_is_split_and_one_node_uses_moves() {
+        let look = |r: &mut Record, s: Seen| decide(r, s, at(0, 0, true), &two(), true, &mut 8);
+        let mut r = Record::default();
+        let d: Vec<Decision> = (0..3).map(|_| look(&mut r, seen(BOTH, true))).collect();
+        assert_eq!(d, [Decision::Stay, Decision::Split, Decision::Stay]);
+        // Read only by both: split too, never replicated whole.
+        let mut r = Record::default();
+        let d: Vec<Decision> = (0..5).map(|_| look(&mut r, seen(BOTH, false))).collect();
+        assert_eq!(
+            d.iter().filter(|&&x| x == Decision::Split).count(),
+            1,
+            "{d:?}"
+        );
+        // One node's: moved whole.
+        let mut r = Record::default();
+        let d: Vec<Decision> = (0..2).map(|_| look(&mut r, seen(N1, true))).collect();
+        assert!(matches!(d[1], Decision::Migrate { to: 1, .. }));
+    }
+
+    #[test]
     fn untouched_pages_forget_and_stay() {
         let d = replay(
             &[
@@ -401,7 +467,14 @@ mod tests {
         let mut look = |mut budget: usize| {
             let mut moved = 0;
             for (p, r) in records.iter_mut().enumerate() {
-                let d = decide(r, seen(N1, true), 0, p as u64, &two(), false, &mut budget);
+                let d = decide(
+                    r,
+                    seen(N1, true),
+                    at(p as u64, 0, false),
+                    &two(),
+                    false,
+                    &mut budget,
+                );
                 moved += usize::from(d != Decision::Stay);
             }
             moved

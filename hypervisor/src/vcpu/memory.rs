@@ -300,8 +300,8 @@ impl<F: Format> GuestMemory<F> {
             {
                 return Some(None); // another vCPU of the node copied it first
             }
-            // `table` changed meanwhile, its copies dropped before this one
-            // was put: take it back and copy again.
+            // `table` changed meanwhile (a page backed, or a change that
+            // `change` did not keep apart): take it back and copy again.
             if self.table.entry(&mut IdentityTables, gpa) != Some((entry, size)) {
                 copy.remove(&mut NodeTables(node), base, leaf);
                 continue;
@@ -564,15 +564,36 @@ impl<F: Format> GuestMemory<F> {
             // SAFETY: `frame` is a frame of `size` just allocated for this copy.
             unsafe { crate::phys::write(frame, bytes) };
             let leaf = (entry & !(F::frame(entry) & !(size.bytes() - 1))) | frame;
-            // A vCPU of the node may have copied the table's leaf since: replaced.
-            let mut tables = NodeTables(n);
-            while copy.install(&mut tables, base, leaf, size).is_err() {
-                copy.remove(&mut tables, base, entry);
+            // The slot is empty: dropped above, and nothing is copied while
+            // the table changes (`change`).
+            if copy.install(&mut NodeTables(n), base, leaf, size).is_err() {
+                let _ = mm::free(frame, size);
+                continue;
             }
             self.placer.count(n, size, None);
             made += 1;
         }
         made
+    }
+
+    /// Splits the 2 MiB page holding `gpa` into 4 KiB pages of the same
+    /// frames (`ept::PageTable::split`), each then placed on its own; the
+    /// nodes' copies drop it. False when it was no 2 MiB page.
+    pub fn split(&self, gpa: u64, flush: &mut dyn FnMut(Flush)) -> bool {
+        let Some((frame, PageSize::Large)) = self.backing(gpa) else {
+            return false;
+        };
+        let _change = self.change();
+        let Ok(f) = self.table.split(&mut IdentityTables, gpa) else {
+            return false;
+        };
+        self.drop_copies(gpa);
+        flush(f);
+        if let Some(node) = mm::node_of(frame) {
+            self.placer.uncount(node, PageSize::Large);
+            self.placer.small[node].fetch_add(LARGE / PAGE, Ordering::Relaxed);
+        }
+        true
     }
 
     /// Whether the page holding `gpa` is replicated.

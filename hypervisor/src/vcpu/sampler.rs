@@ -25,9 +25,9 @@ use serde::Serialize;
 
 use super::memory::{GuestMemory, MOVES_AT_ONCE};
 use crate::cmdline::Sampling;
-use crate::ept::{Flush, Format};
+use crate::ept::{Flush, Format, PageSize};
 use crate::event::{self, Event};
-use crate::numa::adaptive::{self, Decision, Record, Seen};
+use crate::numa::adaptive::{self, Decision, Placed, Record, Seen};
 use crate::numa::topology::MAX_NODES;
 
 /// Moves at most per look (the rate limit).
@@ -69,6 +69,8 @@ pub struct Stats {
     /// Pages replicated, and replicated pages a write collapsed.
     pub replicated: u64,
     pub collapsed: u64,
+    /// 2 MiB pages split into 4 KiB ones (used by several nodes).
+    pub split: u64,
     /// Nodes whose vCPUs walk their own copy of the second-level table.
     pub table_copies: u64,
 }
@@ -229,7 +231,12 @@ impl Sampler {
             if memory.replicated(base) {
                 continue;
             }
-            match self.decide(page, here, base / PAGE, distance, replicate, &mut budget) {
+            let placed = Placed {
+                number: base / PAGE,
+                node: here,
+                large: size == PageSize::Large,
+            };
+            match self.decide(page, placed, distance, replicate, &mut budget) {
                 Decision::Migrate { to, bounce } => {
                     stats.bounced += u64::from(bounce);
                     let _ = batch.push((base, to));
@@ -238,6 +245,7 @@ impl Sampler {
                     let made = memory.replicate(base, nodes.into(), &mut flush);
                     stats.replicated += u64::from(made > 0);
                 }
+                Decision::Split => stats.split += u64::from(memory.split(base, &mut flush)),
                 Decision::Stay => {}
             }
             if batch.is_full() {
@@ -262,13 +270,12 @@ impl Sampler {
         }
     }
 
-    /// The decision for `page` (number `number`, on node `here`) on what
-    /// its rounds saw, its record updated.
+    /// The decision for `page` (`placed`) on what its rounds saw, its
+    /// record updated.
     fn decide(
         &self,
         page: &Page,
-        here: usize,
-        number: u64,
+        placed: Placed,
         distance: &[[u8; MAX_NODES]],
         replicate: bool,
         budget: &mut usize,
@@ -281,8 +288,7 @@ impl Sampler {
         };
         let packed = (page.counts.load(Ordering::Relaxed), (bits >> 32) as u32);
         let mut record = Record::unpack(packed);
-        let decision =
-            adaptive::decide(&mut record, seen, here, number, distance, replicate, budget);
+        let decision = adaptive::decide(&mut record, seen, placed, distance, replicate, budget);
         let (counts, rest) = record.pack();
         page.counts.store(counts, Ordering::Relaxed);
         // The hints' bits kept, the rest replaced.

@@ -207,7 +207,8 @@ pub struct Vm<F: Format> {
     startup: [AtomicU64; MAX_VCPUS],
     /// Per vCPU: the ICR's high half as the guest last wrote it.
     icr_high: [AtomicU64; MAX_VCPUS],
-    /// One page migration at a time.
+    /// One change of where pages are at a time: a migration the guest asks
+    /// for, the sampler's look, a collapse.
     migration: spin::Mutex<()>,
     /// Adaptive placement's (`numa.policy=adaptive`).
     pub sampler: Option<Sampler>,
