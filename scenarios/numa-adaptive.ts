@@ -23,11 +23,13 @@ import {
 // 512 data pages must have moved within the bound the decisions give: a
 // page moves at the 3rd look at it after the change (the look whose rounds
 // straddle the change, then 2: `numa::adaptive`'s tests), looks at it come
-// a rotation over guest RAM apart, the first within a rotation: 3
+// a rotation over backed guest RAM apart, the first within a rotation: 3
 // rotations; twice that, as a look in which the page's user did not run
 // (single-threaded TCG runs one vCPU at a time) does not count. `split`: master-init
 // with the guest in 2 MiB pages, the data one of them (both vCPUs' halves
-// in it): it must be split, and each half end on its user's node.
+// in it): it must be split, and each half end on its user's node. `bits`:
+// master-init seen by the accessed and dirty bits of each node's table
+// (`numa.track=bits`), not by faults.
 
 const MEMORY_MIB = 6;
 /** Sizes and sampling per emulator: Bochs counts 4 million instructions a second. */
@@ -54,16 +56,27 @@ function firstTouchLocality(w: Workload, size: WorkloadSize): number {
   return local / total;
 }
 
-const check = (w: Workload, on: keyof typeof ON, large: boolean): RunCheck => (events, run) => {
+/** How a variant differs: the guest in 2 MiB pages (`split`), or sampled by accessed bits. */
+type Variant = "split" | "bits" | undefined;
+
+const check = (w: Workload, on: keyof typeof ON, variant: Variant): RunCheck => (events, run) => {
   const { size, window } = ON[on];
   const problems: string[] = [];
   const placement = events.find((e) => e.ev === "placement");
-  const stats = placement?.adaptive as { migrated: number; split: number } | undefined;
+  const stats = placement?.adaptive as
+    | { migrated: number; split: number; hints: number }
+    | undefined;
   if (!stats || stats.migrated < 256) {
     problems.push(`adaptive moved ${stats?.migrated ?? "no"} pages; 256 at least must move`);
   }
-  if (large && !(stats && stats.split >= 1)) {
+  if (variant === "split" && !(stats && stats.split >= 1)) {
     problems.push(`the data's 2 MiB page was not split (${stats?.split ?? "no"} splits)`);
+  }
+  // By bits, the accesses seen cost no exits: far fewer faults than sightings.
+  const faults = events.filter((e) => e.ev === "guest-end")
+    .reduce((a, e) => a + ((e.counts as Record<string, number>)["ept-violation"] ?? 0), 0);
+  if (variant === "bits" && !(stats && faults * 4 < stats.hints)) {
+    problems.push(`${faults} second-level faults for ${stats?.hints ?? "no"} accesses seen`);
   }
   const map = placementMap(events), nodes = cpuNodes(events);
   if (!map) return [...problems, "no placement map"];
@@ -74,7 +87,10 @@ const check = (w: Workload, on: keyof typeof ON, large: boolean): RunCheck => (e
     problems.push(`${wrong.length} data pages not on their last user's node (page ${wrong[0]})`);
   }
   if (w === "phase-change") {
-    const bound = 6 * Math.ceil((MEMORY_MIB * 256) / window) * ROUNDS;
+    // A rotation: the windows of `window` backed pages each sampled ROUNDS periods.
+    const nodes = (placement?.nodes ?? []) as { pages: number; large_pages: number }[];
+    const backed = nodes.reduce((a, n) => a + n.pages + 512 * n.large_pages, 0);
+    const bound = 6 * Math.ceil(backed / window) * ROUNDS;
     const periods = recoveryPeriods(events, 512);
     if (periods === undefined || periods > bound) {
       problems.push(
@@ -92,24 +108,26 @@ const check = (w: Workload, on: keyof typeof ON, large: boolean): RunCheck => (e
   return problems;
 };
 
-/** `large`: the guest in 2 MiB pages, the data one of them, which must split. */
-const scenario = (w: Workload, on: keyof typeof ON, large = false) => {
+const scenario = (w: Workload, on: keyof typeof ON, variant?: Variant) => {
   const { size, window, periodMs } = ON[on];
   const s = defineScenario(
     {
-      name: `numa-adaptive/${large ? "split" : w}${on === "bochs" ? "-bochs" : ""}`,
-      description: large
-        ? "adaptive placement splits a 2 MiB page two nodes use, and moves the parts"
-        : `adaptive placement moves the pages of ${w} to their users`,
+      name: `numa-adaptive/${variant ?? w}${on === "bochs" ? "-bochs" : ""}`,
+      description: {
+        split: "adaptive placement splits a 2 MiB page two nodes use, and moves the parts",
+        bits: `adaptive placement sees ${w}'s accesses by accessed bits, and moves its pages`,
+        none: `adaptive placement moves the pages of ${w} to their users`,
+      }[variant ?? "none"],
     },
     numa(TWO_NODES, 2, { bochs: ["tigerlake"] }),
     guest({
       payload: workloadPayload(w, size),
       cmdline: `guest=long guest.memory=${MEMORY_MIB} guest.watchdog=0 ` +
-        `numa.sample=${window} numa.period=${periodMs}`,
+        `numa.sample=${window} numa.period=${periodMs}` +
+        (variant === "bits" ? " numa.track=bits" : ""),
       trace: "summary",
     }),
-    policy({ policy: "adaptive", page: large ? "2m" : "4k" }),
+    policy({ policy: "adaptive", page: variant === "split" ? "2m" : "4k" }),
     guestEnd({ counts: { hlt: 1 } }),
   );
   return {
@@ -120,7 +138,7 @@ const scenario = (w: Workload, on: keyof typeof ON, large = false) => {
     checks: [
       ...s.checks ?? [],
       everyVcpu("guest-end", { how: "hlt", failed: false }),
-      check(w, on, large),
+      check(w, on, variant),
     ],
   };
 };
@@ -128,5 +146,6 @@ const scenario = (w: Workload, on: keyof typeof ON, large = false) => {
 export default (["qemu", "bochs"] as const).flatMap((on) => [
   scenario("master-init", on),
   scenario("phase-change", on),
-  scenario("master-init", on, true),
+  scenario("master-init", on, "split"),
+  scenario("master-init", on, "bits"),
 ]);

@@ -19,8 +19,9 @@
 //! - `numa.probe`: allocate a 4 KiB and a 2 MiB frame on every node and report where they came from;
 //! - `numa.policy=first-touch|interleave|weighted-interleave|bind:N[,M...]|preferred:N|adaptive`:
 //!   where the guest's pages are backed (nodes by their domain; default first-touch);
-//! - `numa.sample=PAGES`, `numa.period=MS`: adaptive placement looks at a window of PAGES 4 KiB
-//!   pages (default 1024) every MS emulated milliseconds (default 10);
+//! - `numa.sample=PAGES`, `numa.period=MS`: adaptive placement samples a window of PAGES backed
+//!   4 KiB pages (default 1024) every MS emulated milliseconds (default 10); `numa.track=faults|bits`:
+//!   by hinting faults (default) or by the accessed and dirty bits of each node's table;
 //! - `numa.page=4k|2m`: the size of the pages backing the guest (default 4k; 2m for `linux`);
 //! - `numa.dump`: report the guest-physical to node map when the guest ends;
 //! - `numa.guest=uma|mirror`: a `linux` guest sees one node (default), or
@@ -104,11 +105,13 @@ impl Default for Placement {
 }
 
 /// How adaptive placement samples: a window of `pages` 4 KiB pages of guest
-/// RAM every `period_ms`, the window moving on each time.
+/// RAM every `period_ms`, the window moving on each time, by hinting faults
+/// or by accessed and dirty bits (`bits`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Sampling {
     pub pages: u64,
     pub period_ms: u64,
+    pub bits: bool,
 }
 
 impl Default for Sampling {
@@ -116,6 +119,7 @@ impl Default for Sampling {
         Self {
             pages: 1024,
             period_ms: 10,
+            bits: false,
         }
     }
 }
@@ -233,6 +237,13 @@ pub fn parse(line: &str) -> Result<Options, OptionError<'_>> {
             "numa.period" => {
                 let ms = value.parse().ok().filter(|m| (1..=10_000).contains(m));
                 placement.sampling.period_ms = ms.ok_or(bad("milliseconds from 1 to 10000"))?;
+            }
+            "numa.track" => {
+                placement.sampling.bits = match value {
+                    "faults" => false,
+                    "bits" => true,
+                    _ => return Err(bad("faults or bits")),
+                }
             }
             "numa.guest" => {
                 placement.mirror = match value {
@@ -483,17 +494,20 @@ mod tests {
             })
         ));
         assert!(parse("guest=long numa.page=1g").is_err());
-        let got = p("guest=long numa.policy=adaptive numa.sample=64 numa.period=5").unwrap();
+        let got = p("guest=long numa.policy=adaptive numa.sample=64 numa.period=5 numa.track=bits")
+            .unwrap();
         assert_eq!(
             (got.policy, got.sampling),
             (
                 Spec::Adaptive,
                 Sampling {
                     pages: 64,
-                    period_ms: 5
+                    period_ms: 5,
+                    bits: true
                 }
             )
         );
+        assert!(parse("guest=long numa.policy=adaptive numa.track=dirty").is_err());
         assert!(parse("guest=long numa.sample=64").is_err(), "not adaptive");
         assert!(parse("guest=long numa.policy=adaptive numa.period=0").is_err());
         assert!(parse("guest=linux numa.policy=adaptive").is_err());

@@ -268,6 +268,34 @@ impl<F: Format> PageTable<F> {
         F::leaf(frame, Access::ALL, size == PageSize::Large) | (entry & (F::ACCESSED | F::DIRTY))
     }
 
+    /// The first page mapped (or sampled) at or after `gpa` and below
+    /// `end`: its base and size. Empty tables are skipped whole, so that
+    /// sparse guest RAM is crossed fast.
+    pub fn next_leaf(
+        &self,
+        mem: &mut impl TableMemory,
+        mut gpa: u64,
+        end: u64,
+    ) -> Option<(u64, PageSize)> {
+        'next: while gpa < end {
+            let mut table = self.root;
+            for l in (0..LEVELS).rev() {
+                let entry = mem.read(table, index(gpa, l));
+                let span = 1u64 << (12 + 9 * l);
+                if entry == 0 {
+                    gpa = (gpa & !(span - 1)).checked_add(span)?;
+                    continue 'next;
+                }
+                match l {
+                    0 => return Some((gpa & !(PAGE - 1), PageSize::Small)),
+                    1 if F::is_large(entry) => return Some((gpa & !(LARGE - 1), PageSize::Large)),
+                    _ => table = F::frame(entry),
+                }
+            }
+        }
+        None
+    }
+
     /// The host address and access of `gpa` (apart from sampling).
     pub fn translate(&self, mem: &mut impl TableMemory, gpa: u64) -> Option<(u64, Access)> {
         let (_, _, entry, size) = self.leaf(mem, gpa)?;
@@ -887,5 +915,40 @@ mod tests {
         let _ = pt.map(&mut mem, 0x7000, 0x7000, PageSize::Small, uc);
         assert_eq!(pt.revoke(&mut mem, 0x7000), Ok(Flush::None));
         assert_eq!(pt.revoke(&mut mem, 0xf000), Err(MapError::NotMapped));
+    }
+
+    #[test]
+    fn the_next_leaf_skips_what_is_not_mapped() {
+        let mut mem = FakeTables::new(16);
+        let pt = PageTable::<Npt>::new(&mut mem).unwrap();
+        for gpa in [0x3000, 0x40_0000_0000] {
+            let _ = pt.map(&mut mem, gpa, 0x9000, PageSize::Small, Access::ALL);
+        }
+        let _ = pt.map(&mut mem, 4 * MIB, 8 * MIB, PageSize::Large, Access::ALL);
+        let _ = pt.revoke(&mut mem, 4 * MIB);
+        let end = 1 << 40;
+        assert_eq!(
+            pt.next_leaf(&mut mem, 0, end),
+            Some((0x3000, PageSize::Small))
+        );
+        assert_eq!(
+            pt.next_leaf(&mut mem, 0x3000, end),
+            Some((0x3000, PageSize::Small))
+        );
+        assert_eq!(
+            pt.next_leaf(&mut mem, 0x4000, end),
+            Some((4 * MIB, PageSize::Large)),
+            "revoked, still the page's"
+        );
+        assert_eq!(
+            pt.next_leaf(&mut mem, 5 * MIB, end),
+            Some((4 * MIB, PageSize::Large))
+        );
+        assert_eq!(
+            pt.next_leaf(&mut mem, 6 * MIB, end),
+            Some((0x40_0000_0000, PageSize::Small))
+        );
+        assert_eq!(pt.next_leaf(&mut mem, 6 * MIB, 0x40_0000_0000), None);
+        assert_eq!(pt.next_leaf(&mut mem, 0x40_0000_1000, end), None);
     }
 }

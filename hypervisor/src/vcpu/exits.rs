@@ -197,40 +197,27 @@ impl<'a, C: VirtCpu> Handlers<'a, C> {
         if write && mapped && apic == Some(gpa & !0xfff) {
             return self.apic_write(rip, gpa);
         }
-        // A page the sampler revoked: seen, and given back.
-        if self.machine.hint(self.trace.vcpu as usize, gpa, write) {
+        let (machine, vcpu) = (self.machine, self.trace.vcpu as usize);
+        // A page the sampler revoked: seen, and given back; one adaptive
+        // placement replicated: one again, and written; one being migrated:
+        // the write waits (is retried) until it is remapped, the TLB
+        // flushes this vCPU answers meanwhile letting it be.
+        let resumed = if machine.hint(vcpu, gpa, write) {
+            Some("sampled")
+        } else if write && mapped && machine.collapse(vcpu, gpa, &mut || self.service()) {
+            Some("collapsed")
+        } else if write && mapped && machine.retry_write(gpa) {
+            Some("retried")
+        } else {
+            None
+        };
+        if let Some(action) = resumed {
             self.trace
                 .exit(Reason::EptViolation, rip, gpa, Notable::No, |e| VmExit {
                     gpa: Some(Hex(gpa)),
                     access: Some(if write { "write" } else { "read" }),
                     mapped: Some(mapped),
-                    action: Some("sampled"),
-                    ..e
-                });
-            return Action::Resume;
-        }
-        // A page adaptive placement replicated: one again, and written.
-        let (machine, vcpu) = (self.machine, self.trace.vcpu as usize);
-        if write && mapped && machine.collapse(vcpu, gpa, &mut || self.service()) {
-            self.trace
-                .exit(Reason::EptViolation, rip, gpa, Notable::No, |e| VmExit {
-                    gpa: Some(Hex(gpa)),
-                    access: Some("write"),
-                    mapped: Some(true),
-                    action: Some("collapsed"),
-                    ..e
-                });
-            return Action::Resume;
-        }
-        // A page being migrated: the write waits (is retried) until it is
-        // remapped; the TLB flushes this vCPU answers meanwhile let it be.
-        if write && mapped && self.machine.retry_write(gpa) {
-            self.trace
-                .exit(Reason::EptViolation, rip, gpa, Notable::No, |e| VmExit {
-                    gpa: Some(Hex(gpa)),
-                    access: Some("write"),
-                    mapped: Some(true),
-                    action: Some("retried"),
+                    action: Some(action),
                     ..e
                 });
             return Action::Resume;

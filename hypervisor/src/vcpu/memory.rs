@@ -596,6 +596,26 @@ impl<F: Format> GuestMemory<F> {
         true
     }
 
+    /// Reads and clears the accessed and dirty bits of the page holding
+    /// `gpa` in each node's copy of the table: `seen(node, written)` for
+    /// each node whose CPUs accessed it since the last time. Whether a bit
+    /// was cleared (the CPUs must flush to set it again).
+    pub fn sweep(&self, gpa: u64, seen: &mut dyn FnMut(usize, bool)) -> bool {
+        let mut cleared = false;
+        for (node, copy) in self.copies.iter().enumerate() {
+            let Some(copy) = copy else { continue };
+            if let Ok(((accessed, dirty), flush)) =
+                copy.clear_accessed_dirty(&mut NodeTables(node), gpa)
+            {
+                if accessed {
+                    seen(node, dirty);
+                }
+                cleared |= flush != Flush::None;
+            }
+        }
+        cleared
+    }
+
     /// Whether the page holding `gpa` is replicated.
     pub fn replicated(&self, gpa: u64) -> bool {
         self.is_ram(gpa) && self.table.replicated(&mut IdentityTables, gpa)
@@ -680,6 +700,20 @@ impl<F: Format> GuestMemory<F> {
             Some(copy) => copy
                 .hint(&mut NodeTables(node), gpa, write)
                 .or_else(|| self.fill(node, gpa, write).flatten()),
+        }
+    }
+
+    /// The first backed page at or after `gpa` and below `end`: its base
+    /// and size.
+    pub fn next_backed(&self, gpa: u64, end: u64) -> Option<(u64, PageSize)> {
+        let end = end.min(self.size);
+        let mut at = gpa;
+        loop {
+            let (base, size) = self.table.next_leaf(&mut IdentityTables, at, end)?;
+            if self.is_ram(base) {
+                return Some((base, size));
+            }
+            at = base + size.bytes(); // the hole's devices
         }
     }
 

@@ -16,7 +16,9 @@
 //! both), and the window moves on. The cost is up to two faults
 //! per touched page per period (`ept-violation` exits with action
 //! `sampled`), bounded by the window's size and the period (`numa.sample`,
-//! `numa.period`).
+//! `numa.period`). With `numa.track=bits`, no fault: every period the
+//! accessed and dirty bits of the window's leaves in each node's table are
+//! read and cleared instead (`sweep`).
 
 use core::ops::Range;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -56,8 +58,8 @@ struct Page {
 /// What adaptive placement did (the `placement` event's `adaptive`).
 #[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
 pub struct Stats {
-    /// Sampling periods, looks taken, and hints (sampled faults) the vCPUs
-    /// recorded.
+    /// Sampling periods, looks taken, and accesses seen (hints: a sampled
+    /// fault, or a node's accessed bit).
     pub periods: u64,
     pub looks: u64,
     pub hints: u64,
@@ -95,6 +97,8 @@ pub struct Sampler {
     /// Bytes of guest RAM a look samples, and the period in TSC ticks.
     window: u64,
     period: u64,
+    /// By the accessed and dirty bits of each node's table, not by faults.
+    bits: bool,
     /// The TSC value at which the next look is due.
     next: AtomicU64,
     hints: AtomicU64,
@@ -118,6 +122,7 @@ impl Sampler {
             pages,
             window: sampling.pages * PAGE,
             period: sampling.period_ms.saturating_mul(per_ms).max(1),
+            bits: sampling.bits,
             next: AtomicU64::new(0),
             hints: AtomicU64::new(0),
             collapsed: AtomicU64::new(0),
@@ -168,6 +173,9 @@ impl Sampler {
         let mut state = self.state.lock();
         let (window, rounds, stats) = &mut *state;
         stats.periods += 1;
+        // By bits: each node's accesses to the window this period, read.
+        let bits = self.bits && memory.copies() > 0;
+        let mut flush = bits && self.sweep(memory, window, true);
         *rounds += 1;
         if *rounds >= ROUNDS || window.is_empty() {
             Self::look(self, memory, window, stats, distance, shootdown);
@@ -177,23 +185,53 @@ impl Sampler {
             } else {
                 window.end
             };
-            *window = start..(start + self.window).min(memory.size);
+            *window = self.next_window(memory, start);
             *rounds = 0;
+            // Its bits hold accesses of any time since: cleared, not read.
+            flush |= bits && self.sweep(memory, window, false);
         }
-        let mut revoked = false;
         let mut gpa = window.start;
-        while gpa < window.end {
-            gpa = match memory.revoke(gpa) {
-                Ok(Flush::Range { gpa: base, len }) => {
-                    revoked = true;
-                    base + len
-                }
-                _ => gpa + PAGE,
-            };
+        while let Some((base, size)) = memory.next_backed(gpa, window.end).filter(|_| !bits) {
+            flush |= memory.revoke(base).is_ok_and(|f| f != Flush::None);
+            gpa = base + size.bytes();
         }
-        if revoked {
+        if flush {
             request();
         }
+    }
+
+    /// The window from `start`: the range holding the next `window` bytes of
+    /// backed guest RAM (or up to its end), so that pages never backed cost
+    /// no period.
+    fn next_window<F: Format>(&self, memory: &GuestMemory<F>, start: u64) -> Range<u64> {
+        let (mut covered, mut end) = (0, start);
+        while covered < self.window {
+            let Some((base, size)) = memory.next_backed(end, memory.size) else {
+                return start..memory.size;
+            };
+            covered += size.bytes();
+            end = base + size.bytes();
+        }
+        start..end
+    }
+
+    /// Reads (`record`: into the pages' `seen`) and clears the accessed and
+    /// dirty bits of the window's pages in each node's table: whether one
+    /// was cleared.
+    fn sweep<F: Format>(&self, memory: &GuestMemory<F>, window: &Range<u64>, record: bool) -> bool {
+        let mut cleared = false;
+        let mut gpa = window.start;
+        while let Some((base, size)) = memory.next_backed(gpa, window.end) {
+            gpa = base + size.bytes();
+            let mut sightings: heapless::Vec<(usize, bool), MAX_NODES> = heapless::Vec::new();
+            cleared |= memory.sweep(base, &mut |node, written| {
+                let _ = sightings.push((node, written));
+            });
+            for (node, written) in sightings.into_iter().filter(|_| record) {
+                self.hint(base, node, written);
+            }
+        }
+        cleared
     }
 
     /// Decides for each page of `window` on what its rounds saw, and moves
@@ -216,13 +254,11 @@ impl Sampler {
             }
         };
         let mut gpa = window.start;
-        while gpa < window.end {
-            let Some((frame, size)) = memory.backing(gpa) else {
-                gpa += PAGE;
+        while let Some((base, size)) = memory.next_backed(gpa, window.end) {
+            gpa = base + size.bytes();
+            let Some((frame, _)) = memory.backing(base) else {
                 continue;
             };
-            let base = gpa & !(size.bytes() - 1);
-            gpa = base + size.bytes();
             let page = self.pages.get((base / PAGE) as usize);
             let (Some(page), Some(here)) = (page, crate::mm::node_of(frame)) else {
                 continue;
