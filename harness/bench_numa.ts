@@ -31,20 +31,26 @@ import {
   type WorkloadSize,
 } from "./workloads.ts";
 
-export const POLICIES: PolicyName[] = [
+/** The static policies, the ones adaptive placement is held to. */
+const STATIC: PolicyName[] = [
   "first-touch",
   "interleave",
   "weighted-interleave",
   "bind:0",
   "preferred:1",
-  "adaptive",
 ];
 
-/** The static policies, the ones `adaptive` is held to. */
-const STATIC = POLICIES.filter((p) => p !== "adaptive");
+/**
+ * Adaptive placement, sampling 64 pages every 2 ms, by hinting faults
+ * (`adaptive`) and by accessed bits (`adaptive-bits`).
+ */
+const ADAPTIVE: Record<string, string> = {
+  adaptive: "numa.sample=64 numa.period=2",
+  "adaptive-bits": "numa.sample=64 numa.period=2 numa.track=bits",
+};
 
-/** Adaptive placement's sampling in the benchmark: 64 pages every 2 ms. */
-const SAMPLING = "numa.sample=64 numa.period=2";
+/** The table's columns: each static policy, then adaptive placement's two ways. */
+export const POLICIES: string[] = [...STATIC, ...Object.keys(ADAPTIVE)];
 
 export const TOPOLOGIES: { name: string; numa: Numa }[] = [
   {
@@ -61,19 +67,20 @@ export interface Row {
   policies: Record<string, { local: number; cost: number } | undefined>;
   oracle: { local: number; cost: number };
   worst: { local: number; cost: number };
-  /** phase-change under adaptive: periods from the change until its pages had moved. */
-  recovery?: number;
+  /** phase-change under adaptive placement: periods from the change until its pages had moved. */
+  recovery?: Record<string, number | undefined>;
 }
 
 /**
- * Where `adaptive` falls short on a row: under 95 % of the oracle's local
- * fraction, over 5 % above its cost, or over 4 % dearer than the best
- * static policy. Rows whose adaptive run failed say so.
+ * Where adaptive placement (`column`: `adaptive` or `adaptive-bits`) falls
+ * short on a row: under 95 % of the oracle's local fraction, over 5 % above
+ * its cost, or over 4 % dearer than the best static policy. Rows whose
+ * adaptive run failed say so.
  */
-export function shortfalls(r: Row): string[] {
-  const a = r.policies["adaptive"];
-  const where = `${r.topology} ${r.workload}`;
-  if (!a) return [`${where}: no adaptive run`];
+export function shortfalls(r: Row, column = "adaptive"): string[] {
+  const a = r.policies[column];
+  const where = `${r.topology} ${r.workload} ${column}`;
+  if (!a) return [`${where}: no run`];
   const out: string[] = [];
   if (a.local < 0.95 * r.oracle.local) {
     out.push(
@@ -113,7 +120,17 @@ export function table(rows: Row[]): string {
 /** Bars of the local fraction per policy, oracle and worst, grouped by topology and workload. */
 export function svg(rows: Row[]): string {
   const series = [...POLICIES, "oracle", "worst"];
-  const colors = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#b07aa1", "#222", "#bbb"];
+  const colors = [
+    "#4e79a7",
+    "#f28e2b",
+    "#e15759",
+    "#76b7b2",
+    "#59a14f",
+    "#b07aa1",
+    "#9c755f",
+    "#222",
+    "#bbb",
+  ];
   const bar = 10, gap = 14, top = 30, height = 200;
   const groupWidth = series.length * bar + gap;
   const width = 60 + rows.length * groupWidth + 160;
@@ -170,7 +187,7 @@ export async function runNumaBench(o: {
     WORKLOADS.flatMap((w) =>
       POLICIES.map((p) => {
         const smp = t.numa.nodes.length;
-        const sampling = p === "adaptive" ? ` ${SAMPLING}` : "";
+        const sampling = p in ADAPTIVE ? ` ${ADAPTIVE[p]}` : "";
         const s = defineScenario(
           {
             name: `bench-numa-${smp}n-${w}-${p.replace(":", "")}`,
@@ -182,9 +199,13 @@ export async function runNumaBench(o: {
             cmdline: `guest=long guest.memory=${o.size.sizeMiB + 4} guest.watchdog=0${sampling}`,
             trace: "summary",
           }),
-          policy({ policy: p }),
+          policy({ policy: p in ADAPTIVE ? "adaptive" : p as PolicyName }),
           guestEnd({ counts: { hlt: 1 } }),
-          { checks: [everyVcpu("guest-end", { how: "hlt", failed: false })] },
+          {
+            checks: [everyVcpu("guest-end", { how: "hlt", failed: false })],
+            // Adaptive runs take single-threaded TCG and many exits: room.
+            timeoutS: p in ADAPTIVE ? 600 : 120,
+          },
         );
         return { topology: t, workload: w, policy: p, plan: expandTargets(s)[0]! };
       })
@@ -199,10 +220,10 @@ export async function runNumaBench(o: {
     const r = await runPlan(x.plan, { progress: () => {} });
     const ok = r.status === "pass" && r.meter;
     if (!ok) failed++;
-    if (x.policy === "adaptive" && x.workload === "phase-change") {
+    if (x.policy in ADAPTIVE && x.workload === "phase-change") {
       // Every data page moves to the previous vCPU's node.
       const pages = (o.size.sizeMiB << 20) / 4096;
-      recovery.set(x.topology.name, recoveryPeriods(r.events ?? [], pages));
+      recovery.set(`${x.topology.name} ${x.policy}`, recoveryPeriods(r.events ?? [], pages));
     }
     results.set(
       `${x.topology.name}|${x.workload}|${x.policy}`,
@@ -226,7 +247,13 @@ export async function runNumaBench(o: {
         workload: w,
         policies: Object.fromEntries(POLICIES.map((p) => [p, results.get(`${t.name}|${w}|${p}`)])),
         ...bounds(model(w, o.size, n), nodeOf, accessWeights(t.numa, n)),
-        ...(w === "phase-change" ? { recovery: recovery.get(t.name) } : {}),
+        ...(w === "phase-change"
+          ? {
+            recovery: Object.fromEntries(
+              Object.keys(ADAPTIVE).map((a) => [a, recovery.get(`${t.name} ${a}`)]),
+            ),
+          }
+          : {}),
       };
     })
   ).filter((r) => Object.values(r.policies).some((v) => v !== undefined));
@@ -238,7 +265,7 @@ export async function runNumaBench(o: {
   );
   await Deno.writeTextFile(join(dir, "bench-numa.svg"), svg(rows));
   console.log(table(rows));
-  const short = rows.flatMap(shortfalls);
+  const short = rows.flatMap((r) => Object.keys(ADAPTIVE).flatMap((a) => shortfalls(r, a)));
   console.log(
     short.length
       ? `adaptive falls short:\n${short.map((l) => `  ${l}`).join("\n")}`

@@ -72,7 +72,10 @@ Deno.test("adaptive falls short where the oracle or a static policy does better 
   const worse = { ...row({ local: 1, cost: 1.3 }), oracle: { local: 1, cost: 1.25 } };
   worse.policies["first-touch"] = { local: 0.8, cost: 1.2 };
   assert.deepEqual(shortfalls(worse), [
-    "2 nodes master-init: cost 1.30, over 4 % above the best static policy's 1.20",
+    "2 nodes master-init adaptive: cost 1.30, over 4 % above the best static policy's 1.20",
   ]);
-  assert.deepEqual(shortfalls(row(undefined)), ["2 nodes master-init: no adaptive run"]);
+  assert.deepEqual(shortfalls(row(undefined)), ["2 nodes master-init adaptive: no run"]);
+  assert.deepEqual(shortfalls(row({ local: 1, cost: 1 }), "adaptive-bits"), [
+    "2 nodes master-init adaptive-bits: no run",
+  ]);
 });
