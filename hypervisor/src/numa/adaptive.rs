@@ -17,7 +17,8 @@
 //!   wants that node, whatever the counts remember: its users changed.
 //! - Hysteresis: a page moves only when it wanted the same node at `STABLE`
 //!   looks in a row that saw it touched, and not again for `COOLDOWN` looks
-//!   after a move, so it does not bounce between nodes whose users alternate.
+//!   after a move (three times as long after a move back, a bounce), so it
+//!   does not bounce between nodes whose users alternate.
 //! - A page read by several nodes and written by none for 3 looks is
 //!   replicated on each of them, where the sampler can (`STABLE` looks in
 //!   a row of this); a write collapses the copies (`vcpu::memory`).
@@ -63,8 +64,8 @@ pub struct Record {
 }
 
 impl Record {
-    /// Packed: the counts in 64 bits (4 each), the rest in 18: want (4),
-    /// streak (2), cooldown (3), left (5: node + 1, 0 none), writes (2),
+    /// Packed: the counts in 64 bits (4 each), the rest in 19: want (4),
+    /// streak (2), cooldown (4), left (5: node + 1, 0 none), writes (2),
     /// read_shared (2). Zeros are the empty record.
     pub fn pack(&self) -> (u64, u32) {
         let counts = self.counts.iter().enumerate().fold(0u64, |a, (i, &c)| {
@@ -72,10 +73,10 @@ impl Record {
         });
         let rest = u32::from(self.want & 0xf)
             | (u32::from(self.streak.min(3)) << 4)
-            | (u32::from(self.cooldown.min(7)) << 6)
-            | (u32::from(self.left.map_or(0, |n| (n & 0xf) + 1)) << 9)
-            | (u32::from(self.writes.min(3)) << 14)
-            | (u32::from(self.read_shared.min(3)) << 16);
+            | (u32::from(self.cooldown.min(15)) << 6)
+            | (u32::from(self.left.map_or(0, |n| (n & 0xf) + 1)) << 10)
+            | (u32::from(self.writes.min(3)) << 15)
+            | (u32::from(self.read_shared.min(3)) << 17);
         (counts, rest)
     }
 
@@ -85,10 +86,10 @@ impl Record {
             counts: core::array::from_fn(|i| ((counts >> (4 * i)) & 0xf) as u8),
             want: field(0, 4),
             streak: field(4, 2),
-            cooldown: field(6, 3),
-            left: field(9, 5).checked_sub(1),
-            writes: field(14, 2),
-            read_shared: field(16, 2),
+            cooldown: field(6, 4),
+            left: field(10, 5).checked_sub(1),
+            writes: field(15, 2),
+            read_shared: field(17, 2),
         }
     }
 }
@@ -255,7 +256,8 @@ pub fn decide(
     *budget -= 1;
     let bounce = record.left == Some(want as u8);
     record.left = Some(here as u8);
-    record.cooldown = COOLDOWN;
+    // A page that came back stays three times as long: its users alternate.
+    record.cooldown = if bounce { 3 * COOLDOWN } else { COOLDOWN };
     Decision::Migrate { to: want, bounce }
 }
 
@@ -330,7 +332,7 @@ mod tests {
         let mut r = Record {
             want: 13,
             streak: 2,
-            cooldown: 4,
+            cooldown: 12,
             left: Some(15),
             ..Record::default()
         };
