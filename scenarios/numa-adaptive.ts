@@ -21,9 +21,9 @@ import {
 // must count the moves; on QEMU the meter must find the run more local than
 // first-touch's placement would have made it. After the phase change the
 // 512 data pages must have moved within the bound the decisions give: a
-// page moves at the 3rd look at it after the change (the look whose rounds
-// straddle the change, then 2: `numa::adaptive`'s tests), looks at it come
-// a rotation over backed guest RAM apart, the first within a rotation: 3
+// page moves at the 4th look at it after the change (the look whose rounds
+// straddle the change, then 3: `numa::adaptive`'s tests), looks at it come
+// a rotation over backed guest RAM apart, the first within a rotation: 4
 // rotations; twice that, as a look in which the page's user did not run
 // (single-threaded TCG runs one vCPU at a time) does not count. `split`: master-init
 // with the guest in 2 MiB pages, the data one of them (both vCPUs' halves
@@ -90,7 +90,7 @@ const check = (w: Workload, on: keyof typeof ON, variant: Variant): RunCheck => 
     // A rotation: the windows of `window` backed pages each sampled ROUNDS periods.
     const nodes = (placement?.nodes ?? []) as { pages: number; large_pages: number }[];
     const backed = nodes.reduce((a, n) => a + n.pages + 512 * n.large_pages, 0);
-    const bound = 6 * Math.ceil(backed / window) * ROUNDS;
+    const bound = 8 * Math.ceil(backed / window) * ROUNDS;
     const periods = recoveryPeriods(events, 512);
     if (periods === undefined || periods > bound) {
       problems.push(
