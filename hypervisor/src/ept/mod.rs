@@ -269,14 +269,14 @@ impl<F: Format> PageTable<F> {
     }
 
     /// The first page mapped (or sampled) at or after `gpa` and below
-    /// `end`: its base and size. Empty tables are skipped whole, so that
-    /// sparse guest RAM is crossed fast.
+    /// `end`: its base, size and frame. Empty tables are skipped whole, so
+    /// that sparse guest RAM is crossed fast.
     pub fn next_leaf(
         &self,
         mem: &mut impl TableMemory,
         mut gpa: u64,
         end: u64,
-    ) -> Option<(u64, PageSize)> {
+    ) -> Option<(u64, PageSize, u64)> {
         'next: while gpa < end {
             let mut table = self.root;
             for l in (0..LEVELS).rev() {
@@ -286,11 +286,16 @@ impl<F: Format> PageTable<F> {
                     gpa = (gpa & !(span - 1)).checked_add(span)?;
                     continue 'next;
                 }
-                match l {
-                    0 => return Some((gpa & !(PAGE - 1), PageSize::Small)),
-                    1 if F::is_large(entry) => return Some((gpa & !(LARGE - 1), PageSize::Large)),
-                    _ => table = F::frame(entry),
-                }
+                let size = match l {
+                    0 => PageSize::Small,
+                    1 if F::is_large(entry) => PageSize::Large,
+                    _ => {
+                        table = F::frame(entry);
+                        continue;
+                    }
+                };
+                let mask = !(size.bytes() - 1);
+                return Some((gpa & mask, size, F::frame(entry) & mask));
             }
         }
         None
@@ -927,27 +932,17 @@ mod tests {
         let _ = pt.map(&mut mem, 4 * MIB, 8 * MIB, PageSize::Large, Access::ALL);
         let _ = pt.revoke(&mut mem, 4 * MIB);
         let end = 1 << 40;
-        assert_eq!(
-            pt.next_leaf(&mut mem, 0, end),
-            Some((0x3000, PageSize::Small))
-        );
-        assert_eq!(
-            pt.next_leaf(&mut mem, 0x3000, end),
-            Some((0x3000, PageSize::Small))
-        );
+        let small = |gpa| Some((gpa, PageSize::Small, 0x9000));
+        let large = Some((4 * MIB, PageSize::Large, 8 * MIB));
+        assert_eq!(pt.next_leaf(&mut mem, 0, end), small(0x3000));
+        assert_eq!(pt.next_leaf(&mut mem, 0x3000, end), small(0x3000));
         assert_eq!(
             pt.next_leaf(&mut mem, 0x4000, end),
-            Some((4 * MIB, PageSize::Large)),
-            "revoked, still the page's"
+            large,
+            "revoked, still the page's, with its frame"
         );
-        assert_eq!(
-            pt.next_leaf(&mut mem, 5 * MIB, end),
-            Some((4 * MIB, PageSize::Large))
-        );
-        assert_eq!(
-            pt.next_leaf(&mut mem, 6 * MIB, end),
-            Some((0x40_0000_0000, PageSize::Small))
-        );
+        assert_eq!(pt.next_leaf(&mut mem, 5 * MIB, end), large);
+        assert_eq!(pt.next_leaf(&mut mem, 6 * MIB, end), small(0x40_0000_0000));
         assert_eq!(pt.next_leaf(&mut mem, 6 * MIB, 0x40_0000_0000), None);
         assert_eq!(pt.next_leaf(&mut mem, 0x40_0000_1000, end), None);
     }

@@ -539,7 +539,7 @@ impl<F: Format> GuestMemory<F> {
         let home_node = mm::node_of(home);
         let targets = (0..MAX_NODES)
             .filter(|&n| nodes & (1 << n) != 0 && Some(n) != home_node && self.copies[n].is_some());
-        if targets.clone().next().is_none() || self.table.replicated(&mut IdentityTables, base) {
+        if targets.clone().next().is_none() || self.replicated(base) {
             return 0;
         }
         let _change = self.change();
@@ -623,15 +623,13 @@ impl<F: Format> GuestMemory<F> {
 
     /// Collapses the replicated page holding `gpa` (a vCPU writes it): the
     /// nodes' copies unmapped and, once every CPU dropped them (`flush`),
-    /// freed; the page writable again where it was. False when it was not
-    /// replicated.
-    pub fn collapse(&self, gpa: u64, flush: &mut dyn FnMut(Flush)) -> bool {
-        if !self.is_ram(gpa) || !self.table.replicated(&mut IdentityTables, gpa) {
-            return false;
+    /// freed; the page writable again where it was. Its base, or None when
+    /// it was not replicated.
+    pub fn collapse(&self, gpa: u64, flush: &mut dyn FnMut(Flush)) -> Option<u64> {
+        if !self.replicated(gpa) {
+            return None;
         }
-        let Some((home, size)) = self.backing(gpa) else {
-            return false;
-        };
+        let (home, size) = self.backing(gpa)?;
         let base = gpa & !(size.bytes() - 1);
         let _change = self.change();
         let mut copies: heapless::Vec<u64, MAX_NODES> = heapless::Vec::new();
@@ -656,7 +654,7 @@ impl<F: Format> GuestMemory<F> {
                 self.placer.uncount(node, size);
             }
         }
-        true
+        Some(base)
     }
 
     /// Takes every access to the page holding `gpa` away for sampling, its
@@ -703,15 +701,15 @@ impl<F: Format> GuestMemory<F> {
         }
     }
 
-    /// The first backed page at or after `gpa` and below `end`: its base
-    /// and size.
-    pub fn next_backed(&self, gpa: u64, end: u64) -> Option<(u64, PageSize)> {
+    /// The first backed page at or after `gpa` and below `end`: its base,
+    /// size and frame.
+    pub fn next_backed(&self, gpa: u64, end: u64) -> Option<(u64, PageSize, u64)> {
         let end = end.min(self.size);
         let mut at = gpa;
         loop {
-            let (base, size) = self.table.next_leaf(&mut IdentityTables, at, end)?;
+            let (base, size, frame) = self.table.next_leaf(&mut IdentityTables, at, end)?;
             if self.is_ram(base) {
-                return Some((base, size));
+                return Some((base, size, frame));
             }
             at = base + size.bytes(); // the hole's devices
         }

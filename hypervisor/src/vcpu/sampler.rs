@@ -178,7 +178,7 @@ impl Sampler {
         let mut flush = bits && self.sweep(memory, window, true);
         *rounds += 1;
         if *rounds >= ROUNDS || window.is_empty() {
-            Self::look(self, memory, window, stats, distance, shootdown);
+            self.look(memory, window, stats, distance, shootdown);
             // The next window, from the start again after the end of guest RAM.
             let start = if window.end >= memory.size {
                 0
@@ -190,8 +190,9 @@ impl Sampler {
             // Its bits hold accesses of any time since: cleared, not read.
             flush |= bits && self.sweep(memory, window, false);
         }
+        // By faults: the window's pages revoked, for the next accesses to tell.
         let mut gpa = window.start;
-        while let Some((base, size)) = memory.next_backed(gpa, window.end).filter(|_| !bits) {
+        while let Some((base, size, _)) = memory.next_backed(gpa, window.end).filter(|_| !bits) {
             flush |= memory.revoke(base).is_ok_and(|f| f != Flush::None);
             gpa = base + size.bytes();
         }
@@ -206,7 +207,7 @@ impl Sampler {
     fn next_window<F: Format>(&self, memory: &GuestMemory<F>, start: u64) -> Range<u64> {
         let (mut covered, mut end) = (0, start);
         while covered < self.window {
-            let Some((base, size)) = memory.next_backed(end, memory.size) else {
+            let Some((base, size, _)) = memory.next_backed(end, memory.size) else {
                 return start..memory.size;
             };
             covered += size.bytes();
@@ -221,15 +222,13 @@ impl Sampler {
     fn sweep<F: Format>(&self, memory: &GuestMemory<F>, window: &Range<u64>, record: bool) -> bool {
         let mut cleared = false;
         let mut gpa = window.start;
-        while let Some((base, size)) = memory.next_backed(gpa, window.end) {
+        while let Some((base, size, _)) = memory.next_backed(gpa, window.end) {
             gpa = base + size.bytes();
-            let mut sightings: heapless::Vec<(usize, bool), MAX_NODES> = heapless::Vec::new();
             cleared |= memory.sweep(base, &mut |node, written| {
-                let _ = sightings.push((node, written));
+                if record {
+                    self.hint(base, node, written);
+                }
             });
-            for (node, written) in sightings.into_iter().filter(|_| record) {
-                self.hint(base, node, written);
-            }
         }
         cleared
     }
@@ -254,11 +253,8 @@ impl Sampler {
             }
         };
         let mut gpa = window.start;
-        while let Some((base, size)) = memory.next_backed(gpa, window.end) {
+        while let Some((base, size, frame)) = memory.next_backed(gpa, window.end) {
             gpa = base + size.bytes();
-            let Some((frame, _)) = memory.backing(base) else {
-                continue;
-            };
             let page = self.pages.get((base / PAGE) as usize);
             let (Some(page), Some(here)) = (page, crate::mm::node_of(frame)) else {
                 continue;

@@ -554,18 +554,14 @@ impl<F: Format> Machine for Vm<F> {
         let Some(sampler) = &self.sampler else {
             return false;
         };
-        let Some((_, size)) = self
-            .memory
-            .backing(gpa)
-            .filter(|_| self.memory.replicated(gpa))
-        else {
+        if !self.memory.replicated(gpa) {
             return false;
-        };
+        }
         let _one = self.exclusive(service);
         let mut flush = |_| self.shootdown(vcpu, service);
         // Another vCPU's write may have collapsed it meanwhile: then true too.
-        if self.memory.collapse(gpa, &mut flush) {
-            sampler.collapsed(gpa & !(size.bytes() - 1));
+        if let Some(base) = self.memory.collapse(gpa, &mut flush) {
+            sampler.collapsed(base);
         }
         true
     }
