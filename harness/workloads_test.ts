@@ -75,7 +75,7 @@ Deno.test("adaptive falls short where the oracle or a static policy does better 
     "2 nodes master-init adaptive: cost 1.30, over 4 % above the best static policy's 1.20",
   ]);
   assert.deepEqual(shortfalls(row(undefined)), ["2 nodes master-init adaptive: no run"]);
-  assert.deepEqual(shortfalls(row({ local: 1, cost: 1 }), "adaptive-bits"), [
-    "2 nodes master-init adaptive-bits: no run",
+  assert.deepEqual(shortfalls(row({ local: 1, cost: 1 }), "adaptive-faults"), [
+    "2 nodes master-init adaptive-faults: no run",
   ]);
 });

@@ -21,7 +21,8 @@
 //!   where the guest's pages are backed (nodes by their domain; default first-touch);
 //! - `numa.sample=PAGES`, `numa.period=MS`: adaptive placement samples a window of PAGES backed
 //!   4 KiB pages (default 1024) every MS emulated milliseconds (default 10); `numa.track=faults|bits`:
-//!   by hinting faults (default) or by the accessed and dirty bits of each node's table;
+//!   by hinting faults or by the accessed and dirty bits of each node's table (default: bits where
+//!   the CPU keeps them, AMD nested paging and Intel EPT with A/D; faults otherwise);
 //! - `numa.page=4k|2m`: the size of the pages backing the guest (default 4k; 2m for `linux`);
 //! - `numa.dump`: report the guest-physical to node map when the guest ends;
 //! - `numa.guest=uma|mirror`: a `linux` guest sees one node (default), or
@@ -106,12 +107,34 @@ impl Default for Placement {
 
 /// How adaptive placement samples: a window of `pages` 4 KiB pages of guest
 /// RAM every `period_ms`, the window moving on each time, by hinting faults
-/// or by accessed and dirty bits (`bits`).
+/// or by accessed and dirty bits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Sampling {
     pub pages: u64,
     pub period_ms: u64,
-    pub bits: bool,
+    pub track: Track,
+}
+
+/// How the sampler sees accesses (`numa.track`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Track {
+    /// By accessed and dirty bits where the CPU keeps them in the
+    /// second-level table (no fault to pay), else by hinting faults.
+    Best,
+    Faults,
+    Bits,
+}
+
+impl Track {
+    /// Whether to sample by bits on a CPU that keeps them in the
+    /// second-level table (`kept`) or not; None: bits asked for, not kept.
+    pub fn by_bits(self, kept: bool) -> Option<bool> {
+        match self {
+            Track::Best => Some(kept),
+            Track::Faults => Some(false),
+            Track::Bits => kept.then_some(true),
+        }
+    }
 }
 
 impl Default for Sampling {
@@ -119,7 +142,7 @@ impl Default for Sampling {
         Self {
             pages: 1024,
             period_ms: 10,
-            bits: false,
+            track: Track::Best,
         }
     }
 }
@@ -239,9 +262,9 @@ pub fn parse(line: &str) -> Result<Options, OptionError<'_>> {
                 placement.sampling.period_ms = ms.ok_or(bad("milliseconds from 1 to 10000"))?;
             }
             "numa.track" => {
-                placement.sampling.bits = match value {
-                    "faults" => false,
-                    "bits" => true,
+                placement.sampling.track = match value {
+                    "faults" => Track::Faults,
+                    "bits" => Track::Bits,
                     _ => return Err(bad("faults or bits")),
                 }
             }
@@ -503,11 +526,16 @@ mod tests {
                 Sampling {
                     pages: 64,
                     period_ms: 5,
-                    bits: true
+                    track: Track::Bits
                 }
             )
         );
         assert!(parse("guest=long numa.policy=adaptive numa.track=dirty").is_err());
+        // By bits where the CPU keeps them, unless faults are asked for.
+        assert_eq!(Track::Best.by_bits(true), Some(true));
+        assert_eq!(Track::Best.by_bits(false), Some(false));
+        assert_eq!(Track::Faults.by_bits(true), Some(false));
+        assert_eq!(Track::Bits.by_bits(false), None);
         assert!(parse("guest=long numa.sample=64").is_err(), "not adaptive");
         assert!(parse("guest=long numa.policy=adaptive numa.period=0").is_err());
         assert!(parse("guest=linux numa.policy=adaptive").is_err());

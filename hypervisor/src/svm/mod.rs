@@ -771,6 +771,10 @@ impl vcpu::Virtualization for Svm {
     fn disable(self, exits: u32) {
         Svm::disable(self, exits)
     }
+    /// Nested paging always sets them (AMD APM vol. 2, nested paging).
+    fn accessed_dirty(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]

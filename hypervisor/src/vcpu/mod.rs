@@ -297,6 +297,9 @@ pub trait Virtualization: Sized {
     ) -> Result<Self::Cpu<'m>, Refusal>;
     /// Turns the extension off; `exits` is reported.
     fn disable(self, exits: u32);
+    /// Whether the CPU sets accessed and dirty bits in the second-level
+    /// table's leaves.
+    fn accessed_dirty(&self) -> bool;
 }
 
 /// Which vCPU a vendor's vCPU is, and the CPU it is pinned to.
@@ -350,8 +353,14 @@ pub fn launch<V: Virtualization>(
             }
             let per_ms = crate::arch::tsc::per_ms();
             let sampling = config.placement.sampling;
+            // Bits are read in each node's copy: with the vCPUs on one
+            // node, by faults.
+            let kept = virt.accessed_dirty();
+            let bits = sampling.track.by_bits(kept).ok_or(Refusal::Unsupported(
+                "numa.track=bits: this CPU keeps no accessed bits in EPT",
+            ))? && vm.memory.copies() > 0;
             vm.sampler = Some(
-                sampler::Sampler::new(vm.memory.size, sampling, per_ms).ok_or(
+                sampler::Sampler::new(vm.memory.size, sampling, bits, per_ms).ok_or(
                     Refusal::Unsupported("no memory for adaptive placement's page records"),
                 )?,
             );

@@ -2,23 +2,25 @@
 //! seen without the guest's help, and the pages moved where
 //! `numa::adaptive` decides.
 //!
-//! Every period one vCPU samples a window of guest RAM (`tick`): every
-//! backed page in it loses its access, its frame kept. The next access to
-//! such a page faults; the vCPU that made it records its CPU's node (and
-//! whether it wrote) and gets the access back (`hint`): reading first, then
-//! writing at its first write. A page is thus seen, in each period, by
-//! every node that touches it where each node's vCPUs walk their own copy
-//! of the table (`GuestMemory::copy_table`), by the first otherwise; and
-//! by the first to write it. After `ROUNDS`
-//! periods on one window, a look: each page's record gets what its rounds
-//! saw and `numa::adaptive` decides; the pages that must move move, those
-//! read by several nodes are replicated (at most `MOVES_PER_LOOK` of
-//! both), and the window moves on. The cost is up to two faults
-//! per touched page per period (`ept-violation` exits with action
-//! `sampled`), bounded by the window's size and the period (`numa.sample`,
-//! `numa.period`). With `numa.track=bits`, no fault: every period the
-//! accessed and dirty bits of the window's leaves in each node's table are
-//! read and cleared instead (`sweep`).
+//! One vCPU samples a window of guest RAM (`numa.sample` backed pages)
+//! for `ROUNDS` periods (`numa.period`; `tick`), then looks at it, and the
+//! window moves on. By hinting faults (`numa.track=faults`; the default
+//! where the CPU keeps no accessed bits in the second-level table), every
+//! backed page in the window loses its access when the window starts, its
+//! frame kept. The next access to such a page faults; the vCPU that made
+//! it records its CPU's node (and whether it wrote) and gets the access
+//! back (`hint`): reading first, then writing at its first write. A page
+//! is thus seen by every node that touches it before the look where each
+//! node's vCPUs walk their own copy of the table
+//! (`GuestMemory::copy_table`), by the first otherwise; and by the first
+//! to write it. The cost is up to two faults per touched page and node per
+//! look (`ept-violation` exits with action `sampled`). By accessed and
+//! dirty bits (`numa.track=bits`, the default where the CPU keeps them),
+//! no fault: every period the bits of the window's leaves in each node's
+//! table are read and cleared instead (`sweep`). At the look, each page's
+//! record gets what was seen and `numa::adaptive` decides; the pages that
+//! must move move, those read by several nodes are replicated (at most
+//! `MOVES_PER_LOOK` of both).
 
 use core::ops::Range;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -29,7 +31,7 @@ use super::memory::{GuestMemory, MOVES_AT_ONCE};
 use crate::cmdline::Sampling;
 use crate::ept::{Flush, Format, PageSize};
 use crate::event::{self, Event};
-use crate::numa::adaptive::{self, Decision, Placed, Record, Seen};
+use crate::numa::adaptive::{self, Decision, Pace, Placed, Record, Seen};
 use crate::numa::topology::MAX_NODES;
 
 /// Moves at most per look (the rate limit).
@@ -58,6 +60,8 @@ struct Page {
 /// What adaptive placement did (the `placement` event's `adaptive`).
 #[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
 pub struct Stats {
+    /// How accesses are seen: `faults` or `bits`.
+    pub track: &'static str,
     /// Sampling periods, looks taken, and accesses seen (hints: a sampled
     /// fault, or a node's accessed bit).
     pub periods: u64,
@@ -97,21 +101,23 @@ pub struct Sampler {
     /// Bytes of guest RAM a look samples, and the period in TSC ticks.
     window: u64,
     period: u64,
-    /// By the accessed and dirty bits of each node's table, not by faults.
+    /// By the accessed and dirty bits of each node's table (there are
+    /// copies), not by faults.
     bits: bool,
     /// The TSC value at which the next look is due.
     next: AtomicU64,
     hints: AtomicU64,
     collapsed: AtomicU64,
-    /// The window being sampled, the rounds it had, and the figures: the
-    /// sampling vCPU's.
-    state: spin::Mutex<(Range<u64>, u32, Stats)>,
+    /// The window being sampled, the rounds it had, the pace of looks,
+    /// and the figures: the sampling vCPU's.
+    state: spin::Mutex<(Range<u64>, u32, Pace, Stats)>,
 }
 
 impl Sampler {
-    /// A sampler for `size` bytes of guest RAM; None when no memory is left
+    /// A sampler for `size` bytes of guest RAM, by accessed and dirty bits
+    /// or by faults (`bits`); None when no memory is left
     /// for its records (16 bytes per 4 KiB page).
-    pub fn new(size: u64, sampling: Sampling, per_ms: u64) -> Option<Self> {
+    pub fn new(size: u64, sampling: Sampling, bits: bool, per_ms: u64) -> Option<Self> {
         let n = size.div_ceil(PAGE) as usize;
         let frames = (n * core::mem::size_of::<Page>()).div_ceil(PAGE as usize);
         let at = crate::mm::alloc_run_zeroed(frames)?;
@@ -122,11 +128,11 @@ impl Sampler {
             pages,
             window: sampling.pages * PAGE,
             period: sampling.period_ms.saturating_mul(per_ms).max(1),
-            bits: sampling.bits,
+            bits,
             next: AtomicU64::new(0),
             hints: AtomicU64::new(0),
             collapsed: AtomicU64::new(0),
-            state: spin::Mutex::new((0..0, 0, Stats::default())),
+            state: spin::Mutex::new((0..0, 0, Pace::default(), Stats::default())),
         })
     }
 
@@ -158,9 +164,11 @@ impl Sampler {
                 .is_ok()
     }
 
-    /// A period's sampling: after `ROUNDS` on the window, the look at it
-    /// and the next window; then the window sampled (`request` asks every
-    /// vCPU to flush, not waiting: until one does, its accesses go unseen).
+    /// A period's sampling: by bits, the window's read; after `ROUNDS`
+    /// periods on the window, the look at it and the next window, whose
+    /// pages are revoked (by faults) or their bits cleared (`request` asks
+    /// every vCPU to flush, not waiting: until one does, its accesses go
+    /// unseen).
     /// `shootdown` flushes every vCPU and waits (for moves); `distance`:
     /// between the nodes.
     pub fn tick<F: Format>(
@@ -171,14 +179,14 @@ impl Sampler {
         request: &mut dyn FnMut(),
     ) {
         let mut state = self.state.lock();
-        let (window, rounds, stats) = &mut *state;
+        let (window, rounds, pace, stats) = &mut *state;
         stats.periods += 1;
         // By bits: each node's accesses to the window this period, read.
-        let bits = self.bits && memory.copies() > 0;
+        let bits = self.bits;
         let mut flush = bits && self.sweep(memory, window, true);
         *rounds += 1;
-        if *rounds >= ROUNDS || window.is_empty() {
-            self.look(memory, window, stats, distance, shootdown);
+        if *rounds >= pace.rounds(ROUNDS) || window.is_empty() {
+            self.look(memory, window, stats, distance, shootdown, pace);
             // The next window, from the start again after the end of guest RAM.
             let start = if window.end >= memory.size {
                 0
@@ -189,12 +197,16 @@ impl Sampler {
             *rounds = 0;
             // Its bits hold accesses of any time since: cleared, not read.
             flush |= bits && self.sweep(memory, window, false);
-        }
-        // By faults: the window's pages revoked, for the next accesses to tell.
-        let mut gpa = window.start;
-        while let Some((base, size, _)) = memory.next_backed(gpa, window.end).filter(|_| !bits) {
-            flush |= memory.revoke(base).is_ok_and(|f| f != Flush::None);
-            gpa = base + size.bytes();
+            // By faults: its pages revoked once, for the next accesses to
+            // tell until the look: each node faults in its own copy of the
+            // table, so that revoking again each period would show the same
+            // nodes for up to `ROUNDS` times the faults.
+            let mut gpa = window.start;
+            while let Some((base, size, _)) = memory.next_backed(gpa, window.end).filter(|_| !bits)
+            {
+                flush |= memory.revoke(base).is_ok_and(|f| f != Flush::None);
+                gpa = base + size.bytes();
+            }
         }
         if flush {
             request();
@@ -234,7 +246,7 @@ impl Sampler {
     }
 
     /// Decides for each page of `window` on what its rounds saw, and moves
-    /// those that must move.
+    /// those that must move; the pace of the next looks set.
     fn look<F: Format>(
         &self,
         memory: &GuestMemory<F>,
@@ -242,8 +254,10 @@ impl Sampler {
         stats: &mut Stats,
         distance: &[[u8; MAX_NODES]],
         shootdown: &mut dyn FnMut(),
+        pace: &mut Pace,
     ) {
         let before = *stats;
+        let mut tally = (0, 0);
         let replicate = memory.copies() > 0;
         let mut budget = MOVES_PER_LOOK;
         let mut batch: heapless::Vec<(u64, usize), MOVES_AT_ONCE> = heapless::Vec::new();
@@ -268,7 +282,7 @@ impl Sampler {
                 node: here,
                 large: size == PageSize::Large,
             };
-            match self.decide(page, placed, distance, replicate, &mut budget) {
+            match self.decide(page, placed, distance, replicate, &mut budget, &mut tally) {
                 Decision::Migrate { to, bounce } => {
                     stats.bounced += u64::from(bounce);
                     let _ = batch.push((base, to));
@@ -288,6 +302,7 @@ impl Sampler {
             migrate(memory, &mut batch, &mut flush, stats);
         }
         stats.looks += 1;
+        pace.after(tally.0, tally.1);
         if (stats.migrated, stats.bounced, stats.replicated)
             != (before.migrated, before.bounced, before.replicated)
         {
@@ -303,7 +318,8 @@ impl Sampler {
     }
 
     /// The decision for `page` (`placed`) on what its rounds saw, its
-    /// record updated.
+    /// record updated; `tally` counts the pages seen touched, and those
+    /// among them unsettled.
     fn decide(
         &self,
         page: &Page,
@@ -311,6 +327,7 @@ impl Sampler {
         distance: &[[u8; MAX_NODES]],
         replicate: bool,
         budget: &mut usize,
+        tally: &mut (u32, u32),
     ) -> Decision {
         // Taken and cleared at once: a hint meanwhile counts at the next look.
         let bits = page.seen.fetch_and(!SEEN, Ordering::Relaxed);
@@ -321,6 +338,10 @@ impl Sampler {
         let packed = (page.counts.load(Ordering::Relaxed), (bits >> 32) as u32);
         let mut record = Record::unpack(packed);
         let decision = adaptive::decide(&mut record, seen, placed, distance, replicate, budget);
+        if seen.nodes != 0 {
+            tally.0 += 1;
+            tally.1 += u32::from(decision != Decision::Stay || record.unsettled(seen, placed.node));
+        }
         let (counts, rest) = record.pack();
         page.counts.store(counts, Ordering::Relaxed);
         // The hints' bits kept, the rest replaced.
@@ -335,9 +356,10 @@ impl Sampler {
     /// The figures so far.
     pub fn stats(&self) -> Stats {
         Stats {
+            track: if self.bits { "bits" } else { "faults" },
             hints: self.hints.load(Ordering::Relaxed),
             collapsed: self.collapsed.load(Ordering::Relaxed),
-            ..self.state.lock().2
+            ..self.state.lock().3
         }
     }
 }

@@ -348,7 +348,7 @@ impl<'m> Vcpu<'m> {
             unsafe { crate::phys::write(*page, bytes) };
         }
         // Accessed and dirty bits where the CPU keeps them (EPTP bit 6).
-        let ad = if vmx.caps.ept_vpid & ept_vpid::ACCESSED_DIRTY != 0 {
+        let ad = if vcpu::Virtualization::accessed_dirty(vmx) {
             1 << 6
         } else {
             0
@@ -739,6 +739,9 @@ impl vcpu::Virtualization for Vmx {
     }
     fn disable(self, exits: u32) {
         Vmx::disable(self, exits)
+    }
+    fn accessed_dirty(&self) -> bool {
+        self.caps.ept_vpid & ept_vpid::ACCESSED_DIRTY != 0
     }
 }
 
