@@ -26,7 +26,8 @@
 //! - A 2 MiB page used by several nodes is split into 4 KiB pages instead
 //!   (`STABLE` looks in a row of this), so that each part goes where it is
 //!   used: a 2 MiB page often holds several users' data.
-//! - At most a budget of moves per look at the window (rate limit).
+//! - At most a budget of moves per look at the window (rate limit), and
+//!   looks less frequent while the windows they find stay settled (`Pace`).
 
 use super::topology::MAX_NODES;
 
@@ -97,9 +98,7 @@ impl Record {
             read_shared: field(17, 2),
         }
     }
-}
 
-impl Record {
     /// Whether the page, seen touched by `seen` at a look, is not settled
     /// on `here`: it wants another node, is on its way to being replicated
     /// or split, or one other node alone touched it.
@@ -119,7 +118,7 @@ impl Record {
 /// followed as soon as a look sees it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Pace {
-    pub slow: u8,
+    slow: u8,
     calm: u8,
 }
 

@@ -3,8 +3,9 @@
 //! `numa::adaptive` decides.
 //!
 //! One vCPU samples a window of guest RAM (`numa.sample` backed pages)
-//! for `ROUNDS` periods (`numa.period`; `tick`), then looks at it, and the
-//! window moves on. By hinting faults (`numa.track=faults`; the default
+//! for `ROUNDS` periods (`numa.period`; `tick`), up to 16 times as many
+//! while the windows stay settled (`numa::adaptive::Pace`), then looks at
+//! it, and the window moves on. By hinting faults (`numa.track=faults`; the default
 //! where the CPU keeps no accessed bits in the second-level table), every
 //! backed page in the window loses its access when the window starts, its
 //! frame kept. The next access to such a page faults; the vCPU that made
@@ -164,7 +165,7 @@ impl Sampler {
                 .is_ok()
     }
 
-    /// A period's sampling: by bits, the window's read; after `ROUNDS`
+    /// A period's sampling: by bits, the window's read; after the pace's
     /// periods on the window, the look at it and the next window, whose
     /// pages are revoked (by faults) or their bits cleared (`request` asks
     /// every vCPU to flush, not waiting: until one does, its accesses go
