@@ -33,7 +33,6 @@ import {
 // (`numa.track=faults`), each sighting a sampled fault.
 
 const MEMORY_MIB = 6;
-/** Sizes and sampling per emulator: Bochs counts 4 million instructions a second. */
 /**
  * Sizes, sampling and the phase change's bound in rotations, per emulator:
  * Bochs counts 4 million instructions a second and interleaves its CPUs

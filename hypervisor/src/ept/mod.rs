@@ -503,16 +503,7 @@ impl<F: Format> PageTable<F> {
     /// Marks the page holding `gpa` read-only and replicated (its copies are
     /// mapped in the nodes' tables): the flush.
     pub fn replicate(&self, mem: &mut impl TableMemory, gpa: u64) -> Result<Flush, MapError> {
-        let read_only = |frame, access: Access| {
-            (
-                frame,
-                Access {
-                    write: false,
-                    ..access
-                },
-            )
-        };
-        let flush = self.rewrite(mem, gpa, read_only)?.1;
+        let flush = self.protect(mem, gpa, false)?;
         loop {
             let (table, i, entry, _) = self.leaf(mem, gpa).ok_or(MapError::NotMapped)?;
             if F::access(entry).write {

@@ -219,13 +219,14 @@ impl<F: Format> GuestMemory<F> {
         Ok(())
     }
 
+    /// `node`'s copy of the table, if it has one.
+    fn copy(&self, node: usize) -> Option<PageTable<F>> {
+        self.copies.get(node).copied().flatten()
+    }
+
     /// The root of the table the vCPUs of `node` walk.
     pub fn root(&self, node: usize) -> u64 {
-        self.copies
-            .get(node)
-            .copied()
-            .flatten()
-            .map_or(self.table.root(), |t| t.root())
+        self.copy(node).map_or(self.table.root(), |t| t.root())
     }
 
     /// How many nodes walk their own copy of the table.
@@ -271,7 +272,7 @@ impl<F: Format> GuestMemory<F> {
     /// there if sampling revoked it (a hint). None when `table` has none;
     /// nothing copied while `table` changes (the access faults again).
     fn fill(&self, node: usize, gpa: u64, write: bool) -> Option<Option<Hint>> {
-        let copy = self.copies.get(node).copied().flatten()?;
+        let copy = self.copy(node)?;
         self.filling.fetch_add(1, Ordering::SeqCst);
         let filled = if self.changing.load(Ordering::SeqCst) > 0 {
             Some(None)
@@ -461,6 +462,10 @@ impl<F: Format> GuestMemory<F> {
                 if from == to {
                     return Ok(None);
                 }
+                if pending.is_full() {
+                    // More than a batch: this one waits for a later call.
+                    return Err(BackError::Map(MapError::OutOfMemory));
+                }
                 let new = mm::alloc_zeroed_exact(to, size)
                     .ok_or(BackError::Map(MapError::OutOfMemory))?;
                 let base = gpa & !(size.bytes() - 1);
@@ -486,16 +491,8 @@ impl<F: Format> GuestMemory<F> {
                 Ok(Some(m))
             })();
             match begun {
-                Ok(Some(m)) if !pending.is_full() => {
-                    let _ = pending.push(m);
-                    continue;
-                }
                 Ok(Some(m)) => {
-                    // More than a batch: this one waits for a later call
-                    // (its copies were dropped: they copy it writable again).
-                    let _ = self.table.protect(&mut IdentityTables, m.base, true);
-                    let _ = mm::free(m.new, m.size);
-                    done(i, Err(BackError::Map(MapError::OutOfMemory)));
+                    let _ = pending.push(m); // not full: checked above
                 }
                 Ok(None) => done(i, Ok(None)),
                 Err(e) => done(i, Err(e)),
@@ -693,7 +690,7 @@ impl<F: Format> GuestMemory<F> {
         if !self.is_ram(gpa) {
             return None;
         }
-        match self.copies.get(node).copied().flatten() {
+        match self.copy(node) {
             None => self.table.hint(&mut IdentityTables, gpa, write),
             Some(copy) => copy
                 .hint(&mut NodeTables(node), gpa, write)
