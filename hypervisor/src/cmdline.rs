@@ -36,6 +36,7 @@ use heapless::Vec;
 
 use crate::ept::PageSize;
 use crate::numa::policy::{self, Spec};
+use crate::vcpu::config::{Placement, Track};
 use crate::vcpu::guest::{DEFAULT_MEMORY, GuestMode};
 
 /// An OS guest's RAM unless `guest.memory` says.
@@ -77,74 +78,6 @@ pub struct Options {
     pub numa: Numa,
     pub numa_probe: bool,
     pub x2apic: bool,
-}
-
-/// Where a guest's pages are backed (`numa.policy=`, `numa.page=`), and
-/// whether the map is reported when it ends (`numa.dump`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Placement {
-    pub policy: Spec,
-    pub page: PageSize,
-    pub dump: bool,
-    /// `numa.guest=mirror`: an OS guest sees the real nodes, each backed on
-    /// its own (instead of one node, placed by `policy`).
-    pub mirror: bool,
-    /// `adaptive`'s sampling (`numa.sample=`, `numa.period=`).
-    pub sampling: Sampling,
-}
-
-impl Default for Placement {
-    fn default() -> Self {
-        Self {
-            policy: Spec::FirstTouch,
-            page: PageSize::Small,
-            dump: false,
-            mirror: false,
-            sampling: Sampling::default(),
-        }
-    }
-}
-
-/// How adaptive placement samples: a window of `pages` 4 KiB pages of guest
-/// RAM every `period_ms`, the window moving on each time, by hinting faults
-/// or by accessed and dirty bits.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Sampling {
-    pub pages: u64,
-    pub period_ms: u64,
-    pub track: Track,
-}
-
-/// How the sampler sees accesses (`numa.track`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Track {
-    /// By accessed and dirty bits where the CPU keeps them in the
-    /// second-level table (no fault to pay), else by hinting faults.
-    Best,
-    Faults,
-    Bits,
-}
-
-impl Track {
-    /// Whether to sample by bits on a CPU that keeps them in the
-    /// second-level table (`kept`) or not; None: bits asked for, not kept.
-    pub fn by_bits(self, kept: bool) -> Option<bool> {
-        match self {
-            Track::Best => Some(kept),
-            Track::Faults => Some(false),
-            Track::Bits => kept.then_some(true),
-        }
-    }
-}
-
-impl Default for Sampling {
-    fn default() -> Self {
-        Self {
-            pages: 1024,
-            period_ms: 10,
-            track: Track::Best,
-        }
-    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -390,6 +323,7 @@ pub fn parse(line: &str) -> Result<Options, OptionError<'_>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::vcpu::config::Sampling;
 
     #[test]
     fn empty_and_blank_lines_give_defaults() {

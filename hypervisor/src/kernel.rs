@@ -19,7 +19,8 @@ use crate::numa::topology::{Source as TopologySource, Topology};
 use crate::phys::{IdentityMapped, PhysMem};
 use crate::serial;
 use crate::svm::Svm;
-use crate::vcpu::{self, GuestConfig, Refusal};
+use crate::vcpu::{GuestConfig, Refusal};
+use crate::vm;
 use crate::vmx::Vmx;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -263,7 +264,7 @@ fn run_guest(
         )
     };
     let payload = module_bytes(module, "payload");
-    let mut tables = heapless::Vec::<(u64, [u8; 4]), { vcpu::platform::MAX_TABLES }>::new();
+    let mut tables = heapless::Vec::<(u64, [u8; 4]), { vm::platform::MAX_TABLES }>::new();
     if let Some(rsdp) = rsdp.filter(|_| config.os()) {
         for addr in sdt::table_addresses(&IdentityMapped, rsdp)
             .into_iter()
@@ -280,15 +281,15 @@ fn run_guest(
     }
     // An OS guest's files may come as one bundle (QEMU -kernel passes one module).
     let linux = config.os();
-    let bundle = if linux && vcpu::bundle::is_bundle(payload) {
-        match vcpu::bundle::parse(payload) {
+    let bundle = if linux && vm::bundle::is_bundle(payload) {
+        match vm::bundle::parse(payload) {
             Ok(b) => Some(b),
             Err(e) => fail("guest", &message(format_args!("linux bundle: {e}"))),
         }
     } else {
         None
     };
-    let files = vcpu::GuestFiles {
+    let files = vm::launch::GuestFiles {
         image: bundle.map_or(payload, |b| b.kernel),
         cmdline: bundle.and_then(|b| b.cmdline).unwrap_or(&module.cmdline),
         initrd: match bundle {
@@ -300,8 +301,8 @@ fn run_guest(
         acpi_oem,
     };
     let result = match vendor {
-        Vendor::Intel => vcpu::launch::<Vmx>(config, &files),
-        Vendor::Amd => vcpu::launch::<Svm>(config, &files),
+        Vendor::Intel => vm::launch::launch::<Vmx>(config, &files),
+        Vendor::Amd => vm::launch::launch::<Svm>(config, &files),
         Vendor::Other => Err(Refusal::Unsupported("the CPU is neither Intel nor AMD")),
     };
     match result {

@@ -18,4 +18,5 @@ pub mod phys;
 pub mod serial;
 pub mod svm;
 pub mod vcpu;
+pub mod vm;
 pub mod vmx;

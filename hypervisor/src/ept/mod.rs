@@ -52,7 +52,7 @@ fn level(size: PageSize) -> usize {
 }
 
 /// How an entry is encoded.
-pub trait Format {
+pub trait Format: Sync {
     /// The accessed and dirty bits of a leaf, where the CPU sets them (0:
     /// it does not, and reading them says nothing).
     const ACCESSED: u64;

@@ -15,10 +15,10 @@ use crate::ept::format::Npt;
 use crate::event::{self, Event, Hex};
 use crate::mm;
 use crate::phys::{IdentityMapped, PhysMem};
+use crate::vcpu::GuestRam;
 use crate::vcpu::decode::{self, Insn};
 use crate::vcpu::fetch;
 use crate::vcpu::guest::{CR0_PE, CR0_PG, EFER_LMA, GuestState};
-use crate::vcpu::memory::GuestMemory;
 use crate::vcpu::{
     self, CpuContext, Deadline, EntryFailure, Exit, GuestConfig, GuestRegs, Refusal, VirtCpu,
 };
@@ -219,7 +219,7 @@ pub struct Vcpu<'m> {
     index: u32,
     vmcb_pa: u64,
     host_save: u64,
-    memory: &'m GuestMemory<Npt>,
+    memory: &'m dyn GuestRam,
     launched: bool,
     /// Length of the instruction that exited, decoded, for `skip_instruction`.
     exit_len: u64,
@@ -252,7 +252,7 @@ impl<'m> Vcpu<'m> {
         svm: &Svm,
         config: &GuestConfig,
         state: &GuestState,
-        memory: &'m GuestMemory<Npt>,
+        memory: &'m dyn GuestRam,
         seat: vcpu::Seat,
     ) -> Result<Self, Refusal> {
         let vmcb_pa = mm::alloc_zeroed().ok_or_else(|| oom("the VMCB"))?;
@@ -763,7 +763,7 @@ impl vcpu::Virtualization for Svm {
         &self,
         config: &GuestConfig,
         state: &GuestState,
-        memory: &'m GuestMemory<Npt>,
+        memory: &'m dyn GuestRam,
         seat: vcpu::Seat,
     ) -> Result<Vcpu<'m>, Refusal> {
         Vcpu::new(self, config, state, memory, seat)

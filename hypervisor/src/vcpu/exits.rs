@@ -3,9 +3,9 @@
 //! action; the vendors never see these.
 
 use super::hypercall::{self, Hypercall};
-use super::memory::BackError;
+use super::machine::BackError;
+use super::machine::Machine;
 use super::trace::{Notable, Reason, Tracer, VmExit};
-use super::vm::Machine;
 use super::{Exit, GuestConfig, VirtCpu, checks, cpuid, decode, guest, io};
 use crate::arch::apic;
 use crate::ept::MapError;

@@ -16,8 +16,8 @@ use x86_64::registers::model_specific::Msr;
 use crate::ept::format::Ept;
 use crate::event::{self, Event, Hex};
 use crate::mm;
+use crate::vcpu::GuestRam;
 use crate::vcpu::guest::{CR0_PG, EFER_LMA, GuestMode, GuestState, Segment};
-use crate::vcpu::memory::GuestMemory;
 use crate::vcpu::{
     self, CpuContext, Deadline, EntryFailure, Exit, GuestConfig, GuestRegs, Refusal, VirtCpu,
 };
@@ -282,7 +282,7 @@ pub struct Vcpu<'m> {
     index: u32,
     vmcs: u64,
     launched: bool,
-    memory: &'m GuestMemory<Ept>,
+    memory: &'m dyn GuestRam,
     controls: Controls,
     /// The watchdog's TSC deadline, and the preemption timer's rate
     /// (it counts down once every 2^rate TSC ticks).
@@ -308,7 +308,7 @@ impl<'m> Vcpu<'m> {
         vmx: &Vmx,
         config: &GuestConfig,
         state: &GuestState,
-        memory: &'m GuestMemory<Ept>,
+        memory: &'m dyn GuestRam,
         seat: vcpu::Seat,
     ) -> Result<Self, Refusal> {
         let (index, cpu) = (seat.vcpu, seat.cpu);
@@ -732,7 +732,7 @@ impl vcpu::Virtualization for Vmx {
         &self,
         config: &GuestConfig,
         state: &GuestState,
-        memory: &'m GuestMemory<Ept>,
+        memory: &'m dyn GuestRam,
         seat: vcpu::Seat,
     ) -> Result<Vcpu<'m>, Refusal> {
         Vcpu::new(self, config, state, memory, seat)

@@ -6,9 +6,9 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use super::vm::MAX_VCPUS;
 use crate::numa::policy::{self, Fault, Policy};
 use crate::numa::topology::MAX_NODES;
+use crate::vcpu::{BackError, Backing, GuestRam, MAX_VCPUS};
 
 use crate::ept::{Access, Flush, Format, Hint, MapError, PageSize, PageTable, TableMemory};
 use crate::mm;
@@ -94,25 +94,6 @@ const PAGE: u64 = 4096;
 const LARGE: u64 = 2 << 20;
 /// Pages `migrate_many` moves in one go (two TLB shootdowns for them all).
 pub const MOVES_AT_ONCE: usize = 64;
-
-/// Guest RAM backed on demand, as the run loop sees it.
-pub trait Backing {
-    /// Backs the page holding `gpa` with a zeroed frame, when it lies in
-    /// guest RAM and is not backed yet (a page another vCPU backed since
-    /// the fault is fine); `vcpu` touched it.
-    fn back(&self, gpa: u64, vcpu: usize) -> Result<(), BackError>;
-    /// Guest RAM backed so far, in 4 KiB pages.
-    fn backed_pages(&self) -> u64;
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BackError {
-    /// Not guest RAM: nothing may be mapped there.
-    Outside,
-    /// Already backed: the fault was not for a missing page.
-    Present,
-    Map(MapError),
-}
 
 /// Where guest pages go: the policy and page size in force, and what they
 /// did, node by node and vCPU by vCPU (the `placement` event).
@@ -801,6 +782,20 @@ impl<F: Format> GuestMemory<F> {
                 None => false,
             }
         })
+    }
+}
+
+impl<F: Format> GuestRam for GuestMemory<F> {
+    fn root(&self, node: usize) -> u64 {
+        GuestMemory::root(self, node)
+    }
+
+    fn read(&self, gpa: u64, out: &mut [u8]) -> bool {
+        GuestMemory::read(self, gpa, out)
+    }
+
+    fn host_address(&self, gpa: u64) -> Option<u64> {
+        GuestMemory::host_address(self, gpa)
     }
 }
 

@@ -7,85 +7,24 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use serde::Serialize;
 
-use super::memory::{BackError, Backing, GuestMemory};
-use super::sampler::{self, Sampler};
-use super::{GuestConfig, GuestEnd, Start, platform};
+pub mod bundle;
+pub mod image;
+pub mod launch;
+pub mod memory;
+pub mod os;
+pub mod platform;
+pub mod sampler;
+
 use crate::boot::MemoryRegion;
 use crate::ept::Format;
 use crate::event::{self, Event, Hex};
 use crate::mm::FrameSize;
 use crate::numa::map;
 use crate::numa::topology::MAX_NODES;
-
-/// vCPUs a payload guest gets at most: their stacks share 0x6000-0x7000
-/// (docs/hypercalls.md).
-pub const MAX_VCPUS: usize = 8;
-
-/// What an exit handler may ask of the machine besides its vCPU. Calls that
-/// wait take `service`: the waiting vCPU keeps answering other vCPUs' TLB
-/// flush requests with it (two vCPUs waiting on each other would otherwise
-/// wait forever).
-pub trait Machine: Backing {
-    /// Waits until every vCPU still running has arrived; false when the
-    /// guest is stopping instead.
-    fn barrier(&self, service: &mut dyn FnMut()) -> bool;
-    /// Another vCPU failed: this one stops at its next exit.
-    fn stopping(&self) -> bool;
-    /// Gives the page at `gpa` back: unmapped, every vCPU's TLB flushed
-    /// (waited for), its frame freed; the next access backs a zeroed page.
-    /// False when the page was not backed.
-    fn release(&self, vcpu: usize, gpa: u64, service: &mut dyn FnMut()) -> Result<bool, BackError>;
-    /// Bumped by each change that needs every CPU to flush: a vCPU that has
-    /// not flushed for the current value does so before it enters again.
-    fn tlb_generation(&self) -> u64;
-    /// vCPU `vcpu` flushed for `generation`.
-    fn flushed(&self, vcpu: usize, generation: u64);
-    /// Bumped after every change a vCPU must act on before it enters
-    /// again (a stop, a flush): the run loop loads it once per exit and asks
-    /// `stopping` and `tlb_generation` only when it moved.
-    fn attention(&self) -> &AtomicU64;
-    /// Moves the page at `gpa` to the node of proximity domain `domain`
-    /// (the `migrate` hypercall): write-protected, copied, remapped, with a
-    /// TLB flush of every vCPU after each change (waited for). True when it
-    /// moved, false when it was there already.
-    fn migrate(
-        &self,
-        _vcpu: usize,
-        _gpa: u64,
-        _domain: u32,
-        _service: &mut dyn FnMut(),
-    ) -> Result<bool, BackError> {
-        Err(BackError::Outside)
-    }
-    /// vCPU `vcpu` faulted at `gpa` (writing or not): whether it was a
-    /// page the sampler took the access of (`sampler`), given back now.
-    fn hint(&self, _vcpu: usize, _gpa: u64, _write: bool) -> bool {
-        false
-    }
-    /// The vendor's timer brought vCPU `vcpu` back: the sampler's look, if
-    /// one is due (`service` as for `barrier`).
-    fn tick(&self, _vcpu: usize, _service: &mut dyn FnMut()) {}
-    /// vCPU `vcpu` wrote the page at `gpa`, which adaptive placement had
-    /// replicated: the copies are collapsed into one, writable (a TLB
-    /// shootdown, waited for). False when the page was not replicated.
-    fn collapse(&self, _vcpu: usize, _gpa: u64, _service: &mut dyn FnMut()) -> bool {
-        false
-    }
-    /// Whether a write that faulted on the mapped page at `gpa` is to be
-    /// retried: guest RAM is always writable but while it migrates, so the
-    /// page was being migrated (still, or remapped since the fault).
-    fn retry_write(&self, _gpa: u64) -> bool {
-        false
-    }
-    /// An OS guest's local APIC page, whose writes exit (`apic_write`).
-    fn apic_page(&self) -> Option<u64> {
-        None
-    }
-    /// vCPU `vcpu` of an OS guest wrote `value` to its local APIC register
-    /// at `offset`: INIT and startup IPIs to the guest's CPUs are emulated
-    /// (they start vCPUs), anything else is written to the APIC.
-    fn apic_write(&self, _vcpu: usize, _offset: u64, _value: u32) {}
-}
+use crate::vcpu::{BackError, Backing, GuestConfig, GuestEnd, MAX_VCPUS, Machine};
+use launch::Start;
+use memory::GuestMemory;
+use sampler::Sampler;
 
 /// Local APIC registers the hypervisor watches: the interrupt command.
 const ICR_LOW: u64 = 0x300;

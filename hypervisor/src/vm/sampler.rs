@@ -29,11 +29,11 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use serde::Serialize;
 
 use super::memory::{GuestMemory, MOVES_AT_ONCE};
-use crate::cmdline::Sampling;
 use crate::ept::{Flush, Format, PageSize};
 use crate::event::{self, Event};
 use crate::numa::adaptive::{self, Decision, Pace, Placed, Record, Seen};
 use crate::numa::topology::MAX_NODES;
+use crate::vcpu::config::Sampling;
 
 /// Moves at most per look (the rate limit).
 pub const MOVES_PER_LOOK: usize = 256;

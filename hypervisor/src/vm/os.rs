@@ -3,7 +3,9 @@
 //! of its machine (memory map, ACPI root; with `numa.guest=mirror` its own
 //! SRAT and SLIT) written into guest memory from `platform`'s builders.
 
-use super::{GuestFiles, Refusal, Start, image, memory, platform};
+use super::launch::{GuestFiles, Start};
+use super::{image, memory, platform};
+use crate::vcpu::Refusal;
 
 /// Loads the kernel (PVH ELF or bzImage), its initrd at the top of guest
 /// RAM, and the machine's description (`platform`): where it starts, with
