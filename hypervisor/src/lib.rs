@@ -16,6 +16,7 @@ pub mod mm;
 pub mod numa;
 pub mod phys;
 pub mod serial;
+pub mod sync;
 pub mod svm;
 pub mod vcpu;
 pub mod vm;

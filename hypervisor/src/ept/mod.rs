@@ -98,6 +98,9 @@ pub enum MapError {
     AlreadyMapped,
     /// No 2 MiB leaf there to split, or nothing mapped to change.
     NotMapped,
+    /// The leaf maps another frame than the change expected: another CPU
+    /// changed it first.
+    Changed,
     OutOfMemory,
 }
 
@@ -339,18 +342,19 @@ impl<F: Format> PageTable<F> {
 
     /// Rewrites the leaf holding `gpa` by compare-and-swap: `change` gets
     /// its frame and access (apart from sampling) and gives the new ones,
-    /// unsampled. The frame it mapped, and the flush the change needs.
+    /// unsampled, or None to leave it (`MapError::Changed`). The frame it
+    /// mapped, and the flush the change needs.
     fn rewrite(
         &self,
         mem: &mut impl TableMemory,
         gpa: u64,
-        change: impl Fn(u64, Access) -> (u64, Access),
+        change: impl Fn(u64, Access) -> Option<(u64, Access)>,
     ) -> Result<(u64, Flush), MapError> {
         loop {
             let (table, i, entry, size) = self.leaf(mem, gpa).ok_or(MapError::NotMapped)?;
             let plain = Self::unsampled(entry, size);
             let old = F::frame(plain) & !(size.bytes() - 1);
-            let (frame, access) = change(old, F::access(plain));
+            let (frame, access) = change(old, F::access(plain)).ok_or(MapError::Changed)?;
             let leaf = F::leaf(frame, access, size == PageSize::Large);
             if mem.cas(table, i, entry, leaf).is_ok() {
                 let len = size.bytes();
@@ -369,26 +373,30 @@ impl<F: Format> PageTable<F> {
         writable: bool,
     ) -> Result<Flush, MapError> {
         let change = |frame, access| {
-            (
+            Some((
                 frame,
                 Access {
                     write: writable,
                     ..access
                 },
-            )
+            ))
         };
         self.rewrite(mem, gpa, change).map(|r| r.1)
     }
 
-    /// Points the page holding `gpa` at `frame`, readable, writable and
-    /// executable: the frame it mapped, and the flush.
+    /// Points the page holding `gpa`, which must map `from`, at `to`,
+    /// readable, writable and executable: the flush. `MapError::Changed`
+    /// when it maps another frame: whoever changed it owns that frame, and
+    /// the caller still owns `from` and `to`.
     pub fn remap(
         &self,
         mem: &mut impl TableMemory,
         gpa: u64,
-        frame: u64,
-    ) -> Result<(u64, Flush), MapError> {
-        self.rewrite(mem, gpa, |_, _| (frame, Access::ALL))
+        from: u64,
+        to: u64,
+    ) -> Result<Flush, MapError> {
+        self.rewrite(mem, gpa, |now, _| (now == from).then_some((to, Access::ALL)))
+            .map(|r| r.1)
     }
 
     /// Replaces the 2 MiB leaf holding `gpa` with a table of 512 4 KiB
@@ -673,13 +681,20 @@ mod tests {
             (frame, size, access.write, access.read),
             (0xa000, PageSize::Small, false, true)
         );
-        assert_eq!(pt.remap(&mut mem, 0x5000, 0xc000), Ok((0xa000, range)));
+        assert_eq!(pt.remap(&mut mem, 0x5000, 0xa000, 0xc000), Ok(range));
+        assert_eq!(pt.translate(&mut mem, 0x5010), Some((0xc010, Access::ALL)));
+        // A remap that expects the frame the page had is refused now, the
+        // leaf left as it is: whoever changed it owns its frame.
+        assert_eq!(
+            pt.remap(&mut mem, 0x5000, 0xa000, 0xd000),
+            Err(MapError::Changed)
+        );
         assert_eq!(pt.translate(&mut mem, 0x5010), Some((0xc010, Access::ALL)));
         assert_eq!(
             pt.protect(&mut mem, 0x9000, false),
             Err(MapError::NotMapped)
         );
-        assert_eq!(pt.remap(&mut mem, 0x9000, 0xd000), Err(MapError::NotMapped));
+        assert_eq!(pt.remap(&mut mem, 0x9000, 0xa000, 0xd000), Err(MapError::NotMapped));
     }
 
     #[test]
@@ -893,7 +908,7 @@ mod tests {
         assert!(pt.protect(&mut mem, 0x5000, false).is_ok());
         assert_eq!(pt.hint(&mut mem, 0x5000, true), None);
         assert_eq!(pt.revoke(&mut mem, 0x5000), Ok(Flush::None));
-        assert_eq!(pt.remap(&mut mem, 0x5000, 0xc000).map(|r| r.0), Ok(0x9000));
+        assert!(pt.remap(&mut mem, 0x5000, 0x9000, 0xc000).is_ok());
         // A revoked 2 MiB page splits into plain 4 KiB ones.
         let _ = pt.map(&mut mem, 2 * MIB, 8 * MIB, PageSize::Large, Access::ALL);
         let _ = pt.revoke(&mut mem, 2 * MIB);

@@ -3,72 +3,26 @@
 //! vendor's format. Nothing is backed at launch but what the loader writes;
 //! the first access to any other page faults and backs it (`Backing`).
 //! Guest-physical addresses are not host-physical ones.
+//!
+//! Who changes what (docs/numa.md, "The protocol"): backing a page is a
+//! compare-and-swap of an empty leaf, any vCPU at any time; sampling
+//! (revoke, hint, accessed bits) and the nodes' copies change leaves by
+//! compare-and-swap but never their frame; every change of a page's frame
+//! (release, migration, replication and collapse, split) is the `Owner`'s,
+//! one at a time, still by compare-and-swap on the leaf it expects, and a
+//! frame is freed only by the change that took it out of every table, after
+//! the flush that makes every CPU forget it.
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64 as Counter, Ordering::Relaxed};
 
+use super::host::{Direct, Host};
+use crate::ept::{Access, Flush, Format, Hint, MapError, PageSize, PageTable};
 use crate::numa::policy::{self, Fault, Policy};
 use crate::numa::topology::MAX_NODES;
+use crate::sync::{AtomicU64, Held, Ordering, TryLock};
 use crate::vcpu::{BackError, Backing, GuestRam, MAX_VCPUS};
 
-use crate::ept::{Access, Flush, Format, Hint, MapError, PageSize, PageTable, TableMemory};
-use crate::mm;
-use crate::phys::{IdentityMapped, PhysMem};
-
-/// Tables in frames from the kernel's allocator, reached through the direct
-/// map; entries change atomically, as other CPUs walk them.
-pub struct IdentityTables;
-
-impl IdentityTables {
-    fn entry(table: u64, index: usize) -> &'static AtomicU64 {
-        // SAFETY: `table` is a frame this engine allocated for a table (page-
-        // aligned, in the direct map, never freed while linked), `index` < 512:
-        // an aligned quadword that lives as long as the table.
-        unsafe { &*((table + index as u64 * 8) as *const AtomicU64) }
-    }
-}
-
-impl TableMemory for IdentityTables {
-    fn alloc_table(&mut self) -> Option<u64> {
-        mm::alloc_zeroed()
-    }
-
-    fn free_table(&mut self, table: u64) {
-        let _ = mm::free(table, mm::FrameSize::Small); // ours: it cannot fail
-    }
-
-    fn read(&self, table: u64, index: usize) -> u64 {
-        Self::entry(table, index).load(Ordering::Acquire)
-    }
-
-    fn cas(&mut self, table: u64, index: usize, old: u64, new: u64) -> Result<(), u64> {
-        Self::entry(table, index)
-            .compare_exchange(old, new, Ordering::AcqRel, Ordering::Acquire)
-            .map(|_| ())
-    }
-}
-
-/// Tables on one node, for that node's copy of the second-level table.
-struct NodeTables(usize);
-
-impl TableMemory for NodeTables {
-    fn alloc_table(&mut self) -> Option<u64> {
-        mm::alloc_zeroed_on(self.0, mm::FrameSize::Small).map(|(frame, _)| frame)
-    }
-
-    fn free_table(&mut self, table: u64) {
-        IdentityTables.free_table(table)
-    }
-
-    fn read(&self, table: u64, index: usize) -> u64 {
-        IdentityTables.read(table, index)
-    }
-
-    fn cas(&mut self, table: u64, index: usize, old: u64, new: u64) -> Result<(), u64> {
-        IdentityTables.cas(table, index, old, new)
-    }
-}
-
-pub struct GuestMemory<F: Format> {
+pub struct GuestMemory<F: Format, H: Host = Direct> {
     /// The second-level table: where each page is.
     pub table: PageTable<F>,
     /// Per node, when the guest's vCPUs span several: that node's copy of
@@ -88,6 +42,16 @@ pub struct GuestMemory<F: Format> {
     /// passed through): never backed.
     pub hole: core::ops::Range<u64>,
     pub placer: Placer,
+    host: H,
+    /// Held by whoever changes a page's frame (`own`).
+    owner: TryLock,
+}
+
+/// The right to change where guest pages are (`GuestMemory::own`): release,
+/// migration, replication, collapse and split take it, so that no two of
+/// them interleave on one page.
+pub struct Owner<'a> {
+    _held: Held<'a>,
 }
 
 const PAGE: u64 = 4096;
@@ -101,12 +65,12 @@ pub struct Placer {
     pub policy: policy::Chosen,
     pub page: PageSize,
     /// Per node: 4 KiB and 2 MiB pages backed there.
-    pub small: [AtomicU64; MAX_NODES],
-    pub large: [AtomicU64; MAX_NODES],
+    pub small: [Counter; MAX_NODES],
+    pub large: [Counter; MAX_NODES],
     /// Pages backed on another node than the policy asked, its node full.
-    pub fallbacks: AtomicU64,
+    pub fallbacks: Counter,
     /// Per vCPU: first touches it took (the loader's writes are nobody's).
-    pub faults: [AtomicU64; MAX_VCPUS],
+    pub faults: [Counter; MAX_VCPUS],
 }
 
 impl Placer {
@@ -114,40 +78,46 @@ impl Placer {
         Self {
             policy,
             page,
-            small: [const { AtomicU64::new(0) }; MAX_NODES],
-            large: [const { AtomicU64::new(0) }; MAX_NODES],
-            fallbacks: AtomicU64::new(0),
-            faults: [const { AtomicU64::new(0) }; MAX_VCPUS],
+            small: [const { Counter::new(0) }; MAX_NODES],
+            large: [const { Counter::new(0) }; MAX_NODES],
+            fallbacks: Counter::new(0),
+            faults: [const { Counter::new(0) }; MAX_VCPUS],
         }
     }
 
     /// A zeroed frame of `size` for the page at `gpa`, from the node the
     /// policy picks (or the nearest, if it allows); with that node.
-    fn alloc(&self, gpa: u64, size: PageSize, vcpu: Option<usize>) -> Option<(u64, usize)> {
+    fn alloc(
+        &self,
+        host: &impl Host,
+        gpa: u64,
+        size: PageSize,
+        vcpu: Option<usize>,
+    ) -> Option<(u64, usize)> {
         let fault = Fault {
             vcpu: vcpu.unwrap_or(0),
-            node: crate::arch::percpu::this().node(),
+            node: host.here(),
             gpa,
             page: size.bytes(),
         };
         let nodes = self.policy.nodes(&fault);
         if let Some(got) = nodes
             .iter()
-            .find_map(|&n| mm::alloc_zeroed_exact(n, size).map(|f| (f, n)))
+            .find_map(|&n| host.alloc_exact(n, size).map(|f| (f, n)))
         {
             return Some(got);
         }
         let fallback = self
             .policy
             .may_fall_back()
-            .then(|| mm::alloc_zeroed_on(*nodes.first()?, size))
+            .then(|| host.alloc_near(*nodes.first()?, size))
             .flatten()?;
-        self.fallbacks.fetch_add(1, Ordering::Relaxed);
+        self.fallbacks.fetch_add(1, Relaxed);
         Some(fallback)
     }
 
     /// Pages of `size` backed on each node.
-    fn per_node(&self, size: PageSize) -> &[AtomicU64; MAX_NODES] {
+    fn per_node(&self, size: PageSize) -> &[Counter; MAX_NODES] {
         match size {
             PageSize::Small => &self.small,
             PageSize::Large => &self.large,
@@ -155,29 +125,36 @@ impl Placer {
     }
 
     fn count(&self, node: usize, size: PageSize, vcpu: Option<usize>) {
-        self.per_node(size)[node].fetch_add(1, Ordering::Relaxed);
+        self.per_node(size)[node].fetch_add(1, Relaxed);
         if let Some(v) = vcpu.and_then(|v| self.faults.get(v)) {
-            v.fetch_add(1, Ordering::Relaxed);
+            v.fetch_add(1, Relaxed);
         }
     }
 
     fn uncount(&self, node: usize, size: PageSize) {
-        self.per_node(size)[node].fetch_sub(1, Ordering::Relaxed);
+        self.per_node(size)[node].fetch_sub(1, Relaxed);
     }
 
     /// Guest RAM backed, in 4 KiB pages.
     pub fn pages(&self) -> u64 {
-        let sum = |a: &[AtomicU64]| a.iter().map(|n| n.load(Ordering::Relaxed)).sum::<u64>();
+        let sum = |a: &[Counter]| a.iter().map(|n| n.load(Relaxed)).sum::<u64>();
         sum(&self.small) + sum(&self.large) * (LARGE / PAGE)
     }
 }
 
 impl<F: Format> GuestMemory<F> {
-    /// Guest RAM of `size` bytes with nothing backed: frames come with the
-    /// first write (`write`, the loader's) or the first access (a fault),
-    /// where `placer` says.
+    /// Guest RAM of `size` bytes with nothing backed, in the kernel's
+    /// memory: frames come with the first write (`write`, the loader's) or
+    /// the first access (a fault), where `placer` says.
     pub fn new(size: u64, placer: Placer) -> Result<Self, MapError> {
-        let table = PageTable::<F>::new(&mut IdentityTables)?;
+        Self::on(Direct, size, placer)
+    }
+}
+
+impl<F: Format, H: Host> GuestMemory<F, H> {
+    /// Guest RAM of `size` bytes with nothing backed, in `host`'s memory.
+    pub fn on(host: H, size: u64, placer: Placer) -> Result<Self, MapError> {
+        let table = PageTable::<F>::new(&mut host.tables(None))?;
         Ok(Self {
             table,
             copies: [None; MAX_NODES],
@@ -186,7 +163,20 @@ impl<F: Format> GuestMemory<F> {
             size,
             hole: 0..0,
             placer,
+            host,
+            owner: TryLock::new(),
         })
+    }
+
+    /// The right to change where pages are, if nobody holds it now (its
+    /// would-be holders keep serving flush requests while they wait).
+    pub fn own(&self) -> Option<Owner<'_>> {
+        self.owner.try_lock().map(|_held| Owner { _held })
+    }
+
+    /// The host memory it lives in.
+    pub fn host(&self) -> &H {
+        &self.host
     }
 
     /// Gives each of `nodes` its own copy of the table (its vCPUs then walk
@@ -194,7 +184,7 @@ impl<F: Format> GuestMemory<F> {
     pub fn copy_table(&mut self, nodes: impl Iterator<Item = usize>) -> Result<(), MapError> {
         for node in nodes.filter(|&n| n < MAX_NODES) {
             if self.copies[node].is_none() {
-                self.copies[node] = Some(PageTable::new(&mut NodeTables(node))?);
+                self.copies[node] = Some(PageTable::new(&mut self.host.tables(Some(node)))?);
             }
         }
         Ok(())
@@ -203,6 +193,11 @@ impl<F: Format> GuestMemory<F> {
     /// `node`'s copy of the table, if it has one.
     fn copy(&self, node: usize) -> Option<PageTable<F>> {
         self.copies.get(node).copied().flatten()
+    }
+
+    /// The main table's memory.
+    fn main(&self) -> H::Tables {
+        self.host.tables(None)
     }
 
     /// The root of the table the vCPUs of `node` walk.
@@ -222,7 +217,9 @@ impl<F: Format> GuestMemory<F> {
         let mut dropped = false;
         for (node, copy) in self.copies.iter().enumerate() {
             if let Some(copy) = copy {
-                dropped |= copy.unmap(&mut NodeTables(node), gpa).is_some();
+                dropped |= copy
+                    .unmap(&mut self.host.tables(Some(node)), gpa)
+                    .is_some();
             }
         }
         dropped
@@ -243,7 +240,7 @@ impl<F: Format> GuestMemory<F> {
         self.changing.fetch_add(1, Ordering::SeqCst);
         // Copies never wait for anything: they end soon.
         while self.filling.load(Ordering::SeqCst) > 0 {
-            core::hint::spin_loop();
+            crate::sync::spin_loop();
         }
         Change(&self.changing)
     }
@@ -271,21 +268,19 @@ impl<F: Format> GuestMemory<F> {
         gpa: u64,
         write: bool,
     ) -> Option<Option<Hint>> {
+        let mut tables = self.host.tables(Some(node));
         loop {
-            let (entry, size) = self.table.entry(&mut IdentityTables, gpa)?;
+            let (entry, size) = self.table.entry(&mut self.main(), gpa)?;
             let base = gpa & !(size.bytes() - 1);
             let given = PageTable::<F>::given_back(entry, size, write);
             let leaf = given.unwrap_or(entry);
-            if copy
-                .install(&mut NodeTables(node), base, leaf, size)
-                .is_err()
-            {
+            if copy.install(&mut tables, base, leaf, size).is_err() {
                 return Some(None); // another vCPU of the node copied it first
             }
             // `table` changed meanwhile (a page backed, or a change that
             // `change` did not keep apart): take it back and copy again.
-            if self.table.entry(&mut IdentityTables, gpa) != Some((entry, size)) {
-                copy.remove(&mut NodeTables(node), base, leaf);
+            if self.table.entry(&mut self.main(), gpa) != Some((entry, size)) {
+                copy.remove(&mut tables, base, leaf);
                 continue;
             }
             return Some(given.map(|_| Hint { size, write }));
@@ -308,7 +303,7 @@ impl<F: Format> GuestMemory<F> {
         };
         match self
             .table
-            .map(&mut IdentityTables, page, page, PageSize::Small, access)
+            .map(&mut self.main(), page, page, PageSize::Small, access)
         {
             Ok(_) | Err(MapError::AlreadyMapped) => Ok(()), // another vCPU mapped it first
             Err(e) => Err(BackError::Map(e)),
@@ -347,15 +342,17 @@ impl<F: Format> GuestMemory<F> {
         }
     }
 
-    /// Backs the page of `size` at `base` where the placer says.
+    /// Backs the page of `size` at `base` where the placer says: an empty
+    /// leaf filled by compare-and-swap; the loser of a race gives its frame
+    /// back, never seen by anyone.
     fn back_page(&self, base: u64, size: PageSize, vcpu: Option<usize>) -> Result<u64, BackError> {
         let (frame, node) = self
             .placer
-            .alloc(base, size, vcpu)
+            .alloc(&self.host, base, size, vcpu)
             .ok_or(BackError::Map(MapError::OutOfMemory))?;
         match self
             .table
-            .map(&mut IdentityTables, base, frame, size, Access::ALL)
+            .map(&mut self.main(), base, frame, size, Access::ALL)
         {
             // Newly present: `Flush::None`, nothing cached it.
             Ok(_) => {
@@ -363,42 +360,58 @@ impl<F: Format> GuestMemory<F> {
                 Ok(frame)
             }
             Err(e) => {
-                let _ = mm::free(frame, size);
+                self.host.free(frame, size);
                 Err(BackError::Map(e))
             }
         }
     }
 
-    /// Unbacks the page at `gpa` (the whole 2 MiB page holding it, if
-    /// large): its frame and size (to free once every CPU has flushed) and
-    /// the flush; None when it was not backed.
-    pub fn unback(&self, gpa: u64) -> Result<Option<(u64, PageSize, Flush)>, BackError> {
+    /// Gives the 4 KiB page at `gpa` back: a replicated page is collapsed
+    /// first, a 2 MiB page split first (its other 511 pages keep their
+    /// data); then its leaf is taken out of every table, every CPU flushed
+    /// (`flush` waits for them) and only then its frame freed. The next
+    /// access backs a zeroed page. False when it was not backed.
+    pub fn release(
+        &self,
+        owner: &Owner,
+        gpa: u64,
+        flush: &mut dyn FnMut(Flush),
+    ) -> Result<bool, BackError> {
         if !self.is_ram(gpa) {
             return Err(BackError::Outside);
         }
-        let _change = self.change();
-        Ok(self
-            .table
-            .unmap(&mut IdentityTables, gpa & !(PAGE - 1))
-            .map(|(frame, size, flush)| {
-                self.drop_copies(gpa);
-                if let Some(node) = mm::node_of(frame) {
-                    self.placer.uncount(node, size);
-                }
-                (frame, size, flush)
-            }))
+        let page = gpa & !(PAGE - 1);
+        self.collapse(owner, page, flush);
+        if let Some((_, PageSize::Large)) = self.backing(page)
+            && !self.split(owner, page, flush)
+        {
+            return Err(BackError::Map(MapError::OutOfMemory)); // no table for the split
+        }
+        let change = self.change();
+        let Some((frame, size, f)) = self.table.unmap(&mut self.main(), page) else {
+            return Ok(false);
+        };
+        self.drop_copies(page);
+        flush(f);
+        drop(change);
+        // No CPU holds the translation any more: the frame can go, once.
+        if let Some(node) = self.host.free(frame, size) {
+            self.placer.uncount(node, size);
+        }
+        Ok(true)
     }
 
     /// Moves the page holding `gpa` to a frame on `node` (`migrate_many`):
     /// the node it came from, or None when it already was on `node`.
     pub fn migrate(
         &self,
+        owner: &Owner,
         gpa: u64,
         node: usize,
         flush: &mut dyn FnMut(Flush),
     ) -> Result<Option<usize>, BackError> {
         let mut result = Err(BackError::Outside);
-        self.migrate_many(&[(gpa, node)], flush, &mut |_, r| result = r);
+        self.migrate_many(owner, &[(gpa, node)], flush, &mut |_, r| result = r);
         result
     }
 
@@ -407,9 +420,12 @@ impl<F: Format> GuestMemory<F> {
     /// done), copied, remapped, the old frames freed; `flush` has every CPU
     /// drop the translations after each of the two changes and waits for
     /// them. `done(i, r)`: the node the page came from, None when it already
-    /// was on that node, or why it could not move.
+    /// was on that node, or why it could not move. A page whose leaf another
+    /// change took meanwhile stays as that change left it, and keeps its
+    /// frames: the new one is freed, the old one is that change's.
     pub fn migrate_many(
         &self,
+        _owner: &Owner,
         moves: &[(u64, usize)],
         flush: &mut dyn FnMut(Flush),
         done: &mut dyn FnMut(usize, Result<Option<usize>, BackError>),
@@ -432,14 +448,14 @@ impl<F: Format> GuestMemory<F> {
                     return Err(BackError::Outside);
                 }
                 let not_mapped = BackError::Map(MapError::NotMapped);
-                if self.table.replicated(&mut IdentityTables, gpa) {
+                if self.table.replicated(&mut self.main(), gpa) {
                     return Err(BackError::Map(MapError::AlreadyMapped)); // collapse it first
                 }
                 let (old, size, _) = self
                     .table
-                    .mapping(&mut IdentityTables, gpa)
+                    .mapping(&mut self.main(), gpa)
                     .ok_or(not_mapped)?;
-                let from = mm::node_of(old).ok_or(not_mapped)?;
+                let from = self.host.node_of(old).ok_or(not_mapped)?;
                 if from == to {
                     return Ok(None);
                 }
@@ -447,16 +463,18 @@ impl<F: Format> GuestMemory<F> {
                     // More than a batch: this one waits for a later call.
                     return Err(BackError::Map(MapError::OutOfMemory));
                 }
-                let new = mm::alloc_zeroed_exact(to, size)
+                let new = self
+                    .host
+                    .alloc_exact(to, size)
                     .ok_or(BackError::Map(MapError::OutOfMemory))?;
                 let base = gpa & !(size.bytes() - 1);
-                match self.table.protect(&mut IdentityTables, base, false) {
+                match self.table.protect(&mut self.main(), base, false) {
                     Ok(f) => {
                         self.drop_copies(base);
                         change = f;
                     }
                     Err(e) => {
-                        let _ = mm::free(new, size);
+                        self.host.free(new, size);
                         return Err(BackError::Map(e));
                     }
                 }
@@ -484,20 +502,26 @@ impl<F: Format> GuestMemory<F> {
         }
         flush(change);
         // No CPU can write the pages now: the copies are whole.
-        for m in &pending {
-            if let Some(bytes) = IdentityMapped.bytes(m.old, m.size.bytes() as usize) {
-                // SAFETY: `new` is a frame of `size` just allocated for this page.
-                unsafe { crate::phys::write(m.new, bytes) };
-            }
-            if let Ok((_, f)) = self.table.remap(&mut IdentityTables, m.base, m.new) {
+        let mut moved: heapless::Vec<(Move, bool), MOVES_AT_ONCE> = heapless::Vec::new();
+        for m in pending {
+            self.host.copy(m.old, m.new, m.size.bytes() as usize);
+            let remapped = self.table.remap(&mut self.main(), m.base, m.old, m.new);
+            if let Ok(f) = remapped {
                 self.drop_copies(m.base);
                 change = f;
             }
+            let _ = moved.push((m, remapped.is_ok()));
         }
         flush(change);
-        // No CPU holds an old translation: the frames can go.
-        for m in pending {
-            let _ = mm::free(m.old, m.size);
+        // No CPU holds an old translation: the frames that left can go.
+        for (m, remapped) in moved {
+            if !remapped {
+                // Not ours to move any more: the new frame was never seen.
+                self.host.free(m.new, m.size);
+                done(m.i, Err(BackError::Map(MapError::Changed)));
+                continue;
+            }
+            self.host.free(m.old, m.size);
             self.placer.uncount(m.from, m.size);
             self.placer.count(m.to, m.size, None);
             done(m.i, Ok(Some(m.from)));
@@ -509,43 +533,48 @@ impl<F: Format> GuestMemory<F> {
     /// waits), copied to a frame on each of those nodes, and each node's
     /// table mapping its own copy. The copies made (0: none, the page left
     /// as it was).
-    pub fn replicate(&self, gpa: u64, nodes: u32, flush: &mut dyn FnMut(Flush)) -> usize {
+    pub fn replicate(
+        &self,
+        _owner: &Owner,
+        gpa: u64,
+        nodes: u32,
+        flush: &mut dyn FnMut(Flush),
+    ) -> usize {
         let Some((home, size)) = self.backing(gpa) else {
             return 0;
         };
         let base = gpa & !(size.bytes() - 1);
-        let home_node = mm::node_of(home);
+        let home_node = self.host.node_of(home);
         let targets = (0..MAX_NODES)
             .filter(|&n| nodes & (1 << n) != 0 && Some(n) != home_node && self.copies[n].is_some());
         if targets.clone().next().is_none() || self.replicated(base) {
             return 0;
         }
         let _change = self.change();
-        let Ok(f) = self.table.replicate(&mut IdentityTables, base) else {
+        let Ok(f) = self.table.replicate(&mut self.main(), base) else {
             return 0;
         };
         self.drop_copies(base);
         flush(f);
         // Nobody writes the page now: each copy is whole.
-        let Some(bytes) = IdentityMapped.bytes(home, size.bytes() as usize) else {
-            return 0;
-        };
-        let Some((entry, _)) = self.table.entry(&mut IdentityTables, base) else {
+        let Some((entry, _)) = self.table.entry(&mut self.main(), base) else {
             return 0;
         };
         let mut made = 0;
         for n in targets {
-            let (Some(copy), Some(frame)) = (self.copies[n], mm::alloc_zeroed_exact(n, size))
+            let (Some(copy), Some(frame)) = (self.copies[n], self.host.alloc_exact(n, size))
             else {
                 continue; // no memory left there: that node reads the page where it is
             };
-            // SAFETY: `frame` is a frame of `size` just allocated for this copy.
-            unsafe { crate::phys::write(frame, bytes) };
+            self.host.copy(home, frame, size.bytes() as usize);
             let leaf = (entry & !(F::frame(entry) & !(size.bytes() - 1))) | frame;
             // The slot is empty: dropped above, and nothing is copied while
             // the table changes (`change`).
-            if copy.install(&mut NodeTables(n), base, leaf, size).is_err() {
-                let _ = mm::free(frame, size);
+            if copy
+                .install(&mut self.host.tables(Some(n)), base, leaf, size)
+                .is_err()
+            {
+                self.host.free(frame, size);
                 continue;
             }
             self.placer.count(n, size, None);
@@ -557,19 +586,19 @@ impl<F: Format> GuestMemory<F> {
     /// Splits the 2 MiB page holding `gpa` into 4 KiB pages of the same
     /// frames (`ept::PageTable::split`), each then placed on its own; the
     /// nodes' copies drop it. False when it was no 2 MiB page.
-    pub fn split(&self, gpa: u64, flush: &mut dyn FnMut(Flush)) -> bool {
+    pub fn split(&self, _owner: &Owner, gpa: u64, flush: &mut dyn FnMut(Flush)) -> bool {
         let Some((frame, PageSize::Large)) = self.backing(gpa) else {
             return false;
         };
         let _change = self.change();
-        let Ok(f) = self.table.split(&mut IdentityTables, gpa) else {
+        let Ok(f) = self.table.split(&mut self.main(), gpa) else {
             return false;
         };
         self.drop_copies(gpa);
         flush(f);
-        if let Some(node) = mm::node_of(frame) {
+        if let Some(node) = self.host.node_of(frame) {
             self.placer.uncount(node, PageSize::Large);
-            self.placer.small[node].fetch_add(LARGE / PAGE, Ordering::Relaxed);
+            self.placer.small[node].fetch_add(LARGE / PAGE, Relaxed);
         }
         true
     }
@@ -583,7 +612,7 @@ impl<F: Format> GuestMemory<F> {
         for (node, copy) in self.copies.iter().enumerate() {
             let Some(copy) = copy else { continue };
             if let Ok(((accessed, dirty), flush)) =
-                copy.clear_accessed_dirty(&mut NodeTables(node), gpa)
+                copy.clear_accessed_dirty(&mut self.host.tables(Some(node)), gpa)
             {
                 if accessed {
                     seen(node, dirty);
@@ -596,14 +625,14 @@ impl<F: Format> GuestMemory<F> {
 
     /// Whether the page holding `gpa` is replicated.
     pub fn replicated(&self, gpa: u64) -> bool {
-        self.is_ram(gpa) && self.table.replicated(&mut IdentityTables, gpa)
+        self.is_ram(gpa) && self.table.replicated(&mut self.main(), gpa)
     }
 
     /// Collapses the replicated page holding `gpa` (a vCPU writes it): the
     /// nodes' copies unmapped and, once every CPU dropped them (`flush`),
     /// freed; the page writable again where it was. Its base, or None when
     /// it was not replicated.
-    pub fn collapse(&self, gpa: u64, flush: &mut dyn FnMut(Flush)) -> Option<u64> {
+    pub fn collapse(&self, _owner: &Owner, gpa: u64, flush: &mut dyn FnMut(Flush)) -> Option<u64> {
         if !self.replicated(gpa) {
             return None;
         }
@@ -612,7 +641,9 @@ impl<F: Format> GuestMemory<F> {
         let _change = self.change();
         let mut copies: heapless::Vec<u64, MAX_NODES> = heapless::Vec::new();
         for (n, copy) in self.copies.iter().enumerate() {
-            let Some((frame, _, _)) = copy.and_then(|c| c.unmap(&mut NodeTables(n), base)) else {
+            let Some((frame, _, _)) =
+                copy.and_then(|c| c.unmap(&mut self.host.tables(Some(n)), base))
+            else {
                 continue;
             };
             if frame != home {
@@ -624,11 +655,11 @@ impl<F: Format> GuestMemory<F> {
             len: size.bytes(),
         });
         // No CPU reads a copy any more: the page is one again, writable.
-        if self.table.remap(&mut IdentityTables, base, home).is_ok() {
+        if self.table.remap(&mut self.main(), base, home, home).is_ok() {
             self.drop_copies(base);
         }
         for frame in copies {
-            if let Ok(node) = mm::free(frame, size) {
+            if let Some(node) = self.host.free(frame, size) {
                 self.placer.uncount(node, size);
             }
         }
@@ -644,12 +675,12 @@ impl<F: Format> GuestMemory<F> {
         let _change = (self.copies() > 0).then(|| self.change());
         let flush = self
             .table
-            .revoke(&mut IdentityTables, gpa)
+            .revoke(&mut self.main(), gpa)
             .map_err(BackError::Map)?;
         // The copies' leaves given back since the last time go too.
         let (entry, size) = self
             .table
-            .entry(&mut IdentityTables, gpa)
+            .entry(&mut self.main(), gpa)
             .ok_or(BackError::Map(MapError::NotMapped))?;
         if self.copies() > 0 && PageTable::<F>::given_back(entry, size, false).is_some() {
             let len = size.bytes();
@@ -672,9 +703,9 @@ impl<F: Format> GuestMemory<F> {
             return None;
         }
         match self.copy(node) {
-            None => self.table.hint(&mut IdentityTables, gpa, write),
+            None => self.table.hint(&mut self.main(), gpa, write),
             Some(copy) => copy
-                .hint(&mut NodeTables(node), gpa, write)
+                .hint(&mut self.host.tables(Some(node)), gpa, write)
                 .or_else(|| self.fill(node, gpa, write).flatten()),
         }
     }
@@ -685,7 +716,7 @@ impl<F: Format> GuestMemory<F> {
         let end = end.min(self.size);
         let mut at = gpa;
         loop {
-            let (base, size, frame) = self.table.next_leaf(&mut IdentityTables, at, end)?;
+            let (base, size, frame) = self.table.next_leaf(&mut self.main(), at, end)?;
             if self.is_ram(base) {
                 return Some((base, size, frame));
             }
@@ -699,7 +730,7 @@ impl<F: Format> GuestMemory<F> {
             return None;
         }
         self.table
-            .mapping(&mut IdentityTables, gpa)
+            .mapping(&mut self.main(), gpa)
             .map(|(frame, size, _)| (frame, size))
     }
 
@@ -709,7 +740,7 @@ impl<F: Format> GuestMemory<F> {
             return None;
         }
         self.table
-            .translate(&mut IdentityTables, gpa)
+            .translate(&mut self.main(), gpa)
             .map(|(hpa, _)| hpa)
     }
 
@@ -742,7 +773,7 @@ impl<F: Format> GuestMemory<F> {
                     Err(_) => return false,
                 }
             } else {
-                self.table.translate(&mut IdentityTables, at).map(|t| t.0)
+                self.table.translate(&mut self.main(), at).map(|t| t.0)
             };
             let n = ((PAGE - at % PAGE) as usize).min(len - done);
             if !f(hpa, done, n) {
@@ -754,13 +785,12 @@ impl<F: Format> GuestMemory<F> {
     }
 
     /// Copies `bytes` into guest memory at `gpa`, backing the pages it
-    /// touches; false when it does not fit.
+    /// touches (the loader's, before any vCPU runs); false when it does not
+    /// fit.
     pub fn write(&self, gpa: u64, bytes: &[u8]) -> bool {
         self.pages(gpa, bytes.len(), true, |hpa, done, n| {
             let Some(hpa) = hpa else { return false };
-            // SAFETY: `hpa` is a frame backing this guest's memory, and the
-            // copy stays within its page.
-            unsafe { crate::phys::write(hpa, &bytes[done..done + n]) };
+            self.host.write(hpa, &bytes[done..done + n]);
             true
         })
     }
@@ -768,24 +798,17 @@ impl<F: Format> GuestMemory<F> {
     /// Reads guest memory at `gpa` into `out` (a page not backed yet reads
     /// as zeros, as it will be); false outside guest RAM.
     pub fn read(&self, gpa: u64, out: &mut [u8]) -> bool {
-        let len = out.len();
-        self.pages(gpa, len, false, |hpa, done, n| {
+        self.pages(gpa, out.len(), false, |hpa, done, n| {
             let Some(hpa) = hpa else {
                 out[done..done + n].fill(0);
                 return true;
             };
-            match IdentityMapped.bytes(hpa, n) {
-                Some(b) => {
-                    out[done..done + n].copy_from_slice(b);
-                    true
-                }
-                None => false,
-            }
+            self.host.read(hpa, &mut out[done..done + n])
         })
     }
 }
 
-impl<F: Format> GuestRam for GuestMemory<F> {
+impl<F: Format, H: Host> GuestRam for GuestMemory<F, H> {
     fn root(&self, node: usize) -> u64 {
         GuestMemory::root(self, node)
     }
@@ -799,13 +822,13 @@ impl<F: Format> GuestRam for GuestMemory<F> {
     }
 }
 
-impl<F: Format> Backing for GuestMemory<F> {
+impl<F: Format, H: Host> Backing for GuestMemory<F, H> {
     fn back(&self, gpa: u64, vcpu: usize) -> Result<(), BackError> {
         // Backed meanwhile by another vCPU that faulted on it too: the
         // access, tried again, finds it.
         self.frame(gpa, Some(vcpu))?;
         // In this vCPU's node's copy of the table too, where there is one.
-        self.fill(crate::arch::percpu::this().node(), gpa, false);
+        self.fill(self.host.here(), gpa, false);
         Ok(())
     }
 

@@ -8,6 +8,7 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use serde::Serialize;
 
 pub mod bundle;
+pub mod host;
 pub mod image;
 pub mod launch;
 pub mod memory;
@@ -146,9 +147,6 @@ pub struct Vm<F: Format> {
     startup: [AtomicU64; MAX_VCPUS],
     /// Per vCPU: the ICR's high half as the guest last wrote it.
     icr_high: [AtomicU64; MAX_VCPUS],
-    /// One change of where pages are at a time: a migration the guest asks
-    /// for, the sampler's look, a collapse.
-    migration: spin::Mutex<()>,
     /// Adaptive placement's (`numa.policy=adaptive`).
     pub sampler: Option<Sampler>,
 }
@@ -177,7 +175,6 @@ impl<F: Format> Vm<F> {
             apic: None,
             startup: [const { AtomicU64::new(0) }; MAX_VCPUS],
             icr_high: [const { AtomicU64::new(0) }; MAX_VCPUS],
-            migration: spin::Mutex::new(()),
             sampler: None,
         }
     }
@@ -389,12 +386,13 @@ impl<F: Format> Backing for Vm<F> {
 }
 
 impl<F: Format> Vm<F> {
-    /// The migration lock, waited for while answering other vCPUs' flush
-    /// requests (its holder may be waiting for this vCPU's).
-    fn exclusive(&self, service: &mut dyn FnMut()) -> spin::MutexGuard<'_, ()> {
+    /// The right to change where pages are (`memory::Owner`), waited for
+    /// while answering other vCPUs' flush requests (its holder may be
+    /// waiting for this vCPU's).
+    fn exclusive(&self, service: &mut dyn FnMut()) -> memory::Owner<'_> {
         loop {
-            if let Some(guard) = self.migration.try_lock() {
-                return guard;
+            if let Some(owner) = self.memory.own() {
+                return owner;
             }
             service();
             core::hint::spin_loop();
@@ -441,17 +439,19 @@ impl<F: Format> Machine for Vm<F> {
     }
 
     fn release(&self, vcpu: usize, gpa: u64, service: &mut dyn FnMut()) -> Result<bool, BackError> {
-        // A replicated page is one again first (its copies freed).
-        self.collapse(vcpu, gpa, service);
-        let Some((frame, size, flush)) = self.memory.unback(gpa)? else {
-            return Ok(false);
+        let owner = self.exclusive(service);
+        let mut flush = |f: crate::ept::Flush| {
+            if f != crate::ept::Flush::None {
+                self.shootdown(vcpu, service);
+            }
         };
-        if flush != crate::ept::Flush::None {
-            self.shootdown(vcpu, service);
+        // A replicated page is one again first (its copies freed).
+        if let Some(base) = self.memory.collapse(&owner, gpa, &mut flush)
+            && let Some(sampler) = &self.sampler
+        {
+            sampler.collapsed(base);
         }
-        // No CPU holds the translation any more: the frame can go.
-        let _ = crate::mm::free(frame, size);
-        Ok(true)
+        self.memory.release(&owner, gpa, &mut flush)
     }
 
     fn tlb_generation(&self) -> u64 {
@@ -480,13 +480,13 @@ impl<F: Format> Machine for Vm<F> {
         let node = crate::numa::machine()
             .and_then(|m| m.topology.index_of(domain))
             .ok_or(BackError::Outside)?;
-        let _one = self.exclusive(service);
+        let owner = self.exclusive(service);
         let mut flush = |f: crate::ept::Flush| {
             if f != crate::ept::Flush::None {
                 self.shootdown(vcpu, service);
             }
         };
-        Ok(self.memory.migrate(gpa, node, &mut flush)?.is_some())
+        Ok(self.memory.migrate(&owner, gpa, node, &mut flush)?.is_some())
     }
 
     fn collapse(&self, vcpu: usize, gpa: u64, service: &mut dyn FnMut()) -> bool {
@@ -496,10 +496,10 @@ impl<F: Format> Machine for Vm<F> {
         if !self.memory.replicated(gpa) {
             return false;
         }
-        let _one = self.exclusive(service);
+        let owner = self.exclusive(service);
         let mut flush = |_| self.shootdown(vcpu, service);
         // Another vCPU's write may have collapsed it meanwhile: then true too.
-        if let Some(base) = self.memory.collapse(gpa, &mut flush) {
+        if let Some(base) = self.memory.collapse(&owner, gpa, &mut flush) {
             sampler.collapsed(base);
         }
         true
@@ -530,13 +530,14 @@ impl<F: Format> Machine for Vm<F> {
             return;
         }
         // A migration the guest asked for is under way: the next period.
-        let Some(_one) = self.migration.try_lock() else {
+        let Some(owner) = self.memory.own() else {
             return;
         };
         let nodes = machine.topology.nodes.len();
         let distance = &machine.topology.distance[..nodes];
         sampler.tick(
             &self.memory,
+            &owner,
             distance,
             &mut || self.shootdown(vcpu, service),
             &mut || {

@@ -28,7 +28,8 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
 
-use super::memory::{GuestMemory, MOVES_AT_ONCE};
+use super::host::Host;
+use super::memory::{GuestMemory, MOVES_AT_ONCE, Owner};
 use crate::ept::{Flush, Format, PageSize};
 use crate::event::{self, Event};
 use crate::numa::adaptive::{self, Decision, Pace, Placed, Record, Seen};
@@ -172,9 +173,10 @@ impl Sampler {
     /// unseen).
     /// `shootdown` flushes every vCPU and waits (for moves); `distance`:
     /// between the nodes.
-    pub fn tick<F: Format>(
+    pub fn tick<F: Format, H: Host>(
         &self,
-        memory: &GuestMemory<F>,
+        memory: &GuestMemory<F, H>,
+        owner: &Owner,
         distance: &[[u8; MAX_NODES]],
         shootdown: &mut dyn FnMut(),
         request: &mut dyn FnMut(),
@@ -187,7 +189,7 @@ impl Sampler {
         let mut flush = bits && self.sweep(memory, window, true);
         *rounds += 1;
         if *rounds >= pace.rounds(ROUNDS) || window.is_empty() {
-            self.look(memory, window, stats, distance, shootdown, pace);
+            self.look(memory, owner, window, stats, distance, shootdown, pace);
             // The next window, from the start again after the end of guest RAM.
             let start = if window.end >= memory.size {
                 0
@@ -217,7 +219,7 @@ impl Sampler {
     /// The window from `start`: the range holding the next `window` bytes of
     /// backed guest RAM (or up to its end), so that pages never backed cost
     /// no period.
-    fn next_window<F: Format>(&self, memory: &GuestMemory<F>, start: u64) -> Range<u64> {
+    fn next_window<F: Format, H: Host>(&self, memory: &GuestMemory<F, H>, start: u64) -> Range<u64> {
         let (mut covered, mut end) = (0, start);
         while covered < self.window {
             let Some((base, size, _)) = memory.next_backed(end, memory.size) else {
@@ -232,7 +234,12 @@ impl Sampler {
     /// Reads (`record`: into the pages' `seen`) and clears the accessed and
     /// dirty bits of the window's pages in each node's table: whether one
     /// was cleared.
-    fn sweep<F: Format>(&self, memory: &GuestMemory<F>, window: &Range<u64>, record: bool) -> bool {
+    fn sweep<F: Format, H: Host>(
+        &self,
+        memory: &GuestMemory<F, H>,
+        window: &Range<u64>,
+        record: bool,
+    ) -> bool {
         let mut cleared = false;
         let mut gpa = window.start;
         while let Some((base, size, _)) = memory.next_backed(gpa, window.end) {
@@ -248,9 +255,11 @@ impl Sampler {
 
     /// Decides for each page of `window` on what its rounds saw, and moves
     /// those that must move; the pace of the next looks set.
-    fn look<F: Format>(
+    #[allow(clippy::too_many_arguments)]
+    fn look<F: Format, H: Host>(
         &self,
-        memory: &GuestMemory<F>,
+        memory: &GuestMemory<F, H>,
+        owner: &Owner,
         window: &Range<u64>,
         stats: &mut Stats,
         distance: &[[u8; MAX_NODES]],
@@ -271,7 +280,7 @@ impl Sampler {
         while let Some((base, size, frame)) = memory.next_backed(gpa, window.end) {
             gpa = base + size.bytes();
             let page = self.pages.get((base / PAGE) as usize);
-            let (Some(page), Some(here)) = (page, crate::mm::node_of(frame)) else {
+            let (Some(page), Some(here)) = (page, memory.host().node_of(frame)) else {
                 continue;
             };
             // A replicated page is read where it is read: it stays until written.
@@ -289,18 +298,18 @@ impl Sampler {
                     let _ = batch.push((base, to));
                 }
                 Decision::Replicate(nodes) => {
-                    let made = memory.replicate(base, nodes.into(), &mut flush);
+                    let made = memory.replicate(owner, base, nodes.into(), &mut flush);
                     stats.replicated += u64::from(made > 0);
                 }
-                Decision::Split => stats.split += u64::from(memory.split(base, &mut flush)),
+                Decision::Split => stats.split += u64::from(memory.split(owner, base, &mut flush)),
                 Decision::Stay => {}
             }
             if batch.is_full() {
-                migrate(memory, &mut batch, &mut flush, stats);
+                migrate(memory, owner, &mut batch, &mut flush, stats);
             }
         }
         if !batch.is_empty() {
-            migrate(memory, &mut batch, &mut flush, stats);
+            migrate(memory, owner, &mut batch, &mut flush, stats);
         }
         stats.looks += 1;
         pace.after(tally.0, tally.1);
@@ -366,13 +375,14 @@ impl Sampler {
 }
 
 /// Moves the pages of `batch` (`GuestMemory::migrate_many`), counted in `stats`.
-fn migrate<F: Format>(
-    memory: &GuestMemory<F>,
+fn migrate<F: Format, H: Host>(
+    memory: &GuestMemory<F, H>,
+    owner: &Owner,
     batch: &mut heapless::Vec<(u64, usize), MOVES_AT_ONCE>,
     flush: &mut dyn FnMut(Flush),
     stats: &mut Stats,
 ) {
-    memory.migrate_many(batch, flush, &mut |_, r| match r {
+    memory.migrate_many(owner, batch, flush, &mut |_, r| match r {
         Ok(Some(_)) => stats.migrated += 1,
         Ok(None) => {}
         Err(_) => stats.failed += 1,
