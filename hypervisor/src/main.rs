@@ -21,3 +21,21 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
 /// The prebuilt `core` references it even with `panic = "abort"`.
 #[unsafe(no_mangle)]
 extern "C" fn rust_eh_personality() {}
+
+/// The kernel has no heap: nothing in it allocates. A build that also
+/// compiles the host tests (`cargo clippy --all-targets`) links `alloc`
+/// through their dependencies, which then needs an allocator: this one
+/// refuses every request.
+struct NoHeap;
+
+// SAFETY: it never hands out memory, so it cannot hand out memory wrongly.
+unsafe impl core::alloc::GlobalAlloc for NoHeap {
+    unsafe fn alloc(&self, _: core::alloc::Layout) -> *mut u8 {
+        core::ptr::null_mut()
+    }
+
+    unsafe fn dealloc(&self, _: *mut u8, _: core::alloc::Layout) {}
+}
+
+#[global_allocator]
+static HEAP: NoHeap = NoHeap;

@@ -86,6 +86,13 @@ pub trait TableMemory {
     fn read(&self, table: u64, index: usize) -> u64;
     /// Sets the entry to `new` if it still holds `old`; else its value now.
     fn cas(&mut self, table: u64, index: usize, old: u64, new: u64) -> Result<(), u64>;
+    /// Fills a fresh table nobody else sees yet (not linked): entry j is
+    /// `entry(j)`. Linking it afterwards (a compare-and-swap) publishes it.
+    fn init(&mut self, table: u64, entry: &dyn Fn(usize) -> u64) {
+        for j in 0..512 {
+            let _ = self.cas(table, j, 0, entry(j));
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -395,8 +402,10 @@ impl<F: Format> PageTable<F> {
         from: u64,
         to: u64,
     ) -> Result<Flush, MapError> {
-        self.rewrite(mem, gpa, |now, _| (now == from).then_some((to, Access::ALL)))
-            .map(|r| r.1)
+        self.rewrite(mem, gpa, |now, _| {
+            (now == from).then_some((to, Access::ALL))
+        })
+        .map(|r| r.1)
     }
 
     /// Replaces the 2 MiB leaf holding `gpa` with a table of 512 4 KiB
@@ -411,11 +420,9 @@ impl<F: Format> PageTable<F> {
             let plain = Self::unsampled(entry, PageSize::Large);
             let frame = F::frame(plain) & !(LARGE - 1);
             let flags = plain & (F::ACCESSED | F::DIRTY);
-            for j in 0..512 {
-                let leaf = F::leaf(frame + j as u64 * PAGE, F::access(plain), false) | flags;
-                // A fresh table, not linked yet: nobody else sees it.
-                let _ = mem.cas(small, j, 0, leaf);
-            }
+            mem.init(small, &|j| {
+                F::leaf(frame + j as u64 * PAGE, F::access(plain), false) | flags
+            });
             if mem
                 .cas(table, index(gpa, 1), entry, F::table(small))
                 .is_ok()
@@ -667,6 +674,32 @@ mod tests {
     }
 
     #[test]
+    fn a_split_keeps_a_write_the_cpu_records_while_it_builds_its_table() {
+        let mut mem = FakeTables::new(16);
+        let pt = PageTable::<Ept>::new(&mut mem).unwrap();
+        let _ = pt.map(&mut mem, 2 * MIB, 8 * MIB, PageSize::Large, Access::ALL);
+        // Between the split's read of the 2 MiB leaf and its swap, a CPU
+        // writes the page and sets the leaf's accessed and dirty bits.
+        let pd = pt.leaf(&mut mem, 2 * MIB).unwrap().0;
+        mem.interleave = Some(Box::new(move |m: &mut FakeTables| {
+            let i = index(2 * MIB, 1);
+            let entry = m.tables[&pd][i];
+            m.tables.get_mut(&pd).unwrap()[i] = entry | Ept::ACCESSED | Ept::DIRTY;
+        }));
+        assert!(pt.split(&mut mem, 2 * MIB).is_ok());
+        // The split saw its leaf change, built its table again from the new
+        // one: the write is not lost to sampling by bits.
+        assert_eq!(
+            pt.accessed_dirty(&mut mem, 2 * MIB + 0x5000),
+            Some((true, true))
+        );
+        assert_eq!(
+            pt.mapping(&mut mem, 2 * MIB + 0x5000).map(|m| (m.0, m.1)),
+            Some((8 * MIB + 0x5000, PageSize::Small))
+        );
+    }
+
+    #[test]
     fn a_page_is_write_protected_then_moved_with_a_flush_each_time() {
         let mut mem = FakeTables::new(16);
         let pt = PageTable::<Ept>::new(&mut mem).unwrap();
@@ -694,7 +727,10 @@ mod tests {
             pt.protect(&mut mem, 0x9000, false),
             Err(MapError::NotMapped)
         );
-        assert_eq!(pt.remap(&mut mem, 0x9000, 0xa000, 0xd000), Err(MapError::NotMapped));
+        assert_eq!(
+            pt.remap(&mut mem, 0x9000, 0xa000, 0xd000),
+            Err(MapError::NotMapped)
+        );
     }
 
     #[test]

@@ -217,9 +217,7 @@ impl<F: Format, H: Host> GuestMemory<F, H> {
         let mut dropped = false;
         for (node, copy) in self.copies.iter().enumerate() {
             if let Some(copy) = copy {
-                dropped |= copy
-                    .unmap(&mut self.host.tables(Some(node)), gpa)
-                    .is_some();
+                dropped |= copy.unmap(&mut self.host.tables(Some(node)), gpa).is_some();
             }
         }
         dropped
@@ -562,8 +560,7 @@ impl<F: Format, H: Host> GuestMemory<F, H> {
         };
         let mut made = 0;
         for n in targets {
-            let (Some(copy), Some(frame)) = (self.copies[n], self.host.alloc_exact(n, size))
-            else {
+            let (Some(copy), Some(frame)) = (self.copies[n], self.host.alloc_exact(n, size)) else {
                 continue; // no memory left there: that node reads the page where it is
             };
             self.host.copy(home, frame, size.bytes() as usize);

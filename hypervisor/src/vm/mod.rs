@@ -8,12 +8,16 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use serde::Serialize;
 
 pub mod bundle;
+#[cfg(test)]
+pub mod fake;
 pub mod host;
 pub mod image;
 pub mod launch;
 pub mod memory;
 pub mod os;
 pub mod platform;
+#[cfg(test)]
+mod protocol_tests;
 pub mod sampler;
 
 use crate::boot::MemoryRegion;
@@ -486,7 +490,10 @@ impl<F: Format> Machine for Vm<F> {
                 self.shootdown(vcpu, service);
             }
         };
-        Ok(self.memory.migrate(&owner, gpa, node, &mut flush)?.is_some())
+        Ok(self
+            .memory
+            .migrate(&owner, gpa, node, &mut flush)?
+            .is_some())
     }
 
     fn collapse(&self, vcpu: usize, gpa: u64, service: &mut dyn FnMut()) -> bool {

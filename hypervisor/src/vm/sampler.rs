@@ -219,7 +219,11 @@ impl Sampler {
     /// The window from `start`: the range holding the next `window` bytes of
     /// backed guest RAM (or up to its end), so that pages never backed cost
     /// no period.
-    fn next_window<F: Format, H: Host>(&self, memory: &GuestMemory<F, H>, start: u64) -> Range<u64> {
+    fn next_window<F: Format, H: Host>(
+        &self,
+        memory: &GuestMemory<F, H>,
+        start: u64,
+    ) -> Range<u64> {
         let (mut covered, mut end) = (0, start);
         while covered < self.window {
             let Some((base, size, _)) = memory.next_backed(end, memory.size) else {
