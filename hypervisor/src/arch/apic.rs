@@ -116,7 +116,7 @@ impl Apic {
         }
     }
 
-    /// Writes a register for an OS guest that owns this APIC (`vcpu::vm`):
+    /// Writes a register for an OS guest that owns this APIC (`vm::Vm`):
     /// `reg` is its xAPIC offset.
     pub fn guest_write(&self, reg: u64, value: u32) {
         self.write(reg & 0xff0, value);

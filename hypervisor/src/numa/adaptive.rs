@@ -1,6 +1,6 @@
 //! The decisions of adaptive placement, apart from how accesses are seen
-//! (`vcpu::sampler`: sampled hinting faults) and how pages move
-//! (`vcpu::memory::GuestMemory::migrate`). Pure: each time the sampler
+//! (`vm::sampler`: sampled hinting faults) and how pages move
+//! (`vm::memory::GuestMemory::migrate`). Pure: each time the sampler
 //! looks at a page, its record gets the nodes whose CPUs touched it since
 //! the last look and whether one wrote it; `decide` says where it should be.
 //!
@@ -22,7 +22,7 @@
 //!   does not bounce between nodes whose users alternate.
 //! - A page read by several nodes and written by none for 3 looks is
 //!   replicated on each of them, where the sampler can (`STABLE` looks in
-//!   a row of this); a write collapses the copies (`vcpu::memory`).
+//!   a row of this); a write collapses the copies (`vm::memory`).
 //! - A 2 MiB page used by several nodes is split into 4 KiB pages instead
 //!   (`STABLE` looks in a row of this), so that each part goes where it is
 //!   used: a 2 MiB page often holds several users' data.

@@ -2,7 +2,7 @@
 //! kernels, the way many OS test kernels are built, and PVH kernels (an
 //! ELF64 with Xen's PHYS32_ENTRY note: Linux's vmlinux). Pure: it reads the
 //! image and says what goes where, and builds the boot information;
-//! `vcpu::prepare_memory` writes them. A bad image is refused with a
+//! `vm::launch::prepare_memory` writes them. A bad image is refused with a
 //! reason, never loaded in part.
 
 use heapless::Vec;

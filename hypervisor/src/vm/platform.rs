@@ -1,6 +1,6 @@
 //! The machine an OS guest (Linux) sees: the host's own, passed through,
 //! minus what the hypervisor keeps. Pure: built from the host's memory map
-//! and ACPI tables, written into guest memory by `vcpu::prepare_memory`.
+//! and ACPI tables, written into guest memory by `vm::launch::prepare_memory`.
 //!
 //! - Guest RAM is guest-physical [0, 0xa0000) and [1 MiB, ram), backed on
 //!   demand by the placement policy (not the host's RAM at those addresses);

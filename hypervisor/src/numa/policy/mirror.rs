@@ -1,6 +1,6 @@
 //! `numa.guest=mirror`: an OS guest that sees the real topology gets each
 //! of its nodes' guest-physical range backed on that host node, never
-//! elsewhere (its SRAT says so: `vcpu::platform::mirror_srat`).
+//! elsewhere (its SRAT says so: `vm::platform::mirror_srat`).
 
 use heapless::Vec;
 

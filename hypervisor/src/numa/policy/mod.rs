@@ -1,6 +1,6 @@
 //! Placement policies: on which node each guest page is backed. The guest
 //! sees one uniform machine; the hypervisor decides here, at the first touch
-//! of each page (`vcpu::memory`). A policy answers with the nodes to take
+//! of each page (`vm::memory`). A policy answers with the nodes to take
 //! the page from, in order; one file per policy, all behind `Policy`.
 //! Nodes are topology indices here; the command line names them by their
 //! proximity domain (what `topology` reports as `id`).
@@ -62,7 +62,7 @@ pub enum Spec {
     Bind(Vec<u32, MAX_NODES>),
     Preferred(u32),
     /// First-touch, then pages move where sampling sees them used
-    /// (`numa::adaptive`, `vcpu::sampler`).
+    /// (`numa::adaptive`, `vm::sampler`).
     Adaptive,
 }
 
