@@ -9,6 +9,7 @@
  *   bench [--filter GLOB] [--runs N] [--until EVENT] | bench exits | bench linux [--filter GLOB]
  *   | bench numa [--size MIB]
  *   fuzz [--vendor intel|amd|all] [--count N] [--seed S] [--jobs N]
+ *   stress [--filter GLOB] [--runs N] [--jobs N]
  *   setup
  * Exit codes: 0 pass, 1 fail, 77 skipped, 2 usage or setup error.
  */
@@ -34,6 +35,7 @@ import {
   ScenarioError,
   selectPlan,
 } from "./scenario.ts";
+import { runStress, stressReport } from "./stress.ts";
 import { runTests } from "./test.ts";
 import { exitCodeFor } from "./verdict.ts";
 
@@ -55,6 +57,10 @@ const USAGE = `usage: deno task <command> [options]
             every workload x placement policy x topology on QEMU with the locality meter
   fuzz [--vendor intel|amd|all] [--count N] [--seed S] [--jobs N]
             random guests (default: 50 per vendor from seed 1); failing seeds go to .fuzz/
+  stress [--filter GLOB] [--runs N] [--jobs N]
+            the concurrency scenarios again and again under multi-threaded TCG, perturbed
+            (default: every stress, SMP, migration, replication and adaptive scenario, 10 runs);
+            failed runs go to .stress/
   setup     install every emulator and tool the scenarios use (as root or with CI=true)`;
 
 class UsageError extends Error {}
@@ -267,6 +273,22 @@ async function main(argv: string[]): Promise<number> {
       });
       console.log(fuzzReport(summary));
       return fuzzCounts(summary).failed > 0 ? 1 : 0;
+    }
+    case "stress": {
+      const { values, positionals } = parse(rest, {
+        filter: { type: "string" },
+        runs: { type: "string" },
+        jobs: { type: "string" },
+      });
+      if (positionals.length) throw new UsageError("stress takes no positional arguments");
+      const summary = await runStress({
+        filter: values.filter,
+        runs: Math.round(positiveNumber(values.runs, "runs") ?? 10),
+        jobs: positiveNumber(values.jobs, "jobs") ?? defaultJobs(),
+        say,
+      });
+      console.log(stressReport(summary));
+      return summary.failed > 0 ? 1 : 0;
     }
     case "setup":
       await ensureTools(ALL_TOOLS, say);

@@ -8,6 +8,8 @@ export const PAYLOADS_DIR = join(ROOT, "payloads");
 export const RUNS_DIR = join(ROOT, ".runs");
 /** Failing fuzz seeds, each with its run directory and payload source. */
 export const FUZZ_DIR = join(ROOT, ".fuzz");
+/** Failed stress runs, each with its run directory (`deno task stress`). */
+export const STRESS_DIR = join(ROOT, ".stress");
 /** Build caches: ISOs and payloads, named by the hash of what went in. */
 export const CACHE_DIR = join(ROOT, "target", "harness");
 /** The kernel as cargo links it, with its debug information: for symbols. */

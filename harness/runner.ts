@@ -240,9 +240,14 @@ export async function runPlan(plan: RunPlan, opts: RunOptions): Promise<RunResul
   const cmdline = plan.cmdline;
   const launch = backend.launch(plan, artifacts, cmdline);
   await fillRunDir(dir, artifacts, launch);
+  // Pinned to some host CPUs (`machine.hostCpus`): through taskset, which execs the emulator.
+  const pinned = plan.scenario.machine?.hostCpus;
+  const [bin, ...args] = pinned
+    ? ["taskset", "-c", pinned.join(","), launch.bin, ...launch.args]
+    : [launch.bin, ...launch.args];
   await Deno.writeTextFile(
     join(dir, "command.txt"),
-    `cd ${shellQuote(dir)} && ${[launch.bin, ...launch.args].map(shellQuote).join(" ")}\n`,
+    `cd ${shellQuote(dir)} && ${[bin!, ...args].map(shellQuote).join(" ")}\n`,
   );
 
   opts.progress(`booting ${planId(plan)}`);
@@ -268,8 +273,8 @@ export async function runPlan(plan: RunPlan, opts: RunOptions): Promise<RunResul
   try {
     // Deno.Command, not dax: the run follows the emulator's files while it
     // runs and stops it with the signal its backend needs.
-    const child = new Deno.Command(launch.bin, {
-      args: launch.args,
+    const child = new Deno.Command(bin!, {
+      args,
       env: launch.env,
       cwd: dir,
       stdin: "null",

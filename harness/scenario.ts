@@ -19,7 +19,8 @@ export const BACKENDS: readonly Backend[] = ["qemu", "bochs", "kvm"];
  * placement), `smp` (every CPU), `guest` (a guest under VMX or SVM),
  * `hostile` (a guest attacking the hypervisor), `selftest` (the harness's
  * own verdicts), `vmx` and `svm` (one vendor's extension only), `linux`
- * and `slow` for what comes.
+ * and `slow` for what comes, `stress` (the concurrency scenarios `deno task
+ * stress` repeats).
  */
 export const GROUPS = [
   "boot",
@@ -33,6 +34,7 @@ export const GROUPS = [
   "linux",
   "slow",
   "bench",
+  "stress",
 ] as const;
 export type Group = typeof GROUPS[number];
 export const FIRMWARES: readonly Firmware[] = ["bios", "uefi"];
@@ -120,6 +122,12 @@ export interface Machine {
    * wrecks (docs/numa.md, "An open problem").
    */
   singleThreaded?: boolean;
+  /**
+   * Host CPUs the emulator may run on (`taskset -c`): all of them when
+   * absent. `deno task stress` puts every vCPU thread on one host CPU to
+   * change how they interleave.
+   */
+  hostCpus?: number[];
 }
 
 /** Where a scenario runs: a backend, its boot path and firmware, and CPU models. */

@@ -1,0 +1,163 @@
+/**
+ * `deno task stress`: the concurrency scenarios run again and again on QEMU
+ * with its default multi-threaded TCG, where the vCPUs are host threads that
+ * truly run at once, each run perturbed a little differently (how many
+ * vCPUs, on how many host CPUs, the locality meter on or off), so that
+ * interleavings the suite's single runs never meet are met. A failed run's
+ * directory is kept under `.stress/`; the summary gives runs and failures
+ * per scenario and perturbation.
+ */
+import { join } from "node:path";
+import { buildKernel } from "./build.ts";
+import { copyRunFiles, globRegExp, inParallel, selectPlans } from "./matrix.ts";
+import { STRESS_DIR } from "./paths.ts";
+import { ensureTools, toolsFor } from "./prereq.ts";
+import { outcome, statusText, title } from "./report.ts";
+import { pruneRuns, runPlan, type RunResult } from "./runner.ts";
+import type { Machine, RunPlan } from "./scenario.ts";
+
+/**
+ * The scenarios stressed by default: those written for it (group `stress`),
+ * the SMP ones, and every one that moves pages (migration, replication,
+ * adaptive placement).
+ */
+export const STRESSED = [
+  "stress-*",
+  "smp-*",
+  "numa-migrate",
+  "numa-replicate/*",
+  "numa-adaptive/*",
+];
+
+/** One way to run a plan differently. */
+export interface Perturbation {
+  name: string;
+  /** The machine changed, or undefined when it does not apply to this plan. */
+  apply(m: Machine): Machine | undefined;
+}
+
+/**
+ * What changes from one run to the next: always multi-threaded TCG; all
+ * host CPUs or one (every vCPU thread on one host CPU, preempted by the
+ * host's scheduler instead of running beside the others); the meter (which
+ * slows every memory access) off; one vCPU fewer, where the scenario does
+ * not tie its vCPUs to a NUMA topology.
+ */
+export const PERTURBATIONS: Perturbation[] = [
+  { name: "mttcg", apply: (m) => ({ ...m, singleThreaded: false }) },
+  { name: "mttcg, one host CPU", apply: (m) => ({ ...m, singleThreaded: false, hostCpus: [0] }) },
+  {
+    name: "mttcg, no meter",
+    apply: (m) => m.meter ? { ...m, singleThreaded: false, meter: false } : undefined,
+  },
+  {
+    name: "mttcg, one vCPU fewer",
+    apply: (m) =>
+      !m.numa && (m.smp ?? 1) > 2 ? { ...m, singleThreaded: false, smp: m.smp! - 1 } : undefined,
+  },
+];
+
+/** The runs of a stress session: for run i, each plan under perturbation i (mod their count), the next one that applies. */
+export function stressPlans(plans: RunPlan[], runs: number): { plan: RunPlan; how: string }[] {
+  const out: { plan: RunPlan; how: string }[] = [];
+  for (let i = 0; i < runs; i++) {
+    for (const plan of plans) {
+      for (let k = 0; k < PERTURBATIONS.length; k++) {
+        const p = PERTURBATIONS[(i + k) % PERTURBATIONS.length]!;
+        const machine = p.apply(plan.scenario.machine ?? {});
+        if (!machine) continue;
+        out.push({ plan: { ...plan, scenario: { ...plan.scenario, machine } }, how: p.name });
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+export interface StressOptions {
+  /** A glob on scenario names; default: `STRESSED`. */
+  filter?: string;
+  runs: number;
+  jobs: number;
+  say: (msg: string) => void;
+}
+
+export interface StressSummary {
+  /** Per scenario: runs, failures, and per perturbation the same. */
+  scenarios: Record<string, { runs: number; failed: number; by: Record<string, [number, number]> }>;
+  failed: number;
+  runs: number;
+  /** Where the failed runs' directories went. */
+  saved?: string;
+}
+
+export async function runStress(opts: StressOptions): Promise<StressSummary> {
+  const globs = (opts.filter ? [opts.filter] : STRESSED).map(globRegExp);
+  const plans = (await selectPlans({ vendor: "all", backend: "qemu" }))
+    .filter((p) => globs.some((g) => g.test(p.scenario.name)));
+  const runs = stressPlans(plans, opts.runs);
+  const summary: StressSummary = { scenarios: {}, failed: 0, runs: runs.length };
+  if (runs.length === 0) {
+    opts.say("no QEMU run matches the selection");
+    return summary;
+  }
+  await ensureTools(plans.flatMap(toolsFor), opts.say);
+  await buildKernel(opts.say);
+  await pruneRuns();
+  const stamp = new Date().toISOString().replace(/[:.]/g, "-");
+  const saveDir = join(STRESS_DIR, stamp);
+  opts.say(
+    `stressing ${plans.length} scenario runs ${opts.runs} times each: ${runs.length} runs, ` +
+      `${opts.jobs} at a time`,
+  );
+  let done = 0;
+  await inParallel(runs, opts.jobs, async ({ plan, how }, i) => {
+    const r: RunResult = await runPlan(plan, { progress: () => {} });
+    done++;
+    const name = plan.scenario.name;
+    const s = summary.scenarios[name] ??= { runs: 0, failed: 0, by: {} };
+    const by = s.by[how] ??= [0, 0];
+    s.runs++;
+    by[0]++;
+    const failed = outcome(r) === "failed";
+    if (failed) {
+      s.failed++;
+      by[1]++;
+      summary.failed++;
+      summary.saved = saveDir;
+      if (r.runDir) await copyRunFiles(r.runDir, join(saveDir, `${i}-${name.replace(/\//g, "+")}`));
+    }
+    opts.say(
+      `[${done}/${runs.length}] ${statusText(r).padEnd(16)} ${title(r)} (${how})  ${
+        (r.durationMs / 1000).toFixed(1)
+      }s${failed ? `  ${r.reason}` : ""}`,
+    );
+    if (failed) { for (const p of r.problems.slice(0, 4)) opts.say(`      ${p}`); }
+  });
+  if (summary.saved) {
+    await Deno.writeTextFile(join(saveDir, "stress.json"), JSON.stringify(summary, null, 2));
+  }
+  return summary;
+}
+
+/** The summary as a table: runs and failures per scenario and perturbation. */
+export function stressReport(s: StressSummary): string {
+  const hows = PERTURBATIONS.map((p) => p.name);
+  const rows = Object.entries(s.scenarios).sort(([a], [b]) => a.localeCompare(b)).map((
+    [name, x],
+  ) => [
+    name,
+    `${x.failed}/${x.runs}`,
+    ...hows.map((h) => x.by[h] ? `${x.by[h]![1]}/${x.by[h]![0]}` : "-"),
+  ]);
+  const head = ["scenario", "failed/runs", ...hows];
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (r: string[]) => r.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd();
+  return [
+    line(head),
+    line(widths.map((w) => "-".repeat(w))),
+    ...rows.map(line),
+    `${s.runs - s.failed} passed, ${s.failed} failed` +
+    (s.saved ? `\nfailed runs saved in ${s.saved}` : ""),
+  ].join("\n");
+}
