@@ -166,3 +166,31 @@ Deno.test("the exit bench takes the slope of the guest's reports", () => {
   assert.deepEqual(exitCosts(events), { cpuid: 2, hypercall: 3 });
   assert.match(String(exitCosts(events.slice(1))), /four loops/);
 });
+
+Deno.test("a busy machine gives runs more time, and the hypervisor's watchdog with them", async () => {
+  const { busyFactor, underLoad } = await import("./runner.ts");
+  assert.equal(busyFactor(0.5, 2), 1);
+  assert.equal(busyFactor(3, 2), 1);
+  assert.equal(busyFactor(5, 2), 2);
+  assert.equal(busyFactor(10, 2), 4, "two emulators and two CPU-bound programs on 2 cores");
+  assert.equal(busyFactor(100, 2), 8, "at most 8");
+  const plan = {
+    scenario: { name: "x" },
+    backend: "qemu",
+    cpu: "EPYC",
+    boot: "kernel",
+    firmware: "bios",
+    timeoutS: 10,
+    cmdline: "guest=long guest.memory=4",
+  } as unknown as import("./scenario.ts").RunPlan;
+  assert.equal(underLoad(plan, 1), plan, "idle: as declared");
+  const busy = underLoad(plan, 4);
+  assert.equal(busy.timeoutS, 40);
+  assert.equal(busy.cmdline, "guest=long guest.memory=4 guest.watchdog=40000");
+  // A scenario's own watchdog, and Linux (no watchdog), are left alone.
+  const own = { ...plan, cmdline: "guest=long guest.watchdog=500" };
+  assert.equal(underLoad(own, 4).cmdline, own.cmdline);
+  const linux = { ...plan, cmdline: "guest=linux guest.memory=256" };
+  assert.equal(underLoad(linux, 4).cmdline, linux.cmdline);
+  assert.equal(underLoad({ ...plan, cmdline: "numa=fake:2" }, 2).cmdline, "numa=fake:2");
+});

@@ -220,7 +220,40 @@ export function notRun(plan: RunPlan, status: Status, reason: string, runDir = "
 }
 
 /** Runs `plan`; throws BuildError when its kernel, ISO or payload cannot be built. */
-export async function runPlan(plan: RunPlan, opts: RunOptions): Promise<RunResult> {
+/**
+ * How much slower than idle this machine runs now, from its 1-minute load
+ * per CPU: 1, 2, 4 or 8 (powers of two, so that the kernel command lines,
+ * and the ISOs built from them, stay few).
+ */
+export function busyFactor(load: number, cpus: number): number {
+  const f = load / Math.max(1, cpus);
+  return f <= 1.5 ? 1 : f <= 3 ? 2 : f <= 6 ? 4 : 8;
+}
+
+/** The hypervisor's watchdog for a payload or test kernel guest, unless the scenario sets it. */
+const WATCHDOG_MS = 10_000;
+
+/**
+ * The plan on a machine `factor` times slower than idle: its timeout that
+ * many times longer, and so the hypervisor's watchdog, which counts the
+ * emulated TSC (host time under TCG, not emulated work), for guests whose
+ * scenario leaves it at its default. Exact bounds belong to emulated time
+ * instead (QEMU's `-icount`, Bochs' clock: docs/harness.md).
+ */
+export function underLoad(plan: RunPlan, factor: number): RunPlan {
+  if (factor <= 1) return plan;
+  const words = plan.cmdline.split(" ");
+  const guest = words.some((w) => w.startsWith("guest=") && w !== "guest=linux") &&
+    !words.some((w) => w.startsWith("guest.watchdog="));
+  return {
+    ...plan,
+    timeoutS: plan.timeoutS * factor,
+    cmdline: guest ? `${plan.cmdline} guest.watchdog=${WATCHDOG_MS * factor}` : plan.cmdline,
+  };
+}
+
+export async function runPlan(declared: RunPlan, opts: RunOptions): Promise<RunResult> {
+  const plan = underLoad(declared, busyFactor(Deno.loadavg()[0]!, navigator.hardwareConcurrency));
   const backend = backendFor(plan);
   const dir = join(RUNS_DIR, runDirName(plan));
   await Deno.mkdir(dir, { recursive: true });

@@ -14,7 +14,7 @@ import { STRESS_DIR } from "./paths.ts";
 import { ensureTools, toolsFor } from "./prereq.ts";
 import { outcome, statusText, title } from "./report.ts";
 import { pruneRuns, runPlan, type RunResult } from "./runner.ts";
-import type { Machine, RunPlan } from "./scenario.ts";
+import type { Machine, RunPlan, Scenario } from "./scenario.ts";
 
 /**
  * The scenarios stressed by default: those written for it (group `stress`),
@@ -32,16 +32,33 @@ export const STRESSED = [
 /** One way to run a plan differently. */
 export interface Perturbation {
   name: string;
-  /** The machine changed, or undefined when it does not apply to this plan. */
-  apply(m: Machine): Machine | undefined;
+  /** The machine changed, or undefined when it does not apply to this scenario. */
+  apply(m: Machine, s: Scenario): Machine | undefined;
+}
+
+/**
+ * The machine with one CPU fewer: the last CPU of the last node that has
+ * two or more, where there is a topology.
+ */
+export function oneCpuFewer(m: Machine): Machine | undefined {
+  const smp = m.smp ?? 1;
+  if (smp <= 2) return undefined;
+  if (!m.numa) return { ...m, smp: smp - 1 };
+  const nodes = m.numa.nodes.map((n) => ({ ...n, cpus: [...n.cpus] }));
+  const last = nodes.findLast((n) => n.cpus.length > 1);
+  if (!last) return undefined;
+  const gone = last.cpus.pop()!;
+  // CPUs are numbered from 0 without gaps: those above the one removed move down.
+  for (const n of nodes) n.cpus = n.cpus.map((c) => c > gone ? c - 1 : c);
+  return { ...m, smp: smp - 1, numa: { ...m.numa, nodes } };
 }
 
 /**
  * What changes from one run to the next: always multi-threaded TCG; all
  * host CPUs or one (every vCPU thread on one host CPU, preempted by the
  * host's scheduler instead of running beside the others); the meter (which
- * slows every memory access) off; one vCPU fewer, where the scenario does
- * not tie its vCPUs to a NUMA topology.
+ * slows every memory access) off; one vCPU fewer, for the scenarios written
+ * for any count (group `stress`).
  */
 export const PERTURBATIONS: Perturbation[] = [
   { name: "mttcg", apply: (m) => ({ ...m, singleThreaded: false }) },
@@ -52,8 +69,10 @@ export const PERTURBATIONS: Perturbation[] = [
   },
   {
     name: "mttcg, one vCPU fewer",
-    apply: (m) =>
-      !m.numa && (m.smp ?? 1) > 2 ? { ...m, singleThreaded: false, smp: m.smp! - 1 } : undefined,
+    apply: (m, s) => {
+      const fewer = s.groups.includes("stress") ? oneCpuFewer(m) : undefined;
+      return fewer && { ...fewer, singleThreaded: false };
+    },
   },
 ];
 
@@ -64,7 +83,7 @@ export function stressPlans(plans: RunPlan[], runs: number): { plan: RunPlan; ho
     for (const plan of plans) {
       for (let k = 0; k < PERTURBATIONS.length; k++) {
         const p = PERTURBATIONS[(i + k) % PERTURBATIONS.length]!;
-        const machine = p.apply(plan.scenario.machine ?? {});
+        const machine = p.apply(plan.scenario.machine ?? {}, plan.scenario);
         if (!machine) continue;
         out.push({ plan: { ...plan, scenario: { ...plan.scenario, machine } }, how: p.name });
         break;

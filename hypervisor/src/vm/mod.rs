@@ -3,22 +3,18 @@
 //! every vCPU has ended, or, when one fails, with the others stopped at once
 //! (kicked out of guest mode).
 
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-
-use serde::Serialize;
-
 pub mod bundle;
-#[cfg(test)]
-pub mod fake;
 pub mod host;
 pub mod image;
 pub mod launch;
 pub mod memory;
 pub mod os;
 pub mod platform;
-#[cfg(test)]
-mod protocol_tests;
 pub mod sampler;
+
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use serde::Serialize;
 
 use crate::boot::MemoryRegion;
 use crate::ept::Format;
@@ -595,6 +591,11 @@ impl<F: Format> Machine for Vm<F> {
         }
     }
 }
+
+#[cfg(test)]
+pub mod fake;
+#[cfg(test)]
+mod protocol_tests;
 
 #[cfg(test)]
 mod tests {
