@@ -1,7 +1,7 @@
 //! Running a guest: its memory prepared (the image loaded), one vCPU on every
 //! CPU that runs, from turning the extension on to turning it off.
 
-use super::{Vm, image, memory, os, platform, sampler};
+use super::{Vm, image, memory, os, platform, runtime};
 use crate::vcpu::guest::{self, GuestMode};
 use crate::vcpu::{
     Deadline, GuestConfig, GuestEnd, Image, MAX_VCPUS, Message, Refusal, Seat, VirtCpu,
@@ -50,19 +50,13 @@ pub fn launch<V: Virtualization>(
                     )
                 })?;
             }
-            let per_ms = crate::arch::tsc::per_ms();
-            let sampling = config.placement.sampling;
-            // Bits are read in each node's copy: with the vCPUs on one
-            // node, by faults.
-            let kept = virt.accessed_dirty();
-            let bits = sampling.track.by_bits(kept).ok_or(Refusal::Unsupported(
-                "numa.track=bits: this CPU keeps no accessed bits in EPT",
-            ))? && vm.memory.copies() > 0;
-            vm.sampler = Some(
-                sampler::Sampler::new(vm.memory.size, sampling, bits, per_ms).ok_or(
-                    Refusal::Unsupported("no memory for adaptive placement's page records"),
-                )?,
-            );
+            let machine = runtime::Machine {
+                size: vm.memory.size,
+                accessed_dirty: virt.accessed_dirty(),
+                copies: vm.memory.copies() > 0,
+                per_ms: crate::arch::tsc::per_ms(),
+            };
+            vm.runtime = Some(runtime::adaptive(config.placement.sampling, &machine)?);
         }
         if os {
             vm.host_memory = Some(files.host_memory.iter().copied().collect());
@@ -134,7 +128,7 @@ fn start_vcpu<'m, V: Virtualization>(
     } else {
         Deadline::default()
     };
-    if vm.sampler.is_some() {
+    if vm.runtime.is_some() {
         let period = vm.config.placement.sampling.period_ms;
         deadline = deadline.every(period.saturating_mul(per_ms));
     }

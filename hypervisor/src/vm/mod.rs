@@ -10,6 +10,7 @@ pub mod launch;
 pub mod memory;
 pub mod os;
 pub mod platform;
+pub mod runtime;
 pub mod sampler;
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -25,7 +26,7 @@ use crate::numa::topology::MAX_NODES;
 use crate::vcpu::{BackError, Backing, GuestConfig, GuestEnd, MAX_VCPUS, Machine};
 use launch::Start;
 use memory::GuestMemory;
-use sampler::Sampler;
+use runtime::{RunTime, RunTimePolicy};
 
 /// Local APIC registers the hypervisor watches: the interrupt command.
 const ICR_LOW: u64 = 0x300;
@@ -148,7 +149,7 @@ pub struct Vm<F: Format> {
     /// Per vCPU: the ICR's high half as the guest last wrote it.
     icr_high: [AtomicU64; MAX_VCPUS],
     /// Adaptive placement's (`numa.policy=adaptive`).
-    pub sampler: Option<Sampler>,
+    pub runtime: Option<RunTimePolicy>,
 }
 
 impl<F: Format> Vm<F> {
@@ -175,7 +176,7 @@ impl<F: Format> Vm<F> {
             apic: None,
             startup: [const { AtomicU64::new(0) }; MAX_VCPUS],
             icr_high: [const { AtomicU64::new(0) }; MAX_VCPUS],
-            sampler: None,
+            runtime: None,
         }
     }
 
@@ -318,7 +319,7 @@ impl<F: Format> Vm<F> {
             nodes,
             vcpus,
             fallbacks: load(&p.fallbacks),
-            adaptive: self.sampler.as_ref().map(|s| sampler::Stats {
+            adaptive: self.runtime.as_ref().map(|s| sampler::Stats {
                 table_copies: self.memory.copies() as u64,
                 ..s.stats()
             }),
@@ -447,9 +448,9 @@ impl<F: Format> Machine for Vm<F> {
         };
         // A replicated page is one again first (its copies freed).
         if let Some(base) = self.memory.collapse(&owner, gpa, &mut flush)
-            && let Some(sampler) = &self.sampler
+            && let Some(policy) = &self.runtime
         {
-            sampler.collapsed(base);
+            policy.collapsed(base);
         }
         self.memory.release(&owner, gpa, &mut flush)
     }
@@ -493,7 +494,7 @@ impl<F: Format> Machine for Vm<F> {
     }
 
     fn collapse(&self, vcpu: usize, gpa: u64, service: &mut dyn FnMut()) -> bool {
-        let Some(sampler) = &self.sampler else {
+        let Some(policy) = &self.runtime else {
             return false;
         };
         if !self.memory.replicated(gpa) {
@@ -503,7 +504,7 @@ impl<F: Format> Machine for Vm<F> {
         let mut flush = |_| self.shootdown(vcpu, service);
         // Another vCPU's write may have collapsed it meanwhile: then true too.
         if let Some(base) = self.memory.collapse(&owner, gpa, &mut flush) {
-            sampler.collapsed(base);
+            policy.collapsed(base);
         }
         true
     }
@@ -513,7 +514,7 @@ impl<F: Format> Machine for Vm<F> {
     }
 
     fn hint(&self, _vcpu: usize, gpa: u64, write: bool) -> bool {
-        let Some(sampler) = &self.sampler else {
+        let Some(policy) = &self.runtime else {
             return false;
         };
         let node = crate::arch::percpu::this().node();
@@ -521,15 +522,15 @@ impl<F: Format> Machine for Vm<F> {
             return false;
         };
         let base = gpa & !(hint.size.bytes() - 1);
-        sampler.hint(base, node, hint.write);
+        policy.hint(base, node, hint.write);
         true
     }
 
     fn tick(&self, vcpu: usize, service: &mut dyn FnMut()) {
-        let (Some(sampler), Some(machine)) = (&self.sampler, crate::numa::machine()) else {
+        let (Some(policy), Some(machine)) = (&self.runtime, crate::numa::machine()) else {
             return;
         };
-        if !sampler.due(crate::arch::tsc::now()) {
+        if !policy.due(crate::arch::tsc::now()) {
             return;
         }
         // A migration the guest asked for is under way: the next period.
@@ -538,7 +539,7 @@ impl<F: Format> Machine for Vm<F> {
         };
         let nodes = machine.topology.nodes.len();
         let distance = &machine.topology.distance[..nodes];
-        sampler.tick(
+        policy.tick(
             &self.memory,
             &owner,
             distance,

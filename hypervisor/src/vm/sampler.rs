@@ -30,6 +30,7 @@ use serde::Serialize;
 
 use super::host::Host;
 use super::memory::{GuestMemory, MOVES_AT_ONCE, Owner};
+use super::runtime::RunTime;
 use crate::ept::{Flush, Format, PageSize};
 use crate::event::{self, Event};
 use crate::numa::adaptive::{self, Decision, Pace, Placed, Record, Seen};
@@ -136,84 +137,6 @@ impl Sampler {
             collapsed: AtomicU64::new(0),
             state: spin::Mutex::new((0..0, 0, Pace::default(), Stats::default())),
         })
-    }
-
-    /// A vCPU on `node` faulted on the sampled page at `base` (writing or not).
-    pub fn hint(&self, base: u64, node: usize, write: bool) {
-        if let Some(p) = self.pages.get((base / PAGE) as usize) {
-            let bits = (1 << node) | if write { WRITTEN } else { 0 };
-            p.seen.fetch_or(bits, Ordering::Relaxed);
-            self.hints.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    /// A write collapsed the replicated page at `base`: counted, and seen
-    /// as a write (it is not replicated again for a while).
-    pub fn collapsed(&self, base: u64) {
-        if let Some(p) = self.pages.get((base / PAGE) as usize) {
-            p.seen.fetch_or(WRITTEN, Ordering::Relaxed);
-        }
-        self.collapsed.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Whether a look is due at TSC `now`: true for one caller per period.
-    pub fn due(&self, now: u64) -> bool {
-        let next = self.next.load(Ordering::Relaxed);
-        now >= next
-            && self
-                .next
-                .compare_exchange(next, now + self.period, Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok()
-    }
-
-    /// A period's sampling: by bits, the window's read; after the pace's
-    /// periods on the window, the look at it and the next window, whose
-    /// pages are revoked (by faults) or their bits cleared (`request` asks
-    /// every vCPU to flush, not waiting: until one does, its accesses go
-    /// unseen).
-    /// `shootdown` flushes every vCPU and waits (for moves); `distance`:
-    /// between the nodes.
-    pub fn tick<F: Format, H: Host>(
-        &self,
-        memory: &GuestMemory<F, H>,
-        owner: &Owner,
-        distance: &[[u8; MAX_NODES]],
-        shootdown: &mut dyn FnMut(),
-        request: &mut dyn FnMut(),
-    ) {
-        let mut state = self.state.lock();
-        let (window, rounds, pace, stats) = &mut *state;
-        stats.periods += 1;
-        // By bits: each node's accesses to the window this period, read.
-        let bits = self.bits;
-        let mut flush = bits && self.sweep(memory, window, true);
-        *rounds += 1;
-        if *rounds >= pace.rounds(ROUNDS) || window.is_empty() {
-            self.look(memory, owner, window, stats, distance, shootdown, pace);
-            // The next window, from the start again after the end of guest RAM.
-            let start = if window.end >= memory.size {
-                0
-            } else {
-                window.end
-            };
-            *window = self.next_window(memory, start);
-            *rounds = 0;
-            // Its bits hold accesses of any time since: cleared, not read.
-            flush |= bits && self.sweep(memory, window, false);
-            // By faults: its pages revoked once, for the next accesses to
-            // tell until the look: each node faults in its own copy of the
-            // table, so that revoking again each period would show the same
-            // nodes for up to `ROUNDS` times the faults.
-            let mut gpa = window.start;
-            while let Some((base, size, _)) = memory.next_backed(gpa, window.end).filter(|_| !bits)
-            {
-                flush |= memory.revoke(base).is_ok_and(|f| f != Flush::None);
-                gpa = base + size.bytes();
-            }
-        }
-        if flush {
-            request();
-        }
     }
 
     /// The window from `start`: the range holding the next `window` bytes of
@@ -366,9 +289,89 @@ impl Sampler {
             });
         decision
     }
+}
+
+impl RunTime for Sampler {
+    /// A vCPU on `node` faulted on the sampled page at `base` (writing or not).
+    fn hint(&self, base: u64, node: usize, write: bool) {
+        if let Some(p) = self.pages.get((base / PAGE) as usize) {
+            let bits = (1 << node) | if write { WRITTEN } else { 0 };
+            p.seen.fetch_or(bits, Ordering::Relaxed);
+            self.hints.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A write collapsed the replicated page at `base`: counted, and seen
+    /// as a write (it is not replicated again for a while).
+    fn collapsed(&self, base: u64) {
+        if let Some(p) = self.pages.get((base / PAGE) as usize) {
+            p.seen.fetch_or(WRITTEN, Ordering::Relaxed);
+        }
+        self.collapsed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Whether a look is due at TSC `now`: true for one caller per period.
+    fn due(&self, now: u64) -> bool {
+        let next = self.next.load(Ordering::Relaxed);
+        now >= next
+            && self
+                .next
+                .compare_exchange(next, now + self.period, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+    }
+
+    /// A period's sampling: by bits, the window's read; after the pace's
+    /// periods on the window, the look at it and the next window, whose
+    /// pages are revoked (by faults) or their bits cleared (`request` asks
+    /// every vCPU to flush, not waiting: until one does, its accesses go
+    /// unseen).
+    /// `shootdown` flushes every vCPU and waits (for moves); `distance`:
+    /// between the nodes.
+    fn tick<F: Format, H: Host>(
+        &self,
+        memory: &GuestMemory<F, H>,
+        owner: &Owner,
+        distance: &[[u8; MAX_NODES]],
+        shootdown: &mut dyn FnMut(),
+        request: &mut dyn FnMut(),
+    ) {
+        let mut state = self.state.lock();
+        let (window, rounds, pace, stats) = &mut *state;
+        stats.periods += 1;
+        // By bits: each node's accesses to the window this period, read.
+        let bits = self.bits;
+        let mut flush = bits && self.sweep(memory, window, true);
+        *rounds += 1;
+        if *rounds >= pace.rounds(ROUNDS) || window.is_empty() {
+            self.look(memory, owner, window, stats, distance, shootdown, pace);
+            // The next window, from the start again after the end of guest RAM.
+            let start = if window.end >= memory.size {
+                0
+            } else {
+                window.end
+            };
+            *window = self.next_window(memory, start);
+            *rounds = 0;
+            // Its bits hold accesses of any time since: cleared, not read.
+            flush |= bits && self.sweep(memory, window, false);
+            // By faults: its pages revoked once, for the next accesses to
+            // tell until the look: each node faults in its own copy of the
+            // table, so that revoking again each period would show the same
+            // nodes for up to `ROUNDS` times the faults.
+            let mut gpa = window.start;
+            while let Some((base, size, _)) = memory.next_backed(gpa, window.end).filter(|_| !bits)
+            {
+                flush |= memory.revoke(base).is_ok_and(|f| f != Flush::None);
+                gpa = base + size.bytes();
+            }
+        }
+        if flush {
+            request();
+        }
+    }
 
     /// The figures so far.
-    pub fn stats(&self) -> Stats {
+    fn stats(&self) -> Stats {
         Stats {
             track: if self.bits { "bits" } else { "faults" },
             hints: self.hints.load(Ordering::Relaxed),
