@@ -53,7 +53,8 @@ export function policy(p: { policy: PolicyName; page?: "4k" | "2m" }): ScenarioP
   return {
     groups: ["numa"],
     cmdline: `numa.policy=${p.policy} numa.page=${p.page ?? "4k"} numa.dump`,
-    // Pages that move under multi-threaded TCG meet its open problem (docs/numa.md).
+    // Adaptive runs under multi-threaded TCG meet its open problem (docs/numa.md): single-threaded
+    // here, multi-threaded in stress-memory and `deno task stress`.
     machine: { meter: true, ...(p.policy === "adaptive" ? { singleThreaded: true } : {}) },
     // Whole-run: `placement` comes once every vCPU has ended, among their ends.
     checks: [(events) => {

@@ -9,9 +9,9 @@ import { defineScenario, type Numa, type Scenario } from "../harness/scenario.ts
 // while only the guest's releases and moves change them). Every page's
 // contents are checked by its owner (tags at both ends): a stale
 // translation, a lost write, two pages sharing a frame or a neighbour's data
-// lost fails the guest's own asserts. Run under QEMU's multi-threaded TCG,
-// where the vCPUs are truly parallel, and on Bochs; `deno task stress`
-// runs them again and again.
+// lost fails the guest's own asserts. On QEMU and Bochs; `deno task
+// stress` runs them again and again under QEMU's multi-threaded TCG, where
+// the vCPUs are truly parallel.
 const FOUR_CPUS: Numa = {
   nodes: [{ cpus: [0, 1], memoryMiB: 128 }, { cpus: [2, 3], memoryMiB: 128 }],
 };
@@ -35,8 +35,10 @@ const variant = (name: string, placement: string, page: "4k" | "2m"): Scenario =
   );
   return {
     ...s,
-    // The vCPUs in parallel: QEMU's default multi-threaded TCG.
-    machine: { ...s.machine, singleThreaded: false },
+    // In the suite, adaptive placement's runs stay single-threaded on QEMU
+    // (docs/numa.md, its open problem); `deno task stress` runs them
+    // multi-threaded, again and again. The others run in parallel here too.
+    machine: { ...s.machine, singleThreaded: placement === "adaptive" },
     timeoutS: 180,
     checks: [
       ...s.checks ?? [],
