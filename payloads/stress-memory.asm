@@ -18,6 +18,23 @@ org 0x8000
 %define PAGES 96
 %define ROUNDS 40
 
+; TAG out, page: out = round (r14) << 32 | page << 8 | this vCPU (r12);
+; ADDRESS out, page: the page's guest-physical address. `page` is kept.
+%macro TAG 2
+    mov %1, r14
+    shl %1, 32
+    push %2
+    shl %2, 8
+    or %1, %2
+    pop %2
+    or %1, r12
+%endmacro
+%macro ADDRESS 2
+    mov %1, %2
+    shl %1, 12
+    add %1, BASE
+%endmacro
+
     mov r12, rdi                    ; this vCPU's index
     mov r13, rsi                    ; the vCPU count
     BARRIER
@@ -26,15 +43,8 @@ org 0x8000
     ; Write: tag = round << 32 | page << 8 | vCPU, at +0 and at +0xff8.
     mov rcx, r12
 .write:
-    mov rax, r14
-    shl rax, 32
-    mov rdx, rcx
-    shl rdx, 8
-    or rax, rdx
-    or rax, r12
-    mov rdi, rcx
-    shl rdi, 12
-    add rdi, BASE
+    TAG rax, rcx
+    ADDRESS rdi, rcx
     mov [rdi], rax
     mov [rdi + 0xff8], rax
     add rcx, r13
@@ -43,15 +53,8 @@ org 0x8000
     ; Read every one back.
     mov rcx, r12
 .check:
-    mov rax, r14
-    shl rax, 32
-    mov rdx, rcx
-    shl rdx, 8
-    or rax, rdx
-    or rax, r12
-    mov rdi, rcx
-    shl rdi, 12
-    add rdi, BASE
+    TAG rax, rcx
+    ADDRESS rdi, rcx
     mov rdx, [rdi]
     ASSERT_EQ(rdx, rax)
     mov rdx, [rdi + 0xff8]
@@ -112,11 +115,7 @@ org 0x8000
     ASSERT_EQ(rax, 0)
     pop rdi
     pop rbx
-    mov rax, r14
-    shl rax, 32
-    shl rdi, 8
-    or rax, rdi
-    or rax, r12
+    TAG rax, rdi
     mov rdx, [rbx]
     ASSERT_EQ(rdx, rax)
     mov rdx, [rbx + 0xff8]

@@ -137,6 +137,15 @@ mod models {
     use super::*;
     use crate::ept::{Access, MapError, PageTable};
 
+    /// A fake host and a table of `F` with `gpa` mapped to `frame` (of
+    /// `size`), for the engine's models.
+    fn table_with<F: Format>(gpa: u64, frame: u64, size: PageSize) -> (Fake, Arc<PageTable<F>>) {
+        let host = Fake::new(1);
+        let pt = Arc::new(PageTable::<F>::new(&mut host.tables(None)).unwrap());
+        let _ = pt.map(&mut host.tables(None), gpa, frame, size, Access::ALL);
+        (host, pt)
+    }
+
     fn check(f: impl Fn() + Sync + Send + 'static) {
         let mut b = loom::model::Builder::new();
         if b.preemption_bound.is_none() {
@@ -185,10 +194,8 @@ mod models {
     #[test]
     fn a_remap_never_replaces_a_frame_it_did_not_expect() {
         check(|| {
-            let host = Fake::new(1);
-            let pt = Arc::new(PageTable::<Npt>::new(&mut host.tables(None)).unwrap());
+            let (host, pt) = table_with::<Npt>(0x5000, 0xa000, PageSize::Small);
             let mut t = host.tables(None);
-            let _ = pt.map(&mut t, 0x5000, 0xa000, PageSize::Small, Access::ALL);
             let (h, p) = (host.clone(), pt.clone());
             let mover = thread::spawn(move || p.remap(&mut h.tables(None), 0x5000, 0xa000, 0xc000));
             // Released, then backed again with another frame.
@@ -228,10 +235,8 @@ mod models {
     #[test]
     fn a_split_keeps_a_concurrent_write_seen() {
         check(|| {
-            let host = Fake::new(1);
-            let pt = Arc::new(PageTable::<Ept>::new(&mut host.tables(None)).unwrap());
+            let (host, pt) = table_with::<Ept>(LARGE, 4 * LARGE, PageSize::Large);
             let mut t = host.tables(None);
-            let _ = pt.map(&mut t, LARGE, 4 * LARGE, PageSize::Large, Access::ALL);
             let (h, root) = (host.clone(), pt.root());
             let cpu =
                 thread::spawn(move || cpu_writes(&mut h.tables(None), root, LARGE + 5 * PAGE));
@@ -249,10 +254,8 @@ mod models {
     #[test]
     fn sampling_never_makes_a_protected_page_writable() {
         check(|| {
-            let host = Fake::new(1);
-            let pt = Arc::new(PageTable::<Npt>::new(&mut host.tables(None)).unwrap());
+            let (host, pt) = table_with::<Npt>(0x5000, 0xa000, PageSize::Small);
             let mut t = host.tables(None);
-            let _ = pt.map(&mut t, 0x5000, 0xa000, PageSize::Small, Access::ALL);
             let (h, p) = (host.clone(), pt.clone());
             let sampler = thread::spawn(move || {
                 let mut t = h.tables(None);
