@@ -247,6 +247,7 @@ export function underLoad(plan: RunPlan, factor: number): RunPlan {
     !words.some((w) => w.startsWith("guest.watchdog="));
   return {
     ...plan,
+    busy: factor,
     timeoutS: plan.timeoutS * factor,
     cmdline: guest ? `${plan.cmdline} guest.watchdog=${WATCHDOG_MS * factor}` : plan.cmdline,
   };
@@ -380,6 +381,7 @@ export async function runPlan(declared: RunPlan, opts: RunOptions): Promise<RunR
     boot: plan.boot,
     firmware: plan.firmware,
     timeoutS: plan.timeoutS,
+    busy: plan.busy,
     vendor: model.vendor,
     features: model.features,
     cmdline,

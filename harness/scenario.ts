@@ -158,6 +158,12 @@ export interface RunPlan {
    * topology of N nodes (`runCmdline`).
    */
   cmdline: string;
+  /**
+   * How much slower than idle the machine ran at the run's start
+   * (`runner.busyFactor`: 1, 2, 4 or 8); the timeout is already that many
+   * times longer. Absent: idle.
+   */
+  busy?: number;
 }
 
 /** What expectations see of the run that produced the events. */
