@@ -50,7 +50,12 @@ Deno.test("each run takes the next perturbation that applies, all multi-threaded
   assert.ok(runs.every((r) => r.plan.scenario.machine?.singleThreaded === false));
   assert.deepEqual(runs[1]!.plan.scenario.machine?.hostCpus, [0]);
   assert.equal(runs[2]!.plan.scenario.machine?.meter, false);
-  // Outside the stress group, the vCPU count is never changed.
-  const smp = plan(scenario({ groups: ["smp"], machine: { smp: 4 } }));
-  assert.ok(stressPlans([smp], 8).every((r) => r.plan.scenario.machine?.smp === 4));
+  // Outside the stress group, the pace and the vCPU count are never changed.
+  const smp = plan(scenario({ groups: ["smp"], machine: { smp: 4, meter: true } }));
+  assert.ok(
+    stressPlans([smp], 8).every((r) => {
+      const m = r.plan.scenario.machine;
+      return m?.smp === 4 && m.meter === true;
+    }),
+  );
 });
