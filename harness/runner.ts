@@ -254,7 +254,9 @@ export function underLoad(plan: RunPlan, factor: number): RunPlan {
 }
 
 export async function runPlan(declared: RunPlan, opts: RunOptions): Promise<RunResult> {
-  const plan = underLoad(declared, busyFactor(Deno.loadavg()[0]!, navigator.hardwareConcurrency));
+  // An emulator pinned to some host CPUs (`machine.hostCpus`) has those alone.
+  const cpus = declared.scenario.machine?.hostCpus?.length ?? navigator.hardwareConcurrency;
+  const plan = underLoad(declared, busyFactor(Deno.loadavg()[0]!, cpus));
   const backend = backendFor(plan);
   const dir = join(RUNS_DIR, runDirName(plan));
   await Deno.mkdir(dir, { recursive: true });
