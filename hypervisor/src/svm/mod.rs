@@ -86,6 +86,29 @@ impl Event for SvmOn {
     const NAME: &'static str = "svm-on";
 }
 
+/// A SHUTDOWN #VMEXIT (the guest triple-faulted): the guest state the VMCB
+/// holds, the event it was injecting or delivering, and the host state in
+/// this CPU's host save area as QEMU keeps it (VMCB-shaped; meaningless on
+/// a real CPU), to tell a guest's own triple fault from one entered with
+/// host values (docs/numa.md, the open problem of multi-threaded TCG).
+#[derive(Serialize)]
+struct SvmShutdown {
+    vcpu: u32,
+    rip: Hex,
+    rsp: Hex,
+    cr3: Hex,
+    cs: Hex,
+    efer: Hex,
+    event_inject: Hex,
+    exit_int_info: Hex,
+    host_rip: Hex,
+    host_rsp: Hex,
+    host_cr3: Hex,
+}
+impl Event for SvmShutdown {
+    const NAME: &'static str = "svm-shutdown";
+}
+
 #[derive(Serialize)]
 struct VmRun {
     vcpu: u32,
@@ -441,6 +464,32 @@ impl<'m> Vcpu<'m> {
         }
     }
 
+    /// Reports a SHUTDOWN #VMEXIT (`SvmShutdown`).
+    fn report_shutdown(&self) {
+        // The host save area's save-state fields, at the VMCB's offsets.
+        let hsave = rdmsr(VM_HSAVE_PA);
+        let saved = |offset: u64| {
+            IdentityMapped
+                .bytes(hsave + offset, 8)
+                .and_then(|b| b.try_into().ok())
+                .map_or(0, u64::from_le_bytes)
+        };
+        let v = self.vmcb_ref();
+        event::emit(&SvmShutdown {
+            vcpu: self.index,
+            rip: Hex(v.save.rip),
+            rsp: Hex(v.save.rsp),
+            cr3: Hex(v.save.cr3),
+            cs: Hex(v.save.cs.selector.into()),
+            efer: Hex(v.save.efer),
+            event_inject: Hex(v.control.event_inject),
+            exit_int_info: Hex(v.control.exit_int_info),
+            host_rip: Hex(saved(vmcb::SAVE_RIP)),
+            host_rsp: Hex(saved(vmcb::SAVE_RSP)),
+            host_cr3: Hex(saved(vmcb::SAVE_CR3)),
+        });
+    }
+
     /// Arms the APIC timer to fire `left` TSC ticks from now.
     fn arm_timer(&self, left: u64) {
         let ticks = u128::from(left) * u128::from(self.apic.timer_per_ms())
@@ -521,7 +570,10 @@ impl<'m> Vcpu<'m> {
                     error_code: Some(c.exit_info1 as u32),
                 });
             }
-            names::SHUTDOWN => return Some(Exit::TripleFault),
+            names::SHUTDOWN => {
+                self.report_shutdown();
+                return Some(Exit::TripleFault);
+            }
             // The host took the interrupt after the exit (its timer, a kick):
             // the run loop decides, the deadline too.
             names::INTR => {

@@ -102,6 +102,13 @@ pub struct SaveArea {
     pub last_excp_to: u64,   // 0x290
 }
 
+/// Offsets of the saved RIP, RSP and CR3 in a VMCB-shaped page: the VMCB,
+/// or the host save area as QEMU keeps it (a real CPU's layout of that area
+/// is its own).
+pub const SAVE_RIP: u64 = (0x400 + offset_of!(SaveArea, rip)) as u64;
+pub const SAVE_RSP: u64 = (0x400 + offset_of!(SaveArea, rsp)) as u64;
+pub const SAVE_CR3: u64 = (0x400 + offset_of!(SaveArea, cr3)) as u64;
+
 #[repr(C, align(4096))]
 pub struct Vmcb {
     pub control: ControlArea,
