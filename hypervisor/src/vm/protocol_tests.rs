@@ -136,6 +136,7 @@ mod models {
 
     use super::*;
     use crate::ept::{Access, MapError, PageTable};
+    use crate::vm::memory::Owner;
 
     /// A fake host and a table of `F` with `gpa` mapped to `frame` (of
     /// `size`), for the engine's models.
@@ -354,6 +355,25 @@ mod models {
             }
         }
 
+        /// The right to change where pages are, waited for while serving
+        /// flush requests (as `Vm::exclusive` does).
+        fn own<'m>(&mut self, mem: &'m GuestMemory<Npt, Fake>) -> Owner<'m> {
+            loop {
+                if let Some(owner) = mem.own() {
+                    return owner;
+                }
+                self.service();
+                thread::yield_now();
+            }
+        }
+
+        /// A change's flush: a shootdown, when it needs one.
+        fn flush(&mut self, f: Flush) {
+            if f != Flush::None {
+                self.shootdown();
+            }
+        }
+
         fn end(&self) {
             self.cpus.acked[self.i].store(u64::MAX, SeqCst);
         }
@@ -386,11 +406,7 @@ mod models {
             });
             let mut v = Vcpu::new(1, &cpus);
             let owner = mem.own().unwrap();
-            let moved = mem.migrate(&owner, 0x3000, 1, &mut |f| {
-                if f != Flush::None {
-                    v.shootdown();
-                }
-            });
+            let moved = mem.migrate(&owner, 0x3000, 1, &mut |f| v.flush(f));
             assert_eq!(moved, Ok(Some(0)));
             v.end();
             writer.join().unwrap();
@@ -413,36 +429,16 @@ mod models {
             let (m, c) = (mem.clone(), cpus.clone());
             let releaser = thread::spawn(move || {
                 let mut v = Vcpu::new(0, &c);
-                let owner = loop {
-                    if let Some(o) = m.own() {
-                        break o;
-                    }
-                    v.service();
-                    thread::yield_now();
-                };
-                let released = m.release(&owner, 0x3000, &mut |f| {
-                    if f != Flush::None {
-                        v.shootdown();
-                    }
-                });
+                let owner = v.own(&m);
+                let released = m.release(&owner, 0x3000, &mut |f| v.flush(f));
                 drop(owner);
                 assert_eq!(released, Ok(true));
                 v.access(&m, 0x4000, Some(7));
                 v.end();
             });
             let mut v = Vcpu::new(1, &cpus);
-            let owner = loop {
-                if let Some(o) = mem.own() {
-                    break o;
-                }
-                v.service();
-                thread::yield_now();
-            };
-            let moved = mem.migrate(&owner, 0x3000, 1, &mut |f| {
-                if f != Flush::None {
-                    v.shootdown();
-                }
-            });
+            let owner = v.own(&mem);
+            let moved = mem.migrate(&owner, 0x3000, 1, &mut |f| v.flush(f));
             drop(owner);
             v.end();
             releaser.join().unwrap();
