@@ -3,6 +3,7 @@ import { bochs, bochsConfig } from "./backends/bochs.ts";
 import { shellQuote } from "./backends/backend.ts";
 import { kvmProblem, numaArgs, qemu, qemuArgs } from "./backends/qemu.ts";
 import type { RunPlan, Scenario } from "./scenario.ts";
+import { runPlan } from "./testing.ts";
 
 const scenario: Scenario = {
   name: "demo",
@@ -14,18 +15,7 @@ const scenario: Scenario = {
   expect: [],
 };
 
-function plan(over: Partial<RunPlan> = {}): RunPlan {
-  return {
-    scenario,
-    backend: "qemu",
-    cpu: "EPYC",
-    boot: "kernel",
-    firmware: "bios",
-    timeoutS: 10,
-    cmdline: "",
-    ...over,
-  };
-}
+const plan = (over: Partial<RunPlan> = {}) => runPlan(scenario, over);
 
 function after(args: string[], flag: string): string[] {
   return args.flatMap((a, i) => (a === flag ? [args[i + 1]!] : []));

@@ -4,8 +4,10 @@ import { BuildError, buildPayload, grubConfig } from "./build.ts";
 import { hostCpu, resolveCpu } from "./cpus.ts";
 import { globRegExp, saveFailures, selectPlans } from "./matrix.ts";
 import { counts, junit, outcome, summaryLine, tap } from "./report.ts";
-import type { RunResult } from "./runner.ts";
+import { busyFactor, type RunResult, underLoad } from "./runner.ts";
+import type { Scenario } from "./scenario.ts";
 import { cargoTestCounts, denoTestCounts } from "./test.ts";
+import { runPlan } from "./testing.ts";
 
 Deno.test("CPU models: flags change SVM and NPT, VMX is refused on TCG", () => {
   const m = resolveCpu("qemu", "qemu64,+svm,+npt,+avx2");
@@ -167,22 +169,13 @@ Deno.test("the exit bench takes the slope of the guest's reports", () => {
   assert.match(String(exitCosts(events.slice(1))), /four loops/);
 });
 
-Deno.test("a busy machine gives runs more time, and the hypervisor's watchdog with them", async () => {
-  const { busyFactor, underLoad } = await import("./runner.ts");
+Deno.test("a busy machine gives runs more time, and the hypervisor's watchdog with them", () => {
   assert.equal(busyFactor(0.5, 2), 1);
   assert.equal(busyFactor(3, 2), 1);
   assert.equal(busyFactor(5, 2), 2);
   assert.equal(busyFactor(10, 2), 4, "two emulators and two CPU-bound programs on 2 cores");
   assert.equal(busyFactor(100, 2), 8, "at most 8");
-  const plan = {
-    scenario: { name: "x" },
-    backend: "qemu",
-    cpu: "EPYC",
-    boot: "kernel",
-    firmware: "bios",
-    timeoutS: 10,
-    cmdline: "guest=long guest.memory=4",
-  } as unknown as import("./scenario.ts").RunPlan;
+  const plan = runPlan({} as Scenario, { cmdline: "guest=long guest.memory=4" });
   assert.equal(underLoad(plan, 1), plan, "idle: as declared");
   const busy = underLoad(plan, 4);
   assert.equal(busy.timeoutS, 40);

@@ -12,7 +12,7 @@ import { buildKernel } from "./build.ts";
 import { copyRunFiles, globRegExp, inParallel, selectPlans } from "./matrix.ts";
 import { STRESS_DIR } from "./paths.ts";
 import { ensureTools, toolsFor } from "./prereq.ts";
-import { outcome, statusText, title } from "./report.ts";
+import { columns, outcome, statusText, title } from "./report.ts";
 import { pruneRuns, runPlan, type RunResult } from "./runner.ts";
 import type { Machine, RunPlan, Scenario } from "./scenario.ts";
 
@@ -174,13 +174,8 @@ export function stressReport(s: StressSummary): string {
     `${x.failed}/${x.runs}`,
     ...hows.map((h) => x.by[h] ? `${x.by[h]![1]}/${x.by[h]![0]}` : "-"),
   ]);
-  const head = ["scenario", "failed/runs", ...hows];
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (r: string[]) => r.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd();
   return [
-    line(head),
-    line(widths.map((w) => "-".repeat(w))),
-    ...rows.map(line),
+    columns(["scenario", "failed/runs", ...hows], rows, true),
     `${s.runs - s.failed} passed, ${s.failed} failed` +
     (s.saved ? `\nfailed runs saved in ${s.saved}` : ""),
   ].join("\n");

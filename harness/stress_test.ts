@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { oneCpuFewer, PERTURBATIONS, stressPlans } from "./stress.ts";
-import type { RunPlan, Scenario } from "./scenario.ts";
+import type { Scenario } from "./scenario.ts";
+import { runPlan as plan } from "./testing.ts";
 
 const scenario = (s: Partial<Scenario>): Scenario => ({
   name: "stress-x",
@@ -9,16 +10,6 @@ const scenario = (s: Partial<Scenario>): Scenario => ({
   targets: [],
   ...s,
 } as Scenario);
-
-const plan = (s: Scenario): RunPlan => ({
-  scenario: s,
-  backend: "qemu",
-  cpu: "EPYC",
-  boot: "kernel",
-  firmware: "bios",
-  timeoutS: 10,
-  cmdline: "",
-});
 
 Deno.test("one CPU fewer takes the last CPU of the last node that has several", () => {
   const m = oneCpuFewer({
