@@ -50,13 +50,13 @@ pub fn launch<V: Virtualization>(
                     )
                 })?;
             }
-            let machine = runtime::Machine {
+            let guest = runtime::Guest {
                 size: vm.memory.size,
                 accessed_dirty: virt.accessed_dirty(),
                 copies: vm.memory.copies() > 0,
                 per_ms: crate::arch::tsc::per_ms(),
             };
-            vm.runtime = Some(runtime::adaptive(config.placement.sampling, &machine)?);
+            vm.runtime = Some(runtime::adaptive(config.placement.sampling, &guest)?);
         }
         if os {
             vm.host_memory = Some(files.host_memory.iter().copied().collect());

@@ -46,7 +46,7 @@ pub enum RunTimePolicy {
 /// What a run-time policy is built for: guest RAM's size, whether the CPU
 /// keeps accessed bits in the second-level table and the guest's nodes walk
 /// their own copies of it, and TSC ticks per millisecond.
-pub struct Machine {
+pub struct Guest {
     pub size: u64,
     pub accessed_dirty: bool,
     pub copies: bool,
@@ -54,16 +54,16 @@ pub struct Machine {
 }
 
 /// Adaptive placement sampling as `sampling` says.
-pub fn adaptive(sampling: Sampling, m: &Machine) -> Result<RunTimePolicy, Refusal> {
+pub fn adaptive(sampling: Sampling, g: &Guest) -> Result<RunTimePolicy, Refusal> {
     // Bits are read in each node's copy: with the vCPUs on one node, by faults.
     let bits = sampling
         .track
-        .by_bits(m.accessed_dirty)
+        .by_bits(g.accessed_dirty)
         .ok_or(Refusal::Unsupported(
             "numa.track=bits: this CPU keeps no accessed bits in EPT",
         ))?
-        && m.copies;
-    let sampler = Sampler::new(m.size, sampling, bits, m.per_ms).ok_or(Refusal::Unsupported(
+        && g.copies;
+    let sampler = Sampler::new(g.size, sampling, bits, g.per_ms).ok_or(Refusal::Unsupported(
         "no memory for adaptive placement's page records",
     ))?;
     Ok(RunTimePolicy::Adaptive(sampler))
