@@ -7,9 +7,10 @@ use serde::Serialize;
 
 use crate::acpi::rsdp;
 use crate::acpi::sdt::{self, Table};
-use crate::acpi::{hmat, madt, slit, srat};
+use crate::acpi::{fadt, hmat, madt, mcfg, slit, srat};
 use crate::arch::{self, power, power::ExitCode};
 use crate::boot::{self, BootInfo, MemoryKind, Protocol};
+use crate::chipset::{self, Chipset};
 use crate::cmdline::Numa;
 use crate::cmdline::{self, SelfTest};
 use crate::cpu::{self, Vendor};
@@ -70,6 +71,23 @@ struct Modules<'a> {
 }
 impl Event for Modules<'_> {
     const NAME: &'static str = "modules";
+}
+
+/// What the hypervisor keeps of the platform (`chipset`).
+#[derive(Serialize)]
+struct ChipsetReport {
+    pm1_control: heapless::Vec<Hex, 2>,
+    reset: Option<Hex>,
+    smi_command: Option<Hex>,
+    ecam: Option<Hex>,
+    ioapics: heapless::Vec<Hex, 4>,
+    hpet: Option<Hex>,
+    pci_functions: u32,
+    masters_stopped: u32,
+    dma: bool,
+}
+impl Event for ChipsetReport {
+    const NAME: &'static str = "chipset";
 }
 
 #[derive(Serialize)]
@@ -186,6 +204,7 @@ pub fn main(magic: u32, info: u32) -> ! {
     let topology = &machine.topology;
     let home = topology.node_of_cpu(arch::smp::apic_id()).unwrap_or(0);
     report_topology(topology, &boot, &machine.hmat);
+    own_chipset(&mem, rsdp.as_ref());
     mm::init(topology, &boot.memory, &reserved(&boot), home);
     report_node_memory(topology, options.numa_probe);
     // A policy this machine cannot follow is refused before anything runs.
@@ -372,6 +391,54 @@ fn report_acpi(mem: &IdentityMapped, boot: &BootInfo) -> Option<rsdp::Rsdp> {
             None
         }
     }
+}
+
+/// Finds the platform's controls (FADT, MCFG, MADT, HPET) and takes PCI
+/// bus mastering from every device before any guest runs (`chipset`).
+fn own_chipset(mem: &IdentityMapped, rsdp: Option<&rsdp::Rsdp>) {
+    let table = |sig: &[u8; 4]| -> Option<Table<'_>> {
+        sdt::find(mem, rsdp?, *sig)
+            .map_err(|e| event::error("acpi", &message(format_args!("{e}")), false))
+            .ok()
+            .flatten()
+    };
+    let mut chipset = Chipset::default();
+    if let Some(t) = table(b"FACP") {
+        chipset.fadt = fadt::parse(&t)
+            .map_err(|e| event::error("acpi", &message(format_args!("{e}")), false))
+            .ok();
+    }
+    if let Some(t) = table(b"MCFG") {
+        chipset.ecam = mcfg::parse(&t)
+            .map_err(|e| event::error("acpi", &message(format_args!("{e}")), false))
+            .ok()
+            .flatten();
+    }
+    if let Some(m) = table(b"APIC").and_then(|t| madt::parse(&t).ok()) {
+        for (slot, io) in chipset.ioapics.iter_mut().zip(&m.io_apics) {
+            *slot = Some(u64::from(io.address) & !0xfff);
+        }
+    }
+    chipset.hpet = table(b"HPET").and_then(|t| chipset::hpet_page(&t));
+    let owned = chipset::pci::own();
+    let c = chipset::set(chipset);
+    let fadt = c.fadt.unwrap_or_default();
+    event::emit(&ChipsetReport {
+        pm1_control: fadt
+            .pm1_control
+            .iter()
+            .flatten()
+            .map(|&p| Hex(p.into()))
+            .collect(),
+        reset: fadt.reset.map(|(r, _)| Hex(chipset::register_address(r))),
+        smi_command: fadt.smi_command.map(|p| Hex(p.into())),
+        ecam: c.ecam.map(|e| Hex(e.base)),
+        ioapics: c.ioapics.iter().flatten().map(|&a| Hex(a)).collect(),
+        hpet: c.hpet.map(Hex),
+        pci_functions: owned.functions,
+        masters_stopped: owned.masters_stopped,
+        dma: c.dma,
+    });
 }
 
 /// The MADT's enabled CPUs, or the boot CPU alone without a MADT.

@@ -7,6 +7,7 @@
 pub mod acpi;
 pub mod arch;
 pub mod boot;
+pub mod chipset;
 pub mod cmdline;
 pub mod cpu;
 pub mod ept;

@@ -2,8 +2,10 @@
 //! SLIT and HMAT. Every parser refuses malformed input with an error that
 //! says where, and never panics.
 
+pub mod fadt;
 pub mod hmat;
 pub mod madt;
+pub mod mcfg;
 pub mod rsdp;
 pub mod sdt;
 pub mod slit;

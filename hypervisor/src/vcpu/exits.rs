@@ -6,10 +6,12 @@ use super::hypercall::{self, Hypercall};
 use super::machine::BackError;
 use super::machine::Machine;
 use super::trace::{Notable, Reason, Tracer, VmExit};
-use super::{Exit, GuestConfig, VirtCpu, checks, cpuid, decode, guest, io};
+use super::{Exit, GuestConfig, Trap, VirtCpu, Written, checks, cpuid, decode, guest, io};
 use crate::arch::apic;
+use crate::chipset;
 use crate::ept::MapError;
 use crate::event::Hex;
+use core::sync::atomic::Ordering;
 
 pub const UD: u8 = 6;
 pub const GP: u8 = 13;
@@ -193,9 +195,11 @@ impl<'a, C: VirtCpu> Handlers<'a, C> {
         fetch: bool,
         mapped: bool,
     ) -> Action {
-        let apic = self.machine.apic_page();
-        if write && mapped && apic == Some(gpa & !0xfff) {
-            return self.apic_write(rip, gpa);
+        if write
+            && mapped
+            && let Some(trap) = self.machine.write_trap(gpa)
+        {
+            return self.trapped_write(rip, gpa, trap);
         }
         let (machine, vcpu) = (self.machine, self.trace.vcpu as usize);
         // A page the sampler revoked: seen, and given back; one adaptive
@@ -253,10 +257,15 @@ impl<'a, C: VirtCpu> Handlers<'a, C> {
         self.stop("ept-violation", problem.is_some())
     }
 
-    /// An OS guest's write to its local APIC page: the store is decoded
-    /// and done by the machine (`Machine::apic_write`), the guest resumes
-    /// after it. An instruction that is not a plain store stops the guest.
-    fn apic_write(&mut self, rip: u64, gpa: u64) -> Action {
+    /// An OS guest's write to a device page the hypervisor checks: the
+    /// store is decoded and done by the machine (`Machine::trapped_write`),
+    /// the guest resumes after it. An instruction that is not a plain store
+    /// stops the guest.
+    fn trapped_write(&mut self, rip: u64, gpa: u64, trap: Trap) -> Action {
+        let reason = match trap {
+            Trap::Apic => Reason::ApicWrite,
+            _ => Reason::DeviceWrite,
+        };
         let mut code = [0u8; 15];
         let (n, long) = self.cpu.code(&mut code);
         let store = decode::store(&code[..n], long);
@@ -269,23 +278,30 @@ impl<'a, C: VirtCpu> Handlers<'a, C> {
             None => None,
         };
         let (Some(store), Some(value)) = (store, value) else {
-            self.trace
-                .exit(Reason::ApicWrite, rip, gpa, Notable::Yes, |e| VmExit {
-                    gpa: Some(Hex(gpa)),
-                    action: Some("not a store the hypervisor decodes"),
-                    ..e
-                });
+            self.trace.exit(reason, rip, gpa, Notable::Yes, |e| VmExit {
+                gpa: Some(Hex(gpa)),
+                name: Some(trap.name()),
+                action: Some("not a store the hypervisor decodes"),
+                ..e
+            });
             return self.stop("unhandled", true);
         };
         let value = value & (u64::MAX >> (64 - 8 * u32::from(store.size)));
-        self.machine
-            .apic_write(self.trace.vcpu as usize, gpa & 0xfff, value as u32);
-        self.trace
-            .exit(Reason::ApicWrite, rip, gpa, Notable::No, |e| VmExit {
-                gpa: Some(Hex(gpa)),
-                value: Some(Hex(value)),
-                ..e
-            });
+        let written =
+            self.machine
+                .trapped_write(self.trace.vcpu as usize, trap, gpa, store.size, value);
+        let notable = match written {
+            Written::Done => Notable::No,
+            Written::Filtered | Written::Dropped => self.trace.refusal(),
+        };
+        self.trace.exit(reason, rip, gpa, notable, |e| VmExit {
+            gpa: Some(Hex(gpa)),
+            size: Some(store.size),
+            value: Some(Hex(value)),
+            name: (trap != Trap::Apic).then_some(trap.name()),
+            action: (written != Written::Done).then_some(written.name()),
+            ..e
+        });
         self.cpu.set_instruction_len(store.len as u64);
         Action::Skip
     }
@@ -469,39 +485,102 @@ impl<'a, C: VirtCpu> Handlers<'a, C> {
             }
         };
         if string {
-            let f = event(None, "string I/O is not emulated");
-            self.trace
-                .exit(Reason::Io, rip, port.into(), Notable::Yes, f);
-            return self.stop("unhandled", true);
+            // No intercepted port takes string I/O: #GP, as for a port the
+            // TSS's I/O permission bitmap denies.
+            let notable = self.trace.refusal();
+            let f = event(None, "gp");
+            self.trace.exit(Reason::Io, rip, port.into(), notable, f);
+            return Action::Inject(GP, Some(0));
         }
         let mask = u64::MAX >> (64 - 8 * u32::from(size.clamp(1, 4)));
         let os = self.config.os();
-        let regs = self.cpu.regs();
-        let value = regs.rax & mask;
-        let action = io::classify(port, input, value, &self.config.intercept_io, os);
+        let value = self.cpu.regs().rax & mask;
+        let chipset = crate::chipset::get();
+        let reported = &self.config.intercept_io;
+        let action = io::classify(&chipset, port, size, input, value, reported, os);
+        let state = self.machine.port_state();
+        if port == chipset::KBC_COMMAND && !input {
+            // Any command ends a "write output port" that waited for its byte.
+            state.inspect(|s| s.kbc_output.store(false, Ordering::SeqCst));
+        }
+        let forward = || {
+            if input {
+                crate::arch::ports::read(port, size).into()
+            } else {
+                crate::arch::ports::write(port, size, value as u32);
+                mask
+            }
+        };
+        let mut read = mask; // no device: all ones
+        let (name, refused, then) = match action {
+            io::PortAction::Reported => ("reported", false, Action::Skip),
+            io::PortAction::Blocked => ("blocked", os, Action::Skip),
+            io::PortAction::Forward => {
+                read = forward();
+                ("forwarded", false, Action::Skip)
+            }
+            io::PortAction::ForwardAs(v) => {
+                crate::arch::ports::write(port, size, v);
+                ("filtered", true, Action::Skip)
+            }
+            io::PortAction::PowerOff => ("power-off", false, self.stop("power-off", false)),
+            io::PortAction::Reset => ("reset", false, self.stop("reset", false)),
+            io::PortAction::DebugExit => ("debug-exit", false, self.stop("debug-exit", value != 0)),
+            io::PortAction::KbcWriteOutput => {
+                state.inspect(|s| s.kbc_output.store(true, Ordering::SeqCst));
+                ("emulated", false, Action::Skip)
+            }
+            io::PortAction::KbcData => {
+                let output = state.is_some_and(|s| s.kbc_output.swap(false, Ordering::SeqCst));
+                match output {
+                    // The output port: its reset line low resets; the rest
+                    // (A20 among it) stays as the hypervisor has it.
+                    true if value as u8 & chipset::RESET_BIT == 0 => {
+                        ("reset", false, self.stop("reset", false))
+                    }
+                    true => ("blocked", true, Action::Skip),
+                    false => {
+                        read = forward();
+                        ("forwarded", false, Action::Skip)
+                    }
+                }
+            }
+            io::PortAction::PciAddress => {
+                if let Some(s) = state {
+                    if input {
+                        read = s.pci_address.load(Ordering::SeqCst).into();
+                    } else {
+                        s.pci_address.store(value as u32, Ordering::SeqCst);
+                    }
+                }
+                ("emulated", false, Action::Skip)
+            }
+            io::PortAction::PciData => {
+                let offset = port - chipset::PCI_DATA.start();
+                if input {
+                    read = self.machine.pci_data_read(offset, size).into();
+                    ("emulated", false, Action::Skip)
+                } else {
+                    match self.machine.pci_data_write(offset, size, value as u32) {
+                        Written::Done => ("forwarded", false, Action::Skip),
+                        Written::Filtered => ("filtered", true, Action::Skip),
+                        Written::Dropped => ("blocked", true, Action::Skip),
+                    }
+                }
+            }
+        };
         if input {
-            let read = match action {
-                io::PortAction::Forward => crate::arch::ports::read(port, size).into(),
-                _ => mask, // no device: all ones
-            };
+            let regs = self.cpu.regs();
             regs.rax = (regs.rax & !mask) | (read & mask);
         }
-        let (name, notable, then) = match action {
-            io::PortAction::Reported => ("reported", Notable::Yes, Action::Skip),
-            io::PortAction::Blocked => ("blocked", Notable::No, Action::Skip),
-            io::PortAction::Forward => {
-                if !input {
-                    crate::arch::ports::write(port, size, value as u32);
-                }
-                ("forwarded", Notable::No, Action::Skip)
-            }
-            io::PortAction::PowerOff => ("power-off", Notable::Yes, self.stop("power-off", false)),
-            io::PortAction::Reset => ("reset", Notable::Yes, self.stop("reset", false)),
-            io::PortAction::DebugExit => (
-                "debug-exit",
-                Notable::Yes,
-                self.stop("debug-exit", value != 0),
-            ),
+        let notable = match action {
+            io::PortAction::Reported
+            | io::PortAction::PowerOff
+            | io::PortAction::Reset
+            | io::PortAction::DebugExit => Notable::Yes,
+            _ if name == "reset" => Notable::Yes,
+            _ if refused => self.trace.refusal(),
+            _ => Notable::No,
         };
         let f = event((!input).then_some(value), name);
         self.trace.exit(Reason::Io, rip, port.into(), notable, f);

@@ -5,7 +5,53 @@
 
 use core::sync::atomic::AtomicU64;
 
+use super::io::PortState;
 use crate::ept::MapError;
+
+/// A page of device registers an OS guest writes through the hypervisor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trap {
+    /// Its local APIC: the ICR starts CPUs, LVTs are checked.
+    Apic,
+    /// PCI Express configuration (ECAM): filtered (`chipset::pci`).
+    PciConfig,
+    /// The IOAPIC and the HPET: the interrupts they send are checked
+    /// (`chipset::interrupts`).
+    IoApic,
+    Hpet,
+}
+
+impl Trap {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Apic => "apic",
+            Self::PciConfig => "pci-config",
+            Self::IoApic => "ioapic",
+            Self::Hpet => "hpet",
+        }
+    }
+}
+
+/// What became of a trapped write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Written {
+    /// Done as the guest asked (or emulated, for INIT and startup IPIs).
+    Done,
+    /// Done with what the guest may not change kept.
+    Filtered,
+    /// Not done.
+    Dropped,
+}
+
+impl Written {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Done => "written",
+            Self::Filtered => "filtered",
+            Self::Dropped => "dropped",
+        }
+    }
+}
 
 /// vCPUs a payload guest gets at most: their stacks share 0x6000-0x7000
 /// (docs/hypercalls.md).
@@ -86,14 +132,37 @@ pub trait Machine: Backing {
     fn retry_write(&self, _gpa: u64) -> bool {
         false
     }
-    /// An OS guest's local APIC page, whose writes exit (`apic_write`).
-    fn apic_page(&self) -> Option<u64> {
+    /// Whether `gpa` lies in an OS guest's device page whose writes the
+    /// hypervisor checks (reads reach the device).
+    fn write_trap(&self, _gpa: u64) -> Option<Trap> {
         None
     }
-    /// vCPU `vcpu` of an OS guest wrote `value` to its local APIC register
-    /// at `offset`: INIT and startup IPIs to the guest's CPUs are emulated
-    /// (they start vCPUs), anything else is written to the APIC.
-    fn apic_write(&self, _vcpu: usize, _offset: u64, _value: u32) {}
+    /// vCPU `vcpu` of an OS guest stored `size` bytes of `value` at `gpa`,
+    /// in a page of `trap`: done on the device as it asked, changed, or not
+    /// at all (INIT and startup IPIs to the guest's CPUs are emulated: they
+    /// start vCPUs).
+    fn trapped_write(
+        &self,
+        _vcpu: usize,
+        _trap: Trap,
+        _gpa: u64,
+        _size: u8,
+        _value: u64,
+    ) -> Written {
+        Written::Dropped
+    }
+    /// The platform state an OS guest's port accesses go through.
+    fn port_state(&self) -> Option<&PortState> {
+        None
+    }
+    /// A read and a write through PCI configuration mechanism #1's data
+    /// window (0xcfc + `offset`), at the address the guest set.
+    fn pci_data_read(&self, _offset: u16, _size: u8) -> u32 {
+        u32::MAX
+    }
+    fn pci_data_write(&self, _offset: u16, _size: u8, _value: u32) -> Written {
+        Written::Dropped
+    }
 }
 
 /// Guest memory as a vendor's vCPU reaches it: the table its CPU walks, and

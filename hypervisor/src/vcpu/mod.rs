@@ -23,7 +23,7 @@ use crate::event::{Event, Hex};
 use crate::serial;
 pub use config::{GuestConfig, Image};
 use exits::{Action, Handlers};
-pub use machine::{BackError, Backing, GuestRam, MAX_VCPUS, Machine};
+pub use machine::{BackError, Backing, GuestRam, MAX_VCPUS, Machine, Trap, Written};
 
 /// General registers of the guest; RSP and RIP live in the VMCS or VMCB.
 /// `gpr` reads them by their number in instruction encodings.
@@ -790,7 +790,7 @@ mod run_tests {
     }
 
     #[test]
-    fn intercepted_io_reads_all_ones_and_string_io_stops_the_guest() {
+    fn intercepted_io_reads_all_ones_and_string_io_faults() {
         let mut cpu = FakeCpu::new([
             (
                 Exit::Io {
@@ -819,11 +819,13 @@ mod run_tests {
                 },
                 GuestRegs::default(),
             ),
+            (Exit::Hlt, GuestRegs::default()),
         ]);
         let mut c = config();
         c.intercept_io.push(0x80).unwrap();
         let (end, e) = run_script(&mut cpu, &c);
-        assert_eq!((end.how, end.failed), ("unhandled", true));
+        assert_eq!((end.how, end.failed), ("hlt", false));
+        assert_eq!(cpu.injected, [(GP, Some(0))], "string I/O: #GP");
         assert_eq!(
             cpu.after[0].rax, 0x12ff,
             "IN without a device reads all ones"
@@ -836,6 +838,7 @@ mod run_tests {
             &e[1],
             json!({"port": "0x80", "size": 2, "dir": "out", "value": "0x1234", "action": "reported"}),
         );
+        has(&e[2], json!({"port": "0x80", "action": "gp"}));
     }
 
     #[test]

@@ -34,6 +34,9 @@ pub enum Reason {
     EptViolation,
     /// An OS guest's write to its local APIC, emulated (INIT, SIPI) or done for it.
     ApicWrite,
+    /// An OS guest's write to device registers the hypervisor checks (PCI
+    /// configuration, the IOAPIC, the HPET).
+    DeviceWrite,
     CrWrite,
     Invd,
     Watchdog,
@@ -43,7 +46,7 @@ pub enum Reason {
 }
 
 impl Reason {
-    const ALL: [Self; 15] = [
+    const ALL: [Self; 16] = [
         Self::Cpuid,
         Self::Xsetbv,
         Self::Hypercall,
@@ -53,6 +56,7 @@ impl Reason {
         Self::Exception,
         Self::EptViolation,
         Self::ApicWrite,
+        Self::DeviceWrite,
         Self::CrWrite,
         Self::Invd,
         Self::Watchdog,
@@ -72,6 +76,7 @@ impl Reason {
             Self::Exception => "exception",
             Self::EptViolation => "ept-violation",
             Self::ApicWrite => "apic-write",
+            Self::DeviceWrite => "device-write",
             Self::CrWrite => "cr-write",
             Self::Invd => "invd",
             Self::Watchdog => "watchdog",
@@ -274,8 +279,14 @@ pub struct Tracer {
     pub counts: Counts,
     /// TLB flushes asked by the machine (`Handlers::service`).
     pub flushes: u32,
+    /// Accesses refused so far (`refusal`).
+    refused: u32,
     ring: Ring,
 }
+
+/// Refusals reported one by one per vCPU; the rest are counted only, so
+/// that a guest cannot flood the hypervisor's channel with them.
+const REFUSALS_REPORTED: u32 = 64;
 
 impl Tracer {
     pub fn new(level: Level, vcpu: u32) -> Self {
@@ -284,7 +295,19 @@ impl Tracer {
             vcpu,
             counts: Counts::default(),
             flushes: 0,
+            refused: 0,
             ring: Ring::default(),
+        }
+    }
+
+    /// Whether a refused access (a port or register the guest may not
+    /// reach) is reported: the first `REFUSALS_REPORTED` are.
+    pub fn refusal(&mut self) -> Notable {
+        self.refused = self.refused.saturating_add(1);
+        if self.refused <= REFUSALS_REPORTED {
+            Notable::Yes
+        } else {
+            Notable::No
         }
     }
 

@@ -12,58 +12,24 @@ pub mod os;
 pub mod platform;
 pub mod runtime;
 pub mod sampler;
+pub mod trapped;
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use serde::Serialize;
 
 use crate::boot::MemoryRegion;
+use crate::chipset::Chipset;
 use crate::ept::Format;
 use crate::event::{self, Event, Hex};
 use crate::mm::FrameSize;
 use crate::numa::map;
 use crate::numa::topology::MAX_NODES;
-use crate::vcpu::{BackError, Backing, GuestConfig, GuestEnd, MAX_VCPUS, Machine};
+use crate::vcpu::io::PortState;
+use crate::vcpu::{BackError, Backing, GuestConfig, GuestEnd, MAX_VCPUS, Machine, Trap, Written};
 use launch::Start;
 use memory::GuestMemory;
 use runtime::{RunTime, RunTimePolicy};
-
-/// Local APIC registers the hypervisor watches: the interrupt command.
-const ICR_LOW: u64 = 0x300;
-const ICR_HIGH: u64 = 0x310;
-
-/// What an interrupt command asks of the vCPUs it names (SDM 3A 11.6.1).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Ipi {
-    /// INIT, level assert: the vCPU waits for a startup IPI.
-    Init,
-    /// INIT, level de-assert: only arbitration ids on old CPUs; nothing.
-    InitDeassert,
-    /// A startup IPI: start at real-mode page `vector`.
-    Startup(u8),
-    /// Every other delivery mode: the APIC's.
-    Other,
-}
-
-/// Decodes an ICR write: what it asks, and of whom: `Some(apic id)` or
-/// None for "all but self" (the shorthands Linux uses to start CPUs).
-pub fn decode_icr(low: u32, high: u32) -> (Ipi, Option<Option<u32>>) {
-    let mode = (low >> 8) & 7;
-    let assert = low & (1 << 14) != 0;
-    let ipi = match mode {
-        5 if assert => Ipi::Init,
-        5 => Ipi::InitDeassert,
-        6 => Ipi::Startup(low as u8),
-        _ => Ipi::Other,
-    };
-    let logical = low & (1 << 11) != 0;
-    let to = match (low >> 18) & 3 {
-        0 if !logical => Some(Some(high >> 24)),
-        3 => Some(None),
-        _ => None, // self, all, logical: not how CPUs are started
-    };
-    (ipi, to)
-}
 
 /// Where vCPUs meet: it opens when every vCPU that has not ended waits at
 /// it. A vCPU that ends lets those waiting for it through.
@@ -144,6 +110,10 @@ pub struct Vm<F: Format> {
     pub host_memory: Option<heapless::Vec<MemoryRegion, { crate::boot::MAX_REGIONS }>>,
     /// An OS guest's local APIC page (the same address on every CPU).
     pub apic: Option<u64>,
+    /// The platform the hypervisor keeps, and the state of the ports an OS
+    /// guest reaches through it.
+    pub chipset: Chipset,
+    pub ports: PortState,
     /// Per vCPU of an OS guest: the startup vector it was sent, plus 1 (0: none yet).
     startup: [AtomicU64; MAX_VCPUS],
     /// Per vCPU: the ICR's high half as the guest last wrote it.
@@ -174,6 +144,8 @@ impl<F: Format> Vm<F> {
             kick,
             host_memory: None,
             apic: None,
+            chipset: crate::chipset::get(),
+            ports: PortState::default(),
             startup: [const { AtomicU64::new(0) }; MAX_VCPUS],
             icr_high: [const { AtomicU64::new(0) }; MAX_VCPUS],
             runtime: None,
@@ -367,17 +339,11 @@ impl<F: Format> Vm<F> {
 
 impl<F: Format> Backing for Vm<F> {
     /// Guest RAM is backed; for an OS guest, an address that is neither
-    /// guest nor host RAM is a device's, mapped 1:1.
+    /// guest nor host RAM is a device's, mapped 1:1 (`trapped`).
     fn back(&self, gpa: u64, vcpu: usize) -> Result<(), BackError> {
-        match (self.memory.back(gpa, vcpu), &self.host_memory) {
-            (Err(BackError::Outside), Some(host))
-                if platform::passes_through(host, self.memory.size, gpa) =>
-            {
-                // The local APIC's writes exit: its ICR starts CPUs.
-                let apic = self.apic.is_some_and(|a| a == gpa & !0xfff);
-                self.memory.map_device(gpa, !apic)
-            }
-            (result, _) => result,
+        match self.memory.back(gpa, vcpu) {
+            Err(BackError::Outside) => self.back_device(gpa),
+            result => result,
         }
     }
 
@@ -550,46 +516,24 @@ impl<F: Format> Machine for Vm<F> {
         );
     }
 
-    fn apic_page(&self) -> Option<u64> {
-        self.apic
+    fn write_trap(&self, gpa: u64) -> Option<Trap> {
+        self.trap_of(gpa)
     }
 
-    fn apic_write(&self, vcpu: usize, offset: u64, value: u32) {
-        let apic = crate::arch::apic::Apic::current();
-        match offset & 0xff0 {
-            ICR_HIGH => self.icr_high[vcpu].store(value.into(), Ordering::SeqCst),
-            ICR_LOW => {
-                let high = self.icr_high[vcpu].load(Ordering::SeqCst) as u32;
-                let (ipi, to) = decode_icr(value, high);
-                let targets = (0..self.vcpus()).filter(|&i| match to {
-                    Some(Some(id)) => crate::arch::smp::apic_id_of(self.cpus[i]) == id,
-                    Some(None) => i != vcpu,
-                    None => false,
-                });
-                match ipi {
-                    // A vCPU waits for its startup IPI from the start: INIT
-                    // has nothing to reset (one sent to a running vCPU is
-                    // ignored; CPU hot-unplug is not emulated).
-                    Ipi::Init | Ipi::InitDeassert => {}
-                    Ipi::Startup(vector) => {
-                        for i in targets {
-                            // Only the first counts, as for a CPU in wait-for-SIPI.
-                            let _ = self.startup[i].compare_exchange(
-                                0,
-                                u64::from(vector) + 1,
-                                Ordering::SeqCst,
-                                Ordering::SeqCst,
-                            );
-                        }
-                    }
-                    Ipi::Other => {
-                        apic.guest_write(ICR_HIGH, high);
-                        apic.guest_write(ICR_LOW, value);
-                    }
-                }
-            }
-            reg => apic.guest_write(reg, value),
-        }
+    fn trapped_write(&self, vcpu: usize, trap: Trap, gpa: u64, size: u8, value: u64) -> Written {
+        self.write_trapped(vcpu, trap, gpa, size, value)
+    }
+
+    fn port_state(&self) -> Option<&PortState> {
+        Some(&self.ports)
+    }
+
+    fn pci_data_read(&self, offset: u16, size: u8) -> u32 {
+        self.config_data_read(offset, size)
+    }
+
+    fn pci_data_write(&self, offset: u16, size: u8, value: u32) -> Written {
+        self.config_data_write(offset, size, value)
     }
 }
 
@@ -629,23 +573,6 @@ mod tests {
         let t = std::thread::spawn(move || b2.wait(|| false));
         assert!(b.wait(|| false));
         assert!(t.join().unwrap());
-    }
-
-    #[test]
-    fn interrupt_commands_are_decoded_as_linux_starts_cpus() {
-        // INIT, level assert, physical destination 2.
-        assert_eq!(decode_icr(0xc500, 2 << 24), (Ipi::Init, Some(Some(2))));
-        // INIT de-assert: never the APIC's (it must not reach a CPU).
-        assert_eq!(decode_icr(0x8500, 2 << 24).0, Ipi::InitDeassert);
-        // Startup at page 0x9a.
-        assert_eq!(
-            decode_icr(0x069a, 3 << 24),
-            (Ipi::Startup(0x9a), Some(Some(3)))
-        );
-        // All but self.
-        assert_eq!(decode_icr(0xc4500, 0).1, Some(None));
-        // A fixed interrupt to a logical destination: the APIC's.
-        assert_eq!(decode_icr(0x0800 | 0x30, 1 << 24), (Ipi::Other, None));
     }
 
     #[test]

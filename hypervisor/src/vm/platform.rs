@@ -5,10 +5,12 @@
 //! - Guest RAM is guest-physical [0, 0xa0000) and [1 MiB, ram), backed on
 //!   demand by the placement policy (not the host's RAM at those addresses);
 //!   `ram` stops below the first host region above 1 MiB that is not RAM.
-//! - Everything else that is not host RAM (the legacy area, firmware and
-//!   ACPI regions, MMIO: LAPIC, IOAPIC, HPET, PCI) is mapped 1:1 on first
-//!   access: devices reach the guest directly. Host RAM outside the guest's
-//!   is never mapped: the hypervisor's memory stays unreachable.
+//! - Everything else that is not host RAM is mapped 1:1 on first access
+//!   (`device`): writable where the host's memory map lists nothing (device
+//!   MMIO: VGA, PCI), read-only where it lists a region (the firmware's
+//!   memory, ACPI tables, reserved windows); the device registers the
+//!   hypervisor checks are write-trapped (`vm::trapped`). Host RAM outside
+//!   the guest's is never mapped: the hypervisor's memory stays unreachable.
 //! - ACPI: the firmware's tables stay where they are (they lie in regions
 //!   passed through); the guest gets a new RSDP, RSDT and XSDT that list
 //!   them all but SRAT, SLIT and HMAT, so it sees one NUMA node.
@@ -110,12 +112,30 @@ pub fn is_ram(gpa: u64, ram: u64) -> bool {
     gpa < ram && !LEGACY_HOLE.contains(&gpa)
 }
 
-/// Whether `gpa` is passed through 1:1: neither guest RAM nor host RAM.
-pub fn passes_through(host: &[MemoryRegion], ram: u64, gpa: u64) -> bool {
-    !is_ram(gpa, ram)
-        && !host
-            .iter()
-            .any(|r| r.kind == MemoryKind::Usable && (r.base..r.base + r.len).contains(&gpa))
+/// What an address that is neither guest RAM nor host RAM is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Device {
+    /// In no region of the host's memory map: a device's (MMIO).
+    Unlisted,
+    /// In a region the host's map lists, not as RAM: the firmware's memory,
+    /// ACPI tables and NVS, or a device window the firmware reserved.
+    Listed,
+}
+
+/// What `gpa` is passed through as, 1:1; None for guest RAM and host RAM
+/// (the hypervisor's).
+pub fn device(host: &[MemoryRegion], ram: u64, gpa: u64) -> Option<Device> {
+    if is_ram(gpa, ram) {
+        return None;
+    }
+    match host
+        .iter()
+        .find(|r| (r.base..r.base + r.len).contains(&gpa))
+    {
+        Some(r) if r.kind == MemoryKind::Usable => None,
+        Some(_) => Some(Device::Listed),
+        None => Some(Device::Unlisted),
+    }
 }
 
 /// The guest's memory map, sorted: its RAM (less the boot area), the boot
@@ -395,12 +415,15 @@ mod tests {
     fn only_what_is_neither_guest_nor_host_ram_passes_through() {
         let host = q35();
         let ram = 256 << 20;
-        assert!(passes_through(&host, ram, 0xfee0_0000), "the LAPIC");
-        assert!(passes_through(&host, ram, 0xb8000), "VGA");
-        assert!(passes_through(&host, ram, 0x1ffe_0000), "the ACPI tables");
-        assert!(!passes_through(&host, ram, 0x1000), "guest RAM");
-        assert!(
-            !passes_through(&host, ram, 0x1800_0000),
+        let d = |gpa| device(&host, ram, gpa);
+        assert_eq!(d(0xfee0_0000), Some(Device::Unlisted), "the LAPIC");
+        assert_eq!(d(0xb8000), Some(Device::Unlisted), "VGA");
+        assert_eq!(d(0x1ffe_0000), Some(Device::Listed), "the ACPI tables");
+        assert_eq!(d(0xf_0000), Some(Device::Listed), "the BIOS");
+        assert_eq!(d(0x1000), None, "guest RAM");
+        assert_eq!(
+            d(0x1800_0000),
+            None,
             "host RAM past the guest's: the hypervisor's"
         );
     }
