@@ -52,6 +52,6 @@ Deno.test("events narrow to their types", () => {
   const e: SvEvent = { ev: "guest-end", vcpu: 0, how: "hlt", failed: false, exits: 2 };
   assert.ok(isEvent(e, "guest-end") && e.how === "hlt");
   assert.ok(!isEvent(e, "exit"));
-  const exit: KernelEvent<"exit"> = { ev: "exit", status: "pass" };
+  const exit: KernelEvent<"exit"> = { ev: "exit", status: "pass", image: "intact" };
   assert.equal(exit.status, "pass");
 });

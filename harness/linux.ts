@@ -22,6 +22,9 @@ export const MARKER = "SV-LINUX";
 const KERNEL_META = "linux-image-amd64";
 const BUSYBOX = "busybox-static";
 
+/** Where a scenario's own lines go in /init (`initScript`). */
+const RUN_HERE = "# the scenario's own lines";
+
 /** /init: mounts, prints the markers, powers off (ACPI: the hypervisor sees it). */
 export const INIT_SCRIPT = `#!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -38,9 +41,15 @@ echo "${MARKER} online=$(cat /sys/devices/system/cpu/online)"
 echo "${MARKER} memtotal-kib=$(sed -n 's/^MemTotal: *\\([0-9]*\\) kB/\\1/p' /proc/meminfo)"
 echo "${MARKER} flags=$(sed -n 's/^flags[^:]*: //p' /proc/cpuinfo | head -n 1)"
 echo "${MARKER} uptime=$(cut -d' ' -f1 /proc/uptime)"
+${RUN_HERE}
 echo "${MARKER} done"
 poweroff -f
 `;
+
+/** /init, running `run` (a scenario's shell lines) after its markers. */
+export function initScript(run?: string): string {
+  return run ? INIT_SCRIPT.replace(RUN_HERE, run.trim()) : INIT_SCRIPT;
+}
 
 /** The guest's kernel command line (COM1 is its console). */
 // `no_timer_check`: Linux's boot-time check that the timer interrupt
@@ -55,6 +64,8 @@ export interface LinuxGuest {
   bzImage: string;
   /** The busybox initramfs (newc cpio, uncompressed). */
   initrd: string;
+  /** The static busybox it holds. */
+  busybox: string;
   /** The Debian package the kernel came from. */
   package: string;
 }
@@ -165,13 +176,24 @@ const DIR = 0o040755;
 const FILE = 0o100755;
 const LINK = 0o120777;
 
-/** The initramfs: busybox, /init, and the directories /init mounts on. */
-export function initramfs(busybox: Uint8Array, init = INIT_SCRIPT): Uint8Array {
+/** A program of a scenario's, in the initramfs's /bin. */
+export interface Program {
+  name: string;
+  data: Uint8Array;
+}
+
+/** The initramfs: busybox, /init, the directories /init mounts on, and `programs`. */
+export function initramfs(
+  busybox: Uint8Array,
+  init = INIT_SCRIPT,
+  programs: Program[] = [],
+): Uint8Array {
   const enc = new TextEncoder();
   return cpio([
     ...["bin", "dev", "proc", "sys"].map((path) => ({ path, mode: DIR })),
     { path: "bin/busybox", mode: FILE, data: busybox },
     { path: "bin/sh", mode: LINK, data: enc.encode("busybox") },
+    ...programs.map((p) => ({ path: `bin/${p.name}`, mode: FILE, data: p.data })),
     { path: "init", mode: FILE, data: enc.encode(init) },
   ]);
 }
@@ -197,6 +219,7 @@ export function buildLinuxGuest(progress: (msg: string) => void): Promise<LinuxG
       vmlinux: join(dir, "vmlinux"),
       bzImage: join(dir, "bzImage"),
       initrd: join(dir, "initrd.cpio"),
+      busybox: join(dir, "busybox"),
       package: pkg,
     };
     await Deno.mkdir(dir, { recursive: true });
@@ -220,19 +243,42 @@ export function buildLinuxGuest(progress: (msg: string) => void): Promise<LinuxG
     }
     // The init script is part of the initramfs's name: an edit rebuilds it.
     const initrd = join(dir, `initrd-${await sha256(INIT_SCRIPT)}.cpio`);
-    guest.initrd = await cached(initrd, async (tmp) => {
-      progress(`building the initramfs (${BUSYBOX})`);
+    await cached(guest.busybox, async (tmp) => {
+      progress(`unpacking ${BUSYBOX}`);
       const stage = await Deno.makeTempDir({ prefix: "scalevisor-busybox-" });
       try {
         await unpack(BUSYBOX, stage);
-        await Deno.writeFile(tmp, initramfs(await Deno.readFile(join(stage, "bin", "busybox"))));
+        await Deno.copyFile(join(stage, "bin", "busybox"), tmp);
       } finally {
         await Deno.remove(stage, { recursive: true });
       }
     });
+    guest.initrd = await cached(initrd, async (tmp) => {
+      progress("building the initramfs");
+      await Deno.writeFile(tmp, initramfs(await Deno.readFile(guest.busybox)));
+    });
     return guest;
   })();
   return built;
+}
+
+/**
+ * An initramfs with a scenario's programs in /bin and its lines in /init,
+ * cached next to the kernel by what it holds.
+ */
+export async function buildInitrd(
+  guest: LinuxGuest,
+  programs: { name: string; path: string }[],
+  run: string | undefined,
+): Promise<string> {
+  const init = initScript(run);
+  const files = await Promise.all(
+    programs.map(async (p) => ({ name: p.name, data: await Deno.readFile(p.path) })),
+  );
+  const key = await sha256(init, ...programs.map((p) => `${p.name}:${p.path}`));
+  return cached(join(guest.initrd, "..", `initrd-${key}.cpio`), async (tmp) => {
+    await Deno.writeFile(tmp, initramfs(await Deno.readFile(guest.busybox), init, files));
+  });
 }
 
 /**

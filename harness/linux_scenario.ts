@@ -10,6 +10,7 @@ import { lifecycle } from "./guests.ts";
 import { linuxMarkers } from "./linux.ts";
 import {
   defineScenario,
+  type EventExpectation,
   type Group,
   type Machine,
   type RunCheck,
@@ -121,5 +122,67 @@ export function defineLinuxScenario(l: LinuxScenario): Scenario {
         guestMiB: l.guestMiB,
         distances: l.guestDistances?.(run),
       }),
+  });
+}
+
+/** One way a root process in the Linux guest tries to take the machine. */
+export interface LinuxAttack {
+  /** The variant's name: `linux-attack/<name>`. */
+  name: string;
+  description: string;
+  /** Shell lines /init runs as root (`sv-attack`, busybox's `devmem`...). */
+  run: string;
+  /** The hypervisor's events that show the attack refused, in order. */
+  refused: EventExpectation[];
+  /** How the attacking vCPU ends: the guest's own power-off when the attack
+   * was refused and the guest went on, or the end the attack itself asked. */
+  ends?: "power-off" | "reset" | "ept-violation";
+}
+
+/** The program the attacks run (payloads/linux/sv-attack.asm). */
+const ATTACK_PROGRAM = "linux/sv-attack.asm";
+
+/**
+ * An attack on the platform from inside Linux, on QEMU EPYC (q35): it must
+ * be refused or end the guest, the hypervisor's own `exit` must follow with
+ * its image intact (the verdict checks it), and nothing the guest wrote may
+ * reach the hypervisor's channel (a malformed line fails the run).
+ */
+export function defineLinuxAttack(a: LinuxAttack): Scenario {
+  const ends = a.ends ?? "power-off";
+  return defineScenario({
+    name: `linux-attack/${a.name}`,
+    description: a.description,
+    groups: ["linux", "hostile"],
+    // devtmpfs: /dev/mem, for busybox's devmem.
+    // `iomem=relaxed`: /dev/mem reaches the devices the kernel drives too
+    // (the guest's kernel is the attacker's as much as its programs).
+    linux: {
+      cmdline: "iomem=relaxed",
+      programs: [ATTACK_PROGRAM],
+      run: `mount -t devtmpfs devtmpfs /dev\necho "SV-ATTACK ${a.name}"\n${a.run}`,
+    },
+    cmdline: "guest=linux guest.memory=256",
+    machine: { smp: 2, memoryMiB: 512 },
+    targets: [{ backend: "qemu", cpus: ["EPYC"] }],
+    timeoutS: 180,
+    expect: (run) => [
+      ...lifecycle(run).start,
+      ...a.refused,
+      { ev: "guest-end", fields: { how: ends, failed: false } },
+      { ev: "exit", fields: { status: "pass", image: "intact" } },
+    ],
+    absent: ["error", "entry-failure"],
+    guestOutput: (text) => {
+      const m = linuxMarkers(text);
+      if (!m.has("init")) return ["the guest never reached its /init (no `init` marker)"];
+      const problems = text.includes("SV-ATTACK ")
+        ? []
+        : ["the attack never ran (no SV-ATTACK line)"];
+      if (ends === "power-off" && !m.has("done")) {
+        problems.push("the guest did not go on after the attack (no `done` marker)");
+      }
+      return problems;
+    },
   });
 }

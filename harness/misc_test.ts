@@ -151,7 +151,7 @@ Deno.test("a group selects its scenarios only", async () => {
   assert.ok(numa.length > 0);
   assert.ok(numa.every((p) => p.scenario.groups.includes("numa")), "only numa scenarios");
   const hostile = await selectPlans({ vendor: "all", group: "hostile" });
-  assert.ok(hostile.every((p) => p.scenario.name.startsWith("hostile-")));
+  assert.ok(hostile.every((p) => /^(hostile-|linux-attack\/)/.test(p.scenario.name)));
   assert.ok(!hostile.some((p) => numa.includes(p)));
 });
 

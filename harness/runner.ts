@@ -3,7 +3,7 @@
  * directory of its own, follows the serial output as events, stops the
  * emulator at the end, the deadline or a crash, and gives the verdict.
  */
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import {
   type Artifacts,
   type Backend,
@@ -14,7 +14,7 @@ import {
 import { bochs } from "./backends/bochs.ts";
 import { qemu } from "./backends/qemu.ts";
 import { buildIso, buildKernel, buildPayload, type IsoModule } from "./build.ts";
-import { buildLinuxBundle, buildLinuxGuest, LINUX_CMDLINE } from "./linux.ts";
+import { buildInitrd, buildLinuxBundle, buildLinuxGuest, LINUX_CMDLINE } from "./linux.ts";
 import { buildMeter, type Meter, parseMeter } from "./meter.ts";
 import { type CpuModel, hostCpu, resolveCpu } from "./cpus.ts";
 import { describe, EventStream, type SvEvent } from "./events.ts";
@@ -127,10 +127,20 @@ export async function build(plan: RunPlan, progress: (m: string) => void): Promi
     const guest = await buildLinuxGuest(progress);
     const args = [LINUX_CMDLINE, linux.cmdline].filter((a) => a).join(" ");
     const image = linux.image === "bzImage" ? guest.bzImage : guest.vmlinux;
-    if (plan.boot === "kernel") bundle = await buildLinuxBundle(image, guest.initrd, args);
+    let initrd = guest.initrd;
+    if (linux.programs || linux.run) {
+      const programs = await Promise.all(
+        (linux.programs ?? []).map(async (file) => ({
+          name: basename(file, ".asm"),
+          path: await buildPayload({ file }, progress),
+        })),
+      );
+      initrd = await buildInitrd(guest, programs, linux.run);
+    }
+    if (plan.boot === "kernel") bundle = await buildLinuxBundle(image, initrd, args);
     modules.push(
       { path: image, name: linux.image ?? "vmlinux", args },
-      { path: guest.initrd, name: "initrd.cpio", args: "initrd" },
+      { path: initrd, name: "initrd.cpio", args: "initrd" },
     );
   }
   const iso = plan.boot === "iso"

@@ -61,6 +61,14 @@ export interface LinuxGuest {
    * `bzImage` (the x86 boot protocol; the kernel decompresses itself).
    */
   image?: "vmlinux" | "bzImage";
+  /**
+   * Programs of the scenario's own in the guest's /bin: NASM sources under
+   * `payloads/` that assemble (`-f bin`) to a static ELF64 executable
+   * (`payloads/linux/elf.inc`), each named as its file without `.asm`.
+   */
+  programs?: string[];
+  /** Shell lines the guest's /init runs after its markers, as root. */
+  run?: string;
 }
 
 /** A guest payload: a file under `payloads/`, or NASM source given inline. */
@@ -387,8 +395,13 @@ export function validateScenario(value: unknown, fileName: string, variant = fal
       isRecord(s.linux) &&
         (s.linux.cmdline === undefined ||
           (typeof s.linux.cmdline === "string" && CMDLINE_RE.test(s.linux.cmdline))) &&
-        [undefined, "vmlinux", "bzImage"].includes(s.linux.image as string | undefined),
-      `linux must be { cmdline?: plain words (${CMDLINE_RE.source}), image?: "vmlinux" | "bzImage" }`,
+        [undefined, "vmlinux", "bzImage"].includes(s.linux.image as string | undefined) &&
+        (s.linux.programs === undefined ||
+          (Array.isArray(s.linux.programs) &&
+            s.linux.programs.every((p) => typeof p === "string" && /^[\w/-]+\.asm$/.test(p)))) &&
+        (s.linux.run === undefined || typeof s.linux.run === "string"),
+      `linux must be { cmdline?: plain words (${CMDLINE_RE.source}), image?: "vmlinux" | "bzImage", ` +
+        "programs?: NASM files under payloads/, run?: shell lines }",
     );
     need(s.payload === undefined, "a scenario has a payload or a linux guest, not both");
   }

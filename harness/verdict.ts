@@ -106,6 +106,14 @@ export function classify(o: Outcome): Verdict {
   if (o.emulatorCrash && !first(o.events, "exit")) {
     return { status: "crash", reason: o.emulatorCrash };
   }
+  // The hypervisor's own check of its code and constants: written by
+  // someone (a guest's DMA) while it ran, nothing it reported can be trusted.
+  if (first(o.events, "exit")?.image === "changed") {
+    return {
+      status: "fail",
+      reason: "the hypervisor's image (code and constants) changed during the run",
+    };
+  }
   const contradicted = contradictions(o);
   if (contradicted.length > 0) {
     return { status: "fail", reason: `contradictory evidence: ${contradicted.join("; ")}` };

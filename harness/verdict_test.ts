@@ -119,6 +119,15 @@ Deno.test("contradictory evidence fails the run, naming the contradiction", () =
   assert.equal(classify(outcome({ events: [boot, end(0), end(1), pass] })).status, "pass");
 });
 
+Deno.test("a hypervisor whose image changed while it ran fails the run", () => {
+  const changed: SvEvent = { ev: "exit", status: "pass", image: "changed" };
+  const v = classify(outcome({ events: [boot, changed] }));
+  assert.equal(v.status, "fail");
+  assert.match(v.reason, /image \(code and constants\) changed/);
+  const intact: SvEvent = { ev: "exit", status: "pass", image: "intact" };
+  assert.equal(classify(outcome({ events: [boot, intact] })).status, "pass");
+});
+
 Deno.test("an emulator that records how the machine ended must agree with the kernel", () => {
   const bochs = { exitCode: 1, successExitCode: undefined, recordsEnd: true };
   const byKernel = { what: "the kernel's power-off", byKernel: true };

@@ -143,6 +143,16 @@ enum Status {
 #[derive(Serialize)]
 struct Exit {
     status: Status,
+    /// Whether the hypervisor's code and constants are as at boot
+    /// (`image_intact`): a guest that wrote them, by DMA or otherwise, shows.
+    image: &'static str,
+}
+
+impl Exit {
+    fn new(status: Status) -> Self {
+        let image = if image_intact() { "intact" } else { "changed" };
+        Self { status, image }
+    }
 }
 impl Event for Exit {
     const NAME: &'static str = "exit";
@@ -159,21 +169,18 @@ fn message(args: core::fmt::Arguments) -> Message {
 /// The CPU lacks what the command line asks for: the run is skipped.
 fn skip(reason: &str) -> ! {
     event::emit(&Skip { reason });
-    event::emit(&Exit {
-        status: Status::Skip,
-    });
+    event::emit(&Exit::new(Status::Skip));
     power::exit(ExitCode::Success)
 }
 
 fn fail(stage: &str, message: &str) -> ! {
     event::error(stage, message, true);
-    event::emit(&Exit {
-        status: Status::Fail,
-    });
+    event::emit(&Exit::new(Status::Fail));
     power::exit(ExitCode::Failure)
 }
 
 pub fn main(magic: u32, info: u32) -> ! {
+    IMAGE_AT_BOOT.call_once(image_checksum);
     serial::init();
     arch::init();
     let mem = IdentityMapped;
@@ -224,15 +231,36 @@ pub fn main(magic: u32, info: u32) -> ! {
     if let Some(guest) = &options.guest {
         run_guest(guest, &boot, rsdp.as_ref(), cpu.vendor);
     }
-    event::emit(&Exit {
-        status: Status::Pass,
-    });
+    event::emit(&Exit::new(Status::Pass));
     power::exit(ExitCode::Success)
 }
 
 unsafe extern "C" {
     static __kernel_start: u8;
     static __kernel_end: u8;
+    static __image_end: u8;
+}
+
+/// The checksum of the hypervisor's code and constants at boot.
+static IMAGE_AT_BOOT: spin::Once<u64> = spin::Once::new();
+
+/// FNV-1a over the image [__kernel_start, __image_end): code and constants,
+/// which nothing writes after boot.
+fn image_checksum() -> u64 {
+    let start = &raw const __kernel_start as u64;
+    let end = &raw const __image_end as u64;
+    // SAFETY: the kernel's own image, identity-mapped and never unmapped.
+    let image = unsafe { core::slice::from_raw_parts(start as *const u8, (end - start) as usize) };
+    image.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// Whether the image is as it was at boot (true before the boot checksum).
+fn image_intact() -> bool {
+    IMAGE_AT_BOOT
+        .get()
+        .is_none_or(|&boot| boot == image_checksum())
 }
 
 /// Memory the frame allocator must not hand out: the kernel and the modules.
@@ -331,7 +359,7 @@ fn run_guest(
             } else {
                 Status::Pass
             };
-            event::emit(&Exit { status });
+            event::emit(&Exit::new(status));
             power::exit(if end.failed {
                 ExitCode::Failure
             } else {
@@ -666,12 +694,8 @@ fn run_selftest(test: SelfTest) {
         SelfTest::Contradiction => {
             // Two `exit` events, then a clean power-off: only the harness's
             // check for contradictory evidence can tell this run is wrong.
-            event::emit(&Exit {
-                status: Status::Pass,
-            });
-            event::emit(&Exit {
-                status: Status::Pass,
-            });
+            event::emit(&Exit::new(Status::Pass));
+            event::emit(&Exit::new(Status::Pass));
             power::exit(ExitCode::Success)
         }
     }

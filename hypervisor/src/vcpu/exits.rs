@@ -528,7 +528,7 @@ impl<'a, C: VirtCpu> Handlers<'a, C> {
             io::PortAction::DebugExit => ("debug-exit", false, self.stop("debug-exit", value != 0)),
             io::PortAction::KbcWriteOutput => {
                 state.inspect(|s| s.kbc_output.store(true, Ordering::SeqCst));
-                ("emulated", false, Action::Skip)
+                ("emulated", true, Action::Skip)
             }
             io::PortAction::KbcData => {
                 let output = state.is_some_and(|s| s.kbc_output.swap(false, Ordering::SeqCst));

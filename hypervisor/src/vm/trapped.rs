@@ -67,12 +67,15 @@ pub enum DevicePage {
     ReadOnly,
 }
 
-/// A 4-byte volatile store to device registers at physical `addr`, which
-/// the direct map maps 1:1 below 4 GiB (the firmware's MTRRs make the PCI
-/// hole uncached).
+/// A volatile store of `size` bytes to device registers at physical
+/// `addr`, which the direct map maps 1:1 below 4 GiB (the firmware's MTRRs
+/// make the PCI hole uncached); nothing above.
 fn store(addr: u64, size: u8, value: u64) {
+    if addr + u64::from(size) > crate::phys::IDENTITY_LIMIT {
+        return;
+    }
     // SAFETY: `addr` is in a device page the guest may write (its owner
-    // checked it); the hypervisor keeps nothing there.
+    // checked it), mapped by the direct map; the hypervisor keeps nothing there.
     unsafe {
         match size {
             1 => core::ptr::write_volatile(addr as *mut u8, value as u8),
@@ -85,6 +88,9 @@ fn store(addr: u64, size: u8, value: u64) {
 
 /// A volatile 4-byte load from device registers (as `store`).
 fn load(addr: u64) -> u32 {
+    if addr + 4 > crate::phys::IDENTITY_LIMIT {
+        return u32::MAX;
+    }
     // SAFETY: as in `store`: a device register the guest may read.
     unsafe { core::ptr::read_volatile(addr as *const u32) }
 }
@@ -153,12 +159,20 @@ impl<F: Format> Vm<F> {
                 store(gpa, 4, checked.value().into());
                 written(checked)
             }
-            Trap::Hpet if size == 4 => {
-                let checked = interrupts::hpet(gpa & 0xfff, value as u32);
-                store(gpa, 4, checked.value().into());
-                written(checked)
+            // The HPET takes dwords and quadwords (a comparator, a whole
+            // timer configuration): each dword checked.
+            Trap::Hpet if size == 4 || size == 8 => {
+                let offset = gpa & 0xfff;
+                let low = interrupts::hpet(offset, value as u32);
+                let high = interrupts::hpet(offset + 4, (value >> 32) as u32);
+                let both = u64::from(low.value()) | u64::from(high.value()) << 32;
+                store(gpa, size, both);
+                match (low, high) {
+                    (Checked::Kept(_), Checked::Kept(_)) => Written::Done,
+                    _ => Written::Filtered,
+                }
             }
-            // The APIC, the IOAPIC and the HPET take dword accesses only.
+            // The APIC and the IOAPIC take dword accesses only.
             _ => Written::Dropped,
         }
     }

@@ -1,0 +1,122 @@
+import { defineLinuxAttack } from "../harness/linux_scenario.ts";
+
+// A root process inside Linux (its /init, with payloads/linux/sv-attack.asm
+// and busybox's devmem) tries each way it has to take the machine from the
+// hypervisor. Each variant passes only when the hypervisor's own events show
+// the attack refused (or the guest ended), and the run ends with the
+// hypervisor's `exit`, its image intact. Remove the protection and the
+// variant fails: the refusal is missing, or the host resets or powers off
+// under the hypervisor (no `exit`), or its image changes.
+
+const io = (port: number, action: string, more: Record<string, unknown> = {}) => ({
+  ev: "vmexit",
+  fields: { reason: "io", port: `0x${port.toString(16)}`, action, ...more },
+});
+const device = (name: string, action: string) => ({
+  ev: "vmexit",
+  fields: { reason: "device-write", name, action },
+});
+
+/** The FACS's address, from the FADT (offset 36), in the shell's `$facs`. */
+const FACS = "facs=0x$(dd if=/sys/firmware/acpi/tables/FACP bs=1 skip=36 count=4 2>/dev/null" +
+  " | od -An -tx4 | tr -d ' ')";
+
+export default [
+  defineLinuxAttack({
+    name: "kbc-output",
+    description: "the KBC's output port with the reset line low ends the guest, not the machine",
+    run: "sv-attack kbc",
+    refused: [io(0x64, "emulated", { value: "0xd1" }), io(0x60, "reset", { value: "0xfe" })],
+    ends: "reset",
+  }),
+  defineLinuxAttack({
+    name: "pm-base",
+    description: "moving the ACPI PM base (PCI configuration, ECAM and 0xcf8) is refused; " +
+      "SLP_EN at the moved base reaches nothing",
+    run: [
+      // ECAM, through /dev/mem: 00:1f.0's PMBASE (0x40) at 0xb0000000 + 0xf8000.
+      "devmem 0xb00f8040 16 0x0901",
+      // Mechanism #1, through the kernel's sysfs file, then the program's own.
+      "printf '\\001\\011' | dd of=/sys/bus/pci/devices/0000:00:1f.0/config bs=1 seek=64" +
+      " conv=notrunc 2>/dev/null",
+      "sv-attack pm-base",
+    ].join("\n"),
+    refused: [
+      device("pci-config", "dropped"),
+      // The sysfs write is bytewise: 0x01 at 0x40 changes nothing, 0x09 at 0x41 is refused.
+      io(0xcfd, "blocked", { dir: "out", value: "0x9" }),
+      io(0xcfc, "blocked", { dir: "out", value: "0x901" }),
+    ],
+  }),
+  defineLinuxAttack({
+    name: "straddle",
+    description: "a word and a dword that cover COM2 from the port below are refused whole",
+    run: "sv-attack straddle",
+    refused: [io(0x2f7, "blocked", { size: 2 }), io(0x2f5, "blocked", { size: 4 })],
+  }),
+  defineLinuxAttack({
+    name: "outs-com2",
+    description: "REP OUTSB to COM2 (the hypervisor's channel) faults in the guest (#GP)",
+    run: 'sv-attack outs; echo "SV-ATTACK outs status=$?"',
+    refused: [io(0x2f8, "gp")],
+  }),
+  defineLinuxAttack({
+    name: "fw-cfg-dma",
+    description: "QEMU's fw_cfg DMA, aimed at the hypervisor's image, is refused",
+    run: [
+      FACS,
+      // The descriptor in the FACS's spare bytes: reserved memory the guest
+      // may write, mapped 1:1.
+      "d=$((facs + 40))",
+      "sv-attack fw-cfg $(printf '%x' $d)",
+    ].join("\n"),
+    refused: [io(0x514, "blocked"), io(0x518, "blocked")],
+  }),
+  defineLinuxAttack({
+    name: "reserved-ram",
+    description: "host-reserved memory (the firmware's, past the FACS) reads, and a write " +
+      "ends the guest",
+    run: [
+      FACS,
+      "sv-attack memory $(printf '%x' $((facs + 0x1000)))",
+    ].join("\n"),
+    refused: [{
+      ev: "vmexit",
+      fields: { reason: "ept-violation", access: "write", mapped: true },
+    }],
+    ends: "ept-violation",
+  }),
+  defineLinuxAttack({
+    name: "hpet-msi",
+    description: "the HPET's FSB delivery (a message to any address: INIT to a CPU) is refused",
+    run: [
+      "devmem 0xfed00150 32 0x500", // timer 2's FSB message: INIT
+      "devmem 0xfed00154 32 0xfee00000", // to the local APICs
+      "devmem 0xfed00140 32 0x4004", // FSB_EN, interrupts on
+    ].join("\n"),
+    refused: [device("hpet", "filtered")],
+  }),
+  defineLinuxAttack({
+    name: "ioapic-delivery",
+    description: "IOAPIC entries asking for INIT, SMI or NMI delivery are refused (masked)",
+    run: [
+      "devmem 0xfec00000 32 0x3e", // redirection entry 23, low dword
+      "devmem 0xfec00010 32 0x500", // INIT
+      "devmem 0xfec00010 32 0x200", // SMI
+      "devmem 0xfec00010 32 0x400", // NMI
+      "devmem 0xfec00010 32 0x10000", // masked again
+    ].join("\n"),
+    refused: [
+      device("ioapic", "filtered"),
+      device("ioapic", "filtered"),
+      device("ioapic", "filtered"),
+    ],
+  }),
+  defineLinuxAttack({
+    name: "bus-master",
+    description: "no PCI function may master the bus (DMA, MSIs) without an IOMMU",
+    run: "printf '\\007' | dd of=/sys/bus/pci/devices/0000:00:1f.2/config bs=1 seek=4" +
+      " conv=notrunc 2>/dev/null",
+    refused: [io(0xcfc, "filtered", { dir: "out", value: "0x7" })],
+  }),
+];
