@@ -63,6 +63,7 @@ export const EVENTS = {
   panic: { cpu: "number|null", message: "string", file: "string", line: "number" },
   skip: { reason: "string" },
   exit: { status: "string", image: "string" },
+  iommu: { base: "hex", vendor: "string", mode: "string", devices: "number" },
   chipset: {
     pm1_control: "array",
     reset: "hex|null",
@@ -70,6 +71,7 @@ export const EVENTS = {
     ecam: "hex|null",
     ioapics: "array",
     hpet: "hex|null",
+    iommus: "array",
     pci_functions: "number",
     masters_stopped: "number",
     dma: "boolean",
@@ -78,7 +80,6 @@ export const EVENTS = {
   "node-memory": { home: "number", nodes: "array" },
   "svm-on": { asids: "number", nrip_save: "boolean", hsave: "hex" },
   vmrun: { vcpu: "number", vmcb: "hex", asid: "number" },
-  "svm-lost-state": { vcpu: "number", rip: "hex", event_inject: "hex", exit_code: "hex" },
   "svm-shutdown": {
     vcpu: "number",
     rip: "hex",

@@ -113,6 +113,26 @@ export default [
     ],
   }),
   defineLinuxAttack({
+    name: "iommu",
+    description: "the IOMMU is the hypervisor's: taken at boot (every device blocked), its ACPI " +
+      "table hidden, its registers unmapped",
+    qemuArgs: ["-device", "amd-iommu"],
+    boot: [
+      { ev: "iommu", fields: { base: "0xfed80000", vendor: "amd", mode: "blocking" } },
+      { ev: "chipset", fields: { iommus: ["0xfed80000"] } },
+    ],
+    run: [
+      // The table the guest got: no IVRS.
+      'ls /sys/firmware/acpi/tables | grep -q IVRS && echo "SV-ATTACK iommu sees-ivrs"',
+      "sv-attack memory fed80000",
+    ].join("\n"),
+    refused: [{
+      ev: "vmexit",
+      fields: { reason: "ept-violation", gpa: "0xfed80000", access: "read", mapped: false },
+    }],
+    ends: "ept-violation",
+  }),
+  defineLinuxAttack({
     name: "bus-master",
     description: "no PCI function may master the bus (DMA, MSIs) without an IOMMU",
     run: "printf '\\007' | dd of=/sys/bus/pci/devices/0000:00:1f.2/config bs=1 seek=4" +

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::acpi::rsdp;
 use crate::acpi::sdt::{self, Table};
-use crate::acpi::{fadt, hmat, madt, mcfg, slit, srat};
+use crate::acpi::{fadt, hmat, iommu, madt, mcfg, slit, srat};
 use crate::arch::{self, power, power::ExitCode};
 use crate::boot::{self, BootInfo, MemoryKind, Protocol};
 use crate::chipset::{self, Chipset};
@@ -73,6 +73,19 @@ impl Event for Modules<'_> {
     const NAME: &'static str = "modules";
 }
 
+/// An IOMMU the hypervisor took (`iommu`).
+#[derive(Serialize)]
+struct IommuReport {
+    base: Hex,
+    vendor: &'static str,
+    /// `blocking` (every device's DMA faults) or `not-driven`.
+    mode: &'static str,
+    devices: u32,
+}
+impl Event for IommuReport {
+    const NAME: &'static str = "iommu";
+}
+
 /// What the hypervisor keeps of the platform (`chipset`).
 #[derive(Serialize)]
 struct ChipsetReport {
@@ -82,6 +95,7 @@ struct ChipsetReport {
     ecam: Option<Hex>,
     ioapics: heapless::Vec<Hex, 4>,
     hpet: Option<Hex>,
+    iommus: heapless::Vec<Hex, { iommu::MAX_IOMMUS }>,
     pci_functions: u32,
     masters_stopped: u32,
     dma: bool,
@@ -211,9 +225,9 @@ pub fn main(magic: u32, info: u32) -> ! {
     let topology = &machine.topology;
     let home = topology.node_of_cpu(arch::smp::apic_id()).unwrap_or(0);
     report_topology(topology, &boot, &machine.hmat);
-    own_chipset(&mem, rsdp.as_ref());
     mm::init(topology, &boot.memory, &reserved(&boot), home);
     report_node_memory(topology, options.numa_probe);
+    own_chipset(&mem, rsdp.as_ref());
     // A policy this machine cannot follow is refused before anything runs.
     if let Some(guest) = &options.guest {
         let has_memory = mm::nodes_with_memory();
@@ -448,6 +462,18 @@ fn own_chipset(mem: &IdentityMapped, rsdp: Option<&rsdp::Rsdp>) {
         }
     }
     chipset.hpet = table(b"HPET").and_then(|t| chipset::hpet_page(&t));
+    let ivrs = table(b"IVRS").map(|t| iommu::parse_ivrs(&t));
+    let dmar = table(b"DMAR").map(|t| iommu::parse_dmar(&t));
+    let iommus = [ivrs, dmar].into_iter().flatten().filter_map(|r| {
+        r.map_err(|e| event::error("acpi", &message(format_args!("{e}")), false))
+            .ok()
+    });
+    for (slot, found) in chipset.iommus.iter_mut().zip(iommus.flatten()) {
+        *slot = Some(found);
+    }
+    for found in chipset.iommus.iter().flatten() {
+        take_iommu(found);
+    }
     let owned = chipset::pci::own();
     let c = chipset::set(chipset);
     let fadt = c.fadt.unwrap_or_default();
@@ -463,10 +489,39 @@ fn own_chipset(mem: &IdentityMapped, rsdp: Option<&rsdp::Rsdp>) {
         ecam: c.ecam.map(|e| Hex(e.base)),
         ioapics: c.ioapics.iter().flatten().map(|&a| Hex(a)).collect(),
         hpet: c.hpet.map(Hex),
+        iommus: c.iommus.iter().flatten().map(|i| Hex(i.base)).collect(),
         pci_functions: owned.functions,
         masters_stopped: owned.masters_stopped,
         dma: c.dma,
     });
+}
+
+/// Takes an IOMMU before any guest runs; one it cannot take is reported,
+/// its registers kept from the guest all the same.
+fn take_iommu(found: &iommu::Iommu) {
+    let vendor = match found.kind {
+        iommu::Kind::Amd { .. } => "amd",
+        iommu::Kind::Intel => "intel",
+    };
+    match crate::iommu::take(found) {
+        Ok(t) => {
+            let (mode, devices) = match t {
+                crate::iommu::Taken::Blocking { devices } => ("blocking", devices),
+                crate::iommu::Taken::NotDriven => ("not-driven", 0),
+            };
+            event::emit(&IommuReport {
+                base: Hex(found.base),
+                vendor,
+                mode,
+                devices,
+            });
+        }
+        Err(e) => event::error(
+            "iommu",
+            &message(format_args!("the IOMMU at {:#x}: {e}", found.base)),
+            false,
+        ),
+    }
 }
 
 /// The MADT's enabled CPUs, or the boot CPU alone without a MADT.

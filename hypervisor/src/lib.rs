@@ -12,6 +12,7 @@ pub mod cmdline;
 pub mod cpu;
 pub mod ept;
 pub mod event;
+pub mod iommu;
 pub mod kernel;
 pub mod mm;
 pub mod numa;

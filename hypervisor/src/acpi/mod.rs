@@ -4,6 +4,7 @@
 
 pub mod fadt;
 pub mod hmat;
+pub mod iommu;
 pub mod madt;
 pub mod mcfg;
 pub mod rsdp;

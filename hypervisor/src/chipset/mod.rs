@@ -9,6 +9,7 @@ pub mod interrupts;
 pub mod pci;
 
 use crate::acpi::fadt::{Fadt, Register};
+use crate::acpi::iommu::{Iommu, MAX_IOMMUS};
 use crate::acpi::mcfg::Ecam;
 
 /// The ACPI PM1a control registers of the machines the harness runs, also
@@ -57,6 +58,8 @@ pub struct Chipset {
     /// The IOAPICs' register pages (MADT) and the HPET's (its table).
     pub ioapics: [Option<u64>; 4],
     pub hpet: Option<u64>,
+    /// The IOMMUs (IVRS, DMAR): their registers are never the guest's.
+    pub iommus: [Option<Iommu>; MAX_IOMMUS],
     /// Whether devices may master the bus: only behind an IOMMU the
     /// hypervisor owns (none yet).
     pub dma: bool,
@@ -98,6 +101,14 @@ pub enum Role {
 }
 
 impl Chipset {
+    /// Whether `addr` lies in an IOMMU's registers.
+    pub fn iommu_registers(&self, addr: u64) -> bool {
+        self.iommus
+            .iter()
+            .flatten()
+            .any(|i| (i.base..i.base + i.len).contains(&addr))
+    }
+
     /// Whether `addr` lies in the FACS's page, which the OS writes (its
     /// global lock, its waking vector) though the firmware's map reserves it.
     pub fn facs_page(&self, addr: u64) -> bool {

@@ -1,3 +1,6 @@
+//! The second-level table formats: Intel's EPT, AMD's nested page tables,
+//! and AMD-Vi's I/O page tables (which give devices the same translation).
+//!
 //! Intel EPT entries (SDM 3C 29.3.2): bits 0-2 read, write, execute; leaves
 //! carry the memory type in bits 3-5, bit 7 makes a directory entry a 2 MiB
 //! leaf; bits 8 and 9 are accessed and dirty when EPTP enables them (the
@@ -22,7 +25,7 @@ impl Format for Ept {
     const DIRTY: u64 = 1 << 9;
     const PRESENT: u64 = R | W | X;
 
-    fn table(table: u64) -> u64 {
+    fn table(table: u64, _level: usize) -> u64 {
         table | R | W | X
     }
 
@@ -151,7 +154,7 @@ impl Format for Npt {
     const DIRTY: u64 = 1 << 6;
     const PRESENT: u64 = P;
 
-    fn table(table: u64) -> u64 {
+    fn table(table: u64, _level: usize) -> u64 {
         table | P | RW | US
     }
 
@@ -209,5 +212,92 @@ mod npt_tests {
             "tables are P|RW|US"
         );
         assert_eq!(pt.translate(&mut mem, 0x9010), Some((0x12_4010, ro)));
+    }
+}
+
+/// AMD-Vi I/O page tables (AMD I/O Virtualization Technology specification
+/// 48882, 2.2.3): present (bit 0), the level of the table an entry points
+/// to (NextLevel, bits 9-11; 0 in a leaf, whose size its level gives), the
+/// frame, and device read and write permission (IR, bit 61; IW, bit 62).
+/// What a device may reach: the same frames as the guest's CPUs.
+pub struct AmdVi;
+
+const PR: u64 = 1 << 0;
+const IR: u64 = 1 << 61;
+const IW: u64 = 1 << 62;
+const NEXT_LEVEL: u64 = 7 << 9;
+
+impl Format for AmdVi {
+    /// The IOMMU keeps none in these tables.
+    const ACCESSED: u64 = 0;
+    const DIRTY: u64 = 0;
+    const PRESENT: u64 = PR;
+
+    fn table(table: u64, level: usize) -> u64 {
+        // AMD-Vi counts levels from 1 (the table of 4 KiB leaves).
+        table | PR | IR | IW | ((level as u64 + 1) << 9)
+    }
+
+    fn leaf(frame: u64, access: Access, _large: bool) -> u64 {
+        let mut e = frame | PR;
+        if access.read {
+            e |= IR;
+        }
+        if access.write {
+            e |= IW;
+        }
+        e
+    }
+
+    fn access(entry: u64) -> Access {
+        let present = entry & PR != 0;
+        Access {
+            read: present && entry & IR != 0,
+            write: present && entry & IW != 0,
+            execute: false,
+            uncached: false,
+        }
+    }
+
+    /// A directory entry that maps: one that points to no next level.
+    fn is_large(entry: u64) -> bool {
+        entry & PR != 0 && entry & NEXT_LEVEL == 0
+    }
+}
+
+#[cfg(test)]
+mod amd_vi_tests {
+    use super::super::fake::FakeTables;
+    use super::super::{PageSize, PageTable};
+    use super::*;
+
+    #[test]
+    fn io_tables_name_their_next_level_and_leaves_none() {
+        let mut mem = FakeTables::new(16);
+        let pt = PageTable::<AmdVi>::new(&mut mem).unwrap();
+        let _ = pt
+            .map(&mut mem, 0x20_8000, 0x12_3000, PageSize::Small, Access::ALL)
+            .unwrap();
+        let levels: Vec<u64> = mem.writes.iter().map(|w| (w.2 >> 9) & 7).collect();
+        assert_eq!(levels, [3, 2, 1, 0], "PML4E, PDPE, PDE, then the leaf");
+        assert_eq!(mem.writes[3].2, 0x12_3000 | PR | IR | IW);
+        let _ = pt
+            .map(&mut mem, 0x40_0000, 0x80_0000, PageSize::Large, Access::ALL)
+            .unwrap();
+        assert_eq!(
+            pt.translate(&mut mem, 0x41_2345).map(|t| t.0),
+            Some(0x81_2345)
+        );
+        assert_eq!(
+            pt.translate(&mut mem, 0x20_8010).map(|t| t.0),
+            Some(0x12_3010)
+        );
+        assert_eq!(pt.split(&mut mem, 0x40_0000).map(|_| ()), Ok(()));
+        let (_, _, pde) = *mem.writes.last().unwrap();
+        assert_eq!((pde >> 9) & 7, 1, "a split's new table is a level-1 table");
+        assert_eq!(
+            pt.translate(&mut mem, 0x41_2345).map(|t| t.0),
+            Some(0x81_2345)
+        );
     }
 }

@@ -61,8 +61,9 @@ pub trait Format: Sync {
     /// The bits whose clearing makes a leaf not present.
     const PRESENT: u64;
 
-    /// An entry pointing to the next-level table at `table`.
-    fn table(table: u64) -> u64;
+    /// An entry pointing to the table at `table`, of `level` (0: the
+    /// table of 4 KiB leaves, 1: the directory, 2: the directory pointers).
+    fn table(table: u64, level: usize) -> u64;
     /// A leaf mapping `frame`: 4 KiB, or 2 MiB when `large` (a directory
     /// entry with the page-size bit).
     fn leaf(frame: u64, access: Access, large: bool) -> u64;
@@ -212,8 +213,8 @@ impl<F: Format> PageTable<F> {
                     return Ok(Walked::Missing);
                 }
                 let next = mem.alloc_table().ok_or(MapError::OutOfMemory)?;
-                match mem.cas(table, i, entry, F::table(next)) {
-                    Ok(()) => entry = F::table(next),
+                match mem.cas(table, i, entry, F::table(next, l - 1)) {
+                    Ok(()) => entry = F::table(next, l - 1),
                     Err(theirs) => {
                         // Another CPU installed one first: use it.
                         mem.free_table(next);
@@ -424,7 +425,7 @@ impl<F: Format> PageTable<F> {
                 F::leaf(frame + j as u64 * PAGE, F::access(plain), false) | flags
             });
             if mem
-                .cas(table, index(gpa, 1), entry, F::table(small))
+                .cas(table, index(gpa, 1), entry, F::table(small, 0))
                 .is_ok()
             {
                 return Ok(Flush::Range {

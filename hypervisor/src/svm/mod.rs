@@ -109,20 +109,6 @@ impl Event for SvmShutdown {
     const NAME: &'static str = "svm-shutdown";
 }
 
-/// An entry that came back with the host's state in the guest's save area
-/// (QEMU's multi-threaded TCG, docs/numa.md): the guest's state from before
-/// the entry is put back and the event it was being given is given again.
-#[derive(Serialize)]
-struct SvmLostState {
-    vcpu: u32,
-    rip: Hex,
-    event_inject: Hex,
-    exit_code: Hex,
-}
-impl Event for SvmLostState {
-    const NAME: &'static str = "svm-lost-state";
-}
-
 #[derive(Serialize)]
 struct VmRun {
     vcpu: u32,
@@ -487,15 +473,6 @@ impl<'m> Vcpu<'m> {
             .map_or(0, u64::from_le_bytes)
     }
 
-    /// Whether the guest save area holds the host's RIP, RSP and CR3: the
-    /// emulator wrote the host's state where the guest's belongs.
-    fn holds_host_state(&self) -> bool {
-        let s = &self.vmcb_ref().save;
-        s.cr3 == self.host_saved(vmcb::SAVE_CR3)
-            && s.rip == self.host_saved(vmcb::SAVE_RIP)
-            && s.rsp == self.host_saved(vmcb::SAVE_RSP)
-    }
-
     /// Reports a SHUTDOWN #VMEXIT (`SvmShutdown`).
     fn report_shutdown(&self) {
         let saved = |offset: u64| self.host_saved(offset);
@@ -708,11 +685,6 @@ impl VirtCpu for Vcpu<'_> {
                 }
                 self.checked = Some(state);
             }
-            // An entry that gives the guest an event is the one QEMU's
-            // multi-threaded TCG has been seen to come back from with the
-            // host's state in the guest's place: kept, to enter again.
-            let before = (self.vmcb_ref().control.event_inject & (1 << 31) != 0)
-                .then(|| (self.vmcb_ref().save, self.ctx.regs));
             // SAFETY: the VMCB, its maps and the nested tables are complete;
             // `run.s` saves and restores every register the host uses.
             unsafe {
@@ -724,22 +696,6 @@ impl VirtCpu for Vcpu<'_> {
                 )
             };
             self.launched = true;
-            if let Some((save, regs)) = before
-                && self.holds_host_state()
-            {
-                let v = self.vmcb();
-                let (code, event) = (v.control.exit_code, v.control.event_inject);
-                v.save = save;
-                v.control.tlb_control = 0;
-                self.ctx.regs = regs;
-                event::emit(&SvmLostState {
-                    vcpu: self.index,
-                    rip: Hex(save.rip),
-                    event_inject: Hex(event),
-                    exit_code: Hex(code),
-                });
-                continue; // event_inject is as it was
-            }
             let v = self.vmcb();
             v.control.tlb_control = 0;
             // An event the exit interrupted while it was delivered (a fault on

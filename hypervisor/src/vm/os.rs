@@ -88,12 +88,12 @@ pub fn load<F: crate::ept::Format>(
         let (info, entries) = platform::start_info(&map, initrd);
         ok &= mem.write(platform::START_INFO, &info) && mem.write(platform::MEMMAP, &entries);
     }
-    // The host's tables but its NUMA ones; with `numa.guest=mirror`, the
-    // guest's own SRAT and SLIT instead.
+    // The host's tables but its NUMA and IOMMU ones; with
+    // `numa.guest=mirror`, the guest's own SRAT and SLIT instead.
     let mut tables: heapless::Vec<u64, { platform::MAX_TABLES }> = files
         .acpi_tables
         .iter()
-        .filter(|(_, sig)| !platform::NUMA_TABLES.contains(sig))
+        .filter(|(_, sig)| !platform::HIDDEN_TABLES.contains(sig))
         .map(|&(addr, _)| addr)
         .collect();
     if let Some(ranges) = mirror {

@@ -13,7 +13,8 @@
 //!   the guest's is never mapped: the hypervisor's memory stays unreachable.
 //! - ACPI: the firmware's tables stay where they are (they lie in regions
 //!   passed through); the guest gets a new RSDP, RSDT and XSDT that list
-//!   them all but SRAT, SLIT and HMAT, so it sees one NUMA node.
+//!   them all but SRAT, SLIT and HMAT, so it sees one NUMA node, and but
+//!   DMAR and IVRS: the IOMMUs are the hypervisor's.
 //! - Boot information (PVH `hvm_start_info`, its memory map, command line
 //!   and module list, and the ACPI root) lies in `BOOT_AREA`, reserved in
 //!   the memory map.
@@ -46,8 +47,10 @@ pub const TABLE_MAX: usize = 0x1000;
 /// Tables the guest's new root lists at most.
 pub const MAX_TABLES: usize = 64;
 pub const MAX_ENTRIES: usize = 48;
-/// Tables that describe the host's NUMA topology: the guest sees one node.
-pub const NUMA_TABLES: [[u8; 4]; 3] = [*b"SRAT", *b"SLIT", *b"HMAT"];
+/// Tables the guest's ACPI root leaves out: the host's NUMA topology (the
+/// guest sees one node) and its IOMMUs (the hypervisor's: DMAR for VT-d,
+/// IVRS for AMD-Vi).
+pub const HIDDEN_TABLES: [[u8; 4]; 5] = [*b"SRAT", *b"SLIT", *b"HMAT", *b"DMAR", *b"IVRS"];
 /// `hvm_start_info`'s magic (Xen's `XEN_HVM_START_MAGIC_VALUE`).
 const START_MAGIC: u32 = 0x336e_c578;
 

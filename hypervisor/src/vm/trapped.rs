@@ -114,9 +114,13 @@ impl<F: Format> Vm<F> {
         }
     }
 
-    /// How the device page at `gpa` is mapped; None for host RAM (never).
+    /// How the device page at `gpa` is mapped; None for host RAM and the
+    /// IOMMUs' registers (never).
     pub(super) fn device_page(&self, gpa: u64) -> Option<DevicePage> {
         let host = self.host_memory.as_ref()?;
+        if self.chipset.iommu_registers(gpa) {
+            return None;
+        }
         if self.trap_of(gpa).is_some() || self.chipset.power_page(gpa) {
             return Some(DevicePage::ReadOnly);
         }
