@@ -511,37 +511,47 @@ impl<'a, C: VirtCpu> Handlers<'a, C> {
                 mask
             }
         };
+        // How the access is reported: quietly, always, or as a refusal.
+        enum Seen {
+            Quiet,
+            Always,
+            Refused,
+        }
+        let refused_if_os = if os { Seen::Refused } else { Seen::Quiet };
+        let reset = || ("reset", Seen::Always, self.stop("reset", false));
         let mut read = mask; // no device: all ones
-        let (name, refused, then) = match action {
-            io::PortAction::Reported => ("reported", false, Action::Skip),
-            io::PortAction::Blocked => ("blocked", os, Action::Skip),
+        let (name, seen, then) = match action {
+            io::PortAction::Reported => ("reported", Seen::Always, Action::Skip),
+            io::PortAction::Blocked => ("blocked", refused_if_os, Action::Skip),
             io::PortAction::Forward => {
                 read = forward();
-                ("forwarded", false, Action::Skip)
+                ("forwarded", Seen::Quiet, Action::Skip)
             }
             io::PortAction::ForwardAs(v) => {
                 crate::arch::ports::write(port, size, v);
-                ("filtered", true, Action::Skip)
+                ("filtered", Seen::Refused, Action::Skip)
             }
-            io::PortAction::PowerOff => ("power-off", false, self.stop("power-off", false)),
-            io::PortAction::Reset => ("reset", false, self.stop("reset", false)),
-            io::PortAction::DebugExit => ("debug-exit", false, self.stop("debug-exit", value != 0)),
+            io::PortAction::PowerOff => ("power-off", Seen::Always, self.stop("power-off", false)),
+            io::PortAction::Reset => reset(),
+            io::PortAction::DebugExit => (
+                "debug-exit",
+                Seen::Always,
+                self.stop("debug-exit", value != 0),
+            ),
             io::PortAction::KbcWriteOutput => {
                 state.inspect(|s| s.kbc_output.store(true, Ordering::SeqCst));
-                ("emulated", true, Action::Skip)
+                ("emulated", Seen::Refused, Action::Skip)
             }
             io::PortAction::KbcData => {
                 let output = state.is_some_and(|s| s.kbc_output.swap(false, Ordering::SeqCst));
                 match output {
                     // The output port: its reset line low resets; the rest
                     // (A20 among it) stays as the hypervisor has it.
-                    true if value as u8 & chipset::RESET_BIT == 0 => {
-                        ("reset", false, self.stop("reset", false))
-                    }
-                    true => ("blocked", true, Action::Skip),
+                    true if value as u8 & chipset::RESET_BIT == 0 => reset(),
+                    true => ("blocked", Seen::Refused, Action::Skip),
                     false => {
                         read = forward();
-                        ("forwarded", false, Action::Skip)
+                        ("forwarded", Seen::Quiet, Action::Skip)
                     }
                 }
             }
@@ -553,18 +563,18 @@ impl<'a, C: VirtCpu> Handlers<'a, C> {
                         s.pci_address.store(value as u32, Ordering::SeqCst);
                     }
                 }
-                ("emulated", false, Action::Skip)
+                ("emulated", Seen::Quiet, Action::Skip)
             }
             io::PortAction::PciData => {
                 let offset = port - chipset::PCI_DATA.start();
                 if input {
                     read = self.machine.pci_data_read(offset, size).into();
-                    ("emulated", false, Action::Skip)
+                    ("emulated", Seen::Quiet, Action::Skip)
                 } else {
                     match self.machine.pci_data_write(offset, size, value as u32) {
-                        Written::Done => ("forwarded", false, Action::Skip),
-                        Written::Filtered => ("filtered", true, Action::Skip),
-                        Written::Dropped => ("blocked", true, Action::Skip),
+                        Written::Done => ("forwarded", Seen::Quiet, Action::Skip),
+                        Written::Filtered => ("filtered", Seen::Refused, Action::Skip),
+                        Written::Dropped => ("blocked", Seen::Refused, Action::Skip),
                     }
                 }
             }
@@ -573,14 +583,10 @@ impl<'a, C: VirtCpu> Handlers<'a, C> {
             let regs = self.cpu.regs();
             regs.rax = (regs.rax & !mask) | (read & mask);
         }
-        let notable = match action {
-            io::PortAction::Reported
-            | io::PortAction::PowerOff
-            | io::PortAction::Reset
-            | io::PortAction::DebugExit => Notable::Yes,
-            _ if name == "reset" => Notable::Yes,
-            _ if refused => self.trace.refusal(),
-            _ => Notable::No,
+        let notable = match seen {
+            Seen::Quiet => Notable::No,
+            Seen::Always => Notable::Yes,
+            Seen::Refused => self.trace.refusal(),
         };
         let f = event((!input).then_some(value), name);
         self.trace.exit(Reason::Io, rip, port.into(), notable, f);
