@@ -133,6 +133,15 @@ export default [
     ends: "ept-violation",
   }),
   defineLinuxAttack({
+    name: "msi-enable",
+    description: "no PCI function may turn MSI on: a message's delivery mode is not checked " +
+      "without interrupt remapping",
+    // The AHCI's MSI capability is at 0x80 on q35: its enable bit, byte 0x82.
+    run: "printf '\\001' | dd of=/sys/bus/pci/devices/0000:00:1f.2/config bs=1 seek=130" +
+      " conv=notrunc 2>/dev/null",
+    refused: [io(0xcfe, "filtered", { dir: "out", value: "0x1" })],
+  }),
+  defineLinuxAttack({
     name: "bus-master",
     description: "no PCI function may master the bus (DMA, MSIs) without an IOMMU",
     run: "printf '\\007' | dd of=/sys/bus/pci/devices/0000:00:1f.2/config bs=1 seek=4" +

@@ -63,13 +63,35 @@ fn kept(ids: Ids) -> &'static [core::ops::RangeInclusive<u16>] {
     }
 }
 
+/// Where a function's MSI and MSI-X capabilities are, if it has them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Caps {
+    pub msi: Option<u16>,
+    pub msix: Option<u16>,
+}
+
+/// Capability ids: MSI, MSI-X.
+pub const CAP_MSI: u8 = 0x05;
+pub const CAP_MSIX: u8 = 0x11;
+/// The enable bits in their message control (at +2): MSI's bit 0, MSI-X's
+/// bit 15 (bit 7 of the byte at +3).
+const MSI_ENABLE: u8 = 1 << 0;
+const MSIX_ENABLE: u8 = 1 << 7;
+
 /// The bits of configuration byte `reg` of a function `ids` a guest may
-/// write; `dma`: devices may master the bus (an IOMMU confines them).
-pub fn writable(ids: Ids, reg: u16, dma: bool) -> u8 {
+/// write; `dma`: devices may master the bus (an IOMMU confines them). No
+/// function may turn MSI or MSI-X on: a message is a memory write whose
+/// delivery mode (INIT, SMI, NMI) the hypervisor does not see, until an
+/// IOMMU remaps them; devices interrupt through INTx and the IOAPIC.
+pub fn writable(ids: Ids, caps: Caps, reg: u16, dma: bool) -> u8 {
     if kept(ids).iter().any(|r| r.contains(&reg)) {
         0
     } else if reg == COMMAND && !dma {
         !BUS_MASTER
+    } else if caps.msi.is_some_and(|c| reg == c + 2) {
+        !MSI_ENABLE
+    } else if caps.msix.is_some_and(|c| reg == c + 3) {
+        !MSIX_ENABLE
     } else {
         0xff
     }
@@ -78,10 +100,18 @@ pub fn writable(ids: Ids, reg: u16, dma: bool) -> u8 {
 /// The value to write for a guest's write of `size` bytes of `value` at
 /// `reg`, given what the register holds (`current`): the bits it may not
 /// change keep theirs. None when the write changes nothing it may.
-pub fn filter(ids: Ids, reg: u16, size: u8, value: u32, current: u32, dma: bool) -> Filtered {
+pub fn filter(
+    ids: Ids,
+    caps: Caps,
+    reg: u16,
+    size: u8,
+    value: u32,
+    current: u32,
+    dma: bool,
+) -> Filtered {
     let mut mask = 0u32;
     for i in 0..u16::from(size) {
-        mask |= u32::from(writable(ids, reg + i, dma)) << (8 * i);
+        mask |= u32::from(writable(ids, caps, reg + i, dma)) << (8 * i);
     }
     let full = u32::MAX >> (32 - 8 * u32::from(size));
     let written = (value & mask) | (current & !mask & full);
@@ -154,6 +184,31 @@ mod hardware {
         }
     }
 
+    /// Where `bdf`'s MSI and MSI-X capabilities are (a list that loops or
+    /// runs off the header is followed 48 steps at most).
+    pub fn capabilities(bdf: Bdf) -> Caps {
+        const STATUS: u16 = 0x06;
+        const HAS_LIST: u32 = 1 << 4;
+        const FIRST: u16 = 0x34;
+        let mut caps = Caps::default();
+        if read(bdf, STATUS, 2) & HAS_LIST == 0 {
+            return caps;
+        }
+        let mut at = (read(bdf, FIRST, 1) & 0xfc) as u16;
+        for _ in 0..48 {
+            if at < 0x40 {
+                break;
+            }
+            match read(bdf, at, 1) as u8 {
+                CAP_MSI => caps.msi = Some(at),
+                CAP_MSIX => caps.msix = Some(at),
+                _ => {}
+            }
+            at = (read(bdf, at + 1, 1) & 0xfc) as u16;
+        }
+        caps
+    }
+
     pub fn ids(bdf: Bdf) -> Option<Ids> {
         let id = read(bdf, 0, 4);
         (id & 0xffff != 0xffff).then(|| Ids {
@@ -224,6 +279,55 @@ mod tests {
         device: 0x29c0,
         class: CLASS_HOST_BRIDGE,
     };
+
+    const NONE: Caps = Caps {
+        msi: None,
+        msix: None,
+    };
+
+    fn filter(ids: Ids, reg: u16, size: u8, value: u32, current: u32, dma: bool) -> Filtered {
+        super::filter(ids, NONE, reg, size, value, current, dma)
+    }
+
+    #[test]
+    fn no_function_turns_msi_or_msix_on() {
+        let caps = Caps {
+            msi: Some(0x50),
+            msix: Some(0x70),
+        };
+        let f =
+            |reg, size, value, current| super::filter(NIC, caps, reg, size, value, current, true);
+        assert_eq!(
+            f(0x52, 2, 0x0081, 0x0080),
+            Filtered::Part(0x0080),
+            "MSI enable kept clear"
+        );
+        assert_eq!(
+            f(0x52, 2, 0x0091, 0x0080),
+            Filtered::Part(0x0090),
+            "the vector count goes"
+        );
+        assert_eq!(
+            f(0x50, 4, 0x0001_0000, 0),
+            Filtered::Part(0),
+            "MSI enable in a dword"
+        );
+        assert_eq!(
+            f(0x72, 2, 0x8000, 0x0000),
+            Filtered::Part(0),
+            "MSI-X enable"
+        );
+        assert_eq!(
+            f(0x72, 2, 0x4000, 0x0000),
+            Filtered::Whole(0x4000),
+            "MSI-X function mask"
+        );
+        assert_eq!(
+            f(0x54, 4, 0xfee0_0000, 0),
+            Filtered::Whole(0xfee0_0000),
+            "the address"
+        );
+    }
 
     #[test]
     fn the_pm_base_and_the_memory_controller_keep_their_values() {

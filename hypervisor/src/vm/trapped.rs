@@ -197,7 +197,7 @@ impl<F: Format> Vm<F> {
         };
         let dma = self.chipset.dma;
         if reg >= 0x100 {
-            if pci::writable(ids, reg, dma) != 0xff {
+            if pci::writable(ids, pci::Caps::default(), reg, dma) != 0xff {
                 return Written::Dropped;
             }
             store(gpa, size, value);
@@ -293,9 +293,10 @@ fn written(checked: Checked) -> Written {
 
 /// A filtered write of configuration register `reg` (below 0x100).
 fn pci_write(ids: pci::Ids, bdf: pci::Bdf, reg: u16, size: u8, value: u32, dma: bool) -> Written {
+    let caps = pci::capabilities(bdf);
     let mut outcome = Written::Dropped;
     pci::update(bdf, reg, size, |current| {
-        match pci::filter(ids, reg, size, value, current, dma) {
+        match pci::filter(ids, caps, reg, size, value, current, dma) {
             Filtered::Whole(v) => {
                 outcome = Written::Done;
                 Some(v)
