@@ -31,14 +31,18 @@ pub const PORT_A: u16 = 0x92;
 /// The output port's and port A's reset and A20 bits.
 pub const RESET_BIT: u8 = 1 << 0;
 pub const A20_BIT: u8 = 1 << 1;
-/// QEMU's isa-debug-exit, where the harness's machines have it and test
-/// kernels write their status.
-pub const DEBUG_EXIT: u16 = 0xf4;
+/// QEMU's isa-debug-exit, where the harness's machines have it (iobase
+/// 0xf4, iosize 4: a write to any of its ports ends QEMU) and test kernels
+/// write their status.
+pub const DEBUG_EXIT: core::ops::RangeInclusive<u16> = 0xf4..=0xf7;
 /// COM2: the hypervisor's event channel.
 pub const HYPERVISOR_CONSOLE: core::ops::RangeInclusive<u16> = 0x2f8..=0x2ff;
 /// QEMU's fw_cfg DMA address register (big-endian, high half first): its
 /// device copies to and from any host-physical address.
 pub const FW_CFG_DMA: core::ops::RangeInclusive<u16> = 0x514..=0x51b;
+/// Bochs' shutdown port ("Shutdown" written to it ends the emulator; the
+/// hypervisor's own power-off uses it) and its debugger ports.
+pub const BOCHS_CONTROL: [u16; 3] = [0x8900, 0x8a00, 0x8a01];
 /// PCI configuration mechanism #1: the address register and the data window.
 pub const PCI_ADDRESS: u16 = 0xcf8;
 pub const PCI_DATA: core::ops::RangeInclusive<u16> = 0xcfc..=0xcff;
@@ -154,14 +158,19 @@ impl Chipset {
             KBC_COMMAND => Role::KbcCommand,
             KBC_DATA => Role::KbcData,
             PORT_A => Role::PortA,
-            DEBUG_EXIT => Role::DebugExit,
+            p if DEBUG_EXIT.contains(&p) => Role::DebugExit,
             0xcf8..=0xcfb => Role::PciAddress {
                 byte: port - PCI_ADDRESS,
             },
             0xcfc..=0xcff => Role::PciData {
                 byte: port - *PCI_DATA.start(),
             },
-            p if HYPERVISOR_CONSOLE.contains(&p) || FW_CFG_DMA.contains(&p) => Role::Denied,
+            p if HYPERVISOR_CONSOLE.contains(&p)
+                || FW_CFG_DMA.contains(&p)
+                || BOCHS_CONTROL.contains(&p) =>
+            {
+                Role::Denied
+            }
             _ => Role::Guest,
         }
     }
@@ -280,8 +289,15 @@ mod tests {
     #[test]
     fn denied_and_guest_ports() {
         let c = Chipset::default();
-        for p in [0x2f8, 0x2ff, 0x514, 0x518, 0x51b] {
+        for p in [0x2f8, 0x2ff, 0x514, 0x518, 0x51b, 0x8900, 0x8a00] {
             assert_eq!(c.role(p), Role::Denied, "{p:#x}");
+        }
+        for p in 0xf4..=0xf7 {
+            assert_eq!(
+                c.role(p),
+                Role::DebugExit,
+                "the debug exit's every port: {p:#x}"
+            );
         }
         for p in [0x3f8, 0x510, 0x511, 0x20, 0x70, 0x2f7, 0x300] {
             assert_eq!(c.role(p), Role::Guest, "{p:#x}");

@@ -228,6 +228,11 @@ mod tests {
             "a byte write of SLP_EN"
         );
         assert_eq!(payload(0xf3, 2, false, 0x0100, &[]), DebugExit);
+        assert_eq!(
+            os(0xf5, 1, false, 0x01),
+            DebugExit,
+            "isa-debug-exit's second port"
+        );
     }
 
     #[test]

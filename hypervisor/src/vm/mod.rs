@@ -114,6 +114,8 @@ pub struct Vm<F: Format> {
     /// guest reaches through it.
     pub chipset: Chipset,
     pub ports: PortState,
+    /// Held by the vCPU writing the IOAPICs' registers (`trapped`).
+    ioapic_turn: spin::Mutex<()>,
     /// Per vCPU of an OS guest: the startup vector it was sent, plus 1 (0: none yet).
     startup: [AtomicU64; MAX_VCPUS],
     /// Per vCPU: the ICR's high half as the guest last wrote it.
@@ -146,6 +148,7 @@ impl<F: Format> Vm<F> {
             apic: None,
             chipset: crate::chipset::get(),
             ports: PortState::default(),
+            ioapic_turn: spin::Mutex::new(()),
             startup: [const { AtomicU64::new(0) }; MAX_VCPUS],
             icr_high: [const { AtomicU64::new(0) }; MAX_VCPUS],
             runtime: None,

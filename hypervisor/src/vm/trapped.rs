@@ -151,6 +151,11 @@ impl<F: Format> Vm<F> {
             Trap::Apic if size == 4 => self.apic_write(vcpu, gpa & 0xfff, value as u32),
             Trap::PciConfig => self.config_write(gpa, size, value),
             Trap::IoApic if size == 4 => {
+                // The window writes the register the index names: both
+                // under one lock, so that another vCPU's index cannot slip
+                // between the check and the write (every store to the page
+                // comes here).
+                let _turn = self.ioapic_turn.lock();
                 let index = if gpa & 0xff == interrupts::IOWIN {
                     Some(load(gpa & !0xfff))
                 } else {
