@@ -133,6 +133,25 @@ export default [
     ends: "ept-violation",
   }),
   defineLinuxAttack({
+    name: "iommu-intel",
+    description: "an Intel IOMMU (VT-d) on q35 is found, its DMAR hidden, its registers unmapped " +
+      "(not driven yet)",
+    qemuArgs: ["-device", "intel-iommu"],
+    boot: [
+      { ev: "iommu", fields: { base: "0xfed90000", vendor: "intel", mode: "not-driven" } },
+      { ev: "chipset", fields: { iommus: ["0xfed90000"] } },
+    ],
+    run: [
+      'ls /sys/firmware/acpi/tables | grep -q DMAR && echo "SV-ATTACK iommu-intel sees-dmar"',
+      "sv-attack memory fed90000",
+    ].join("\n"),
+    refused: [{
+      ev: "vmexit",
+      fields: { reason: "ept-violation", gpa: "0xfed90000", access: "read", mapped: false },
+    }],
+    ends: "ept-violation",
+  }),
+  defineLinuxAttack({
     name: "msi-enable",
     description: "no PCI function may turn MSI on: a message's delivery mode is not checked " +
       "without interrupt remapping",
