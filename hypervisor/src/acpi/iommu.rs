@@ -5,7 +5,7 @@
 
 use heapless::Vec;
 
-use super::sdt::{Reader, Table, TableError};
+use super::sdt::{Header, Reader, Table, TableError};
 
 pub const MAX_IOMMUS: usize = 4;
 
@@ -29,18 +29,6 @@ pub struct Iommu {
     pub segment: u16,
 }
 
-/// Checks that an entry of `len` bytes (at least `min`) at `at` lies in the table.
-fn entry(r: &Reader, at: usize, len: usize, min: usize) -> Result<(), TableError> {
-    r.need(at, len, min)?;
-    if at + len > r.bytes.len() {
-        return Err(TableError::Truncated {
-            signature: r.signature,
-            at,
-        });
-    }
-    Ok(())
-}
-
 /// IVRS block types that describe an IOMMU (IVHD), with their header size.
 const IVHD: [(u8, usize); 3] = [(0x10, 24), (0x11, 40), (0x40, 40)];
 
@@ -53,13 +41,10 @@ pub fn parse_ivrs(table: &Table) -> Result<Vec<Iommu, MAX_IOMMUS>, TableError> {
     };
     let mut found = Vec::new();
     // The header, IVinfo, 8 reserved bytes; then blocks of type, flags, length.
-    let mut at = 48;
-    while at < r.bytes.len() {
-        let kind = r.u8(at)?;
-        let len = usize::from(r.u16(at + 2)?);
-        entry(&r, at, len, 4)?;
-        if let Some(&(_, header)) = IVHD.iter().find(|(t, _)| *t == kind) {
-            entry(&r, at, len, header)?;
+    for block in r.entries_with(48, Header::ByteTypeWordLength) {
+        let (kind, at, len) = block?;
+        if let Some(&(_, header)) = IVHD.iter().find(|(t, _)| u16::from(*t) == kind) {
+            r.need(at, len, header)?;
             let iommu = Iommu {
                 kind: Kind::Amd {
                     device: r.u16(at + 4)?,
@@ -72,7 +57,6 @@ pub fn parse_ivrs(table: &Table) -> Result<Vec<Iommu, MAX_IOMMUS>, TableError> {
                 let _ = found.push(iommu);
             }
         }
-        at += len;
     }
     Ok(found)
 }
@@ -87,13 +71,10 @@ pub fn parse_dmar(table: &Table) -> Result<Vec<Iommu, MAX_IOMMUS>, TableError> {
     let mut found = Vec::new();
     // The header, host address width, flags, 10 reserved bytes; then
     // structures of type and length.
-    let mut at = 48;
-    while at < r.bytes.len() {
-        let kind = r.u16(at)?;
-        let len = usize::from(r.u16(at + 2)?);
-        entry(&r, at, len, 4)?;
+    for structure in r.entries_with(48, Header::Words) {
+        let (kind, at, len) = structure?;
         if kind == DRHD {
-            entry(&r, at, len, 16)?;
+            r.need(at, len, 16)?;
             // Size: its registers are 2^(size + 12) bytes.
             let size = u32::from(r.u8(at + 5)? & 0xf);
             let _ = found.push(Iommu {
@@ -103,7 +84,6 @@ pub fn parse_dmar(table: &Table) -> Result<Vec<Iommu, MAX_IOMMUS>, TableError> {
                 segment: r.u16(at + 6)?,
             });
         }
-        at += len;
     }
     Ok(found)
 }

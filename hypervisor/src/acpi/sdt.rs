@@ -167,23 +167,53 @@ impl Reader<'_> {
         }
     }
 
-    /// Walks `type, length` entries from `start`, checking each length.
+    /// Walks `type, length` entries from `start` (a byte of each, as the
+    /// MADT and SRAT have them), checking each length.
     pub fn entries(&self, start: usize) -> Entries<'_> {
+        self.entries_with(start, Header::Bytes)
+    }
+
+    /// Walks entries whose header is laid out as `header` says.
+    pub fn entries_with(&self, start: usize, header: Header) -> Entries<'_> {
         Entries {
             reader: self,
             at: start,
+            header,
         }
+    }
+}
+
+/// How a table's entries begin: their type and length.
+#[derive(Clone, Copy, Debug)]
+pub enum Header {
+    /// A byte of type, a byte of length (MADT, SRAT).
+    Bytes,
+    /// A byte of type, a byte of flags, a word of length (IVRS).
+    ByteTypeWordLength,
+    /// A word of type, a word of length (DMAR).
+    Words,
+}
+
+impl Header {
+    /// The type and length of the entry at `at`, and the header's size.
+    fn read(self, r: &Reader, at: usize) -> Result<(u16, usize, usize), TableError> {
+        Ok(match self {
+            Self::Bytes => (r.u8(at)?.into(), r.u8(at + 1)?.into(), 2),
+            Self::ByteTypeWordLength => (r.u8(at)?.into(), r.u16(at + 2)?.into(), 4),
+            Self::Words => (r.u16(at)?, r.u16(at + 2)?.into(), 4),
+        })
     }
 }
 
 pub struct Entries<'a> {
     reader: &'a Reader<'a>,
     at: usize,
+    header: Header,
 }
 
 impl Iterator for Entries<'_> {
     /// The entry's type and its bytes (header included).
-    type Item = Result<(u8, usize, usize), TableError>;
+    type Item = Result<(u16, usize, usize), TableError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         let r = self.reader;
@@ -192,8 +222,8 @@ impl Iterator for Entries<'_> {
         }
         let at = self.at;
         let entry = (|| {
-            let (kind, len) = (r.u8(at)?, usize::from(r.u8(at + 1)?));
-            if len < 2 || at + len > r.bytes.len() {
+            let (kind, len, header) = self.header.read(r, at)?;
+            if len < header || at + len > r.bytes.len() {
                 return Err(TableError::Truncated {
                     signature: r.signature,
                     at,
