@@ -438,36 +438,21 @@ fn report_acpi(mem: &IdentityMapped, boot: &BootInfo) -> Option<rsdp::Rsdp> {
 /// Finds the platform's controls (FADT, MCFG, MADT, HPET) and takes PCI
 /// bus mastering from every device before any guest runs (`chipset`).
 fn own_chipset(mem: &IdentityMapped, rsdp: Option<&rsdp::Rsdp>) {
-    let table = |sig: &[u8; 4]| -> Option<Table<'_>> {
-        sdt::find(mem, rsdp?, *sig)
-            .map_err(|e| event::error("acpi", &message(format_args!("{e}")), false))
-            .ok()
-            .flatten()
+    let table = |sig: &[u8; 4]| acpi_table(mem, rsdp, sig);
+    let mut chipset = Chipset {
+        fadt: table(b"FACP").and_then(|t| reported(fadt::parse(&t))),
+        ecam: table(b"MCFG").and_then(|t| reported(mcfg::parse(&t)).flatten()),
+        hpet: table(b"HPET").and_then(|t| chipset::hpet_page(&t)),
+        ..Chipset::default()
     };
-    let mut chipset = Chipset::default();
-    if let Some(t) = table(b"FACP") {
-        chipset.fadt = fadt::parse(&t)
-            .map_err(|e| event::error("acpi", &message(format_args!("{e}")), false))
-            .ok();
-    }
-    if let Some(t) = table(b"MCFG") {
-        chipset.ecam = mcfg::parse(&t)
-            .map_err(|e| event::error("acpi", &message(format_args!("{e}")), false))
-            .ok()
-            .flatten();
-    }
     if let Some(m) = table(b"APIC").and_then(|t| madt::parse(&t).ok()) {
         for (slot, io) in chipset.ioapics.iter_mut().zip(&m.io_apics) {
             *slot = Some(u64::from(io.address) & !0xfff);
         }
     }
-    chipset.hpet = table(b"HPET").and_then(|t| chipset::hpet_page(&t));
     let ivrs = table(b"IVRS").map(|t| iommu::parse_ivrs(&t));
     let dmar = table(b"DMAR").map(|t| iommu::parse_dmar(&t));
-    let iommus = [ivrs, dmar].into_iter().flatten().filter_map(|r| {
-        r.map_err(|e| event::error("acpi", &message(format_args!("{e}")), false))
-            .ok()
-    });
+    let iommus = [ivrs, dmar].into_iter().flatten().filter_map(reported);
     for (slot, found) in chipset.iommus.iter_mut().zip(iommus.flatten()) {
         *slot = Some(found);
     }
@@ -534,6 +519,22 @@ fn cpu_ids(madt: Option<&madt::Madt>) -> heapless::Vec<u32, { madt::MAX_CPUS }> 
     }
 }
 
+/// A result whose error is reported (a non-fatal `acpi` error) and dropped.
+fn reported<T, E: core::fmt::Display>(result: Result<T, E>) -> Option<T> {
+    result
+        .map_err(|e| event::error("acpi", &message(format_args!("{e}")), false))
+        .ok()
+}
+
+/// The ACPI table `sig`, if the firmware has one; a broken one is reported.
+fn acpi_table<'m>(
+    mem: &'m IdentityMapped,
+    rsdp: Option<&rsdp::Rsdp>,
+    sig: &[u8; 4],
+) -> Option<Table<'m>> {
+    reported(sdt::find(mem, rsdp?, *sig)).flatten()
+}
+
 /// The topology the command line asks for, else the SRAT's, else one node.
 /// Broken tables are reported and the machine is taken as one node.
 fn discover_topology(
@@ -542,18 +543,8 @@ fn discover_topology(
     boot: &BootInfo,
     numa: Numa,
 ) -> (Topology, heapless::Vec<hmat::Value, { hmat::MAX_VALUES }>) {
-    let acpi_error =
-        |e: &dyn core::fmt::Display| event::error("acpi", &message(format_args!("{e}")), false);
-    let table = |sig: &[u8; 4]| -> Option<Table<'_>> {
-        match sdt::find(mem, rsdp?, *sig) {
-            Ok(t) => t,
-            Err(e) => {
-                acpi_error(&e);
-                None
-            }
-        }
-    };
-    let madt = table(b"APIC").and_then(|t| madt::parse(&t).map_err(|e| acpi_error(&e)).ok());
+    let table = |sig: &[u8; 4]| acpi_table(mem, rsdp, sig);
+    let madt = table(b"APIC").and_then(|t| reported(madt::parse(&t)));
     let cpus = cpu_ids(madt.as_ref());
     let single = || Topology::single(cpus.iter().copied(), &boot.memory);
     let mut hmat_values = heapless::Vec::new();
@@ -562,22 +553,14 @@ fn discover_topology(
         Numa::Off => single(),
         Numa::Tables => match (table(b"SRAT"), madt.as_ref()) {
             (Some(t), Some(madt)) => {
-                let parsed = srat::parse(&t).map_err(|e| acpi_error(&e)).ok();
-                let slit =
-                    table(b"SLIT").and_then(|t| slit::parse(&t).map_err(|e| acpi_error(&e)).ok());
-                if let Some(h) =
-                    table(b"HMAT").and_then(|t| hmat::parse(&t).map_err(|e| acpi_error(&e)).ok())
-                {
+                let parsed = reported(srat::parse(&t));
+                let slit = table(b"SLIT").and_then(|t| reported(slit::parse(&t)));
+                if let Some(h) = table(b"HMAT").and_then(|t| reported(hmat::parse(&t))) {
                     hmat_values = h.values;
                 }
-                match parsed.map(|s| Topology::from_srat(madt, &s, slit.as_ref())) {
-                    Some(Ok(t)) => t,
-                    Some(Err(why)) => {
-                        acpi_error(&why);
-                        single()
-                    }
-                    None => single(),
-                }
+                parsed
+                    .and_then(|s| reported(Topology::from_srat(madt, &s, slit.as_ref())))
+                    .unwrap_or_else(single)
             }
             _ => single(),
         },

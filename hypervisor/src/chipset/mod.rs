@@ -236,9 +236,19 @@ pub fn set(chipset: Chipset) -> &'static Chipset {
     CHIPSET.call_once(|| chipset)
 }
 
+/// Nothing found: the ports the harness's machines have (`role`'s defaults).
+static NONE: Chipset = Chipset {
+    fadt: None,
+    ecam: None,
+    ioapics: [None; 4],
+    hpet: None,
+    iommus: [None; MAX_IOMMUS],
+    dma: false,
+};
+
 /// The chipset, or what the harness's machines have when none was found.
-pub fn get() -> Chipset {
-    CHIPSET.get().copied().unwrap_or_default()
+pub fn get() -> &'static Chipset {
+    CHIPSET.get().unwrap_or(&NONE)
 }
 
 #[cfg(test)]

@@ -497,7 +497,7 @@ impl<'a, C: VirtCpu> Handlers<'a, C> {
         let value = self.cpu.regs().rax & mask;
         let chipset = crate::chipset::get();
         let reported = &self.config.intercept_io;
-        let action = io::classify(&chipset, port, size, input, value, reported, os);
+        let action = io::classify(chipset, port, size, input, value, reported, os);
         let state = self.machine.port_state();
         if port == chipset::KBC_COMMAND && !input {
             // Any command ends a "write output port" that waited for its byte.

@@ -33,7 +33,7 @@ pub fn bitmaps(os: bool) -> [[u8; BITMAP_PAGE]; 2] {
     let chipset = crate::chipset::get();
     let mut maps = [[0xffu8; BITMAP_PAGE]; 2];
     for port in 0..=u16::MAX {
-        if passes_through(&chipset, port, os) {
+        if passes_through(chipset, port, os) {
             let p = usize::from(port);
             maps[p / 0x8000][(p % 0x8000) / 8] &= !(1 << (p % 8));
         }

@@ -19,7 +19,6 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use serde::Serialize;
 
 use crate::boot::MemoryRegion;
-use crate::chipset::Chipset;
 use crate::ept::Format;
 use crate::event::{self, Event, Hex};
 use crate::mm::FrameSize;
@@ -110,9 +109,8 @@ pub struct Vm<F: Format> {
     pub host_memory: Option<heapless::Vec<MemoryRegion, { crate::boot::MAX_REGIONS }>>,
     /// An OS guest's local APIC page (the same address on every CPU).
     pub apic: Option<u64>,
-    /// The platform the hypervisor keeps, and the state of the ports an OS
-    /// guest reaches through it.
-    pub chipset: Chipset,
+    /// The state of the ports an OS guest reaches through the platform the
+    /// hypervisor keeps (`chipset`).
     pub ports: PortState,
     /// Held by the vCPU writing the IOAPICs' registers (`trapped`).
     ioapic_turn: spin::Mutex<()>,
@@ -146,7 +144,6 @@ impl<F: Format> Vm<F> {
             kick,
             host_memory: None,
             apic: None,
-            chipset: crate::chipset::get(),
             ports: PortState::default(),
             ioapic_turn: spin::Mutex::new(()),
             startup: [const { AtomicU64::new(0) }; MAX_VCPUS],

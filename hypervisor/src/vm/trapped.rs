@@ -100,7 +100,7 @@ impl<F: Format> Vm<F> {
     pub(super) fn trap_of(&self, gpa: u64) -> Option<Trap> {
         self.host_memory.as_ref()?;
         let page = gpa & !0xfff;
-        let c = &self.chipset;
+        let c = crate::chipset::get();
         if self.apic == Some(page) {
             Some(Trap::Apic)
         } else if c.ecam.is_some_and(|e| e.range().contains(&gpa)) {
@@ -118,14 +118,15 @@ impl<F: Format> Vm<F> {
     /// IOMMUs' registers (never).
     pub(super) fn device_page(&self, gpa: u64) -> Option<DevicePage> {
         let host = self.host_memory.as_ref()?;
-        if self.chipset.iommu_registers(gpa) {
+        let chipset = crate::chipset::get();
+        if chipset.iommu_registers(gpa) {
             return None;
         }
-        if self.trap_of(gpa).is_some() || self.chipset.power_page(gpa) {
+        if self.trap_of(gpa).is_some() || chipset.power_page(gpa) {
             return Some(DevicePage::ReadOnly);
         }
         match platform::device(host, self.memory.size, gpa)? {
-            _ if self.chipset.facs_page(gpa) => Some(DevicePage::Open),
+            _ if chipset.facs_page(gpa) => Some(DevicePage::Open),
             platform::Device::Unlisted => Some(DevicePage::Open),
             platform::Device::Listed => Some(DevicePage::ReadOnly),
         }
@@ -190,7 +191,8 @@ impl<F: Format> Vm<F> {
     /// #1, filtered; above (extended capabilities) through ECAM, except to
     /// a function with registers the hypervisor keeps.
     fn config_write(&self, gpa: u64, size: u8, value: u64) -> Written {
-        let Some(ecam) = self.chipset.ecam else {
+        let chipset = crate::chipset::get();
+        let Some(ecam) = chipset.ecam else {
             return Written::Dropped;
         };
         let (bdf, reg) = pci::decode_ecam(gpa - ecam.base);
@@ -200,7 +202,7 @@ impl<F: Format> Vm<F> {
         let Some(ids) = pci::ids(bdf) else {
             return Written::Dropped;
         };
-        let dma = self.chipset.dma;
+        let dma = chipset.dma;
         if reg >= 0x100 {
             if pci::writable(ids, pci::Caps::default(), reg, dma) != 0xff {
                 return Written::Dropped;
@@ -218,7 +220,14 @@ impl<F: Format> Vm<F> {
             return Written::Dropped;
         };
         match pci::ids(bdf) {
-            Some(ids) => pci_write(ids, bdf, dword + offset, size, value, self.chipset.dma),
+            Some(ids) => pci_write(
+                ids,
+                bdf,
+                dword + offset,
+                size,
+                value,
+                crate::chipset::get().dma,
+            ),
             None => Written::Dropped,
         }
     }
