@@ -9,7 +9,7 @@
  * so a warm run rebuilds nothing.
  */
 import $ from "dax";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { cached, exists, sha256 } from "./build.ts";
 import { CACHE_DIR } from "./paths.ts";
 
@@ -86,18 +86,114 @@ async function kernelPackage(): Promise<string> {
   return name;
 }
 
-/** Downloads `pkg` (apt-get download) and unpacks it into `dir`. */
-async function unpack(pkg: string, dir: string): Promise<void> {
+/** Downloads `pkg` (apt-get download) to `deb`. */
+async function download(pkg: string, deb: string): Promise<void> {
   const stage = await Deno.makeTempDir({ prefix: "scalevisor-deb-" });
   try {
     await tool("apt-get", ["download", pkg], `apt-get download ${pkg}`, stage);
     const debs = [...Deno.readDirSync(stage)].filter((e) => e.name.endsWith(".deb"));
-    const deb = debs.length === 1 ? debs[0] : undefined;
-    if (!deb) throw new LinuxBuildError(`apt-get download ${pkg} gave no single .deb`);
-    await tool("dpkg-deb", ["-x", join(stage, deb.name), dir], `dpkg-deb -x ${pkg}`);
+    const one = debs.length === 1 ? debs[0] : undefined;
+    if (!one) throw new LinuxBuildError(`apt-get download ${pkg} gave no single .deb`);
+    await Deno.rename(join(stage, one.name), deb);
   } finally {
     await Deno.remove(stage, { recursive: true });
   }
+}
+
+/** Downloads `pkg` and unpacks it into `dir`. */
+async function unpack(pkg: string, dir: string): Promise<void> {
+  const stage = await Deno.makeTempDir({ prefix: "scalevisor-deb-" });
+  try {
+    const deb = join(stage, "package.deb");
+    await download(pkg, deb);
+    await tool("dpkg-deb", ["-x", deb, dir], `dpkg-deb -x ${pkg}`);
+  } finally {
+    await Deno.remove(stage, { recursive: true });
+  }
+}
+
+/** A module's name as the kernel knows it: its file's, `-` read as `_`. */
+export function moduleName(file: string): string {
+  return basename(file).replace(/\.ko$/, "").replaceAll("-", "_");
+}
+
+/** The modules a module needs loaded first: its modinfo's `depends=`. */
+export function moduleDepends(ko: Uint8Array): string[] {
+  const text = new TextDecoder("latin1").decode(ko);
+  const at = text.indexOf("\0depends=");
+  if (at < 0) return [];
+  const end = text.indexOf("\0", at + 1);
+  return text.slice(at + "\0depends=".length, end).split(",").filter((d) => d).map(moduleName);
+}
+
+/**
+ * `wanted` and every module they need, in an order `insmod` can load them
+ * (each after what it needs); `depends(name)` gives a module's needs.
+ */
+export function loadOrder(wanted: string[], depends: (name: string) => string[]): string[] {
+  const order: string[] = [];
+  const visiting = new Set<string>();
+  const visit = (name: string) => {
+    if (order.includes(name)) return;
+    if (visiting.has(name)) throw new LinuxBuildError(`modules depend on each other: ${name}`);
+    visiting.add(name);
+    depends(name).forEach(visit);
+    order.push(name);
+  };
+  wanted.map(moduleName).forEach(visit);
+  return order;
+}
+
+/**
+ * The kernel's modules `wanted` and those they need, as files in the
+ * order they load: taken from the kernel's package (kept next to the
+ * kernel), each once, and cached there.
+ */
+export async function kernelModules(
+  guest: LinuxGuest,
+  wanted: string[],
+): Promise<{ name: string; path: string }[]> {
+  const dir = join(guest.initrd, "..", "modules");
+  await Deno.mkdir(dir, { recursive: true });
+  const deb = join(guest.initrd, "..", "kernel.deb");
+  if (!(await exists(deb))) await download(guest.package, deb);
+  const listing = await tool("dpkg-deb", ["-c", deb], `dpkg-deb -c ${guest.package}`);
+  const members = new Map<string, string>();
+  for (const [, path] of listing.matchAll(/\s\.(\/lib\/modules\/\S+\.ko)$/gm)) {
+    if (path) members.set(moduleName(path), `.${path}`);
+  }
+  const file = (name: string) => join(dir, `${name}.ko`);
+  const fetch = async (name: string) => {
+    if (await exists(file(name))) return;
+    const member = members.get(name);
+    if (!member) throw new LinuxBuildError(`${guest.package} has no module ${name}`);
+    const stage = await Deno.makeTempDir({ prefix: "scalevisor-ko-" });
+    try {
+      const out = await $`dpkg-deb --fsys-tarfile ${deb} | tar -x -C ${stage} ${member}`
+        .stdin("null").captureCombined().noThrow();
+      if (out.code !== 0) {
+        throw new LinuxBuildError(`taking ${member} out failed:\n${out.combined}`);
+      }
+      await Deno.rename(join(stage, member), `${file(name)}.${Deno.pid}.tmp`);
+      await Deno.rename(`${file(name)}.${Deno.pid}.tmp`, file(name));
+    } finally {
+      await Deno.remove(stage, { recursive: true });
+    }
+  };
+  // Fetch level by level: a module's needs are read from its file.
+  const needs = new Map<string, string[]>();
+  let pending = wanted.map(moduleName);
+  while (pending.length) {
+    const next: string[] = [];
+    for (const name of pending.filter((n) => !needs.has(n))) {
+      await fetch(name);
+      const deps = moduleDepends(await Deno.readFile(file(name)));
+      needs.set(name, deps);
+      next.push(...deps);
+    }
+    pending = next;
+  }
+  return loadOrder(wanted, (n) => needs.get(n) ?? []).map((name) => ({ name, path: file(name) }));
 }
 
 /** The xz stream's magic, which starts a Debian bzImage's compressed kernel. */
@@ -182,18 +278,31 @@ export interface Program {
   data: Uint8Array;
 }
 
-/** The initramfs: busybox, /init, the directories /init mounts on, and `programs`. */
+/**
+ * The initramfs: busybox, /init, the directories /init mounts on,
+ * `programs` in /bin and kernel `modules` in /lib/modules.
+ */
 export function initramfs(
   busybox: Uint8Array,
   init = INIT_SCRIPT,
   programs: Program[] = [],
+  modules: Program[] = [],
 ): Uint8Array {
   const enc = new TextEncoder();
+  const dirs = [
+    "bin",
+    "dev",
+    "proc",
+    "sys",
+    "tmp",
+    ...modules.length ? ["lib", "lib/modules"] : [],
+  ];
   return cpio([
-    ...["bin", "dev", "proc", "sys"].map((path) => ({ path, mode: DIR })),
+    ...dirs.map((path) => ({ path, mode: DIR })),
     { path: "bin/busybox", mode: FILE, data: busybox },
     { path: "bin/sh", mode: LINK, data: enc.encode("busybox") },
     ...programs.map((p) => ({ path: `bin/${p.name}`, mode: FILE, data: p.data })),
+    ...modules.map((m) => ({ path: `lib/modules/${m.name}.ko`, mode: FILE, data: m.data })),
     { path: "init", mode: FILE, data: enc.encode(init) },
   ]);
 }
@@ -270,14 +379,20 @@ export async function buildInitrd(
   guest: LinuxGuest,
   programs: { name: string; path: string }[],
   run: string | undefined,
+  modules: string[] = [],
 ): Promise<string> {
-  const init = initScript(run);
-  const files = await Promise.all(
-    programs.map(async (p) => ({ name: p.name, data: await Deno.readFile(p.path) })),
+  const kos = modules.length ? await kernelModules(guest, modules) : [];
+  // The modules load first, in order, before the scenario's lines.
+  const insmod = kos.map((m) =>
+    `insmod /lib/modules/${m.name}.ko || echo "${MARKER} insmod-failed=${m.name}"`
   );
-  const key = await sha256(init, ...programs.map((p) => `${p.name}:${p.path}`));
+  const init = initScript([...insmod, run ?? ""].join("\n").trim() || undefined);
+  const read = (files: { name: string; path: string }[]) =>
+    Promise.all(files.map(async (p) => ({ name: p.name, data: await Deno.readFile(p.path) })));
+  const key = await sha256(init, ...[...programs, ...kos].map((p) => `${p.name}:${p.path}`));
   return cached(join(guest.initrd, "..", `initrd-${key}.cpio`), async (tmp) => {
-    await Deno.writeFile(tmp, initramfs(await Deno.readFile(guest.busybox), init, files));
+    const busybox = await Deno.readFile(guest.busybox);
+    await Deno.writeFile(tmp, initramfs(busybox, init, await read(programs), await read(kos)));
   });
 }
 

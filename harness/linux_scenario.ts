@@ -12,12 +12,14 @@ import {
   defineScenario,
   type EventExpectation,
   type Group,
+  type HostSide,
   type Machine,
   type RunCheck,
   type RunInfo,
   type Scenario,
   type Target,
 } from "./scenario.ts";
+import type { Tool } from "./prereq.ts";
 
 /**
  * Linux on QEMU runs on single-threaded TCG: under multi-threaded TCG its
@@ -202,6 +204,71 @@ export function defineLinuxAttack(a: LinuxAttack): Scenario {
         problems.push("the guest did not go on after the attack (no `done` marker)");
       }
       return problems;
+    },
+  });
+}
+
+/** A Linux guest that uses devices of its own, which master the bus. */
+export interface LinuxDevices {
+  name: string;
+  description: string;
+  /** The drivers /init loads (with what they need). */
+  modules: string[];
+  /** Shell lines /init runs as root, devtmpfs on /dev. */
+  run: string;
+  /** Sets up what the devices reach on the host and gives QEMU's arguments. */
+  host: (runDir: string) => Promise<HostSide>;
+  /** What the guest's markers must say, as problems. */
+  markers: (m: Map<string, string>) => string[];
+  needs?: Tool[];
+  groups?: Group[];
+}
+
+/**
+ * Devices on QEMU EPYC (q35) behind the AMD IOMMU, which the hypervisor
+ * gives the guest's own nested table (`dma`: remapped, its RAM pinned).
+ * Virtio devices as a guest under a hypervisor with an IOMMU has them:
+ * modern only, with VIRTIO_F_ACCESS_PLATFORM (`iommu_platform`). `pci=nomsi`:
+ * the hypervisor keeps MSIs off (docs/guests.md); the drivers take INTx.
+ */
+export function defineLinuxDevices(d: LinuxDevices): Scenario {
+  return defineScenario({
+    name: d.name,
+    description: d.description,
+    groups: d.groups ?? ["linux"],
+    linux: {
+      cmdline: "pci=nomsi",
+      modules: d.modules,
+      run: `mount -t devtmpfs devtmpfs /dev\n${d.run}`,
+    },
+    cmdline: "guest=linux guest.memory=256",
+    machine: {
+      ...SINGLE_THREADED,
+      smp: 2,
+      memoryMiB: 512,
+      emulatorArgs: { qemu: ["-device", "amd-iommu"] },
+    },
+    targets: [{ backend: "qemu", cpus: ["EPYC"] }],
+    timeoutS: 180,
+    host: d.host,
+    ...(d.needs ? { needs: d.needs } : {}),
+    // `dma` comes before the first VMRUN: the guest runs with its devices.
+    expect: [
+      { ev: "iommu", fields: { vendor: "amd", mode: "blocking" } },
+      { ev: "dma", fields: { mode: "remapped" } },
+      { ev: "vmrun" },
+      { ev: "guest-end", fields: { how: "power-off", failed: false } },
+      { ev: "exit", fields: { status: "pass", image: "intact" } },
+    ],
+    absent: ["error", "entry-failure"],
+    guestOutput: (text) => {
+      const m = linuxMarkers(text);
+      if (!m.has("done")) return ["the guest's /init did not finish (no `done` marker)"];
+      const failed = [...m.keys()].filter((k) => k === "insmod-failed");
+      return [
+        ...failed.map(() => `a module did not load: ${m.get("insmod-failed")}`),
+        ...d.markers(m),
+      ];
     },
   });
 }

@@ -1,5 +1,15 @@
 import assert from "node:assert/strict";
-import { cpio, findMagic, INIT_SCRIPT, initramfs, linuxMarkers, MARKER } from "./linux.ts";
+import {
+  cpio,
+  findMagic,
+  INIT_SCRIPT,
+  initramfs,
+  linuxMarkers,
+  loadOrder,
+  MARKER,
+  moduleDepends,
+  moduleName,
+} from "./linux.ts";
 import { markerProblems } from "./linux_scenario.ts";
 
 const text = (b: Uint8Array) => new TextDecoder().decode(b);
@@ -24,6 +34,39 @@ Deno.test("the initramfs holds busybox, sh and the marker-printing init", () => 
   }
   assert.ok(archive.includes(INIT_SCRIPT));
   assert.match(INIT_SCRIPT, /poweroff -f/);
+});
+
+Deno.test("modules load after what they need, each once, read from their modinfo", () => {
+  const ko = (info: string) =>
+    new TextEncoder().encode(`\x7fELF...\0license=GPL\0${info}\0name=x\0`);
+  assert.deepEqual(moduleDepends(ko("depends=virtio_ring,virtio")), ["virtio_ring", "virtio"]);
+  assert.deepEqual(moduleDepends(ko("depends=")), []);
+  assert.deepEqual(moduleDepends(ko("vermagic=6.1")), []);
+  assert.equal(moduleName("/lib/modules/6.1/kernel/drivers/net/net-failover.ko"), "net_failover");
+  const needs: Record<string, string[]> = {
+    virtio_blk: ["virtio", "virtio_ring"],
+    virtio: ["virtio_ring"],
+    virtio_pci: ["virtio_ring", "virtio_pci_modern_dev", "virtio"],
+  };
+  const order = loadOrder(["virtio_pci", "virtio_blk"], (n) => needs[n] ?? []);
+  assert.deepEqual(order, [
+    "virtio_ring",
+    "virtio_pci_modern_dev",
+    "virtio",
+    "virtio_pci",
+    "virtio_blk",
+  ]);
+  assert.throws(() => loadOrder(["a"], (n) => (n === "a" ? ["b"] : ["a"])), /depend on each other/);
+});
+
+Deno.test("the initramfs puts modules in /lib/modules", () => {
+  const enc = new TextEncoder();
+  const archive = text(
+    initramfs(enc.encode("BB"), INIT_SCRIPT, [], [{ name: "virtio", data: enc.encode("KO") }]),
+  );
+  for (const name of ["lib\0", "lib/modules\0", "lib/modules/virtio.ko\0", "tmp\0"]) {
+    assert.ok(archive.includes(name), name);
+  }
 });
 
 Deno.test("findMagic finds the xz stream of a bzImage", () => {

@@ -9,7 +9,15 @@ import { BOCHS_BIOS, BOCHS_TERM_PLUGINS, BOCHS_VGABIOS } from "./backends/bochs.
 import { findOvmf } from "./backends/qemu.ts";
 import type { RunPlan } from "./scenario.ts";
 
-export type Tool = "cargo" | "qemu" | "bochs" | "ovmf" | "grub" | "grub-efi" | "nasm";
+export type Tool =
+  | "cargo"
+  | "qemu"
+  | "bochs"
+  | "ovmf"
+  | "grub"
+  | "grub-efi"
+  | "nasm"
+  | "e2fsprogs";
 
 interface Requirement {
   present(): boolean;
@@ -46,6 +54,8 @@ const REQUIREMENTS: Record<Tool, Requirement> = {
   },
   "grub-efi": { present: () => grubPlatform("x86_64-efi"), packages: ["grub-efi-amd64-bin"] },
   nasm: { present: () => onPath("nasm"), packages: ["nasm"] },
+  // debugfs reads a guest's ext2 disk image on the host (linux-disk).
+  e2fsprogs: { present: () => onPath("debugfs"), packages: ["e2fsprogs"] },
 };
 
 export const ALL_TOOLS = Object.keys(REQUIREMENTS) as Tool[];
@@ -55,6 +65,7 @@ export function toolsFor(plan: RunPlan): Tool[] {
   if (plan.boot === "iso") tools.push("grub");
   if (plan.firmware === "uefi") tools.push("ovmf", "grub-efi");
   if (plan.scenario.payload) tools.push("nasm");
+  tools.push(...plan.scenario.needs ?? []);
   return tools;
 }
 

@@ -24,6 +24,7 @@ import {
   DEFAULT_MEMORY_MIB,
   DEFAULT_SMP,
   fakeNodes,
+  type HostSide,
   planId,
   type RunInfo,
   type RunPlan,
@@ -128,14 +129,14 @@ export async function build(plan: RunPlan, progress: (m: string) => void): Promi
     const args = [LINUX_CMDLINE, linux.cmdline].filter((a) => a).join(" ");
     const image = linux.image === "bzImage" ? guest.bzImage : guest.vmlinux;
     let initrd = guest.initrd;
-    if (linux.programs || linux.run) {
+    if (linux.programs || linux.run || linux.modules) {
       const programs = await Promise.all(
         (linux.programs ?? []).map(async (file) => ({
           name: basename(file, ".asm"),
           path: await buildPayload({ file }, progress),
         })),
       );
-      initrd = await buildInitrd(guest, programs, linux.run);
+      initrd = await buildInitrd(guest, programs, linux.run, linux.modules);
     }
     if (plan.boot === "kernel") bundle = await buildLinuxBundle(image, initrd, args);
     modules.push(
@@ -283,8 +284,42 @@ export async function runPlan(declared: RunPlan, opts: RunOptions): Promise<RunR
   }
 
   const artifacts = await build(plan, opts.progress);
+  const host = await plan.scenario.host?.(dir);
+  try {
+    return await runOn(plan, host, dir, artifacts, opts, finish);
+  } finally {
+    await host?.stop?.();
+  }
+}
+
+/** The run itself, with what the scenario's host side set up. */
+async function runOn(
+  plan: RunPlan,
+  host: HostSide | undefined,
+  dir: string,
+  artifacts: Artifacts,
+  opts: RunOptions,
+  finish: (r: RunResult) => Promise<RunResult>,
+): Promise<RunResult> {
+  const backend = backendFor(plan);
   const cmdline = plan.cmdline;
-  const launch = backend.launch(plan, artifacts, cmdline);
+  const machine = plan.scenario.machine;
+  const launched = host
+    ? {
+      ...plan,
+      scenario: {
+        ...plan.scenario,
+        machine: {
+          ...machine,
+          emulatorArgs: {
+            ...machine.emulatorArgs,
+            qemu: [...machine.emulatorArgs?.qemu ?? [], ...host.qemuArgs],
+          },
+        },
+      },
+    }
+    : plan;
+  const launch = backend.launch(launched, artifacts, cmdline);
   await fillRunDir(dir, artifacts, launch);
   // Pinned to some host CPUs (`machine.hostCpus`): through taskset, which execs the emulator.
   const pinned = plan.scenario.machine?.hostCpus;
@@ -415,6 +450,9 @@ export async function runPlan(declared: RunPlan, opts: RunOptions): Promise<RunR
     problems.push(
       ...s.guestOutput(readOr(join(dir, RUN_FILES.guest)), info).map((p) => `guest output: ${p}`),
     );
+  }
+  if (host?.check && spawnError === undefined) {
+    problems.push(...(await host.check(plan)).map((p) => `host: ${p}`));
   }
   const stderrTail = (await tail(join(dir, "stderr.log"), 1500)) +
     (await tail(join(dir, "stdout.log"), 500));

@@ -2,6 +2,7 @@
  * The scenario model: what a `scenarios/*.ts` file exports, how it is
  * validated, and how its targets expand into runs.
  */
+import type { Tool } from "./prereq.ts";
 import type { Meter } from "./meter.ts";
 import { resolveCpu } from "./cpus.ts";
 import type { SvEvent } from "./events.ts";
@@ -69,6 +70,11 @@ export interface LinuxGuest {
   programs?: string[];
   /** Shell lines the guest's /init runs after its markers, as root. */
   run?: string;
+  /**
+   * Kernel modules (`virtio_pci`, `virtio_blk`...) from the kernel's
+   * package, with those they need, loaded by /init before `run`.
+   */
+  modules?: string[];
 }
 
 /** A guest payload: a file under `payloads/`, or NASM source given inline. */
@@ -232,6 +238,14 @@ export interface Scenario {
   /** The exact sequence of VM exit reasons (`vmexit` events), when given. */
   exits?: string[];
   /**
+   * The host's part of a QEMU run: called in the run's directory before
+   * the emulator starts, it sets up what the guest reaches (a disk image, a
+   * server on the host's loopback) and gives QEMU's arguments for it.
+   */
+  host?: (runDir: string) => Promise<HostSide>;
+  /** Host tools the scenario needs beyond the emulator's (`host`'s). */
+  needs?: Tool[];
+  /**
    * The verdict this scenario is meant to produce (default `pass`): the
    * harness's own selftests expect `timeout` or `crash`. `scenario` still
    * exits with the real verdict; `matrix` counts a match as passed.
@@ -239,6 +253,19 @@ export interface Scenario {
   expectStatus?: Status;
   /** What the verdict's reason must say, with `expectStatus`. */
   expectReason?: RegExp;
+}
+
+/** What a scenario's `host` set up for a run. */
+export interface HostSide {
+  /** Added to QEMU's command line. */
+  qemuArgs: string[];
+  /**
+   * After the run, with what the guest and hypervisor did already checked:
+   * the problems the host sees (a disk image's contents, a second boot).
+   */
+  check?: (plan: RunPlan) => Promise<string[]>;
+  /** Ends what was started (a server), whatever the run did. */
+  stop?: () => Promise<void>;
 }
 
 /**
@@ -399,12 +426,16 @@ export function validateScenario(value: unknown, fileName: string, variant = fal
         (s.linux.programs === undefined ||
           (Array.isArray(s.linux.programs) &&
             s.linux.programs.every((p) => typeof p === "string" && /^[\w/-]+\.asm$/.test(p)))) &&
-        (s.linux.run === undefined || typeof s.linux.run === "string"),
+        (s.linux.run === undefined || typeof s.linux.run === "string") &&
+        (s.linux.modules === undefined ||
+          (Array.isArray(s.linux.modules) &&
+            s.linux.modules.every((m) => typeof m === "string" && /^[\w-]+$/.test(m)))),
       `linux must be { cmdline?: plain words (${CMDLINE_RE.source}), image?: "vmlinux" | "bzImage", ` +
         "programs?: NASM files under payloads/, run?: shell lines }",
     );
     need(s.payload === undefined, "a scenario has a payload or a linux guest, not both");
   }
+  need(s.host === undefined || typeof s.host === "function", "host must be a function");
   const m = s.machine as Partial<Machine> | undefined;
   if (!isRecord(m)) {
     problems.push("machine is missing");

@@ -477,7 +477,7 @@ fn own_chipset(mem: &IdentityMapped, rsdp: Option<&rsdp::Rsdp>) {
         iommus: c.iommus.iter().flatten().map(|i| Hex(i.base)).collect(),
         pci_functions: owned.functions,
         masters_stopped: owned.masters_stopped,
-        dma: c.dma,
+        dma: chipset::dma(),
     });
 }
 

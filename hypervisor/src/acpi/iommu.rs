@@ -15,7 +15,12 @@ const AMD_REGISTERS: u64 = 512 << 10;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     /// AMD-Vi, itself a PCI function (`device`: its bus, device, function).
-    Amd { device: u16 },
+    /// `ioapics`: the requester ids the IVHD gives the IOAPICs, whose
+    /// interrupts reach the CPUs through it as messages.
+    Amd {
+        device: u16,
+        ioapics: [Option<u16>; MAX_IOAPICS],
+    },
     /// Intel VT-d, a remapping unit.
     Intel,
 }
@@ -31,6 +36,43 @@ pub struct Iommu {
 
 /// IVRS block types that describe an IOMMU (IVHD), with their header size.
 const IVHD: [(u8, usize); 3] = [(0x10, 24), (0x11, 40), (0x40, 40)];
+
+/// IOAPICs an IVHD names, at most.
+pub const MAX_IOAPICS: usize = 4;
+
+/// The requester ids of the IOAPICs among an IVHD's device entries (spec
+/// 5.2.2.3): 4-byte entries below type 0x40, 8-byte ones below 0x80 (0x48,
+/// a special device: variety 1 is an IOAPIC, its id at bytes 5-6), ACPI HID
+/// entries (0xf0) of 22 bytes and their UID; a type of unknown length ends
+/// the walk.
+fn ioapics(
+    r: &Reader,
+    mut at: usize,
+    end: usize,
+) -> Result<[Option<u16>; MAX_IOAPICS], TableError> {
+    const SPECIAL: u8 = 0x48;
+    const IOAPIC: u8 = 1;
+    let mut found = [None; MAX_IOAPICS];
+    let mut slots = found.iter_mut();
+    while at < end {
+        let kind = r.u8(at)?;
+        let len = match kind {
+            0..0x40 => 4,
+            0x40..0x80 => 8,
+            0xf0 => 22 + usize::from(r.u8(at + 21)?),
+            _ => break,
+        };
+        r.need(at, end - at, len)?;
+        if kind == SPECIAL
+            && r.u8(at + 7)? == IOAPIC
+            && let Some(slot) = slots.next()
+        {
+            *slot = Some(r.u16(at + 5)?);
+        }
+        at += len;
+    }
+    Ok(found)
+}
 
 /// The IOMMUs an IVRS describes, each once (one IOMMU has an IVHD of each
 /// type the firmware writes).
@@ -48,6 +90,7 @@ pub fn parse_ivrs(table: &Table) -> Result<Vec<Iommu, MAX_IOMMUS>, TableError> {
             let iommu = Iommu {
                 kind: Kind::Amd {
                     device: r.u16(at + 4)?,
+                    ioapics: ioapics(&r, at + header, at + len)?,
                 },
                 base: r.u64(at + 8)?,
                 len: AMD_REGISTERS,
@@ -122,7 +165,12 @@ mod tests {
     #[test]
     fn an_ivrs_describes_each_iommu_once() {
         let mut body = vec![0u8; 12];
-        body.extend(ivhd(0x10, 24, 0xfed8_0000));
+        let mut first = ivhd(0x10, 24, 0xfed8_0000);
+        // An ACPI HID entry (UID of 2 bytes), then the IOAPIC at 00:14.0.
+        first.extend([0xf0].iter().chain(&[0; 20]).chain(&[2, 0, 0]));
+        first.extend([0x48, 0, 0, 0, 0, 0xa0, 0x00, 1]);
+        first[2] = first.len() as u8;
+        body.extend(first);
         body.extend(ivhd(0x11, 40, 0xfed8_0000));
         body.extend([0x20, 0, 32, 0]); // an IVMD: not an IOMMU
         body.extend([0u8; 28]);
@@ -132,13 +180,32 @@ mod tests {
         assert_eq!(
             found[0],
             Iommu {
-                kind: Kind::Amd { device: 0x10 },
+                kind: Kind::Amd {
+                    device: 0x10,
+                    ioapics: [Some(0xa0), None, None, None]
+                },
                 base: 0xfed8_0000,
                 len: 512 << 10,
                 segment: 0
             }
         );
         assert_eq!(found[1].base, 0xfeb0_0000);
+    }
+
+    #[test]
+    fn a_device_entry_cut_by_its_block_is_refused() {
+        let mut body = vec![0u8; 12];
+        let mut b = ivhd(0x10, 24, 0xfed8_0000);
+        b.extend([0x48, 0, 0, 0]); // half of an 8-byte entry
+        b[2] = b.len() as u8;
+        body.extend(b);
+        let bytes = sdt::build(b"IVRS", 1, &body);
+        let t = Table {
+            signature: *b"IVRS",
+            revision: 1,
+            bytes: &bytes,
+        };
+        assert!(parse_ivrs(&t).is_err());
     }
 
     #[test]

@@ -64,9 +64,20 @@ pub struct Chipset {
     pub hpet: Option<u64>,
     /// The IOMMUs (IVRS, DMAR): their registers are never the guest's.
     pub iommus: [Option<Iommu>; MAX_IOMMUS],
-    /// Whether devices may master the bus: only behind an IOMMU the
-    /// hypervisor owns (none yet).
-    pub dma: bool,
+}
+
+/// Whether devices may master the bus: only once an IOMMU confines them to
+/// the guest's memory (`vm::dma`); never turned off again.
+static DMA: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Whether PCI functions may master the bus (`pci::filter`).
+pub fn dma() -> bool {
+    DMA.load(core::sync::atomic::Ordering::SeqCst)
+}
+
+/// Lets PCI functions master the bus: an IOMMU now confines every one.
+pub fn allow_dma() {
+    DMA.store(true, core::sync::atomic::Ordering::SeqCst);
 }
 
 /// What a byte of the port space is to the hypervisor.
@@ -243,7 +254,6 @@ static NONE: Chipset = Chipset {
     ioapics: [None; 4],
     hpet: None,
     iommus: [None; MAX_IOMMUS],
-    dma: false,
 };
 
 /// The chipset, or what the harness's machines have when none was found.

@@ -139,6 +139,13 @@ mod tests {
 /// AMD nested page tables (APM 2, 15.25): ordinary x86-64 entries. Guest
 /// accesses are user accesses, so every entry has U/S set; NX is left clear
 /// (the host runs without EFER.NXE, which makes bit 63 reserved).
+///
+/// Every entry is also an AMD-Vi I/O page-table entry (`AmdVi`): the bits
+/// the IOMMU reads (NextLevel, 9-11; IR and IW, 61-62) are ones the CPU
+/// ignores (available bits; 61-62 without CR4.PKE, which the host never
+/// sets), and those the CPU reads are ones the IOMMU ignores (1-4, 7-8).
+/// So a guest's devices walk the very table its CPUs walk (`iommu`): one
+/// translation, changed once, never two to keep equal.
 pub struct Npt;
 
 const P: u64 = 1 << 0;
@@ -152,14 +159,16 @@ impl Format for Npt {
     /// Set by the CPU on every nested walk, as in ordinary page tables.
     const ACCESSED: u64 = 1 << 5;
     const DIRTY: u64 = 1 << 6;
-    const PRESENT: u64 = P;
+    /// A leaf taken away is taken from devices too.
+    const PRESENT: u64 = P | IR | IW;
+    const DEVICES_WALK_IT: bool = true;
 
-    fn table(table: u64, _level: usize) -> u64 {
-        table | P | RW | US
+    fn table(table: u64, level: usize) -> u64 {
+        table | P | RW | US | AmdVi::table(0, level)
     }
 
     fn leaf(frame: u64, access: Access, large: bool) -> u64 {
-        let mut e = frame | P | US;
+        let mut e = frame | P | US | AmdVi::leaf(0, access, large);
         if access.uncached {
             e |= PCD | PWT;
         }
@@ -206,12 +215,66 @@ mod npt_tests {
             .map(&mut mem, 0x9000, 0x12_4000, PageSize::Small, ro)
             .unwrap();
         let leaves: Vec<u64> = mem.writes.iter().skip(3).map(|w| w.2).collect();
-        assert_eq!(leaves, [0x12_3000 | 7, 0x12_4000 | 5]);
+        assert_eq!(leaves, [0x12_3000 | 7 | IR | IW, 0x12_4000 | 5 | IR]);
         assert!(
             mem.writes.iter().take(3).all(|w| w.2 & 7 == 7),
             "tables are P|RW|US"
         );
         assert_eq!(pt.translate(&mut mem, 0x9010), Some((0x12_4010, ro)));
+    }
+
+    /// The IOMMU, walking the nested table as its own (`AmdVi`), finds what
+    /// the CPU finds: the same frames, read-only where the CPU may not
+    /// write, nothing where the CPU has nothing, through 4 KiB and 2 MiB
+    /// leaves, a split, a revoked leaf and an unmapped one.
+    #[test]
+    fn devices_see_the_nested_table_as_the_cpus_do() {
+        let mut mem = FakeTables::new(32);
+        let cpu = PageTable::<Npt>::new(&mut mem).unwrap();
+        let io = PageTable::<AmdVi>::at(cpu.root());
+        let ro = Access {
+            write: false,
+            ..Access::ALL
+        };
+        for (gpa, frame, size, access) in [
+            (0x8000, 0x12_3000, PageSize::Small, Access::ALL),
+            (0x9000, 0x12_4000, PageSize::Small, ro),
+            (0x40_0000, 0x80_0000, PageSize::Large, Access::ALL),
+            (0x7fff_ffe0_1000, 0x5000, PageSize::Small, Access::ALL),
+        ] {
+            let _ = cpu.map(&mut mem, gpa, frame, size, access).unwrap();
+        }
+        let same = |mem: &mut FakeTables, gpa: u64| {
+            let (c, d) = (cpu.translate(mem, gpa), io.translate(mem, gpa));
+            assert_eq!(c.map(|t| t.0), d.map(|t| t.0), "frame at {gpa:#x}");
+            assert_eq!(
+                c.map(|t| t.1.write),
+                d.map(|t| t.1.write),
+                "write at {gpa:#x}"
+            );
+            c
+        };
+        for gpa in [
+            0x8010,
+            0x9010,
+            0x41_2345,
+            0x7fff_ffe0_1fff,
+            0xa000,
+            0x60_0000,
+        ] {
+            let _ = same(&mut mem, gpa);
+        }
+        assert_eq!(same(&mut mem, 0x9000).map(|t| t.1.write), Some(false));
+        let _ = cpu.split(&mut mem, 0x40_0000).unwrap();
+        assert_eq!(same(&mut mem, 0x41_2345).map(|t| t.0), Some(0x81_2345));
+        let _ = cpu.revoke(&mut mem, 0x8000).unwrap();
+        let (revoked, _) = io.entry(&mut mem, 0x8000).unwrap();
+        assert!(
+            !AmdVi::access(revoked).read,
+            "sampling takes a page from devices too"
+        );
+        let _ = cpu.unmap(&mut mem, 0x9000);
+        assert_eq!(same(&mut mem, 0x9000), None);
     }
 }
 

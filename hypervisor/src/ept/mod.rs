@@ -61,6 +61,10 @@ pub trait Format: Sync {
     /// The bits whose clearing makes a leaf not present.
     const PRESENT: u64;
 
+    /// Whether the hypervisor's IOMMU reads this format's tables as its
+    /// own (`iommu::attach`): devices then walk the very table the CPUs do.
+    const DEVICES_WALK_IT: bool = false;
+
     /// An entry pointing to the table at `table`, of `level` (0: the
     /// table of 4 KiB leaves, 1: the directory, 2: the directory pointers).
     fn table(table: u64, level: usize) -> u64;
@@ -188,6 +192,15 @@ impl<F: Format> PageTable<F> {
             root,
             _format: PhantomData,
         })
+    }
+
+    /// The table rooted at `root`, read through this format: how an IOMMU
+    /// sees a nested table whose entries are also its own (`format::Npt`).
+    pub fn at(root: u64) -> Self {
+        Self {
+            root,
+            _format: PhantomData,
+        }
     }
 
     pub fn root(&self) -> u64 {

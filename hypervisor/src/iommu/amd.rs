@@ -1,8 +1,10 @@
 //! AMD-Vi (AMD I/O Virtualization Technology specification 48882): the
 //! device table (one 256-bit entry per PCI requester id), the command
 //! buffer and the event log, in memory the IOMMU reads; its registers in
-//! MMIO. The encodings are pure and tested on the host; `take` programs the
-//! hardware.
+//! MMIO. The encodings are pure and tested on the host; `Unit` programs the
+//! hardware: taken at boot with every device blocked, then given the
+//! guest's nested table (`attach`), its caches emptied after every change
+//! (`invalidate`), its event log read for DMA faults (`faults`).
 
 /// MMIO registers (spec 3.4).
 const DEVICE_TABLE_BASE: u64 = 0x0000;
@@ -10,6 +12,8 @@ const COMMAND_BUFFER_BASE: u64 = 0x0008;
 const EVENT_LOG_BASE: u64 = 0x0010;
 const CONTROL: u64 = 0x0018;
 const COMMAND_TAIL: u64 = 0x2008;
+const EVENT_HEAD: u64 = 0x2010;
+const EVENT_TAIL: u64 = 0x2018;
 const STATUS: u64 = 0x2020;
 
 /// Control: the IOMMU, its event log and its command buffer on.
@@ -26,6 +30,13 @@ pub const DEVICE_TABLE_BYTES: usize = DEVICES * ENTRY;
 const _: () = assert!(DEVICE_TABLE_BYTES == 2 << 20, "one large frame");
 /// The command buffer and event log: one page each, 256 entries of 16 bytes.
 const RING_ENTRIES_LOG2: u64 = 8;
+const RING_BYTES: u64 = 16 << RING_ENTRIES_LOG2;
+
+const V: u64 = 1 << 0;
+const TV: u64 = 1 << 1;
+/// The domain every device of the guest is in (QEMU 7.2 takes DomainID's
+/// bit 8 for reserved: keep it clear).
+pub const DOMAIN: u16 = 1;
 
 /// A device table entry that lets its device reach nothing: valid (V),
 /// translation valid (TV), no translation levels (mode 0: addresses pass
@@ -33,9 +44,28 @@ const RING_ENTRIES_LOG2: u64 = 8;
 /// DMA faults. Interrupts (IV clear) are not remapped: the device's MSIs are
 /// the hypervisor's to stop (bus mastering off, `chipset::pci`).
 pub fn blocked_entry(domain: u16) -> [u64; 4] {
-    const V: u64 = 1 << 0;
-    const TV: u64 = 1 << 1;
     [V | TV, u64::from(domain), 0, 0]
+}
+
+/// A device table entry that gives its device the four-level table at
+/// `root` (the guest's nested table, whose entries are AMD-Vi's too:
+/// `ept::format::Npt`), read and write as each leaf says; and its
+/// interrupts remapped (IV) with nothing let through: fixed and arbitrated
+/// messages target-aborted (IntCtl 0), INIT, ExtINT, NMI and LINT0/1 not
+/// passed (their pass bits clear), SMI never remapped. A device's MSIs,
+/// and its DMA writes to the interrupt range, reach no CPU.
+pub fn translating_entry(root: u64, domain: u16) -> [u64; 4] {
+    const MODE_4_LEVELS: u64 = 4 << 9;
+    const IR: u64 = 1 << 61;
+    const IW: u64 = 1 << 62;
+    const IV: u64 = 1 << 0;
+    let root = root & 0x000f_ffff_ffff_f000;
+    [
+        V | TV | MODE_4_LEVELS | root | IR | IW,
+        u64::from(domain),
+        IV,
+        0,
+    ]
 }
 
 /// A table's base register: its address and, in bits 56-59, the log2 of its
@@ -61,27 +91,62 @@ pub fn completion_wait(address: u64, data: u64) -> [u64; 2] {
     [(1 << 60) | (address & 0x000f_ffff_ffff_fff8) | STORE, data]
 }
 
-pub use hardware::take;
+/// A DMA the IOMMU refused, from its event log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fault {
+    /// The requester id: bus, device, function.
+    pub device: u16,
+    pub address: u64,
+    pub write: bool,
+}
+
+/// An event log entry (spec 2.5): an IO_PAGE_FAULT (code 2) is a `Fault`;
+/// other events are not DMA faults.
+pub fn fault(event: [u64; 2]) -> Option<Fault> {
+    const IO_PAGE_FAULT: u64 = 2;
+    const RW: u64 = 1 << (32 + 21);
+    (event[0] >> 60 == IO_PAGE_FAULT).then(|| Fault {
+        device: event[0] as u16,
+        address: event[1],
+        write: event[0] & RW != 0,
+    })
+}
+
+pub use hardware::Unit;
 
 /// The hardware: its registers and the memory it reads.
 mod hardware {
     use super::*;
-    use crate::iommu::{IommuError, Taken};
+    use crate::acpi::iommu::MAX_IOAPICS;
+    use crate::iommu::IommuError;
 
-    /// A register of the IOMMU at `base`.
-    fn register(base: u64, offset: u64) -> *mut u64 {
-        (base + offset) as *mut u64
+    /// An AMD IOMMU the hypervisor took: its registers and the memory it
+    /// reads (device table, command buffer, event log), and how far the
+    /// hypervisor has written and read its rings.
+    pub struct Unit {
+        base: u64,
+        table: u64,
+        commands: u64,
+        events: u64,
+        /// Where COMPLETION_WAIT stores; the value it stores next.
+        done: u64,
+        sequence: u64,
+        command_tail: u64,
+        /// Requester ids left blocked by `attach`: the IOAPICs, whose
+        /// interrupts pass as they are (their entries are the hypervisor's
+        /// to filter: `chipset::interrupts`).
+        keep: [Option<u16>; MAX_IOAPICS],
     }
 
     fn write(base: u64, offset: u64, value: u64) {
         // SAFETY: the IOMMU's own registers (IVRS), below 4 GiB where the
         // direct map maps them; the guest never reaches them.
-        unsafe { core::ptr::write_volatile(register(base, offset), value) }
+        unsafe { core::ptr::write_volatile((base + offset) as *mut u64, value) }
     }
 
     fn read(base: u64, offset: u64) -> u64 {
         // SAFETY: as in `write`.
-        unsafe { core::ptr::read_volatile(register(base, offset)) }
+        unsafe { core::ptr::read_volatile((base + offset) as *const u64) }
     }
 
     /// Puts `words` in physical memory at `addr`.
@@ -91,44 +156,111 @@ mod hardware {
         unsafe { crate::phys::write(addr, &bytes) };
     }
 
-    /// Takes the AMD IOMMU whose registers are at `base`: a device table in
-    /// which every device is blocked, then on, then its caches emptied, and
-    /// a completion waited for (the proof it runs).
-    pub fn take(base: u64) -> Result<Taken, IommuError> {
-        if base + 0x4000 > crate::phys::IDENTITY_LIMIT {
-            return Err(IommuError::Unreachable);
+    /// A quadword of a frame of ours that the IOMMU writes.
+    fn get(addr: u64) -> u64 {
+        // SAFETY: a frame the hypervisor allocated for the IOMMU.
+        unsafe { core::ptr::read_volatile(addr as *const u64) }
+    }
+
+    impl Unit {
+        /// Takes the AMD IOMMU whose registers are at `base`: a device
+        /// table in which every device is blocked, then on, then its
+        /// caches emptied and a completion waited for (the proof it runs).
+        /// `ioapics`: their requester ids, kept blocked by `attach`.
+        pub fn take(base: u64, ioapics: [Option<u16>; MAX_IOAPICS]) -> Result<Self, IommuError> {
+            if base + 0x4000 > crate::phys::IDENTITY_LIMIT {
+                return Err(IommuError::Unreachable);
+            }
+            // 2 MiB: one large frame.
+            let large = crate::mm::FrameSize::Large;
+            let (table, _) = crate::mm::alloc_zeroed_on(crate::mm::home(), large)
+                .ok_or(IommuError::OutOfMemory)?;
+            let frame = || crate::mm::alloc_zeroed().ok_or(IommuError::OutOfMemory);
+            let mut unit = Self {
+                base,
+                table,
+                commands: frame()?,
+                events: frame()?,
+                done: frame()?,
+                sequence: 0,
+                command_tail: 0,
+                keep: ioapics,
+            };
+            for device in 0..DEVICES {
+                put(table + (device * ENTRY) as u64, &blocked_entry(DOMAIN));
+            }
+            write(base, CONTROL, 0);
+            write(base, DEVICE_TABLE_BASE, device_table_base(table));
+            write(base, COMMAND_BUFFER_BASE, ring_base(unit.commands));
+            write(base, EVENT_LOG_BASE, ring_base(unit.events));
+            write(base, CONTROL, IOMMU_EN | EVENT_LOG_EN | CMD_BUF_EN);
+            unit.invalidate()?;
+            if read(base, STATUS) & CMD_BUF_RUN == 0 {
+                return Err(IommuError::NotRunning);
+            }
+            Ok(unit)
         }
-        // 2 MiB: one large frame.
-        let large = crate::mm::FrameSize::Large;
-        let (table, _) =
-            crate::mm::alloc_zeroed_on(crate::mm::home(), large).ok_or(IommuError::OutOfMemory)?;
-        let commands = crate::mm::alloc_zeroed().ok_or(IommuError::OutOfMemory)?;
-        let events = crate::mm::alloc_zeroed().ok_or(IommuError::OutOfMemory)?;
-        let done = crate::mm::alloc_zeroed().ok_or(IommuError::OutOfMemory)?;
-        for device in 0..DEVICES {
-            put(table + (device * ENTRY) as u64, &blocked_entry(1));
+
+        /// Gives every device but the IOAPICs the table at `root`
+        /// (`translating_entry`), then empties the caches: the devices it
+        /// gave it to.
+        pub fn attach(&mut self, root: u64) -> Result<u32, IommuError> {
+            let mut given = 0;
+            for device in 0..DEVICES {
+                if self.keep.contains(&Some(device as u16)) {
+                    continue;
+                }
+                put(
+                    self.table + (device * ENTRY) as u64,
+                    &translating_entry(root, DOMAIN),
+                );
+                given += 1;
+            }
+            self.invalidate()?;
+            Ok(given)
         }
-        write(base, CONTROL, 0);
-        write(base, DEVICE_TABLE_BASE, device_table_base(table));
-        write(base, COMMAND_BUFFER_BASE, ring_base(commands));
-        write(base, EVENT_LOG_BASE, ring_base(events));
-        write(base, CONTROL, IOMMU_EN | EVENT_LOG_EN | CMD_BUF_EN);
-        const DONE: u64 = 0x5c41_e5ad_0001;
-        put(commands, &invalidate_all());
-        put(commands + 16, &completion_wait(done, DONE));
-        write(base, COMMAND_TAIL, 32);
-        let stored = (0..1_000_000).any(|_| {
-            // SAFETY: `done` is a frame of ours, which the IOMMU writes.
-            let v = unsafe { core::ptr::read_volatile(done as *const u64) };
-            core::hint::spin_loop();
-            v == DONE
-        });
-        if !stored || read(base, STATUS) & CMD_BUF_RUN == 0 {
-            return Err(IommuError::NotRunning);
+
+        /// Empties every cached translation and device entry and waits
+        /// until it is done: after it, no device uses what a table held
+        /// before.
+        pub fn invalidate(&mut self) -> Result<(), IommuError> {
+            self.sequence += 1;
+            let sequence = self.sequence;
+            self.command(&invalidate_all());
+            self.command(&completion_wait(self.done, sequence));
+            write(self.base, COMMAND_TAIL, self.command_tail);
+            let stored = (0..10_000_000).any(|_| {
+                core::hint::spin_loop();
+                get(self.done) == sequence
+            });
+            if stored {
+                Ok(())
+            } else {
+                Err(IommuError::NotRunning)
+            }
         }
-        Ok(Taken::Blocking {
-            devices: DEVICES as u32,
-        })
+
+        /// Puts a command at the tail (published by `invalidate`'s write
+        /// of COMMAND_TAIL); the ring never fills: each `invalidate` waits
+        /// for its two commands.
+        fn command(&mut self, words: &[u64; 2]) {
+            put(self.commands + self.command_tail, words);
+            self.command_tail = (self.command_tail + 16) % RING_BYTES;
+        }
+
+        /// The DMA faults logged since the last call, each given to `seen`.
+        pub fn faults(&mut self, seen: &mut dyn FnMut(Fault)) {
+            let tail = read(self.base, EVENT_TAIL) % RING_BYTES;
+            let mut head = read(self.base, EVENT_HEAD) % RING_BYTES;
+            while head != tail {
+                let at = self.events + head;
+                if let Some(f) = fault([get(at), get(at + 8)]) {
+                    seen(f);
+                }
+                head = (head + 16) % RING_BYTES;
+            }
+            write(self.base, EVENT_HEAD, head);
+        }
     }
 }
 
@@ -138,7 +270,7 @@ mod tests {
 
     #[test]
     fn a_blocked_device_has_a_valid_entry_without_permissions() {
-        let [q0, q1, q2, q3] = blocked_entry(1);
+        let [q0, q1, q2, q3] = blocked_entry(DOMAIN);
         assert_eq!(q0 & 3, 3, "V and TV");
         assert_eq!((q0 >> 9) & 7, 0, "mode 0: no tables");
         assert_eq!(q0 & (3 << 61), 0, "neither IR nor IW");
@@ -161,5 +293,47 @@ mod tests {
         assert_eq!(ring_base(0x1000), 0x0800_0000_0000_1000, "256 entries");
         assert_eq!(invalidate_all(), [0x8000_0000_0000_0000, 0]);
         assert_eq!(completion_wait(0x12_3458, 7), [0x1000_0000_0012_3459, 7]);
+    }
+
+    #[test]
+    fn a_translating_entry_walks_four_levels_and_remaps_every_interrupt_to_nothing() {
+        let [q0, q1, q2, q3] = translating_entry(0x1234_5000, DOMAIN);
+        assert_eq!(q0 & 3, 3, "V and TV");
+        assert_eq!((q0 >> 9) & 7, 4, "four levels, as the nested table");
+        assert_eq!(q0 & 0x000f_ffff_ffff_f000, 0x1234_5000, "its root");
+        assert_eq!(q0 >> 61 & 3, 3, "IR and IW: each leaf says");
+        assert_eq!(q1, 1, "domain 1");
+        assert_eq!(q2 & 1, 1, "IV: interrupts remapped");
+        assert_eq!((q2 >> 60) & 3, 0, "IntCtl 0: fixed and arbitrated aborted");
+        assert_eq!(
+            q2 & (0xcf << 56),
+            0,
+            "INIT, ExtINT, NMI, LINT0 and LINT1 not passed"
+        );
+        assert_eq!((q2 >> 1) & 0xf, 0, "no interrupt table");
+        assert_eq!(q3, 0);
+    }
+
+    #[test]
+    fn page_faults_are_read_from_the_event_log() {
+        // IO_PAGE_FAULT by 00:03.0 for a write at 0x2000_0000 (RW, PR clear).
+        let write = [(2 << 60) | (1 << 53) | 0x18, 0x2000_0000];
+        assert_eq!(
+            fault(write),
+            Some(Fault {
+                device: 0x18,
+                address: 0x2000_0000,
+                write: true
+            })
+        );
+        assert_eq!(
+            fault([2 << 60 | 0x18, 0x1000]).map(|f| f.write),
+            Some(false)
+        );
+        assert_eq!(
+            fault([1 << 60, 0]),
+            None,
+            "ILLEGAL_DEV_TABLE_ENTRY: no DMA fault"
+        );
     }
 }

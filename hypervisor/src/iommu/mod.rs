@@ -1,14 +1,16 @@
 //! The IOMMUs, the hypervisor's: taken at boot, before any guest runs, so
-//! that no device reaches memory the hypervisor has not given it. Today
-//! every device is blocked (no DMA, on top of bus mastering being the
-//! hypervisor's: `chipset::pci`); giving a guest's devices the translation
-//! its CPUs have (`ept::format::AmdVi`) comes next. Vendor code stays here:
-//! `amd` for AMD-Vi (QEMU's `amd-iommu`); Intel VT-d's registers are kept
-//! from the guest (`chipset`) but not driven yet.
+//! that no device reaches memory the hypervisor has not given it. Taken,
+//! each blocks every device; an OS guest's devices are then given the
+//! guest's nested table itself (`attach`: the table the guest's CPUs walk
+//! is the devices' too, `ept::format::Npt`), and every change of that table
+//! is followed by `invalidate` before a frame it dropped is used again.
+//! Vendor code stays here: `amd` for AMD-Vi (QEMU's `amd-iommu`); Intel
+//! VT-d's registers are kept from the guest (`chipset`) but not driven.
 
 pub mod amd;
 
-use crate::acpi::iommu::{Iommu, Kind};
+use crate::acpi::iommu::{Iommu, Kind, MAX_IOMMUS};
+use core::sync::atomic::{AtomicBool, Ordering};
 
 /// What taking an IOMMU did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,6 +28,9 @@ pub enum IommuError {
     Unreachable,
     /// Enabled, it did not run its command buffer, or did not complete.
     NotRunning,
+    /// No IOMMU, or one the hypervisor does not drive: devices could not
+    /// be confined.
+    NoneDriven,
 }
 
 impl core::fmt::Display for IommuError {
@@ -34,14 +39,78 @@ impl core::fmt::Display for IommuError {
             Self::OutOfMemory => "no memory for its device table, command buffer and event log",
             Self::Unreachable => "its registers lie beyond the direct map",
             Self::NotRunning => "enabled, it did not run its commands",
+            Self::NoneDriven => "no IOMMU the hypervisor drives",
         })
     }
 }
 
+/// The IOMMUs taken, and whether one was found that is not driven (then
+/// no device may master: it would not be confined).
+struct Units {
+    amd: heapless::Vec<amd::Unit, MAX_IOMMUS>,
+    undriven: bool,
+}
+
+static UNITS: spin::Mutex<Units> = spin::Mutex::new(Units {
+    amd: heapless::Vec::new(),
+    undriven: false,
+});
+
+/// Whether devices walk a guest's table (`attach`): every change of it
+/// must then `invalidate`.
+static ATTACHED: AtomicBool = AtomicBool::new(false);
+
 /// Takes `iommu`: every device it translates is blocked.
 pub fn take(iommu: &Iommu) -> Result<Taken, IommuError> {
+    let mut units = UNITS.lock();
     match iommu.kind {
-        Kind::Amd { .. } => amd::take(iommu.base),
-        Kind::Intel => Ok(Taken::NotDriven),
+        Kind::Amd { ioapics, .. } => {
+            let unit = amd::Unit::take(iommu.base, ioapics)?;
+            let _ = units.amd.push(unit);
+            Ok(Taken::Blocking {
+                devices: amd::DEVICES as u32,
+            })
+        }
+        Kind::Intel => {
+            units.undriven = true;
+            Ok(Taken::NotDriven)
+        }
+    }
+}
+
+/// Gives every device the second-level table at `root` (a nested table:
+/// its entries are AMD-Vi's too); the devices given it. Refused unless
+/// every IOMMU found is driven and one was.
+pub fn attach(root: u64) -> Result<u32, IommuError> {
+    let mut units = UNITS.lock();
+    if units.undriven || units.amd.is_empty() {
+        return Err(IommuError::NoneDriven);
+    }
+    let mut devices = 0;
+    for unit in units.amd.iter_mut() {
+        devices += unit.attach(root)?;
+    }
+    ATTACHED.store(true, Ordering::SeqCst);
+    Ok(devices)
+}
+
+/// After a change of the attached table: every IOMMU forgets what it
+/// cached, and this returns when they have. Nothing when none is attached.
+pub fn invalidate() {
+    if !ATTACHED.load(Ordering::SeqCst) {
+        return;
+    }
+    for unit in UNITS.lock().amd.iter_mut() {
+        // One that stopped running leaves its devices on the old
+        // translation: the frames it may hold are the guest's still
+        // (`Vm::pinned`: a guest whose devices master keeps its frames).
+        let _ = unit.invalidate();
+    }
+}
+
+/// The DMA faults the IOMMUs logged since the last call.
+pub fn faults(seen: &mut dyn FnMut(amd::Fault)) {
+    for unit in UNITS.lock().amd.iter_mut() {
+        unit.faults(seen);
     }
 }

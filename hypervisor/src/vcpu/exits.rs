@@ -233,7 +233,7 @@ impl<'a, C: VirtCpu> Handlers<'a, C> {
         };
         let problem = match outcome {
             Ok(()) => return Action::Resume,
-            Err(BackError::Outside | BackError::Present) => None,
+            Err(BackError::Outside | BackError::Present | BackError::Pinned) => None,
             Err(BackError::Map(MapError::OutOfMemory)) => Some("out of host memory"),
             Err(BackError::Map(_)) => Some("cannot map"),
         };
@@ -442,7 +442,7 @@ impl<'a, C: VirtCpu> Handlers<'a, C> {
                 });
                 let (machine, vcpu) = (self.machine, self.trace.vcpu as usize);
                 if machine.release(vcpu, gpa, &mut || self.service()).is_err() {
-                    result = hypercall::UNKNOWN; // not guest RAM
+                    result = hypercall::UNKNOWN; // not guest RAM, or pinned
                 }
             }
             Hypercall::Migrate { gpa, node } => {
@@ -457,7 +457,7 @@ impl<'a, C: VirtCpu> Handlers<'a, C> {
                     .migrate(vcpu, gpa, domain, &mut || self.service())
                     .is_err()
                 {
-                    result = hypercall::UNKNOWN; // not guest RAM, not backed, no such node
+                    result = hypercall::UNKNOWN; // not guest RAM, not backed, no such node, pinned
                 }
             }
             Hypercall::Unknown { nr } | Hypercall::Denied { nr } => {

@@ -73,6 +73,8 @@ pub enum BackError {
     Outside,
     /// Already backed: the fault was not for a missing page.
     Present,
+    /// The guest's devices may reach it: it does not move (`vm::dma`).
+    Pinned,
     Map(MapError),
 }
 

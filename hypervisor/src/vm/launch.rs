@@ -67,6 +67,7 @@ pub fn launch<V: Virtualization>(
                     "an OS guest needs the APICs in xAPIC mode (without smp.x2apic)",
                 ))?;
             vm.apic = Some(apic);
+            super::dma::give_devices(&mut vm);
         }
         let mut cpu = start_vcpu(&virt, &vm, 0, None)?;
         if vm.vcpus() > 1 {
@@ -77,6 +78,9 @@ pub fn launch<V: Virtualization>(
         // `vm` must outlive every vCPU that borrows it.
         while !vm.done() {
             core::hint::spin_loop();
+        }
+        if vm.devices_master {
+            super::dma::report_faults();
         }
         vm.report_placement();
         Ok(GuestEnd {

@@ -340,6 +340,20 @@ impl<F: Format, H: Host> GuestMemory<F, H> {
         }
     }
 
+    /// Backs every page of guest RAM not backed yet, where the placer puts
+    /// a page nobody touched: for a guest whose devices reach its memory,
+    /// which cannot fault a page in as a CPU does (`vm::dma`).
+    pub fn back_all(&self) -> Result<(), BackError> {
+        let mut gpa = 0;
+        while gpa < self.size {
+            if self.is_ram(gpa) {
+                self.frame(gpa, None)?;
+            }
+            gpa += PAGE;
+        }
+        Ok(())
+    }
+
     /// Backs the page of `size` at `base` where the placer says: an empty
     /// leaf filled by compare-and-swap; the loser of a race gives its frame
     /// back, never seen by anyone.

@@ -4,6 +4,7 @@
 //! (kicked out of guest mode).
 
 pub mod bundle;
+pub mod dma;
 pub mod host;
 pub mod image;
 pub mod launch;
@@ -120,6 +121,10 @@ pub struct Vm<F: Format> {
     icr_high: [AtomicU64; MAX_VCPUS],
     /// Adaptive placement's (`numa.policy=adaptive`).
     pub runtime: Option<RunTimePolicy>,
+    /// Whether the guest's devices reach its memory through the IOMMU
+    /// (`dma`): its pages are pinned, and every flush empties the IOMMUs'
+    /// caches too.
+    pub devices_master: bool,
 }
 
 impl<F: Format> Vm<F> {
@@ -149,6 +154,7 @@ impl<F: Format> Vm<F> {
             startup: [const { AtomicU64::new(0) }; MAX_VCPUS],
             icr_high: [const { AtomicU64::new(0) }; MAX_VCPUS],
             runtime: None,
+            devices_master: false,
         }
     }
 
@@ -390,9 +396,14 @@ impl<F: Format> Vm<F> {
                     || self.flushed[i].load(Ordering::SeqCst) >= generation
             });
             if done || self.stopping() {
-                return;
+                break;
             }
             core::hint::spin_loop();
+        }
+        // Devices cache translations too: they forget them before anything
+        // the change dropped is used again.
+        if self.devices_master {
+            crate::iommu::invalidate();
         }
     }
 }
@@ -406,6 +417,9 @@ impl<F: Format> Machine for Vm<F> {
     }
 
     fn release(&self, vcpu: usize, gpa: u64, service: &mut dyn FnMut()) -> Result<bool, BackError> {
+        if self.devices_master {
+            return Err(BackError::Pinned);
+        }
         let owner = self.exclusive(service);
         let mut flush = |f: crate::ept::Flush| {
             if f != crate::ept::Flush::None {
@@ -444,6 +458,9 @@ impl<F: Format> Machine for Vm<F> {
         domain: u32,
         service: &mut dyn FnMut(),
     ) -> Result<bool, BackError> {
+        if self.devices_master {
+            return Err(BackError::Pinned);
+        }
         let node = crate::numa::machine()
             .and_then(|m| m.topology.index_of(domain))
             .ok_or(BackError::Outside)?;

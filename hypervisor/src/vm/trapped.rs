@@ -202,7 +202,7 @@ impl<F: Format> Vm<F> {
         let Some(ids) = pci::ids(bdf) else {
             return Written::Dropped;
         };
-        let dma = chipset.dma;
+        let dma = crate::chipset::dma();
         if reg >= 0x100 {
             if pci::writable(ids, pci::Caps::default(), reg, dma) != 0xff {
                 return Written::Dropped;
@@ -220,14 +220,7 @@ impl<F: Format> Vm<F> {
             return Written::Dropped;
         };
         match pci::ids(bdf) {
-            Some(ids) => pci_write(
-                ids,
-                bdf,
-                dword + offset,
-                size,
-                value,
-                crate::chipset::get().dma,
-            ),
+            Some(ids) => pci_write(ids, bdf, dword + offset, size, value, crate::chipset::dma()),
             None => Written::Dropped,
         }
     }
