@@ -21,6 +21,45 @@ const device = (name: string, action: string) => ({
 const FACS = "facs=0x$(dd if=/sys/firmware/acpi/tables/FACP bs=1 skip=36 count=4 2>/dev/null" +
   " | od -An -tx4 | tr -d ' ')";
 
+/**
+ * QEMU's `edu` device as the attacker's DMA engine, behind the AMD IOMMU,
+ * which the hypervisor gives the guest's table (`dma`: remapped): found
+ * on the bus, memory and bus mastering on, `dma SRC DST COUNT CMD` runs one
+ * transfer (command 1: memory to its 4 KiB buffer at 0x40000, 3: back). A
+ * VGA's frame buffer is the bytes it moves (`$src`): memory the guest
+ * reaches with devmem and devices with DMA, at the same address.
+ */
+const EDU = [
+  "bar() {",
+  "  for d in /sys/bus/pci/devices/*; do",
+  "    if [ $(cat $d/vendor) = 0x1234 ] && [ $(cat $d/device) = $1 ]; then",
+  "      echo 1 > $d/enable",
+  "      printf '\\007' | dd of=$d/config bs=1 seek=4 conv=notrunc 2>/dev/null",
+  "      echo $(($(head -n 1 $d/resource | cut -d' ' -f1)))",
+  "    fi",
+  "  done",
+  "}",
+  "edu=$(bar 0x11e8)",
+  "src=$(bar 0x1111)",
+  "dma() {",
+  "  devmem $((edu + 0x80)) 32 $1; devmem $((edu + 0x88)) 32 $2",
+  "  devmem $((edu + 0x90)) 32 $3; devmem $((edu + 0x98)) 32 $4",
+  "  sleep 1",
+  "}",
+].join("\n");
+const EDU_ARGS = [
+  "-device",
+  "amd-iommu",
+  "-device",
+  "edu,dma_mask=0xffffffff",
+  "-device",
+  "VGA",
+];
+const REMAPPED = [
+  { ev: "iommu", fields: { vendor: "amd", mode: "blocking" } },
+  { ev: "dma", fields: { mode: "remapped" } },
+];
+
 export default [
   defineLinuxAttack({
     name: "kbc-output",
@@ -114,12 +153,13 @@ export default [
   }),
   defineLinuxAttack({
     name: "iommu",
-    description: "the IOMMU is the hypervisor's: taken at boot (every device blocked), its ACPI " +
-      "table hidden, its registers unmapped",
+    description: "the IOMMU is the hypervisor's: taken at boot (every device blocked, then given " +
+      "the guest's table), its ACPI table hidden, its registers unmapped",
     qemuArgs: ["-device", "amd-iommu"],
     boot: [
       { ev: "iommu", fields: { base: "0xfed80000", vendor: "amd", mode: "blocking" } },
-      { ev: "chipset", fields: { iommus: ["0xfed80000"] } },
+      { ev: "chipset", fields: { iommus: ["0xfed80000"], dma: false } },
+      { ev: "dma", fields: { mode: "remapped" } },
     ],
     run: [
       // The table the guest got: no IVRS.
@@ -152,6 +192,50 @@ export default [
     ends: "ept-violation",
   }),
   defineLinuxAttack({
+    name: "dma-image",
+    description: "a device's DMA aimed at the hypervisor's image (host-physical 0x200000) lands " +
+      "in the guest's own page at guest-physical 0x200000",
+    qemuArgs: EDU_ARGS,
+    boot: REMAPPED,
+    run: [
+      EDU,
+      "devmem $src 32 0x41445653", // "SVDA"
+      "dma $src 0x40000 4 1",
+      "dma 0x40000 0x200000 4 3",
+      // Read back through the device: the bytes are in the guest's page.
+      "devmem $((src + 4)) 32 0",
+      "dma 0x200000 0x40004 4 1",
+      "dma 0x40004 $((src + 4)) 4 3",
+      'echo "SV-ATTACK dma-image landed=$(devmem $((src + 4)) 32)"',
+    ].join("\n"),
+    refused: [],
+    shows: /landed=0x41445653/,
+  }),
+  defineLinuxAttack({
+    name: "dma-msi",
+    // A gap on QEMU 7.2: its amd-iommu takes a DMA into the interrupt range
+    // for the IOAPIC's message (DMA carries no requester id there), and the
+    // IOAPIC's entry passes messages as they are. Pinned until the IOAPIC's
+    // messages are remapped too (docs/guests.md, "Device interrupts").
+    description: "KNOWN GAP on QEMU 7.2: a device's DMA of an INIT message to the interrupt " +
+      "range resets a host CPU (taken for the IOAPIC's message)",
+    qemuArgs: EDU_ARGS,
+    boot: REMAPPED,
+    run: [
+      EDU,
+      "devmem $src 32 0x500; devmem $((src + 4)) 32 0x200; devmem $((src + 8)) 32 0x400",
+      "dma $src 0x40000 12 1",
+      "dma 0x40000 0xfee00000 12 3",
+      // The device still works: its DMA to the guest's memory goes on.
+      "devmem $((src + 12)) 32 0",
+      "dma 0x40000 $((src + 12)) 4 3",
+      'echo "SV-ATTACK dma-msi after=$(devmem $((src + 12)) 32)"',
+    ].join("\n"),
+    refused: [],
+    shows: /after=0x00000500/,
+    gap: /triple fault|reset/,
+  }),
+  defineLinuxAttack({
     name: "msi-enable",
     description: "no PCI function may turn MSI on: a message's delivery mode is not checked " +
       "without interrupt remapping",
@@ -163,6 +247,7 @@ export default [
   defineLinuxAttack({
     name: "bus-master",
     description: "no PCI function may master the bus (DMA, MSIs) without an IOMMU",
+    boot: [{ ev: "dma", fields: { mode: "off", why: "no IOMMU the hypervisor drives" } }],
     run: "printf '\\007' | dd of=/sys/bus/pci/devices/0000:00:1f.2/config bs=1 seek=4" +
       " conv=notrunc 2>/dev/null",
     refused: [io(0xcfc, "filtered", { dir: "out", value: "0x7" })],

@@ -78,14 +78,21 @@ pub fn take(iommu: &Iommu) -> Result<Taken, IommuError> {
     }
 }
 
+/// Whether `attach` can confine every device: one IOMMU at least, and
+/// every one found driven.
+pub fn drives_all() -> bool {
+    let units = UNITS.lock();
+    !units.undriven && !units.amd.is_empty()
+}
+
 /// Gives every device the second-level table at `root` (a nested table:
 /// its entries are AMD-Vi's too); the devices given it. Refused unless
-/// every IOMMU found is driven and one was.
+/// `drives_all`.
 pub fn attach(root: u64) -> Result<u32, IommuError> {
-    let mut units = UNITS.lock();
-    if units.undriven || units.amd.is_empty() {
+    if !drives_all() {
         return Err(IommuError::NoneDriven);
     }
+    let mut units = UNITS.lock();
     let mut devices = 0;
     for unit in units.amd.iter_mut() {
         devices += unit.attach(root)?;
