@@ -90,9 +90,94 @@ pub fn ioapic_window(index: u32, value: u32) -> Checked {
     }
 }
 
+/// The IOAPIC's EOI register (version 0x20): a vector written there ends
+/// the level-triggered interrupts of the entries that have it.
+pub const IOAPIC_EOI: u64 = 0x40;
+
+/// The redirection entry a window `index` writes, and which half (0: the
+/// low dword); None for another register.
+pub fn redirection_entry(index: u32) -> Option<(usize, usize)> {
+    let index = index & 0xff;
+    (index >= REDIRECTION_BASE).then(|| {
+        let i = (index - REDIRECTION_BASE) as usize;
+        (i / 2, i % 2)
+    })
+}
+
+/// What a device interrupt through an IOAPIC entry asks for, as the guest
+/// wrote the entry (`low`, `high`): the message the IOMMU makes of it when
+/// it remaps the IOAPIC's messages (`iommu::remap_ioapic`). None when the
+/// entry sends nothing (masked, or a mode `redirection` refuses).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Message {
+    pub vector: u8,
+    /// An APIC id, or a logical destination when `logical`.
+    pub destination: u8,
+    pub logical: bool,
+    pub lowest_priority: bool,
+}
+
+const LOGICAL: u32 = 1 << 11;
+
+pub fn message(low: u32, high: u32) -> Option<Message> {
+    let mode = delivery_mode(low);
+    (low & MASKED == 0 && (mode == FIXED || mode == LOWEST_PRIORITY)).then_some(Message {
+        vector: low as u8,
+        destination: (high >> 24) as u8,
+        logical: low & LOGICAL != 0,
+        lowest_priority: mode == LOWEST_PRIORITY,
+    })
+}
+
+/// The entry the hardware gets for the guest's `low` at `pin` when the
+/// IOMMU remaps the IOAPIC's messages: fixed, physical, to APIC 0 (the
+/// high dword is 0), its vector the pin (the message's remapping index);
+/// mask, trigger mode and polarity the guest's. The message the guest
+/// asked for is in the IOMMU's table, and a DMA that fakes the IOAPIC's
+/// message finds only these.
+pub fn remappable(pin: usize, low: u32) -> u32 {
+    const TRIGGER_LEVEL: u32 = 1 << 15;
+    const POLARITY_LOW: u32 = 1 << 13;
+    (low & (MASKED | TRIGGER_LEVEL | POLARITY_LOW)) | pin as u32
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_remapped_entry_keeps_its_message_in_the_table_and_its_pin_in_the_hardware() {
+        assert_eq!(redirection_entry(0x10), Some((0, 0)));
+        assert_eq!(redirection_entry(0x2f), Some((15, 1)));
+        assert_eq!(
+            redirection_entry(0x01),
+            None,
+            "the IOAPIC's version register"
+        );
+        // Vector 0x31, lowest priority, logical, level, active low, to 0x02.
+        let low = 0x31 | (1 << 8) | LOGICAL | (1 << 15) | (1 << 13);
+        assert_eq!(
+            message(low, 0x0200_0000),
+            Some(Message {
+                vector: 0x31,
+                destination: 2,
+                logical: true,
+                lowest_priority: true
+            })
+        );
+        assert_eq!(message(low | MASKED, 0), None, "masked: nothing to send");
+        assert_eq!(
+            message(0x31 | (INIT << 8), 0),
+            None,
+            "INIT is never a message"
+        );
+        assert_eq!(
+            remappable(9, low),
+            9 | (1 << 15) | (1 << 13),
+            "fixed, physical"
+        );
+        assert_eq!(remappable(9, low | MASKED) & MASKED, MASKED);
+    }
 
     #[test]
     fn a_device_interrupt_is_fixed_or_lowest_priority() {

@@ -3,7 +3,8 @@
 //! buffer and the event log, in memory the IOMMU reads; its registers in
 //! MMIO. The encodings are pure and tested on the host; `Unit` programs the
 //! hardware: taken at boot with every device blocked, then given the
-//! guest's nested table (`attach`), its caches emptied after every change
+//! guest's nested table (`attach`) and the IOAPICs their interrupt
+//! remapping tables (`remap_ioapic`), its caches emptied after every change
 //! (`invalidate`), its event log read for DMA faults (`faults`).
 
 /// MMIO registers (spec 3.4).
@@ -66,6 +67,42 @@ pub fn translating_entry(root: u64, domain: u16) -> [u64; 4] {
         IV,
         0,
     ]
+}
+
+/// Entries of an IOAPIC's interrupt remapping table: 2048, as many as a
+/// message's data can index (QEMU 7.2 reads the entry the data names,
+/// whatever the table's length says: a shorter table would let a forged
+/// message read the memory after it).
+pub const IOAPIC_TABLE_ENTRIES: usize = 2048;
+pub const IOAPIC_TABLE_BYTES: usize = IOAPIC_TABLE_ENTRIES * 4;
+
+/// The device table entry of an IOAPIC: no DMA (it makes none), its
+/// messages remapped through the table at `table` (IntCtl 10b), INIT,
+/// ExtINT and NMI messages not passed. A device's DMA into the interrupt
+/// range that QEMU takes for the IOAPIC's message finds only this.
+pub fn ioapic_entry(table: u64, domain: u16) -> [u64; 4] {
+    const IV: u64 = 1 << 0;
+    const INT_TAB_LEN_2048: u64 = 11 << 1;
+    const INT_CTL_REMAPPED: u64 = 2 << 60;
+    let table = table & 0x000f_ffff_ffff_ffc0;
+    [
+        V | TV,
+        u64::from(domain),
+        IV | INT_TAB_LEN_2048 | table | INT_CTL_REMAPPED,
+        0,
+    ]
+}
+
+/// A legacy (32-bit) interrupt remapping table entry (spec 2.2.5.1) for
+/// `message`: RemapEn, IntType (fixed 0, arbitrated 1), DM, Destination,
+/// Vector; 0 (not remapped: the message is refused) for none.
+pub fn irte(message: Option<crate::chipset::interrupts::Message>) -> u32 {
+    message.map_or(0, |m| {
+        1 | u32::from(m.lowest_priority) << 2
+            | u32::from(m.logical) << 6
+            | u32::from(m.destination) << 8
+            | u32::from(m.vector) << 16
+    })
 }
 
 /// A table's base register: its address and, in bits 56-59, the log2 of its
@@ -132,10 +169,11 @@ mod hardware {
         done: u64,
         sequence: u64,
         command_tail: u64,
-        /// Requester ids left blocked by `attach`: the IOAPICs, whose
-        /// interrupts pass as they are (their entries are the hypervisor's
-        /// to filter: `chipset::interrupts`).
-        keep: [Option<u16>; MAX_IOAPICS],
+        /// The IOAPICs' requester ids, whose entries `attach` gives their
+        /// interrupt remapping tables (IOAPIC i's at `ioapic_tables` + i
+        /// tables), not the guest's table.
+        ioapics: [Option<u16>; MAX_IOAPICS],
+        ioapic_tables: u64,
     }
 
     fn write(base: u64, offset: u64, value: u64) {
@@ -176,6 +214,9 @@ mod hardware {
             let (table, _) = crate::mm::alloc_zeroed_on(crate::mm::home(), large)
                 .ok_or(IommuError::OutOfMemory)?;
             let frame = || crate::mm::alloc_zeroed().ok_or(IommuError::OutOfMemory);
+            const _: () = assert!(MAX_IOAPICS * IOAPIC_TABLE_BYTES <= 2 << 20);
+            let (ioapic_tables, _) = crate::mm::alloc_zeroed_on(crate::mm::home(), large)
+                .ok_or(IommuError::OutOfMemory)?;
             let mut unit = Self {
                 base,
                 table,
@@ -184,7 +225,8 @@ mod hardware {
                 done: frame()?,
                 sequence: 0,
                 command_tail: 0,
-                keep: ioapics,
+                ioapics,
+                ioapic_tables,
             };
             for device in 0..DEVICES {
                 put(table + (device * ENTRY) as u64, &blocked_entry(DOMAIN));
@@ -201,23 +243,46 @@ mod hardware {
             Ok(unit)
         }
 
-        /// Gives every device but the IOAPICs the table at `root`
-        /// (`translating_entry`), then empties the caches: the devices it
-        /// gave it to.
+        /// Gives every device the table at `root` (`translating_entry`),
+        /// and the IOAPICs their interrupt remapping tables, all entries
+        /// refusing until `remap_ioapic` fills them; then empties the
+        /// caches: the devices given the guest's table.
         pub fn attach(&mut self, root: u64) -> Result<u32, IommuError> {
             let mut given = 0;
             for device in 0..DEVICES {
-                if self.keep.contains(&Some(device as u16)) {
-                    continue;
-                }
-                put(
-                    self.table + (device * ENTRY) as u64,
-                    &translating_entry(root, DOMAIN),
-                );
-                given += 1;
+                let entry = match self.ioapics.iter().position(|&d| d == Some(device as u16)) {
+                    Some(i) => ioapic_entry(self.ioapic_table(i), DOMAIN),
+                    None => {
+                        given += 1;
+                        translating_entry(root, DOMAIN)
+                    }
+                };
+                put(self.table + (device * ENTRY) as u64, &entry);
             }
             self.invalidate()?;
             Ok(given)
+        }
+
+        fn ioapic_table(&self, ioapic: usize) -> u64 {
+            self.ioapic_tables + (ioapic * IOAPIC_TABLE_BYTES) as u64
+        }
+
+        /// Whether IOAPIC `ioapic` (in IVRS order) has a table here.
+        pub fn remaps(&self, ioapic: usize) -> bool {
+            self.ioapics.get(ioapic).is_some_and(|d| d.is_some())
+        }
+
+        /// Sets the remapping of IOAPIC `ioapic`'s message with index
+        /// `index` to `entry` (`irte`), then empties the caches.
+        pub fn remap_ioapic(&mut self, ioapic: usize, index: usize, entry: u32) {
+            if !self.remaps(ioapic) || index >= IOAPIC_TABLE_ENTRIES {
+                return;
+            }
+            let at = self.ioapic_table(ioapic) + (index * 4) as u64;
+            // SAFETY: an entry of a table the hypervisor allocated for the
+            // IOMMU, written whole: it reads the entry, never half of one.
+            unsafe { core::ptr::write_volatile(at as *mut u32, entry) };
+            let _ = self.invalidate();
         }
 
         /// Empties every cached translation and device entry and waits
@@ -312,6 +377,26 @@ mod tests {
         );
         assert_eq!((q2 >> 1) & 0xf, 0, "no interrupt table");
         assert_eq!(q3, 0);
+    }
+
+    #[test]
+    fn an_ioapic_entry_remaps_its_messages_through_a_whole_table() {
+        let [q0, q1, q2, q3] = ioapic_entry(0x40_2000, DOMAIN);
+        assert_eq!((q0, q1, q3), (3, 1, 0), "valid, no DMA, domain 1");
+        assert_eq!(q2 & 1, 1, "IV");
+        assert_eq!((q2 >> 1) & 0xf, 11, "2048 entries");
+        assert_eq!(q2 & 0x000f_ffff_ffff_ffc0, 0x40_2000, "the table");
+        assert_eq!((q2 >> 60) & 3, 2, "IntCtl 10b: remapped");
+        assert_eq!(q2 & (0xcf << 56), 0, "INIT, ExtINT, NMI, LINT not passed");
+        use crate::chipset::interrupts::Message;
+        let m = Message {
+            vector: 0x31,
+            destination: 1,
+            logical: false,
+            lowest_priority: true,
+        };
+        assert_eq!(irte(Some(m)), 1 | (1 << 2) | (1 << 8) | (0x31 << 16));
+        assert_eq!(irte(None), 0, "RemapEn clear: refused");
     }
 
     #[test]

@@ -4,6 +4,9 @@
 //! guest's nested table itself (`attach`: the table the guest's CPUs walk
 //! is the devices' too, `ept::format::Npt`), and every change of that table
 //! is followed by `invalidate` before a frame it dropped is used again.
+//! Devices' interrupt messages are remapped to nothing; the IOAPICs' through
+//! tables the hypervisor keeps in step with the guest's redirection entries
+//! (`remap_ioapic`).
 //! Vendor code stays here: `amd` for AMD-Vi (QEMU's `amd-iommu`); Intel
 //! VT-d's registers are kept from the guest (`chipset`) but not driven.
 
@@ -113,6 +116,32 @@ pub fn invalidate() {
         // (`Vm::pinned`: a guest whose devices master keeps its frames).
         let _ = unit.invalidate();
     }
+}
+
+/// Remaps the messages of IOAPIC `ioapic` (its place in the MADT, taken
+/// for its place in the IVRS) with index `index` (`chipset::interrupts::
+/// remappable`: the pin) to `message`, or refuses them (None). False when
+/// no attached IOMMU remaps that IOAPIC's messages: the entry then goes to
+/// the hardware as the guest wrote it.
+pub fn remap_ioapic(
+    ioapic: usize,
+    index: usize,
+    message: Option<crate::chipset::interrupts::Message>,
+) -> bool {
+    if !remaps_ioapic(ioapic) {
+        return false;
+    }
+    let mut units = UNITS.lock();
+    let Some(unit) = units.amd.iter_mut().find(|u| u.remaps(ioapic)) else {
+        return false;
+    };
+    unit.remap_ioapic(ioapic, index, amd::irte(message));
+    true
+}
+
+/// Whether an attached IOMMU remaps IOAPIC `ioapic`'s messages.
+pub fn remaps_ioapic(ioapic: usize) -> bool {
+    ATTACHED.load(Ordering::SeqCst) && UNITS.lock().amd.iter().any(|u| u.remaps(ioapic))
 }
 
 /// The DMA faults the IOMMUs logged since the last call.

@@ -113,8 +113,9 @@ pub struct Vm<F: Format> {
     /// The state of the ports an OS guest reaches through the platform the
     /// hypervisor keeps (`chipset`).
     pub ports: PortState,
-    /// Held by the vCPU writing the IOAPICs' registers (`trapped`).
-    ioapic_turn: spin::Mutex<()>,
+    /// Held by the vCPU writing the IOAPICs' registers, with the guest's
+    /// redirection entries where they are remapped (`trapped`).
+    ioapic_turn: spin::Mutex<trapped::IoApicEntries>,
     /// Per vCPU of an OS guest: the startup vector it was sent, plus 1 (0: none yet).
     startup: [AtomicU64; MAX_VCPUS],
     /// Per vCPU: the ICR's high half as the guest last wrote it.
@@ -150,7 +151,7 @@ impl<F: Format> Vm<F> {
             host_memory: None,
             apic: None,
             ports: PortState::default(),
-            ioapic_turn: spin::Mutex::new(()),
+            ioapic_turn: spin::Mutex::new(trapped::IoApicEntries::default()),
             startup: [const { AtomicU64::new(0) }; MAX_VCPUS],
             icr_high: [const { AtomicU64::new(0) }; MAX_VCPUS],
             runtime: None,

@@ -87,6 +87,15 @@ fn store(addr: u64, size: u8, value: u64) {
 }
 
 /// A volatile 4-byte load from device registers (as `store`).
+/// Pins per IOAPIC whose entries the IOMMU remaps (QEMU's have 24).
+pub const REMAPPED_PINS: usize = 32;
+
+/// The guest's IOAPIC redirection entries (low, high) as it wrote them,
+/// where the IOMMU remaps the IOAPICs' messages: the hardware holds
+/// `remappable` ones (`Vm::ioapic_write`).
+#[derive(Default)]
+pub struct IoApicEntries([[[u32; 2]; REMAPPED_PINS]; 4]);
+
 fn load(addr: u64) -> u32 {
     if addr + 4 > crate::phys::IDENTITY_LIMIT {
         return u32::MAX;
@@ -156,18 +165,8 @@ impl<F: Format> Vm<F> {
                 // under one lock, so that another vCPU's index cannot slip
                 // between the check and the write (every store to the page
                 // comes here).
-                let _turn = self.ioapic_turn.lock();
-                let index = if gpa & 0xff == interrupts::IOWIN {
-                    Some(load(gpa & !0xfff))
-                } else {
-                    None
-                };
-                let checked = match index {
-                    Some(i) => interrupts::ioapic_window(i, value as u32),
-                    None => Checked::Kept(value as u32),
-                };
-                store(gpa, 4, checked.value().into());
-                written(checked)
+                let mut entries = self.ioapic_turn.lock();
+                self.ioapic_write(&mut entries, gpa, value as u32)
             }
             // The HPET takes dwords and quadwords (a comparator, a whole
             // timer configuration): each dword checked.
@@ -184,6 +183,54 @@ impl<F: Format> Vm<F> {
             }
             // The APIC and the IOAPIC take dword accesses only.
             _ => Written::Dropped,
+        }
+    }
+
+    /// A store to an IOAPIC's registers. Redirection entries are checked
+    /// (`interrupts::redirection`); where the IOMMU remaps the IOAPIC's
+    /// messages (an OS guest with devices), the guest's entry becomes the
+    /// IOMMU's remapping of the pin and the hardware gets the pin's
+    /// `remappable` entry, and an EOI of the guest's vector ends the pins
+    /// that have it.
+    fn ioapic_write(&self, entries: &mut IoApicEntries, gpa: u64, value: u32) -> Written {
+        let page = gpa & !0xfff;
+        let ioapic = crate::chipset::get()
+            .ioapics
+            .iter()
+            .position(|&a| a == Some(page))
+            .filter(|&i| self.devices_master && crate::iommu::remaps_ioapic(i));
+        match (gpa & 0xff, ioapic) {
+            (interrupts::IOWIN, _) => {
+                let index = load(page);
+                let checked = interrupts::ioapic_window(index, value);
+                let mut hardware = checked.value();
+                if let (Some((pin, half)), Some(i)) = (interrupts::redirection_entry(index), ioapic)
+                    && let Some(entry) = entries.0[i].get_mut(pin)
+                {
+                    entry[half] = checked.value();
+                    let message = interrupts::message(entry[0], entry[1]);
+                    crate::iommu::remap_ioapic(i, pin, message);
+                    hardware = if half == 0 {
+                        interrupts::remappable(pin, entry[0])
+                    } else {
+                        0
+                    };
+                }
+                store(gpa, 4, hardware.into());
+                written(checked)
+            }
+            (interrupts::IOAPIC_EOI, Some(i)) => {
+                for (pin, entry) in entries.0[i].iter().enumerate() {
+                    if entry[0] as u8 == value as u8 {
+                        store(gpa, 4, pin as u64);
+                    }
+                }
+                Written::Done
+            }
+            _ => {
+                store(gpa, 4, value.into());
+                Written::Done
+            }
         }
     }
 
