@@ -64,7 +64,13 @@ export const EVENTS = {
   skip: { reason: "string" },
   exit: { status: "string", image: "string" },
   iommu: { base: "hex", vendor: "string", mode: "string", devices: "number" },
-  dma: { mode: "string", why: "string?", devices: "number", pinned_pages: "number" },
+  dma: {
+    mode: "string",
+    why: "string?",
+    devices: "number",
+    pinned_pages: "number",
+    ioapics_remapped: "number",
+  },
   "dma-fault": { device: "hex", address: "hex", access: "string" },
   chipset: {
     pm1_control: "array",

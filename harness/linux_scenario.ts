@@ -262,7 +262,7 @@ export function defineLinuxDevices(d: LinuxDevices): Scenario {
     // `dma` comes before the first VMRUN: the guest runs with its devices.
     expect: [
       { ev: "iommu", fields: { vendor: "amd", mode: "blocking" } },
-      { ev: "dma", fields: { mode: "remapped" } },
+      { ev: "dma", fields: { mode: "remapped", ioapics_remapped: 1 } },
       { ev: "vmrun" },
       { ev: "guest-end", fields: { how: "power-off", failed: false } },
       { ev: "exit", fields: { status: "pass", image: "intact" } },

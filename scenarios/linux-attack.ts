@@ -57,7 +57,7 @@ const EDU_ARGS = [
 ];
 const REMAPPED = [
   { ev: "iommu", fields: { vendor: "amd", mode: "blocking" } },
-  { ev: "dma", fields: { mode: "remapped" } },
+  { ev: "dma", fields: { mode: "remapped", ioapics_remapped: 1 } },
 ];
 
 export default [

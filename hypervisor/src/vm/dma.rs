@@ -30,6 +30,8 @@ struct DmaEvent {
     /// pinned for them.
     devices: u32,
     pinned_pages: u64,
+    /// IOAPICs whose messages the IOMMU remaps (`iommu::remap_ioapic`).
+    ioapics_remapped: u32,
 }
 
 impl Event for DmaEvent {
@@ -42,11 +44,15 @@ impl Event for DmaEvent {
 /// master still runs, without DMA.
 pub fn give_devices<F: Format>(vm: &mut Vm<F>) {
     let report = |mode, why, devices, pinned_pages| {
+        let ioapics = crate::chipset::get().ioapics.iter().flatten().count();
         event::emit(&DmaEvent {
             mode,
             why,
             devices,
             pinned_pages,
+            ioapics_remapped: (0..ioapics)
+                .filter(|&i| crate::iommu::remaps_ioapic(i))
+                .count() as u32,
         })
     };
     if !crate::iommu::drives_all() {
