@@ -271,11 +271,8 @@ export function defineLinuxDevices(d: LinuxDevices): Scenario {
     guestOutput: (text) => {
       const m = linuxMarkers(text);
       if (!m.has("done")) return ["the guest's /init did not finish (no `done` marker)"];
-      const failed = [...m.keys()].filter((k) => k === "insmod-failed");
-      return [
-        ...failed.map(() => `a module did not load: ${m.get("insmod-failed")}`),
-        ...d.markers(m),
-      ];
+      const unloaded = m.get("insmod-failed");
+      return [...unloaded ? [`a module did not load: ${unloaded}`] : [], ...d.markers(m)];
     },
   });
 }

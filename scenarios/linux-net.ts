@@ -1,3 +1,6 @@
+import { join } from "node:path";
+import { RUN_FILES } from "../harness/backends/backend.ts";
+import { linuxMarkers } from "../harness/linux.ts";
 import { defineLinuxDevices } from "../harness/linux_scenario.ts";
 
 // A network for the Linux guest: a virtio-net device behind the AMD IOMMU on
@@ -13,8 +16,6 @@ async function sha256Hex(bytes: Uint8Array<ArrayBuffer>): Promise<string> {
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
   return [...digest].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
-
-let expected = "";
 
 export default defineLinuxDevices({
   name: "linux-net",
@@ -36,10 +37,10 @@ printf 'GET /file HTTP/1.0\\r\\nHost: %s\\r\\n\\r\\n' "\$server" | nc -w 30 \${s
 } < /tmp/response
 echo "SV-LINUX net-status=\${status%?}"
 echo "SV-LINUX net-digest=$(sha256sum /tmp/file | cut -d' ' -f1)"`,
-  host: async () => {
+  host: async (dir) => {
     const body = new Uint8Array(FILE_BYTES);
     for (let i = 0; i < FILE_BYTES; i += 65536) crypto.getRandomValues(body.subarray(i, i + 65536));
-    expected = await sha256Hex(body);
+    const expected = await sha256Hex(body);
     let served = 0;
     const server = Deno.serve(
       { hostname: "127.0.0.1", port: 0, onListen: () => {} },
@@ -59,16 +60,22 @@ echo "SV-LINUX net-digest=$(sha256sum /tmp/file | cut -d' ' -f1)"`,
         "-device",
         "virtio-net-pci,netdev=net0,iommu_platform=on,disable-legacy=on",
       ],
-      check: () => Promise.resolve(served === 1 ? [] : [`the server answered ${served} requests`]),
+      // What the guest fetched is what the host served, once.
+      check: async () => {
+        const guest = linuxMarkers(await Deno.readTextFile(join(dir, RUN_FILES.guest)));
+        const got = guest.get("net-digest");
+        return [
+          ...served === 1 ? [] : [`the server answered ${served} requests`],
+          ...got === expected
+            ? []
+            : [`the guest's file has SHA-256 ${got}, the host served ${expected}`],
+        ];
+      },
       stop: () => server.shutdown(),
     };
   },
   markers: (m) => {
     const status = m.get("net-status") ?? "";
-    if (!/^HTTP\/1\.[01] 200/.test(status)) return [`the guest got ${JSON.stringify(status)}`];
-    const got = m.get("net-digest");
-    return got === expected
-      ? []
-      : [`the guest's file has SHA-256 ${got}, the host served ${expected}`];
+    return /^HTTP\/1\.[01] 200/.test(status) ? [] : [`the guest got ${JSON.stringify(status)}`];
   },
 });

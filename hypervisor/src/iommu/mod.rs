@@ -47,8 +47,9 @@ impl core::fmt::Display for IommuError {
     }
 }
 
-/// The IOMMUs taken, and whether one was found that is not driven (then
-/// no device may master: it would not be confined).
+/// The IOMMUs taken, and whether one was found that is not driven, or
+/// could not be taken (then no device may master: its own would not be
+/// confined).
 struct Units {
     amd: heapless::Vec<amd::Unit, MAX_IOMMUS>,
     undriven: bool,
@@ -67,13 +68,19 @@ static ATTACHED: AtomicBool = AtomicBool::new(false);
 pub fn take(iommu: &Iommu) -> Result<Taken, IommuError> {
     let mut units = UNITS.lock();
     match iommu.kind {
-        Kind::Amd { ioapics, .. } => {
-            let unit = amd::Unit::take(iommu.base, ioapics)?;
-            let _ = units.amd.push(unit);
-            Ok(Taken::Blocking {
-                devices: amd::DEVICES as u32,
-            })
-        }
+        Kind::Amd { ioapics, .. } => match amd::Unit::take(iommu.base, ioapics) {
+            Ok(unit) => {
+                let _ = units.amd.push(unit);
+                Ok(Taken::Blocking {
+                    devices: amd::DEVICES as u32,
+                })
+            }
+            // Its devices would not be confined: none may master.
+            Err(e) => {
+                units.undriven = true;
+                Err(e)
+            }
+        },
         Kind::Intel => {
             units.undriven = true;
             Ok(Taken::NotDriven)

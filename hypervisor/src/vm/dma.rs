@@ -90,7 +90,7 @@ pub fn give_devices<F: Format>(vm: &mut Vm<F>) {
 
 #[derive(Serialize)]
 struct DmaFault {
-    /// The requester id, as bus:device.function.
+    /// The requester id: bus << 8 | device << 3 | function.
     device: event::Hex,
     address: event::Hex,
     access: &'static str,

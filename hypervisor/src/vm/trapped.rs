@@ -86,7 +86,6 @@ fn store(addr: u64, size: u8, value: u64) {
     }
 }
 
-/// A volatile 4-byte load from device registers (as `store`).
 /// Pins per IOAPIC whose entries the IOMMU remaps (QEMU's have 24).
 pub const REMAPPED_PINS: usize = 32;
 
@@ -96,6 +95,7 @@ pub const REMAPPED_PINS: usize = 32;
 #[derive(Default)]
 pub struct IoApicEntries([[[u32; 2]; REMAPPED_PINS]; 4]);
 
+/// A volatile 4-byte load from device registers (as `store`).
 fn load(addr: u64) -> u32 {
     if addr + 4 > crate::phys::IDENTITY_LIMIT {
         return u32::MAX;
