@@ -144,17 +144,19 @@ pub enum Source {
     Imm(u64),
 }
 
-/// Decodes a MOV to memory (88, 89, C6 /0, C7 /0) in 32- or 64-bit code
-/// (`long_mode`: 64-bit, REX allowed) with 32/64-bit addressing; None for
-/// anything else.
+/// Decodes a MOV to memory (88, 89, C6 /0, C7 /0, and A2/A3 to an offset
+/// the instruction holds) in 32- or 64-bit code (`long_mode`: 64-bit, REX
+/// allowed) with 32/64-bit addressing; None for anything else.
 pub fn store(bytes: &[u8], long_mode: bool) -> Option<Store> {
     let mut i = 0;
     let mut op16 = false;
+    let mut addr_size = false;
     while i < MAX_LEN && bytes.get(i).is_some_and(|&b| is_legacy_prefix(b)) {
         match bytes[i] {
             0x66 => op16 = true,
-            0x67 | 0xf0 | 0xf2 | 0xf3 => return None, // other addressing, or not a plain store
-            _ => {}                                   // segment overrides change nothing here
+            0x67 => addr_size = true,
+            0xf0 | 0xf2 | 0xf3 => return None, // not a plain store
+            _ => {}                            // segment overrides change nothing here
         }
         i += 1;
     }
@@ -163,7 +165,30 @@ pub fn store(bytes: &[u8], long_mode: bool) -> Option<Store> {
         rex = bytes[i];
         i += 1;
     }
+    let wide = if rex & 0x8 != 0 {
+        8
+    } else if op16 {
+        2
+    } else {
+        4
+    };
     let opcode = *bytes.get(i)?;
+    if let 0xa2 | 0xa3 = opcode {
+        // AL, or AX/EAX/RAX, to the offset that follows: 8 bytes in 64-bit
+        // code, 4 with 0x67 or in 32-bit code (compilers emit it for a
+        // store to a constant address: `movabs %eax, 0xfee00310`).
+        let offset = if long_mode && !addr_size { 8 } else { 4 };
+        let len = i + 1 + offset;
+        let size = if opcode == 0xa2 { 1 } else { wide };
+        return (len <= MAX_LEN && bytes.len() >= len).then_some(Store {
+            len,
+            size,
+            source: Source::Reg(0),
+        });
+    }
+    if addr_size {
+        return None; // a ModRM form with the other address size: not decoded
+    }
     let modrm = *bytes.get(i + 1)?;
     let (md, reg, rm) = (modrm >> 6, (modrm >> 3) & 7, modrm & 7);
     if md == 3 {
@@ -181,13 +206,6 @@ pub fn store(bytes: &[u8], long_mode: bool) -> Option<Store> {
         1 => 1,
         2 => 4,
         _ => 0,
-    };
-    let wide = if rex & 0x8 != 0 {
-        8
-    } else if op16 {
-        2
-    } else {
-        4
     };
     let reg = reg | if rex & 0x4 != 0 { 8 } else { 0 };
     let (size, source, imm) = match opcode {
@@ -429,5 +447,64 @@ mod tests {
         assert_eq!(store(&[0x8b, 0x05, 1, 2, 3, 4], true), None, "a load");
         assert_eq!(store(&[0x89, 0xc0], true), None, "a register move");
         assert_eq!(store(&[0x89, 0x14, 0x25, 0x00], true), None, "truncated");
+    }
+
+    /// The stores to a constant address gcc and clang emit as A2/A3 (the
+    /// kvm-unit-tests' ICR write, `movabs %eax, 0xfee00310`), in 64-bit and
+    /// 32-bit code.
+    #[test]
+    fn stores_to_an_offset_in_the_instruction_are_decoded() {
+        let fee00310 = [0x10, 0x03, 0xe0, 0xfe, 0, 0, 0, 0];
+        let eax = Source::Reg(0);
+        let at = |prefix: &[u8], opcode: u8, offset: &[u8], long: bool| {
+            let bytes: Vec<u8> = prefix
+                .iter()
+                .chain(&[opcode])
+                .chain(offset)
+                .copied()
+                .collect();
+            store(&bytes, long).map(|s| (s.len, s.size, s.source))
+        };
+        assert_eq!(
+            at(&[], 0xa3, &fee00310, true),
+            Some((9, 4, eax)),
+            "movabs %eax"
+        );
+        assert_eq!(
+            at(&[0x48], 0xa3, &fee00310, true),
+            Some((10, 8, eax)),
+            "movabs %rax"
+        );
+        assert_eq!(
+            at(&[0x66], 0xa3, &fee00310, true),
+            Some((10, 2, eax)),
+            "movabs %ax"
+        );
+        assert_eq!(
+            at(&[], 0xa2, &fee00310, true),
+            Some((9, 1, eax)),
+            "movabs %al"
+        );
+        assert_eq!(
+            at(&[0x67], 0xa3, &fee00310[..4], true),
+            Some((6, 4, eax)),
+            "addr32"
+        );
+        assert_eq!(
+            at(&[], 0xa3, &fee00310[..4], false),
+            Some((5, 4, eax)),
+            "32-bit code"
+        );
+        assert_eq!(
+            at(&[], 0xa3, &fee00310[..4], true),
+            None,
+            "truncated offset"
+        );
+        assert_eq!(at(&[], 0xa1, &fee00310, true), None, "A1 is a load");
+        assert_eq!(
+            store(&[0x67, 0x89, 0x05, 1, 2, 3, 4], false),
+            None,
+            "16-bit addressing"
+        );
     }
 }
