@@ -446,8 +446,9 @@ fn own_chipset(mem: &IdentityMapped, rsdp: Option<&rsdp::Rsdp>) {
         ..Chipset::default()
     };
     if let Some(m) = table(b"APIC").and_then(|t| madt::parse(&t).ok()) {
-        for (slot, io) in chipset.ioapics.iter_mut().zip(&m.io_apics) {
-            *slot = Some(u64::from(io.address) & !0xfff);
+        for (i, io) in m.io_apics.iter().take(chipset.ioapics.len()).enumerate() {
+            chipset.ioapics[i] = Some(u64::from(io.address) & !0xfff);
+            chipset.ioapic_ids[i] = Some(io.id);
         }
     }
     let ivrs = table(b"IVRS").map(|t| iommu::parse_ivrs(&t));

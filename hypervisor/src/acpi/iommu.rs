@@ -15,11 +15,11 @@ const AMD_REGISTERS: u64 = 512 << 10;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     /// AMD-Vi, itself a PCI function (`device`: its bus, device, function).
-    /// `ioapics`: the requester ids the IVHD gives the IOAPICs, whose
-    /// interrupts reach the CPUs through it as messages.
+    /// `ioapics`: the IOAPICs the IVHD names, whose interrupts reach the
+    /// CPUs through it as messages.
     Amd {
         device: u16,
-        ioapics: [Option<u16>; MAX_IOAPICS],
+        ioapics: [Option<IoApicSource>; MAX_IOAPICS],
     },
     /// Intel VT-d, a remapping unit.
     Intel,
@@ -40,16 +40,25 @@ const IVHD: [(u8, usize); 3] = [(0x10, 24), (0x11, 40), (0x40, 40)];
 /// IOAPICs an IVHD names, at most.
 pub const MAX_IOAPICS: usize = 4;
 
-/// The requester ids of the IOAPICs among an IVHD's device entries (spec
-/// 5.2.2.3): 4-byte entries below type 0x40, 8-byte ones below 0x80 (0x48,
-/// a special device: variety 1 is an IOAPIC, its id at bytes 5-6), ACPI HID
+/// An IOAPIC an IVHD names: its id (the MADT's) and the requester id its
+/// messages carry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IoApicSource {
+    pub id: u8,
+    pub device: u16,
+}
+
+/// The IOAPICs among an IVHD's device entries (spec 5.2.2.3): 4-byte
+/// entries below type 0x40, 8-byte ones below 0x80 (0x48, a special
+/// device: variety 1 is an IOAPIC, its id at byte 4, its requester id at
+/// bytes 5-6), ACPI HID
 /// entries (0xf0) of 22 bytes and their UID; a type of unknown length ends
 /// the walk.
 fn ioapics(
     r: &Reader,
     mut at: usize,
     end: usize,
-) -> Result<[Option<u16>; MAX_IOAPICS], TableError> {
+) -> Result<[Option<IoApicSource>; MAX_IOAPICS], TableError> {
     const SPECIAL: u8 = 0x48;
     const IOAPIC: u8 = 1;
     let mut found = [None; MAX_IOAPICS];
@@ -67,7 +76,10 @@ fn ioapics(
             && r.u8(at + 7)? == IOAPIC
             && let Some(slot) = slots.next()
         {
-            *slot = Some(r.u16(at + 5)?);
+            *slot = Some(IoApicSource {
+                id: r.u8(at + 4)?,
+                device: r.u16(at + 5)?,
+            });
         }
         at += len;
     }
@@ -168,7 +180,7 @@ mod tests {
         let mut first = ivhd(0x10, 24, 0xfed8_0000);
         // An ACPI HID entry (UID of 2 bytes), then the IOAPIC at 00:14.0.
         first.extend([0xf0].iter().chain(&[0; 20]).chain(&[2, 0, 0]));
-        first.extend([0x48, 0, 0, 0, 0, 0xa0, 0x00, 1]);
+        first.extend([0x48, 0, 0, 0, 2, 0xa0, 0x00, 1]);
         first[2] = first.len() as u8;
         body.extend(first);
         body.extend(ivhd(0x11, 40, 0xfed8_0000));
@@ -182,7 +194,15 @@ mod tests {
             Iommu {
                 kind: Kind::Amd {
                     device: 0x10,
-                    ioapics: [Some(0xa0), None, None, None]
+                    ioapics: [
+                        Some(IoApicSource {
+                            id: 2,
+                            device: 0xa0
+                        }),
+                        None,
+                        None,
+                        None
+                    ]
                 },
                 base: 0xfed8_0000,
                 len: 512 << 10,

@@ -61,6 +61,9 @@ pub struct Chipset {
     pub ecam: Option<Ecam>,
     /// The IOAPICs' register pages (MADT) and the HPET's (its table).
     pub ioapics: [Option<u64>; 4],
+    /// The MADT's ids of `ioapics`, in the same places (the IVRS names an
+    /// IOAPIC by its id).
+    pub ioapic_ids: [Option<u8>; 4],
     pub hpet: Option<u64>,
     /// The IOMMUs (IVRS, DMAR): their registers are never the guest's.
     pub iommus: [Option<Iommu>; MAX_IOMMUS],
@@ -252,6 +255,7 @@ static NONE: Chipset = Chipset {
     fadt: None,
     ecam: None,
     ioapics: [None; 4],
+    ioapic_ids: [None; 4],
     hpet: None,
     iommus: [None; MAX_IOMMUS],
 };

@@ -154,7 +154,7 @@ pub use hardware::Unit;
 /// The hardware: its registers and the memory it reads.
 mod hardware {
     use super::*;
-    use crate::acpi::iommu::MAX_IOAPICS;
+    use crate::acpi::iommu::{IoApicSource, MAX_IOAPICS};
     use crate::iommu::IommuError;
 
     /// An AMD IOMMU the hypervisor took: its registers and the memory it
@@ -169,10 +169,10 @@ mod hardware {
         done: u64,
         sequence: u64,
         command_tail: u64,
-        /// The IOAPICs' requester ids, whose entries `attach` gives their
-        /// interrupt remapping tables (IOAPIC i's at `ioapic_tables` + i
-        /// tables), not the guest's table.
-        ioapics: [Option<u16>; MAX_IOAPICS],
+        /// The IOAPICs the IVHD names, whose entries `attach` gives their
+        /// interrupt remapping tables (the i-th one's at `ioapic_tables` +
+        /// i tables), not the guest's table.
+        ioapics: [Option<IoApicSource>; MAX_IOAPICS],
         ioapic_tables: u64,
     }
 
@@ -204,8 +204,11 @@ mod hardware {
         /// Takes the AMD IOMMU whose registers are at `base`: a device
         /// table in which every device is blocked, then on, then its
         /// caches emptied and a completion waited for (the proof it runs).
-        /// `ioapics`: their requester ids, kept blocked by `attach`.
-        pub fn take(base: u64, ioapics: [Option<u16>; MAX_IOAPICS]) -> Result<Self, IommuError> {
+        /// `ioapics`: the IOAPICs whose messages it remaps (`attach`).
+        pub fn take(
+            base: u64,
+            ioapics: [Option<IoApicSource>; MAX_IOAPICS],
+        ) -> Result<Self, IommuError> {
             if base + 0x4000 > crate::phys::IDENTITY_LIMIT {
                 return Err(IommuError::Unreachable);
             }
@@ -250,7 +253,9 @@ mod hardware {
         pub fn attach(&mut self, root: u64) -> Result<u32, IommuError> {
             let mut given = 0;
             for device in 0..DEVICES {
-                let entry = match self.ioapics.iter().position(|&d| d == Some(device as u16)) {
+                let ioapic =
+                    |s: &Option<IoApicSource>| s.is_some_and(|s| s.device == device as u16);
+                let entry = match self.ioapics.iter().position(ioapic) {
                     Some(i) => ioapic_entry(self.ioapic_table(i), DOMAIN),
                     None => {
                         given += 1;
@@ -267,17 +272,20 @@ mod hardware {
             self.ioapic_tables + (ioapic * IOAPIC_TABLE_BYTES) as u64
         }
 
-        /// Whether IOAPIC `ioapic` (in IVRS order) has a table here.
-        pub fn remaps(&self, ioapic: usize) -> bool {
-            self.ioapics.get(ioapic).is_some_and(|d| d.is_some())
+        /// The place of the IOAPIC with id `id` here, if this IOMMU
+        /// remaps its messages.
+        pub fn remaps(&self, id: u8) -> Option<usize> {
+            self.ioapics
+                .iter()
+                .position(|s| s.is_some_and(|s| s.id == id))
         }
 
-        /// Sets the remapping of IOAPIC `ioapic`'s message with index
-        /// `index` to `entry` (`irte`), then empties the caches.
-        pub fn remap_ioapic(&mut self, ioapic: usize, index: usize, entry: u32) {
-            if !self.remaps(ioapic) || index >= IOAPIC_TABLE_ENTRIES {
+        /// Sets the remapping of the message with index `index` of the
+        /// IOAPIC with id `id` to `entry` (`irte`), then empties the caches.
+        pub fn remap_ioapic(&mut self, id: u8, index: usize, entry: u32) {
+            let Some(ioapic) = self.remaps(id).filter(|_| index < IOAPIC_TABLE_ENTRIES) else {
                 return;
-            }
+            };
             let at = self.ioapic_table(ioapic) + (index * 4) as u64;
             // SAFETY: an entry of a table the hypervisor allocated for the
             // IOMMU, written whole: it reads the entry, never half of one.

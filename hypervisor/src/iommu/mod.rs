@@ -125,30 +125,29 @@ pub fn invalidate() {
     }
 }
 
-/// Remaps the messages of IOAPIC `ioapic` (its place in the MADT, taken
-/// for its place in the IVRS) with index `index` (`chipset::interrupts::
-/// remappable`: the pin) to `message`, or refuses them (None). False when
-/// no attached IOMMU remaps that IOAPIC's messages: the entry then goes to
-/// the hardware as the guest wrote it.
+/// Remaps the messages with index `index` (`chipset::interrupts::
+/// remappable`: the pin) of the IOAPIC with id `id` (the MADT's, which the
+/// IVRS names) to `message`, or refuses them (None). False when no
+/// attached IOMMU remaps that IOAPIC's messages.
 pub fn remap_ioapic(
-    ioapic: usize,
+    id: u8,
     index: usize,
     message: Option<crate::chipset::interrupts::Message>,
 ) -> bool {
-    if !remaps_ioapic(ioapic) {
+    if !ATTACHED.load(Ordering::SeqCst) {
         return false;
     }
     let mut units = UNITS.lock();
-    let Some(unit) = units.amd.iter_mut().find(|u| u.remaps(ioapic)) else {
+    let Some(unit) = units.amd.iter_mut().find(|u| u.remaps(id).is_some()) else {
         return false;
     };
-    unit.remap_ioapic(ioapic, index, amd::irte(message));
+    unit.remap_ioapic(id, index, amd::irte(message));
     true
 }
 
-/// Whether an attached IOMMU remaps IOAPIC `ioapic`'s messages.
-pub fn remaps_ioapic(ioapic: usize) -> bool {
-    ATTACHED.load(Ordering::SeqCst) && UNITS.lock().amd.iter().any(|u| u.remaps(ioapic))
+/// Whether an attached IOMMU remaps the messages of the IOAPIC with id `id`.
+pub fn remaps_ioapic(id: u8) -> bool {
+    ATTACHED.load(Ordering::SeqCst) && UNITS.lock().amd.iter().any(|u| u.remaps(id).is_some())
 }
 
 /// The DMA faults the IOMMUs logged since the last call.

@@ -44,15 +44,13 @@ impl Event for DmaEvent {
 /// master still runs, without DMA.
 pub fn give_devices<F: Format>(vm: &mut Vm<F>) {
     let report = |mode, why, devices, pinned_pages| {
-        let ioapics = crate::chipset::get().ioapics.iter().flatten().count();
+        let ids = crate::chipset::get().ioapic_ids.iter().flatten();
         event::emit(&DmaEvent {
             mode,
             why,
             devices,
             pinned_pages,
-            ioapics_remapped: (0..ioapics)
-                .filter(|&i| crate::iommu::remaps_ioapic(i))
-                .count() as u32,
+            ioapics_remapped: ids.filter(|&&id| crate::iommu::remaps_ioapic(id)).count() as u32,
         })
     };
     if !crate::iommu::drives_all() {

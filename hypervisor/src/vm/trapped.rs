@@ -194,22 +194,26 @@ impl<F: Format> Vm<F> {
     /// that have it.
     fn ioapic_write(&self, entries: &mut IoApicEntries, gpa: u64, value: u32) -> Written {
         let page = gpa & !0xfff;
-        let ioapic = crate::chipset::get()
+        let chipset = crate::chipset::get();
+        // Its place (for the guest's entries) and its id (the IOMMU's name for it).
+        let ioapic = chipset
             .ioapics
             .iter()
             .position(|&a| a == Some(page))
-            .filter(|&i| self.devices_master && crate::iommu::remaps_ioapic(i));
+            .and_then(|i| Some((i, chipset.ioapic_ids[i]?)))
+            .filter(|&(_, id)| self.devices_master && crate::iommu::remaps_ioapic(id));
         match (gpa & 0xff, ioapic) {
             (interrupts::IOWIN, _) => {
                 let index = load(page);
                 let checked = interrupts::ioapic_window(index, value);
                 let mut hardware = checked.value();
-                if let (Some((pin, half)), Some(i)) = (interrupts::redirection_entry(index), ioapic)
+                if let (Some((pin, half)), Some((i, id))) =
+                    (interrupts::redirection_entry(index), ioapic)
                     && let Some(entry) = entries.0[i].get_mut(pin)
                 {
                     entry[half] = checked.value();
                     let message = interrupts::message(entry[0], entry[1]);
-                    crate::iommu::remap_ioapic(i, pin, message);
+                    crate::iommu::remap_ioapic(id, pin, message);
                     hardware = if half == 0 {
                         interrupts::remappable(pin, entry[0])
                     } else {
@@ -219,7 +223,7 @@ impl<F: Format> Vm<F> {
                 store(gpa, 4, hardware.into());
                 written(checked)
             }
-            (interrupts::IOAPIC_EOI, Some(i)) => {
+            (interrupts::IOAPIC_EOI, Some((i, _))) => {
                 for (pin, entry) in entries.0[i].iter().enumerate() {
                     if entry[0] as u8 == value as u8 {
                         store(gpa, 4, pin as u64);
