@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { exitCosts, median } from "./bench.ts";
+import { exitCosts, exitGoal, median } from "./bench.ts";
 import { BuildError, buildPayload, grubConfig } from "./build.ts";
 import { hostCpu, resolveCpu } from "./cpus.ts";
 import { globRegExp, saveFailures, selectPlans } from "./matrix.ts";
@@ -167,6 +167,7 @@ Deno.test("the exit bench takes the slope of the guest's reports", () => {
   );
   assert.deepEqual(exitCosts(events), { cpuid: 2, hypercall: 3 });
   assert.match(String(exitCosts(events.slice(1))), /four loops/);
+  assert.deepEqual([exitGoal({ backend: "bochs" }), exitGoal({ backend: "qemu" })], [300, 400]);
 });
 
 Deno.test("a busy machine gives runs more time, and the hypervisor's watchdog with them", () => {
