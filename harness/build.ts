@@ -12,7 +12,13 @@ import type { Payload } from "./scenario.ts";
 
 export class BuildError extends Error {}
 
-/** A short hex digest of `parts` (a cache entry's name). */
+/** The SHA-256 of `bytes`, in hex. */
+export async function sha256Hex(bytes: Uint8Array): Promise<string> {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new Uint8Array(bytes)));
+  return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** A short hex digest of `parts` (a cache entry's name): 12 bytes of their SHA-256. */
 export async function sha256(...parts: (string | Uint8Array)[]): Promise<string> {
   const chunks = parts.map((p) => typeof p === "string" ? new TextEncoder().encode(p) : p);
   const all = new Uint8Array(chunks.reduce((n, c) => n + c.length + 1, 0));
@@ -21,8 +27,7 @@ export async function sha256(...parts: (string | Uint8Array)[]): Promise<string>
     all.set(c, at);
     at += c.length + 1; // a zero between parts keeps ("ab","c") apart from ("a","bc")
   }
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", all));
-  return Array.from(digest.slice(0, 12), (b) => b.toString(16).padStart(2, "0")).join("");
+  return (await sha256Hex(all)).slice(0, 24);
 }
 
 export async function exists(path: string): Promise<boolean> {

@@ -9,7 +9,7 @@
  * so a warm run rebuilds nothing.
  */
 import $ from "dax";
-import { basename, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { cached, exists, sha256 } from "./build.ts";
 import { CACHE_DIR } from "./paths.ts";
 
@@ -86,9 +86,9 @@ async function kernelPackage(): Promise<string> {
   return name;
 }
 
-/** Downloads `pkg` (apt-get download) to `deb`. */
+/** Downloads `pkg` (apt-get download) to `deb` (staged beside it: one rename puts it there). */
 async function download(pkg: string, deb: string): Promise<void> {
-  const stage = await Deno.makeTempDir({ prefix: "scalevisor-deb-" });
+  const stage = await Deno.makeTempDir({ dir: dirname(deb), prefix: "scalevisor-deb-" });
   try {
     await tool("apt-get", ["download", pkg], `apt-get download ${pkg}`, stage);
     const debs = [...Deno.readDirSync(stage)].filter((e) => e.name.endsWith(".deb"));
@@ -110,6 +110,16 @@ async function unpack(pkg: string, dir: string): Promise<void> {
   } finally {
     await Deno.remove(stage, { recursive: true });
   }
+}
+
+/**
+ * The kernel's package, kept next to the kernel (in `dir`): the image and
+ * the modules come from it, downloaded once.
+ */
+async function kernelDeb(dir: string, pkg: string): Promise<string> {
+  const deb = join(dir, "kernel.deb");
+  if (!(await exists(deb))) await download(pkg, deb);
+  return deb;
 }
 
 /** A module's name as the kernel knows it: its file's, `-` read as `_`. */
@@ -155,27 +165,33 @@ export async function kernelModules(
 ): Promise<{ name: string; path: string }[]> {
   const dir = join(guest.initrd, "..", "modules");
   await Deno.mkdir(dir, { recursive: true });
-  const deb = join(guest.initrd, "..", "kernel.deb");
-  if (!(await exists(deb))) await download(guest.package, deb);
-  const listing = await tool("dpkg-deb", ["-c", deb], `dpkg-deb -c ${guest.package}`);
-  const members = new Map<string, string>();
-  for (const [, path] of listing.matchAll(/\s\.(\/lib\/modules\/\S+\.ko)$/gm)) {
-    if (path) members.set(moduleName(path), `.${path}`);
-  }
   const file = (name: string) => join(dir, `${name}.ko`);
+  // The package and its listing are read only for a module not cached yet.
+  let members: Map<string, string> | undefined;
+  const member = async (name: string) => {
+    if (!members) {
+      const deb = await kernelDeb(join(dir, ".."), guest.package);
+      const listing = await tool("dpkg-deb", ["-c", deb], `dpkg-deb -c ${guest.package}`);
+      members = new Map();
+      for (const [, path] of listing.matchAll(/\s\.(\/lib\/modules\/\S+\.ko)$/gm)) {
+        if (path) members.set(moduleName(path), `.${path}`);
+      }
+    }
+    return members.get(name);
+  };
   const fetch = async (name: string) => {
     if (await exists(file(name))) return;
-    const member = members.get(name);
-    if (!member) throw new LinuxBuildError(`${guest.package} has no module ${name}`);
-    const stage = await Deno.makeTempDir({ prefix: "scalevisor-ko-" });
+    const path = await member(name);
+    if (!path) throw new LinuxBuildError(`${guest.package} has no module ${name}`);
+    const deb = join(dir, "..", "kernel.deb");
+    const stage = await Deno.makeTempDir({ dir, prefix: "scalevisor-ko-" });
     try {
-      const out = await $`dpkg-deb --fsys-tarfile ${deb} | tar -x -C ${stage} ${member}`
+      const out = await $`dpkg-deb --fsys-tarfile ${deb} | tar -x -C ${stage} ${path}`
         .stdin("null").captureCombined().noThrow();
       if (out.code !== 0) {
-        throw new LinuxBuildError(`taking ${member} out failed:\n${out.combined}`);
+        throw new LinuxBuildError(`taking ${path} out failed:\n${out.combined}`);
       }
-      await Deno.rename(join(stage, member), `${file(name)}.${Deno.pid}.tmp`);
-      await Deno.rename(`${file(name)}.${Deno.pid}.tmp`, file(name));
+      await Deno.rename(join(stage, path), file(name));
     } finally {
       await Deno.remove(stage, { recursive: true });
     }
@@ -336,7 +352,8 @@ export function buildLinuxGuest(progress: (msg: string) => void): Promise<LinuxG
       progress(`downloading ${pkg} (apt-get download)`);
       const stage = await Deno.makeTempDir({ prefix: "scalevisor-linux-" });
       try {
-        await unpack(pkg, stage);
+        const deb = await kernelDeb(dir, pkg);
+        await tool("dpkg-deb", ["-x", deb, stage], `dpkg-deb -x ${pkg}`);
         const boot = join(stage, "boot");
         const vmlinuz = [...Deno.readDirSync(boot)].find((e) => e.name.startsWith("vmlinuz-"));
         if (!vmlinuz) throw new LinuxBuildError(`${pkg} holds no /boot/vmlinuz-*`);

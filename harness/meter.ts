@@ -8,6 +8,7 @@
  */
 import $ from "dax";
 import { join } from "node:path";
+import { sha256Hex } from "./build.ts";
 import { declaredDistances } from "./numa.ts";
 import { CACHE_DIR, ROOT } from "./paths.ts";
 import type { Numa, RunPlan } from "./scenario.ts";
@@ -22,8 +23,7 @@ let built: Promise<string> | undefined;
 export function buildMeter(progress: (m: string) => void): Promise<string> {
   built ??= (async () => {
     const source = await Deno.readFile(SOURCE);
-    const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", source));
-    const hash = Array.from(digest.slice(0, 8), (b) => b.toString(16).padStart(2, "0")).join("");
+    const hash = (await sha256Hex(source)).slice(0, 16);
     const out = join(CACHE_DIR, "meter", `meter-${hash}.so`);
     try {
       await Deno.stat(out);

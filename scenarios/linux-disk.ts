@@ -1,5 +1,6 @@
 import $ from "dax";
 import { join } from "node:path";
+import { sha256Hex } from "../harness/build.ts";
 import { defineLinuxDevices } from "../harness/linux_scenario.ts";
 import { runPlan } from "../harness/runner.ts";
 import type { RunPlan } from "../harness/scenario.ts";
@@ -45,11 +46,6 @@ async function debugfsCat(image: string, file: string): Promise<Uint8Array> {
   const out = await $`debugfs -R ${`cat /${file}`} ${image}`.stdin("null").stderr("null")
     .bytes("stdout");
   return out;
-}
-
-async function sha256Hex(bytes: Uint8Array): Promise<string> {
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new Uint8Array(bytes)));
-  return [...digest].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 /** The second boot: the same disk, read back by a fresh guest. */

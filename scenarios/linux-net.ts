@@ -1,4 +1,5 @@
 import { join } from "node:path";
+import { sha256Hex } from "../harness/build.ts";
 import { RUN_FILES } from "../harness/backends/backend.ts";
 import { linuxMarkers } from "../harness/linux.ts";
 import { defineLinuxDevices } from "../harness/linux_scenario.ts";
@@ -11,11 +12,6 @@ import { defineLinuxDevices } from "../harness/linux_scenario.ts";
 // prints its SHA-256, which must be the file's.
 
 const FILE_BYTES = 1 << 20;
-
-async function sha256Hex(bytes: Uint8Array<ArrayBuffer>): Promise<string> {
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
-  return [...digest].map((b) => b.toString(16).padStart(2, "0")).join("");
-}
 
 export default defineLinuxDevices({
   name: "linux-net",

@@ -35,6 +35,8 @@ const RING_BYTES: u64 = 16 << RING_ENTRIES_LOG2;
 
 const V: u64 = 1 << 0;
 const TV: u64 = 1 << 1;
+/// In the third quadword: interrupts remapped by this entry.
+const IV: u64 = 1 << 0;
 /// The domain every device of the guest is in (QEMU 7.2 takes DomainID's
 /// bit 8 for reserved: keep it clear).
 pub const DOMAIN: u16 = 1;
@@ -59,7 +61,6 @@ pub fn translating_entry(root: u64, domain: u16) -> [u64; 4] {
     const MODE_4_LEVELS: u64 = 4 << 9;
     const IR: u64 = 1 << 61;
     const IW: u64 = 1 << 62;
-    const IV: u64 = 1 << 0;
     let root = root & 0x000f_ffff_ffff_f000;
     [
         V | TV | MODE_4_LEVELS | root | IR | IW,
@@ -81,7 +82,6 @@ pub const IOAPIC_TABLE_BYTES: usize = IOAPIC_TABLE_ENTRIES * 4;
 /// ExtINT and NMI messages not passed. A device's DMA into the interrupt
 /// range that QEMU takes for the IOAPIC's message finds only this.
 pub fn ioapic_entry(table: u64, domain: u16) -> [u64; 4] {
-    const IV: u64 = 1 << 0;
     const INT_TAB_LEN_2048: u64 = 11 << 1;
     const INT_CTL_REMAPPED: u64 = 2 << 60;
     let table = table & 0x000f_ffff_ffff_ffc0;
