@@ -443,7 +443,9 @@ export function linuxMarkers(console: string): Map<string, string> {
   for (const line of console.split(/\r?\n/)) {
     const at = line.indexOf(`${MARKER} `);
     if (at < 0) continue;
-    const rest = line.slice(at + MARKER.length + 1).trim();
+    // The kernel's own messages can land in the middle of a marker line
+    // (`SV-LINUX init[   11.63] hrtimer: ...`): they start at a timestamp.
+    const rest = line.slice(at + MARKER.length + 1).replace(/\[\s*\d+\.\d+\].*$/, "").trim();
     const eq = rest.indexOf("=");
     if (eq < 0) found.set(rest, "");
     else found.set(rest.slice(0, eq), rest.slice(eq + 1));

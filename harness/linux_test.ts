@@ -95,6 +95,15 @@ Deno.test("the guest's markers are read by name", () => {
   assert.equal(m.get("init"), "");
 });
 
+Deno.test("a kernel message spliced into a marker line is not part of it", () => {
+  const m = linuxMarkers(
+    `${MARKER} init[   11.630001] hrtimer: interrupt took 15605670 ns\r\n` +
+      `${MARKER} nproc=4[   12.1] random: crng init done`,
+  );
+  assert.equal(m.get("init"), "");
+  assert.equal(m.get("nproc"), "4");
+});
+
 Deno.test("marker checks fail on a wrong node count, CPUs, RAM or distances", () => {
   const want = { nodes: 1, cpus: 4, guestMiB: 256 };
   assert.deepEqual(markerProblems(console("1", 210100), want), []);
