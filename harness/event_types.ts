@@ -101,6 +101,16 @@ export const EVENTS = {
     host_rsp: "hex",
     host_cr3: "hex",
   },
+  "svm-lost-state": {
+    vcpu: "number",
+    exit_code: "hex",
+    exit_info1: "hex",
+    exit_info2: "hex",
+    exit_int_info: "hex",
+    entered_rip: "hex",
+    entered_rsp: "hex",
+    entered_cr3: "hex",
+  },
   "svm-off": { exits: "number" },
   "entry-failure": {
     vcpu: "number",

@@ -22,10 +22,10 @@ import {
 import type { Tool } from "./prereq.ts";
 
 /**
- * Linux on QEMU runs on single-threaded TCG: under multi-threaded TCG its
- * boot CPU is sometimes entered with the host's state (docs/numa.md, the
- * open problem of multi-threaded TCG), more often since PCI configuration
- * exits. `deno task stress` keeps trying the concurrency scenarios
+ * Linux on QEMU runs on single-threaded TCG: under multi-threaded TCG a
+ * #VMEXIT of its boot CPU sometimes saves the host's state as the guest's
+ * (`svm-lost-state`; docs/numa.md, the open problem of multi-threaded TCG),
+ * more often since PCI configuration exits. `deno task stress` keeps trying the concurrency scenarios
  * multi-threaded.
  */
 const SINGLE_THREADED = { singleThreaded: true };

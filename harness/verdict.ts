@@ -114,6 +114,17 @@ export function classify(o: Outcome): Verdict {
       reason: "the hypervisor's image (code and constants) changed during the run",
     };
   }
+  // The hypervisor caught the emulator writing the host's state over a
+  // guest's at a #VMEXIT (QEMU's multi-threaded TCG, docs/numa.md): the run
+  // tells nothing of the hypervisor or the guest.
+  const lost = o.events.find((e) => e.ev === "svm-lost-state");
+  if (lost) {
+    return {
+      status: "emulator-error",
+      reason: `vCPU ${lost.vcpu}: the emulator's #VMEXIT (exit ${lost.exit_code}) ` +
+        "saved the host's state as the guest's (svm-lost-state)",
+    };
+  }
   const contradicted = contradictions(o);
   if (contradicted.length > 0) {
     return { status: "fail", reason: `contradictory evidence: ${contradicted.join("; ")}` };

@@ -128,6 +128,25 @@ Deno.test("a hypervisor whose image changed while it ran fails the run", () => {
   assert.equal(classify(outcome({ events: [boot, intact] })).status, "pass");
 });
 
+Deno.test("an exit that lost the guest's state to the host's is the emulator's error", () => {
+  const lost: SvEvent = {
+    ev: "svm-lost-state",
+    vcpu: 0,
+    exit_code: "0x60",
+    exit_info1: "0x0",
+    exit_info2: "0x0",
+    exit_int_info: "0x0",
+    entered_rip: "0x1000",
+    entered_rsp: "0x8000",
+    entered_cr3: "0x3000",
+  };
+  const failed: SvEvent = { ev: "exit", status: "fail", image: "intact" };
+  const v = classify(outcome({ events: [boot, lost, failed] }));
+  assert.equal(v.status, "emulator-error");
+  assert.match(v.reason, /vCPU 0: the emulator's #VMEXIT \(exit 0x60\) saved the host's state/);
+  assert.equal(classify(outcome({ events: [boot, failed] })).status, "fail");
+});
+
 Deno.test("an emulator that records how the machine ended must agree with the kernel", () => {
   const bochs = { exitCode: 1, successExitCode: undefined, recordsEnd: true };
   const byKernel = { what: "the kernel's power-off", byKernel: true };

@@ -31,6 +31,8 @@ unsafe extern "C" {
     /// while the guest runs (its watchdog's timer, kicks), or leaves them
     /// pending for the guest (an OS guest's devices).
     fn svm_enter(ctx: *mut CpuContext, vmcb: u64, host_save: u64, host_interrupts: u64) -> u64;
+    /// The instruction after `svm_enter`'s VMRUN: the host RIP it saves.
+    static svm_resume: u8;
 }
 
 const IA32_EFER: u32 = 0xc000_0080;
@@ -107,6 +109,25 @@ struct SvmShutdown {
 }
 impl Event for SvmShutdown {
     const NAME: &'static str = "svm-shutdown";
+}
+
+/// A #VMEXIT whose guest state is the host's as VMRUN saved it (RIP after
+/// VMRUN, the host's RSP and CR3): the emulator wrote the host's state over
+/// the guest's, which is lost (docs/numa.md, the open problem of
+/// multi-threaded TCG). `entered_*` is what this VMRUN loaded.
+#[derive(Serialize)]
+struct SvmLostState {
+    vcpu: u32,
+    exit_code: Hex,
+    exit_info1: Hex,
+    exit_info2: Hex,
+    exit_int_info: Hex,
+    entered_rip: Hex,
+    entered_rsp: Hex,
+    entered_cr3: Hex,
+}
+impl Event for SvmLostState {
+    const NAME: &'static str = "svm-lost-state";
 }
 
 #[derive(Serialize)]
@@ -473,6 +494,33 @@ impl<'m> Vcpu<'m> {
             .map_or(0, u64::from_le_bytes)
     }
 
+    /// Whether this #VMEXIT saved the host's state as the guest's: its RIP
+    /// is `svm_resume` (one compare per exit) and its RSP and CR3 the host's
+    /// (a guest can only match them on purpose, and then only stops itself).
+    /// Reported with the exit's code; the guest cannot be resumed.
+    fn lost_state(&self, entered: &GuestDump) -> Option<u64> {
+        let v = self.vmcb_ref();
+        let resume = core::ptr::addr_of!(svm_resume) as u64;
+        if v.save.rip != resume
+            || v.save.rsp != self.host_saved(vmcb::SAVE_RSP)
+            || v.save.cr3 != self.host_saved(vmcb::SAVE_CR3)
+        {
+            return None;
+        }
+        let c = &v.control;
+        event::emit(&SvmLostState {
+            vcpu: self.index,
+            exit_code: Hex(c.exit_code),
+            exit_info1: Hex(c.exit_info1),
+            exit_info2: Hex(c.exit_info2),
+            exit_int_info: Hex(c.exit_int_info),
+            entered_rip: entered.rip,
+            entered_rsp: entered.rsp,
+            entered_cr3: entered.cr3,
+        });
+        Some(c.exit_code)
+    }
+
     /// Reports a SHUTDOWN #VMEXIT (`SvmShutdown`).
     fn report_shutdown(&self) {
         let saved = |offset: u64| self.host_saved(offset);
@@ -696,6 +744,9 @@ impl VirtCpu for Vcpu<'_> {
                 )
             };
             self.launched = true;
+            if let Some(code) = self.lost_state(&asked) {
+                return Ok(Exit::LostState { code });
+            }
             let v = self.vmcb();
             v.control.tlb_control = 0;
             // An event the exit interrupted while it was delivered (a fault on

@@ -49,6 +49,8 @@ svm_enter:
     movq 40(%rdi), %rdi
     vmrun %rax
     /* #VMEXIT: RAX and RSP are the host's again, the rest is the guest's. */
+    .globl svm_resume
+svm_resume:                         /* the host RIP VMRUN saves (see lost_state) */
     pushq %rdi
     movq 24(%rsp), %rdi             /* the context, under rdi, VMCB and save area */
     movq %rbx, 8(%rdi)

@@ -143,6 +143,9 @@ impl<'a, C: VirtCpu> Handlers<'a, C> {
                 Action::Skip
             }
             Exit::Timer => {
+                // Kept in the ring (not counted): a failed guest's last exits
+                // show every time it left the guest.
+                self.trace.ring_only(Reason::Interrupt, rip);
                 // Nothing for the guest; the sampler's look if one is due.
                 let (machine, vcpu) = (self.machine, self.trace.vcpu as usize);
                 machine.tick(vcpu, &mut || self.service());
@@ -170,6 +173,14 @@ impl<'a, C: VirtCpu> Handlers<'a, C> {
                     .exit(Reason::TripleFault, rip, 0, Notable::Yes, |e| e);
                 // A test payload may mean to; an OS kernel has failed.
                 self.stop("triple-fault", self.config.os())
+            }
+            Exit::LostState { code } => {
+                self.trace
+                    .exit(Reason::LostState, rip, code, Notable::Yes, |e| VmExit {
+                        code: Some(Hex(code)),
+                        ..e
+                    });
+                self.stop("lost-state", true)
             }
             Exit::Unhandled { code, name } => {
                 self.trace

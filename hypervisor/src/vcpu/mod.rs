@@ -163,6 +163,12 @@ pub enum Exit {
     /// The vendor did not enter the guest: its state is one the hardware
     /// would have refused with #GP, which the emulator let through.
     IllegalState(&'static str),
+    /// The emulator's #VMEXIT (exit `code`) saved the host's state over the
+    /// guest's: the guest cannot go on (AMD under QEMU's multi-threaded TCG,
+    /// docs/numa.md).
+    LostState {
+        code: u64,
+    },
     /// Anything else, by the vendor's name for it: reported, and the guest stops.
     Unhandled {
         code: u64,

@@ -42,11 +42,14 @@ pub enum Reason {
     Watchdog,
     IllegalState,
     TripleFault,
+    LostState,
     Unhandled,
+    /// The host's interrupt (timer, kick) ended the slice: in the ring only.
+    Interrupt,
 }
 
 impl Reason {
-    const ALL: [Self; 16] = [
+    const ALL: [Self; 18] = [
         Self::Cpuid,
         Self::Xsetbv,
         Self::Hypercall,
@@ -62,7 +65,9 @@ impl Reason {
         Self::Watchdog,
         Self::IllegalState,
         Self::TripleFault,
+        Self::LostState,
         Self::Unhandled,
+        Self::Interrupt,
     ];
 
     pub fn name(self) -> &'static str {
@@ -82,7 +87,9 @@ impl Reason {
             Self::Watchdog => "watchdog",
             Self::IllegalState => "illegal-state",
             Self::TripleFault => "triple-fault",
+            Self::LostState => "lost-state",
             Self::Unhandled => "unhandled",
+            Self::Interrupt => "interrupt",
         }
     }
 }
@@ -339,6 +346,15 @@ impl Tracer {
         }
     }
 
+    /// Keeps an exit in the ring without counting it.
+    pub fn ring_only(&mut self, reason: Reason, rip: u64) {
+        self.ring.push(Recent {
+            reason,
+            rip: Hex(rip),
+            info: Hex(0),
+        });
+    }
+
     /// The guest's end: the ring first when it failed and exits were not
     /// traced one by one, then `guest-end` with the counts.
     pub fn end(&self, how: &str, failed: bool, backed: u64) {
@@ -381,6 +397,21 @@ mod tests {
             ring.push(at(i));
         }
         assert_eq!(rips(&ring), (5..RING as u64 + 5).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn interrupts_are_kept_in_the_ring_but_not_counted() {
+        let mut t = Tracer::new(Level::Summary, 0);
+        t.exit(Reason::Io, 0x10, 0xcf8, Notable::No, |e| e);
+        t.ring_only(Reason::Interrupt, 0x12);
+        let kept: Vec<_> = t
+            .ring
+            .oldest_first()
+            .map(|e| (e.reason.name(), e.rip.0))
+            .collect();
+        assert_eq!(kept, [("io", 0x10), ("interrupt", 0x12)]);
+        assert_eq!(t.counts.total(), 1);
+        assert_eq!(t.counts.get(Reason::Interrupt), 0);
     }
 
     #[test]
