@@ -9,7 +9,7 @@
 import { buildKernel } from "./build.ts";
 import { selectPlans } from "./matrix.ts";
 import { ensureTools, toolsFor } from "./prereq.ts";
-import type { SvEvent } from "./events.ts";
+import { exitCosts, exitGoal } from "./exit_cost.ts";
 import { columns } from "./report.ts";
 import { runPlan } from "./runner.ts";
 import { planId } from "./scenario.ts";
@@ -57,47 +57,12 @@ export async function runBench(
   console.log(columns(head, rows));
 }
 
-/** The round-trip costs one `bench-exits` run measured (`payloads/bench-exits.asm`). */
-export interface ExitCost {
-  cpuid: number;
-  hypercall: number;
-}
-
-/**
- * The cost of one exit round trip from the guest's reports: tags 1-4 are the
- * TSC deltas of N1 and N2 CPUID and hypercall exits, 5 and 6 are N1 and N2;
- * the slope (t2 - t1) / (N2 - N1) leaves the fixed costs out.
- */
-export function exitCosts(events: SvEvent[]): ExitCost | string {
-  const reports = new Map<number, number>();
-  for (const e of events) {
-    if (e.ev === "vmexit" && e.call === "report") {
-      reports.set(Number(BigInt(String(e.tag))), Number(BigInt(String(e.value))));
-    }
-  }
-  const [t1, t2, h1, h2, n1, n2] = [1, 2, 3, 4, 5, 6].map((t) => reports.get(t));
-  if (t1 === undefined || t2 === undefined || h1 === undefined || h2 === undefined) {
-    return "the guest did not report its four loops";
-  }
-  if (n1 === undefined || n2 === undefined || n2 <= n1) return "the guest did not report N1 < N2";
-  return { cpuid: (t2 - t1) / (n2 - n1), hypercall: (h2 - h1) / (n2 - n1) };
-}
-
 /**
  * `deno task bench exits`: the emulated instructions of one CPUID and one
  * hypercall round trip, on each target of `bench-exits` (QEMU with -icount,
  * whose TSC then counts instructions; Bochs, whose TSC does), at the default
  * trace level and with every exit traced. Counts, not times: they repeat.
  */
-/**
- * The most emulated instructions a CPUID round trip may cost on `plan`'s
- * target: 300 on Bochs, 400 on QEMU (whose EPYC has no nRIP: each exit
- * decodes its instruction's length).
- */
-export function exitGoal(plan: { backend: string }): number {
-  return plan.backend === "qemu" ? 400 : 300;
-}
-
 export async function runExitBench(say: (m: string) => void): Promise<number> {
   const plans = await selectPlans({ vendor: "all", filter: "bench-exits/*" });
   await ensureTools(plans.flatMap(toolsFor), say);

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { exitCosts, exitGoal, median } from "./bench.ts";
+import { median } from "./bench.ts";
+import { exitCosts, exitGoal } from "./exit_cost.ts";
 import { BuildError, buildPayload, grubConfig } from "./build.ts";
 import { hostCpu, resolveCpu } from "./cpus.ts";
 import { globRegExp, saveFailures, selectPlans } from "./matrix.ts";

@@ -1,11 +1,22 @@
 import { guest, guestEnd, report, VENDOR_TARGETS } from "../harness/guests.ts";
-import { defineScenario, variants } from "../harness/scenario.ts";
+import { exitCosts, exitGoal } from "../harness/exit_cost.ts";
+import { defineScenario, type RunCheck, variants } from "../harness/scenario.ts";
 
 // The exit-cost benchmark's guest (`deno task bench exits` takes the
-// slopes): as a scenario it checks that every loop ran and was counted.
-// QEMU counts instructions in its TSC with -icount; Bochs' TSC does already.
+// slopes): as a scenario it checks that every loop ran and was counted, and
+// guards the goal a CPUID round trip met at the default trace level. QEMU
+// counts instructions in its TSC with -icount; Bochs' TSC does already (on
+// KVM the TSC counts time: no goal there).
 const N1 = 500, N2 = 2500;
 const positive = (v: bigint) => (v > 0n ? undefined : "no time passed");
+const withinGoal: RunCheck = (events, run) => {
+  if (run.backend === "kvm" || run.cmdline.includes("trace=exits")) return [];
+  const cost = exitCosts(events), goal = exitGoal(run);
+  if (typeof cost === "string") return [cost];
+  return cost.cpuid <= goal
+    ? []
+    : [`a CPUID round trip costs ${cost.cpuid} instructions (goal ${goal})`];
+};
 const base = defineScenario(
   {
     name: "bench-exits",
@@ -22,6 +33,7 @@ const base = defineScenario(
   guestEnd({
     counts: { cpuid: N1 + N2 + 1, hypercall: N1 + N2 + 6, hlt: 1 },
   }),
+  { checks: [withinGoal] },
 );
 /** The default trace level, and every exit an event: what tracing costs. */
 export default variants(base, {

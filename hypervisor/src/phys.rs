@@ -116,6 +116,21 @@ pub fn extend_direct_map(top: u64) -> u64 {
     gib * GIB
 }
 
+impl IdentityMapped {
+    /// The aligned quadword at `addr` as memory others write meanwhile (a
+    /// guest's page-table entry): checked once here, then loaded at will
+    /// (the direct map only grows).
+    pub fn atomic_u64(&self, addr: u64) -> Option<&'static AtomicU64> {
+        let end = addr.checked_add(8)?;
+        if addr == 0 || !addr.is_multiple_of(8) || end > direct_map_limit() {
+            return None;
+        }
+        // SAFETY: [addr, end) lies in the identity map, always present, and
+        // is aligned; it is only ever accessed atomically through this.
+        Some(unsafe { AtomicU64::from_ptr(addr as *mut u64) })
+    }
+}
+
 impl PhysMem for IdentityMapped {
     fn bytes(&self, addr: u64, len: usize) -> Option<&[u8]> {
         let end = addr.checked_add(len as u64)?;

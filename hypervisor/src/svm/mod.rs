@@ -170,10 +170,12 @@ struct GuestDump {
 }
 
 impl GuestDump {
-    /// What VMRUN is asked to load: taken before it, field by field (a
-    /// copy of the whole save area would cost every entry).
+    /// What VMRUN is asked to load: the save area's fields, taken before it
+    /// field by field (emulators overwrite the save area when they refuse
+    /// VMRUN; a copy of all of it would cost every entry). The control
+    /// area's stay where they are until `with_controls`.
     fn asked(v: &Vmcb) -> Self {
-        let (s, c) = (&v.save, &v.control);
+        let s = &v.save;
         Self {
             cr0: Hex(s.cr0),
             cr3: Hex(s.cr3),
@@ -188,9 +190,21 @@ impl GuestDump {
             ss_attrib: Hex(s.ss.attrib.into()),
             tr_attrib: Hex(s.tr.attrib.into()),
             cpl: s.cpl,
+            asid: 0,
+            intercepts: Hex(0),
+            nested_cr3: Hex(0),
+        }
+    }
+
+    /// The dump completed with the control area's fields, which a refused
+    /// VMRUN leaves as they were.
+    fn with_controls(self, v: &Vmcb) -> Self {
+        let c = &v.control;
+        Self {
             asid: c.guest_asid,
             intercepts: Hex((u64::from(c.intercept_misc2) << 32) | u64::from(c.intercept_misc1)),
             nested_cr3: Hex(c.nested_cr3),
+            ..self
         }
     }
 }
@@ -416,30 +430,41 @@ impl<'m> Vcpu<'m> {
         unsafe { &*(self.vmcb_pa as *const Vmcb) }
     }
 
-    /// Up to `out.len()` bytes at the guest's RIP, read through its page
-    /// tables (the walk to its page remembered while it holds:
-    /// `vcpu::fetch`), one copy per page they touch; how many were read (a
-    /// page that is not mapped ends them).
-    fn fetch(&mut self, out: &mut [u8]) -> usize {
+    /// The host frame of the guest's code page that holds linear address
+    /// `at`, through the guest's page tables (the walk remembered while it
+    /// holds: `vcpu::fetch`).
+    #[inline]
+    fn code_frame(&mut self, at: u64) -> Option<u64> {
         let s = &self.vmcb_ref().save;
-        let (cr3, paging, long_mode) = (s.cr3, s.cr0 & CR0_PG != 0, s.efer & EFER_LMA != 0);
-        let linear = s.cs.base.wrapping_add(s.rip);
+        let key = fetch::Key {
+            cr3: s.cr3,
+            page: at & !0xfff,
+            paging: s.cr0 & CR0_PG != 0,
+            long_mode: s.efer & EFER_LMA != 0,
+        };
         let memory = self.memory;
+        self.code.frame(
+            key,
+            |gpa| memory.host_address(gpa),
+            |hpa| IdentityMapped.atomic_u64(hpa),
+        )
+    }
+
+    /// The guest's RIP as a linear address.
+    fn linear_rip(&self) -> u64 {
+        let s = &self.vmcb_ref().save;
+        s.cs.base.wrapping_add(s.rip)
+    }
+
+    /// Up to `out.len()` bytes at the guest's RIP, one copy per page they
+    /// touch; how many were read (a page that is not mapped ends them).
+    fn fetch(&mut self, out: &mut [u8]) -> usize {
+        let linear = self.linear_rip();
         let mut n = 0;
         while n < out.len() {
             let at = linear.wrapping_add(n as u64);
             let piece = (0x1000 - (at & 0xfff) as usize).min(out.len() - n);
-            let key = fetch::Key {
-                cr3,
-                page: at & !0xfff,
-                paging,
-                long_mode,
-            };
-            let frame = self.code.frame(
-                key,
-                |gpa| memory.host_address(gpa),
-                |hpa| IdentityMapped.u64(hpa),
-            );
+            let frame = self.code_frame(at);
             let Some(b) = frame.and_then(|f| IdentityMapped.bytes(f + (at & 0xfff), piece)) else {
                 break;
             };
@@ -447,6 +472,21 @@ impl<'m> Vcpu<'m> {
             n += piece;
         }
         n
+    }
+
+    /// The `N` bytes at the guest's RIP when they lie in one mapped page:
+    /// an exit's plain encoding, read with no loop (every exit without nRIP
+    /// reads one). None: `fetch` them.
+    fn head<const N: usize>(&mut self) -> Option<[u8; N]> {
+        let at = self.linear_rip();
+        if (at & 0xfff) as usize > 0x1000 - N {
+            return None;
+        }
+        let frame = self.code_frame(at)?;
+        IdentityMapped
+            .bytes(frame + (at & 0xfff), N)?
+            .try_into()
+            .ok()
     }
 
     /// The instruction at the guest's RIP, decoded.
@@ -657,9 +697,10 @@ impl<'m> Vcpu<'m> {
         }
         // Without nRIP: the instruction's plain encoding (no prefix) is the
         // common case, and its length; anything else is decoded in full.
-        let mut head = [0u8; 3];
-        let n = self.fetch(&mut head);
-        if let Some(len) = decode::plain_length(exit.1, &head[..n]) {
+        if let Some(len) = self
+            .head::<3>()
+            .and_then(|h| decode::plain_length(exit.1, &h))
+        {
             self.exit_len = len;
             return Some(exit.0);
         }
@@ -678,7 +719,8 @@ impl<'m> Vcpu<'m> {
 
     /// Reports a refused VMRUN with `guest`, the state VMRUN was asked to
     /// load (emulators may overwrite the VMCB's own copy when they refuse it).
-    fn entry_failed(&mut self, guest: GuestDump) -> EntryFailure {
+    fn entry_failed(&mut self, asked: GuestDump) -> EntryFailure {
+        let guest = asked.with_controls(self.vmcb_ref());
         let reason = names::exit_code(names::INVALID);
         event::emit(&vcpu::EntryFailed {
             vcpu: self.index,
@@ -700,16 +742,19 @@ impl VirtCpu for Vcpu<'_> {
             // The APIC timer counts down in host and guest alike: armed once
             // for the deadline, again after an interrupt ended a slice, or
             // once it should have fired (the host may have taken it between
-            // two exits, the guest never seeing it).
+            // two exits, the guest never seeing it). While it is armed and
+            // not due, nothing is to do: it is armed for the sooner of the
+            // deadline and the period, and a new deadline disarms it.
             let now = crate::arch::tsc::now();
-            let armed = self.timer_armed.is_some_and(|at| now < at);
-            let mut arm = None;
-            if !self.deadline.arm(|left| arm = (!armed).then_some(left)) {
-                return Ok(Exit::Deadline);
-            }
-            if let Some(left) = arm {
-                self.arm_timer(left);
-                self.timer_armed = Some(now.saturating_add(left));
+            if self.timer_armed.is_none_or(|at| now >= at) {
+                let mut arm = None;
+                if !self.deadline.arm(now, |left| arm = Some(left)) {
+                    return Ok(Exit::Deadline);
+                }
+                if let Some(left) = arm {
+                    self.arm_timer(left);
+                    self.timer_armed = Some(now.saturating_add(left));
+                }
             }
             if !self.launched {
                 event::emit(&VmRun {

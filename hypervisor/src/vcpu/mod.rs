@@ -202,11 +202,11 @@ impl Deadline {
         }
     }
 
-    /// Calls `arm` with the TSC ticks left until the guest must come back;
-    /// `false` once the deadline has passed. With neither a deadline nor a
-    /// period nothing is armed.
-    pub fn arm(self, arm: impl FnOnce(u64)) -> bool {
-        let left = match self.at.map(|at| at.saturating_sub(crate::arch::tsc::now())) {
+    /// Calls `arm` with the TSC ticks left from `now` until the guest must
+    /// come back; `false` once the deadline has passed. With neither a
+    /// deadline nor a period nothing is armed.
+    pub fn arm(self, now: u64, arm: impl FnOnce(u64)) -> bool {
+        let left = match self.at.map(|at| at.saturating_sub(now)) {
             Some(0) => return false,
             left => left,
         };

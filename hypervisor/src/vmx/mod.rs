@@ -753,7 +753,10 @@ impl VirtCpu for Vcpu<'_> {
         // interrupts masked in a guest entered with IF=0).
         let quantum = QUANTUM_MS * crate::arch::tsc::per_ms();
         let mut slice = quantum;
-        if !self.deadline.arm(|left| slice = left.min(quantum)) {
+        if !self
+            .deadline
+            .arm(crate::arch::tsc::now(), |left| slice = left.min(quantum))
+        {
             return Ok(Exit::Deadline);
         }
         self.arm_timer(slice);
