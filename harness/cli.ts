@@ -50,7 +50,8 @@ const USAGE = `usage: deno task <command> [options]
   bench [--filter GLOB] [--runs N] [--until EVENT]
             median warm boot times (default: boot-hello, 5 runs), and to an event
   bench linux [--runs N] [--filter GLOB]
-            Linux from launch to its /init, bare vs under Scalevisor (default: linux-uma)
+            Linux from launch to its /init, bare vs under Scalevisor, counted and timed
+            (default: linux-uma, 5 runs)
   bench exits
             emulated instructions per CPUID and hypercall round trip (bench-exits scenarios)
   bench numa [--size MIB] [--passes N] [--jobs N] [--filter GLOB]
@@ -230,7 +231,7 @@ async function main(argv: string[]): Promise<number> {
       });
       if (positionals.length === 1 && positionals[0] === "exits") return await runExitBench(say);
       if (positionals.length === 1 && positionals[0] === "linux") {
-        const runs = Math.round(positiveNumber(values.runs, "runs") ?? 3);
+        const runs = Math.round(positiveNumber(values.runs, "runs") ?? 5);
         return await runLinuxBench({ runs, filter: values.filter ?? "linux-uma", say });
       }
       if (positionals.length === 1 && positionals[0] === "numa") {

@@ -1,45 +1,16 @@
 /**
  * The locality meter (`harness/meter/meter.c`, a QEMU TCG plugin): built
- * like the kernel (once, cached by its source), given to QEMU runs whose
+ * once per source (`plugins.ts`), given to QEMU runs whose
  * machine asks for it (`machine.meter`), and read back: per CPU, the
  * guest's memory accesses by the node that owns their physical address,
  * from QEMU's softmmu and the topology the harness declared: nothing the
  * hypervisor says. docs/numa.md describes it and its limits.
  */
-import $ from "dax";
-import { join } from "node:path";
-import { sha256Hex } from "./build.ts";
 import { declaredDistances } from "./numa.ts";
-import { CACHE_DIR, ROOT } from "./paths.ts";
 import type { Numa, RunPlan } from "./scenario.ts";
 
-const SOURCE = join(ROOT, "harness", "meter", "meter.c");
 /** Where every payload guest starts (docs/hypercalls.md): counting starts there. */
 const GUEST_ENTRY = 0x8000;
-
-let built: Promise<string> | undefined;
-
-/** Compiles the plugin with the C compiler (`cc`), once per source. */
-export function buildMeter(progress: (m: string) => void): Promise<string> {
-  built ??= (async () => {
-    const source = await Deno.readFile(SOURCE);
-    const hash = (await sha256Hex(source)).slice(0, 16);
-    const out = join(CACHE_DIR, "meter", `meter-${hash}.so`);
-    try {
-      await Deno.stat(out);
-      return out;
-    } catch { /* not built yet */ }
-    progress("building the locality meter (cc)");
-    await Deno.mkdir(join(CACHE_DIR, "meter"), { recursive: true });
-    const tmp = `${out}.${Deno.pid}.tmp`;
-    const r = await $`cc -shared -fPIC -O2 -Wall -o ${tmp} ${SOURCE}`.stdin("null")
-      .captureCombined().noThrow();
-    if (r.code !== 0) throw new Error(`cc (the locality meter) failed:\n${r.combined}`);
-    await Deno.rename(tmp, out);
-    return out;
-  })();
-  return built;
-}
 
 /** The address range of an ELF64's loadable segments (the kernel image). */
 export function imageRange(elf: Uint8Array): [number, number] | undefined {

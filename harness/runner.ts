@@ -15,7 +15,8 @@ import { bochs } from "./backends/bochs.ts";
 import { qemu } from "./backends/qemu.ts";
 import { buildIso, buildKernel, buildPayload, type IsoModule } from "./build.ts";
 import { buildInitrd, buildLinuxBundle, buildLinuxGuest, LINUX_CMDLINE } from "./linux.ts";
-import { buildMeter, type Meter, parseMeter } from "./meter.ts";
+import { type Meter, parseMeter } from "./meter.ts";
+import { buildPlugin } from "./plugins.ts";
 import { type CpuModel, hostCpu, resolveCpu } from "./cpus.ts";
 import { describe, EventStream, type SvEvent } from "./events.ts";
 import { checkExpectations } from "./expect.ts";
@@ -148,7 +149,7 @@ export async function build(plan: RunPlan, progress: (m: string) => void): Promi
     ? await buildIso(kernel, plan.cmdline, modules, progress)
     : undefined;
   const meter = plan.scenario.machine.meter && plan.backend === "qemu"
-    ? await buildMeter(progress)
+    ? await buildPlugin("meter", progress)
     : undefined;
   return { kernel, payload: payload ?? bundle, iso, meter };
 }

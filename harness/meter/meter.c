@@ -17,9 +17,6 @@
  * Output: one line per CPU, `cpu I node N: C0 C1 ...`, the accesses of CPU
  * I (on node N) to each node's memory, then `other: C` for accesses to no
  * node's memory (devices).
- *
- * The few API declarations it needs are written here (Debian ships no
- * qemu-plugin.h); they match include/qemu/qemu-plugin.h of QEMU 7.2.
  */
 #include <inttypes.h>
 #include <stdbool.h>
@@ -29,47 +26,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef uint64_t qemu_plugin_id_t;
-typedef uint32_t qemu_plugin_meminfo_t;
-struct qemu_plugin_tb;
-struct qemu_plugin_insn;
-struct qemu_plugin_hwaddr;
-typedef struct {
-    const char *target_name;
-    struct {
-        int min;
-        int cur;
-    } version;
-    bool system_emulation;
-    union {
-        struct {
-            int smp_vcpus;
-            int max_vcpus;
-        } system;
-    };
-} qemu_info_t;
-enum qemu_plugin_cb_flags { QEMU_PLUGIN_CB_NO_REGS };
-enum qemu_plugin_mem_rw { QEMU_PLUGIN_MEM_R = 1, QEMU_PLUGIN_MEM_W, QEMU_PLUGIN_MEM_RW };
-typedef void (*tb_trans_cb)(qemu_plugin_id_t, struct qemu_plugin_tb *);
-typedef void (*mem_cb)(unsigned int, qemu_plugin_meminfo_t, uint64_t, void *);
-typedef void (*insn_cb)(unsigned int, void *);
-typedef void (*exit_cb)(qemu_plugin_id_t, void *);
+#include "plugin_api.h"
 
-void qemu_plugin_register_vcpu_tb_trans_cb(qemu_plugin_id_t, tb_trans_cb);
-size_t qemu_plugin_tb_n_insns(const struct qemu_plugin_tb *);
-struct qemu_plugin_insn *qemu_plugin_tb_get_insn(const struct qemu_plugin_tb *, size_t);
-uint64_t qemu_plugin_insn_vaddr(const struct qemu_plugin_insn *);
-void qemu_plugin_register_vcpu_mem_cb(struct qemu_plugin_insn *, mem_cb,
-                                      enum qemu_plugin_cb_flags, enum qemu_plugin_mem_rw,
-                                      void *);
-void qemu_plugin_register_vcpu_insn_exec_cb(struct qemu_plugin_insn *, insn_cb,
-                                            enum qemu_plugin_cb_flags, void *);
-struct qemu_plugin_hwaddr *qemu_plugin_get_hwaddr(qemu_plugin_meminfo_t, uint64_t);
-bool qemu_plugin_hwaddr_is_io(const struct qemu_plugin_hwaddr *);
-uint64_t qemu_plugin_hwaddr_phys_addr(const struct qemu_plugin_hwaddr *);
-void qemu_plugin_register_atexit_cb(qemu_plugin_id_t, exit_cb, void *);
-
-__attribute__((visibility("default"))) int qemu_plugin_version = 1;
+PLUGIN_EXPORT int qemu_plugin_version = 1;
 
 #define MAX_NODES 16
 #define MAX_CPUS 64
@@ -147,9 +106,8 @@ static bool parse_range(const char *s, uint64_t *a, uint64_t *b) {
     return *end == '\0' && *b > *a;
 }
 
-__attribute__((visibility("default"))) int qemu_plugin_install(qemu_plugin_id_t id,
-                                                               const qemu_info_t *info, int argc,
-                                                               char **argv) {
+PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *info, int argc,
+                                      char **argv) {
     if (!info->system_emulation) return -1;
     n_cpus = info->system.smp_vcpus < MAX_CPUS ? info->system.smp_vcpus : MAX_CPUS;
     for (int i = 0; i < argc; i++) {
