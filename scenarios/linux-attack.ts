@@ -12,10 +12,15 @@ const io = (port: number, action: string, more: Record<string, unknown> = {}) =>
   ev: "vmexit",
   fields: { reason: "io", port: `0x${port.toString(16)}`, action, ...more },
 });
-const device = (name: string, action: string) => ({
+const device = (name: string, action: string, more: Record<string, string> = {}) => ({
   ev: "vmexit",
-  fields: { reason: "device-write", name, action },
+  fields: { reason: "device-write", name, action, ...more },
 });
+/** q35's ECAM window (the MCFG's): where the kernel's own configuration writes go. */
+const ECAM = 0xb000_0000;
+/** A store to function `bdf`'s register `reg` through ECAM, refused with `action`. */
+const ecam = (bdf: number, reg: number, action: string, value: string) =>
+  device("pci-config", action, { gpa: `0x${(ECAM + (bdf << 12) + reg).toString(16)}`, value });
 
 /** The FACS's address, from the FADT (offset 36), in the shell's `$facs`. */
 const FACS = "facs=0x$(dd if=/sys/firmware/acpi/tables/FACP bs=1 skip=36 count=4 2>/dev/null" +
@@ -75,15 +80,15 @@ export default [
     run: [
       // ECAM, through /dev/mem: 00:1f.0's PMBASE (0x40) at 0xb0000000 + 0xf8000.
       "devmem 0xb00f8040 16 0x0901",
-      // Mechanism #1, through the kernel's sysfs file, then the program's own.
+      // The kernel's sysfs file (through ECAM too), then mechanism #1, the program's own.
       "printf '\\001\\011' | dd of=/sys/bus/pci/devices/0000:00:1f.0/config bs=1 seek=64" +
       " conv=notrunc 2>/dev/null",
       "sv-attack pm-base",
     ].join("\n"),
     refused: [
-      device("pci-config", "dropped"),
+      ecam(0xf8, 0x40, "dropped", "0x901"),
       // The sysfs write is bytewise: 0x01 at 0x40 changes nothing, 0x09 at 0x41 is refused.
-      io(0xcfd, "blocked", { dir: "out", value: "0x9" }),
+      ecam(0xf8, 0x41, "dropped", "0x9"),
       io(0xcfc, "blocked", { dir: "out", value: "0x901" }),
     ],
   }),
@@ -237,7 +242,7 @@ export default [
     // The AHCI's MSI capability is at 0x80 on q35: its enable bit, byte 0x82.
     run: "printf '\\001' | dd of=/sys/bus/pci/devices/0000:00:1f.2/config bs=1 seek=130" +
       " conv=notrunc 2>/dev/null",
-    refused: [io(0xcfe, "filtered", { dir: "out", value: "0x1" })],
+    refused: [ecam(0xfa, 0x82, "filtered", "0x1")],
   }),
   defineLinuxAttack({
     name: "bus-master",
@@ -245,6 +250,6 @@ export default [
     boot: [{ ev: "dma", fields: { mode: "off", why: "no IOMMU the hypervisor drives" } }],
     run: "printf '\\007' | dd of=/sys/bus/pci/devices/0000:00:1f.2/config bs=1 seek=4" +
       " conv=notrunc 2>/dev/null",
-    refused: [io(0xcfc, "filtered", { dir: "out", value: "0x7" })],
+    refused: [ecam(0xfa, 0x04, "filtered", "0x7")],
   }),
 ];
