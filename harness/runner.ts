@@ -265,6 +265,61 @@ export function underLoad(plan: RunPlan, factor: number): RunPlan {
   };
 }
 
+/**
+ * Runs the human-monitor `command` through the QMP socket at `path` and
+ * returns its output; undefined when the monitor cannot be reached or does
+ * not answer within 5 s.
+ */
+async function ask(path: string, command: string): Promise<string | undefined> {
+  let conn: Deno.UnixConn;
+  try {
+    conn = await Deno.connect({ transport: "unix", path });
+  } catch {
+    return undefined;
+  }
+  const encoder = new TextEncoder(), decoder = new TextDecoder();
+  const send = (o: unknown) => conn.write(encoder.encode(JSON.stringify(o) + "\n"));
+  const until = performance.now() + 5000;
+  const buf = new Uint8Array(65536);
+  let text = "";
+  // The next message that says `key` (QMP: one JSON object a line).
+  const next = async (key: string): Promise<Record<string, unknown> | undefined> => {
+    while (performance.now() < until) {
+      for (let nl = text.indexOf("\n"); nl >= 0; nl = text.indexOf("\n")) {
+        const line = text.slice(0, nl);
+        text = text.slice(nl + 1);
+        try {
+          const m = JSON.parse(line) as Record<string, unknown>;
+          if (key in m) return m;
+        } catch { /* not a message */ }
+      }
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const late = new Promise<null>((r) =>
+        timer = setTimeout(() => r(null), until - performance.now())
+      );
+      const n = await Promise.race([conn.read(buf).catch(() => null), late]);
+      clearTimeout(timer);
+      if (n === null) return undefined;
+      text += decoder.decode(buf.subarray(0, n));
+    }
+    return undefined;
+  };
+  try {
+    if (!(await next("QMP"))) return undefined;
+    await send({ execute: "qmp_capabilities" });
+    if (!(await next("return"))) return undefined;
+    await send({ execute: "human-monitor-command", arguments: { "command-line": command } });
+    const answer = await next("return");
+    return typeof answer?.return === "string" ? answer.return : undefined;
+  } catch {
+    return undefined; // the emulator went away
+  } finally {
+    try {
+      conn.close();
+    } catch { /* closed already */ }
+  }
+}
+
 export async function runPlan(declared: RunPlan, opts: RunOptions): Promise<RunResult> {
   // An emulator pinned to some host CPUs (`machine.hostCpus`) has those alone.
   const cpus = declared.scenario.machine?.hostCpus?.length ?? navigator.hardwareConcurrency;
@@ -322,11 +377,16 @@ async function runOn(
     : plan;
   const launch = backend.launch(launched, artifacts, cmdline);
   await fillRunDir(dir, artifacts, launch);
+  // The monitor's socket: in a short directory of its own (a socket's path
+  // has at most 107 bytes; run directories' are longer).
+  const monitorDir = launch.monitor && await Deno.makeTempDir({ prefix: "sv-" });
+  const monitor = monitorDir && join(monitorDir, "monitor");
+  const emulatorArgs = [...launch.args, ...(monitor ? launch.monitor!.args(monitor) : [])];
   // Pinned to some host CPUs (`machine.hostCpus`): through taskset, which execs the emulator.
   const pinned = plan.scenario.machine?.hostCpus;
   const [bin, ...args] = pinned
-    ? ["taskset", "-c", pinned.join(","), launch.bin, ...launch.args]
-    : [launch.bin, ...launch.args];
+    ? ["taskset", "-c", pinned.join(","), launch.bin, ...emulatorArgs]
+    : [launch.bin, ...emulatorArgs];
   await Deno.writeTextFile(
     join(dir, "command.txt"),
     `cd ${shellQuote(dir)} && ${[bin!, ...args].map(shellQuote).join(" ")}\n`,
@@ -394,6 +454,11 @@ async function runOn(
         (crashedAt !== undefined && now - crashedAt > CRASH_GRACE_MS);
       if (!exited && (now > deadline || graceOver)) {
         timedOut = endedAt === undefined && crashedAt === undefined;
+        // Where every vCPU was, for a hang: the emulator's own view.
+        if (timedOut && monitor) {
+          const registers = await ask(monitor, launch.monitor!.registers);
+          if (registers) await Deno.writeTextFile(join(dir, RUN_FILES.registers), registers);
+        }
         try {
           child.kill(launch.stopSignal);
         } catch { /* exited meanwhile */ }
@@ -419,6 +484,7 @@ async function runOn(
       : `cannot start ${launch.bin}: ${e instanceof Error ? e.message : e}`;
   }
   stream.end();
+  if (monitorDir) await Deno.remove(monitorDir, { recursive: true }).catch(() => {});
   await readLog();
   const durationMs = Math.round(performance.now() - started);
 

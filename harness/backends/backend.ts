@@ -20,6 +20,8 @@ export const RUN_FILES = {
   serial: "hypervisor.log",
   /** COM1: firmware, GRUB and the guest's own output; never evidence. */
   guest: "guest.log",
+  /** Every vCPU's registers when the run timed out (emulators with a monitor). */
+  registers: "registers.txt",
 } as const;
 
 /** How to start one run; every path is relative to the run directory. */
@@ -38,6 +40,12 @@ export interface Launch {
   successExitCode?: number;
   /** SIGKILL for emulators that ignore SIGTERM. */
   stopSignal: Deno.Signal;
+  /**
+   * The arguments that give the emulator a QMP monitor on the Unix socket
+   * at `path`, and the human-monitor command that prints every vCPU's
+   * registers: a run that times out saves its answer (`RUN_FILES.registers`).
+   */
+  monitor?: { args: (path: string) => string[]; registers: string };
 }
 
 export interface Backend {

@@ -192,6 +192,10 @@ export const qemu: Backend = {
       log: "qemu.log",
       successExitCode: QEMU_SUCCESS,
       stopSignal: "SIGTERM",
+      monitor: {
+        args: (path) => ["-qmp", `unix:${path},server=on,wait=off`],
+        registers: "info registers -a",
+      },
     };
   },
   crashIn(log) {
