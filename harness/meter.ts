@@ -9,9 +9,6 @@
 import { declaredDistances } from "./numa.ts";
 import type { Numa, RunPlan } from "./scenario.ts";
 
-/** Where every payload guest starts (docs/hypercalls.md): counting starts there. */
-const GUEST_ENTRY = 0x8000;
-
 /** The address range of an ELF64's loadable segments (the kernel image). */
 export function imageRange(elf: Uint8Array): [number, number] | undefined {
   const v = new DataView(elf.buffer, elf.byteOffset, elf.byteLength);
@@ -61,7 +58,6 @@ export function meterArgument(plan: RunPlan, meter: string, image: [number, numb
     ...meterRanges(m.numa, m.memoryMiB ?? 128),
     ...Array.from({ length: smp }, (_, cpu) => `cpu=${cpu}:${Math.max(0, cpuNode(cpu))}`),
     `skip=0x${image[0].toString(16)}-0x${image[1].toString(16)}`,
-    `start=0x${GUEST_ENTRY.toString(16)}`,
   ].join(",");
 }
 

@@ -512,6 +512,10 @@ async function runOn(
   const s = plan.scenario;
   const expect = typeof s.expect === "function" ? s.expect(info) : s.expect;
   const problems = checkExpectations(events, expect, info, s.absent, s.exits);
+  // A metered run that counted nothing measured nothing: never a 0 % local.
+  if (artifacts.meter && !(info.meter && info.meter.cpus.some((c) => c.accesses.some((n) => n)))) {
+    problems.push("the meter counted no access");
+  }
   for (const check of s.checks ?? []) problems.push(...check(events, info));
   if (s.guestOutput) {
     problems.push(

@@ -6,14 +6,16 @@
  * addresses from QEMU's own softmmu.
  *
  * Which accesses are the guest's: those of instructions outside the
- * hypervisor's image (`skip=START-END`), once that CPU has executed the
- * guest's entry (`start=ADDR`), so that firmware and boot are not counted.
+ * hypervisor's image (`skip=START-END`), once that CPU has run the
+ * hypervisor and then left it: from the guest's first instruction on that
+ * CPU, whatever kind of guest and wherever it starts (a payload at its
+ * entry, Linux's boot CPU at its PVH entry and the others at its start-up
+ * code), so that firmware and boot are not counted.
  * Arguments (each `-plugin meter.so,KEY=VALUE,...`):
  *   out=FILE            where the counts go, at exit
  *   mem=NODE:BASE-END   a node's physical memory (repeatable)
  *   cpu=INDEX:NODE      a CPU's node (repeatable)
  *   skip=START-END      the hypervisor's code: its accesses are not counted
- *   start=ADDR          counting starts on a CPU when it executes ADDR
  * Output: one line per CPU, `cpu I node N: C0 C1 ...`, the accesses of CPU
  * I (on node N) to each node's memory, then `other: C` for accesses to no
  * node's memory (devices).
@@ -40,10 +42,11 @@ static struct {
 } ranges[MAX_RANGES];
 static int n_ranges, n_nodes = 1, n_cpus;
 static int cpu_node[MAX_CPUS];
-static uint64_t skip_start, skip_end, start_addr = UINT64_MAX;
+static uint64_t skip_start, skip_end;
 static const char *out_path = "meter.txt";
-/* Per CPU: counting yet, and accesses per node (the last slot: no node). */
-static volatile bool counting[MAX_CPUS];
+/* Per CPU: ran the hypervisor yet, counting yet, and accesses per node (the
+ * last slot: no node). */
+static volatile bool in_hypervisor[MAX_CPUS], counting[MAX_CPUS];
 static uint64_t counts[MAX_CPUS][MAX_NODES + 1];
 
 static int node_of(uint64_t pa) {
@@ -65,21 +68,32 @@ static void on_mem(unsigned int cpu, qemu_plugin_meminfo_t info, uint64_t vaddr,
                        __ATOMIC_RELAXED);
 }
 
-static void on_entry(unsigned int cpu, void *u) {
+/* A block of the hypervisor's ran on `cpu`. */
+static void on_hypervisor(unsigned int cpu, void *u) {
     (void)u;
-    if (cpu < MAX_CPUS) counting[cpu] = true;
+    if (cpu < MAX_CPUS) in_hypervisor[cpu] = true;
+}
+
+/* A block outside it ran: the guest's, once the hypervisor has run. */
+static void on_outside(unsigned int cpu, void *u) {
+    (void)u;
+    if (cpu < MAX_CPUS && in_hypervisor[cpu]) counting[cpu] = true;
 }
 
 static void on_tb(qemu_plugin_id_t id, struct qemu_plugin_tb *tb) {
     (void)id;
     size_t n = qemu_plugin_tb_n_insns(tb);
+    if (n == 0) return;
+    uint64_t first = qemu_plugin_insn_vaddr(qemu_plugin_tb_get_insn(tb, 0));
+    if (first >= skip_start && first < skip_end) {
+        qemu_plugin_register_vcpu_tb_exec_cb(tb, on_hypervisor, QEMU_PLUGIN_CB_NO_REGS, NULL);
+        return; /* the hypervisor's own accesses */
+    }
+    qemu_plugin_register_vcpu_tb_exec_cb(tb, on_outside, QEMU_PLUGIN_CB_NO_REGS, NULL);
     for (size_t i = 0; i < n; i++) {
         struct qemu_plugin_insn *insn = qemu_plugin_tb_get_insn(tb, i);
         uint64_t va = qemu_plugin_insn_vaddr(insn);
-        if (va == start_addr) {
-            qemu_plugin_register_vcpu_insn_exec_cb(insn, on_entry, QEMU_PLUGIN_CB_NO_REGS, NULL);
-        }
-        if (va >= skip_start && va < skip_end) continue; /* the hypervisor's own */
+        if (va >= skip_start && va < skip_end) continue;
         qemu_plugin_register_vcpu_mem_cb(insn, on_mem, QEMU_PLUGIN_CB_NO_REGS,
                                          QEMU_PLUGIN_MEM_RW, NULL);
     }
@@ -131,8 +145,6 @@ PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *in
             cpu_node[cpu] = atoi(colon + 1);
         } else if (!strcmp(argv[i], "skip")) {
             if (!parse_range(v, &skip_start, &skip_end)) return -1;
-        } else if (!strcmp(argv[i], "start")) {
-            start_addr = strtoull(v, NULL, 0);
         } else {
             return -1;
         }

@@ -44,6 +44,8 @@ void qemu_plugin_register_vcpu_mem_cb(struct qemu_plugin_insn *, mem_cb,
                                       void *);
 void qemu_plugin_register_vcpu_insn_exec_cb(struct qemu_plugin_insn *, insn_cb,
                                             enum qemu_plugin_cb_flags, void *);
+void qemu_plugin_register_vcpu_tb_exec_cb(struct qemu_plugin_tb *, insn_cb,
+                                          enum qemu_plugin_cb_flags, void *);
 struct qemu_plugin_hwaddr *qemu_plugin_get_hwaddr(qemu_plugin_meminfo_t, uint64_t);
 bool qemu_plugin_hwaddr_is_io(const struct qemu_plugin_hwaddr *);
 uint64_t qemu_plugin_hwaddr_phys_addr(const struct qemu_plugin_hwaddr *);
