@@ -19,6 +19,7 @@
           # Harness and payloads.
           deno
           nasm
+          glibc.static # C programs for the Linux guest are linked static
           # Emulators and firmware.
           qemu
           OVMF.fd

@@ -171,6 +171,27 @@ async function readIncludeFiles(): Promise<string[]> {
   ];
 }
 
+/**
+ * A program for the Linux guest's /bin, from `payloads/FILE`: NASM source
+ * assembled to a static ELF (`buildPayload`), or C built static with the
+ * host's compiler (`cc -static -O2 -pthread`; glibc's static libraries,
+ * Debian's libc6-dev), cached by its source.
+ */
+export async function buildProgram(file: string, progress: (msg: string) => void): Promise<string> {
+  if (!file.endsWith(".c")) return buildPayload({ file }, progress);
+  const path = join(PAYLOADS_DIR, file);
+  let source: string;
+  try {
+    source = await Deno.readTextFile(path);
+  } catch {
+    throw new BuildError(`program ${file} not found in payloads/`);
+  }
+  return cached(join(CACHE_DIR, "programs", `${await sha256(file, source)}`), async (out) => {
+    progress(`compiling ${file} (cc -static)`);
+    await run("cc", ["-static", "-O2", "-pthread", "-Wall", "-o", out, path], `cc ${file}`);
+  });
+}
+
 /** Assembles a payload with `nasm -f bin`. */
 export async function buildPayload(p: Payload, progress: (msg: string) => void): Promise<string> {
   let source: string;

@@ -46,6 +46,9 @@ export interface LinuxScenario {
   guestCmdline?: string;
   /** How the kernel is entered (default `vmlinux`, by PVH). */
   image?: "vmlinux" | "bzImage";
+  /** Programs in the guest's /bin and the lines /init runs (`LinuxGuest`). */
+  programs?: string[];
+  run?: string;
   /** The nodes the guest must report: 1 (UMA) unless given. */
   guestNodes?: (run: RunInfo) => number;
   /** The distances the guest must report, node by node, when given. */
@@ -118,6 +121,8 @@ export function defineLinuxScenario(l: LinuxScenario): Scenario {
     linux: {
       ...(l.guestCmdline ? { cmdline: l.guestCmdline } : {}),
       ...(l.image ? { image: l.image } : {}),
+      ...(l.programs ? { programs: l.programs } : {}),
+      ...(l.run ? { run: l.run } : {}),
     },
     cmdline: ["guest=linux", `guest.memory=${l.guestMiB}`, l.cmdline].filter((c) => c).join(" "),
     machine: { ...SINGLE_THREADED, ...l.machine },

@@ -17,6 +17,7 @@ export type Tool =
   | "grub"
   | "grub-efi"
   | "nasm"
+  | "libc-static"
   | "e2fsprogs";
 
 interface Requirement {
@@ -30,6 +31,15 @@ function which(cmd: string): string | undefined {
 }
 
 const onPath = (cmd: string) => which(cmd) !== undefined;
+
+/** Whether the C compiler finds a static libc (it names the file's full path when it does). */
+function staticLibc(): boolean {
+  if (!onPath("cc")) return false;
+  const out = new Deno.Command("cc", { args: ["-print-file-name=libc.a"], stderr: "null" })
+    .outputSync();
+  const path = new TextDecoder().decode(out.stdout).trim();
+  return path.startsWith("/") && existsSync(path);
+}
 
 /** GRUB's modules for a platform: Debian's, or beside grub-mkrescue (Nix). */
 function grubPlatform(platform: string): boolean {
@@ -54,6 +64,8 @@ const REQUIREMENTS: Record<Tool, Requirement> = {
   },
   "grub-efi": { present: () => grubPlatform("x86_64-efi"), packages: ["grub-efi-amd64-bin"] },
   nasm: { present: () => onPath("nasm"), packages: ["nasm"] },
+  // glibc's static libraries: C programs for the Linux guest are built static.
+  "libc-static": { present: () => staticLibc(), packages: ["libc6-dev"] },
   // debugfs reads a guest's ext2 disk image on the host (linux-disk).
   e2fsprogs: { present: () => onPath("debugfs"), packages: ["e2fsprogs"] },
 };
@@ -65,6 +77,9 @@ export function toolsFor(plan: RunPlan): Tool[] {
   if (plan.boot === "iso") tools.push("grub");
   if (plan.firmware === "uefi") tools.push("ovmf", "grub-efi");
   if (plan.scenario.payload) tools.push("nasm");
+  const programs = plan.scenario.linux?.programs ?? [];
+  if (programs.some((p) => p.endsWith(".asm"))) tools.push("nasm");
+  if (programs.some((p) => p.endsWith(".c"))) tools.push("libc-static");
   tools.push(...plan.scenario.needs ?? []);
   return tools;
 }

@@ -13,7 +13,7 @@ import {
 } from "./backends/backend.ts";
 import { bochs } from "./backends/bochs.ts";
 import { qemu } from "./backends/qemu.ts";
-import { buildIso, buildKernel, buildPayload, type IsoModule } from "./build.ts";
+import { buildIso, buildKernel, buildPayload, buildProgram, type IsoModule } from "./build.ts";
 import { buildInitrd, buildLinuxBundle, buildLinuxGuest, LINUX_CMDLINE } from "./linux.ts";
 import { type Meter, parseMeter } from "./meter.ts";
 import { buildPlugin } from "./plugins.ts";
@@ -133,8 +133,8 @@ export async function build(plan: RunPlan, progress: (m: string) => void): Promi
     if (linux.programs || linux.run || linux.modules) {
       const programs = await Promise.all(
         (linux.programs ?? []).map(async (file) => ({
-          name: basename(file, ".asm"),
-          path: await buildPayload({ file }, progress),
+          name: basename(file).replace(/\.(asm|c)$/, ""),
+          path: await buildProgram(file, progress),
         })),
       );
       initrd = await buildInitrd(guest, programs, linux.run, linux.modules);

@@ -63,9 +63,11 @@ export interface LinuxGuest {
    */
   image?: "vmlinux" | "bzImage";
   /**
-   * Programs of the scenario's own in the guest's /bin: NASM sources under
-   * `payloads/` that assemble (`-f bin`) to a static ELF64 executable
-   * (`payloads/linux/elf.inc`), each named as its file without `.asm`.
+   * Programs of the scenario's own in the guest's /bin, each named as its
+   * file without `.asm` or `.c`: NASM sources under `payloads/` that
+   * assemble (`-f bin`) to a static ELF64 executable
+   * (`payloads/linux/elf.inc`), or C sources built static with the host's
+   * compiler (`build.buildProgram`).
    */
   programs?: string[];
   /** Shell lines the guest's /init runs after its markers, as root. */
@@ -425,7 +427,9 @@ export function validateScenario(value: unknown, fileName: string, variant = fal
         [undefined, "vmlinux", "bzImage"].includes(s.linux.image as string | undefined) &&
         (s.linux.programs === undefined ||
           (Array.isArray(s.linux.programs) &&
-            s.linux.programs.every((p) => typeof p === "string" && /^[\w/-]+\.asm$/.test(p)))) &&
+            s.linux.programs.every((p) =>
+              typeof p === "string" && /^[\w/-]+\.(asm|c)$/.test(p)
+            ))) &&
         (s.linux.run === undefined || typeof s.linux.run === "string") &&
         (s.linux.modules === undefined ||
           (Array.isArray(s.linux.modules) &&
