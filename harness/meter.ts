@@ -61,8 +61,8 @@ export function meterArgument(plan: RunPlan, meter: string, image: [number, numb
   ].join(",");
 }
 
-/** What the meter measured. */
-export interface Meter {
+/** What the meter measured over a run, or over a phase of it. */
+export interface Counts {
   /** Per CPU: its node and its accesses to each node's memory. */
   cpus: { cpu: number; node: number; accesses: number[] }[];
   /** Accesses to memory on the accessing CPU's own node, of all accesses to memory. */
@@ -73,12 +73,26 @@ export interface Meter {
   other: number;
 }
 
+/** What the meter measured: the whole run, and the guest program's windows when it opened any. */
+export interface Meter extends Counts {
+  window?: Counts;
+}
+
 /** Reads `meter.txt`; undefined when the plugin wrote nothing. */
 export function parseMeter(text: string, numa: Numa | undefined): Meter | undefined {
-  const cpus: Meter["cpus"] = [];
+  const run = countsOf(text, "", numa);
+  if (!run) return undefined;
+  const window = countsOf(text, "window ", numa);
+  return window ? { ...run, window } : run;
+}
+
+/** The lines of `meter.txt` that start with `prefix`, summed up. */
+function countsOf(text: string, prefix: string, numa: Numa | undefined): Counts | undefined {
+  const cpus: Counts["cpus"] = [];
   let other = 0;
+  const pattern = new RegExp(`^${prefix}cpu (\\d+) node (\\d+):((?: \\d+)*) other: (\\d+)$`);
   for (const line of text.split("\n")) {
-    const m = line.match(/^cpu (\d+) node (\d+):((?: \d+)*) other: (\d+)$/);
+    const m = line.match(pattern);
     if (!m) continue;
     const accesses = m[3]!.trim().split(/\s+/).filter((x) => x).map(Number);
     cpus.push({ cpu: Number(m[1]), node: Number(m[2]), accesses });

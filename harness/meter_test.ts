@@ -22,6 +22,18 @@ Deno.test("the meter's counts become a local fraction and a distance-weighted co
   assert.equal(m.other, 2);
   assert.ok(Math.abs(m.cost - (30 + 10 * 3 + 60) / 100) < 1e-9);
   assert.equal(parseMeter("", twoNodes), undefined, "nothing written");
+  assert.equal(m.window, undefined, "no window opened");
+});
+
+Deno.test("a guest program's windows are counted apart", () => {
+  const m = parseMeter(
+    "cpu 0 node 0: 30 10 other: 0\ncpu 1 node 1: 10 50 other: 0\n" +
+      "window cpu 0 node 0: 20 0 other: 0\nwindow cpu 1 node 1: 5 15 other: 0\n",
+    twoNodes,
+  )!;
+  assert.equal(m.localFraction, 0.8);
+  assert.equal(m.window?.localFraction, 0.875);
+  assert.deepEqual(m.window?.cpus.map((c) => c.accesses), [[20, 0], [5, 15]]);
 });
 
 Deno.test("HMAT latencies weigh accesses where declared", () => {

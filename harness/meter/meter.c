@@ -19,6 +19,12 @@
  * Output: one line per CPU, `cpu I node N: C0 C1 ...`, the accesses of CPU
  * I (on node N) to each node's memory, then `other: C` for accesses to no
  * node's memory (devices).
+ *
+ * A phase of the run: a guest program opens a window on its CPU with the
+ * mark `xchg r14, r14` and closes it with `xchg r13, r13` (no compiler
+ * emits either); the accesses a CPU makes inside its windows are counted
+ * again apart, and written as `window cpu I node N: ...` lines when any
+ * window opened.
  */
 #include <inttypes.h>
 #include <stdbool.h>
@@ -48,6 +54,10 @@ static const char *out_path = "meter.txt";
  * last slot: no node). */
 static volatile bool in_hypervisor[MAX_CPUS], counting[MAX_CPUS];
 static uint64_t counts[MAX_CPUS][MAX_NODES + 1];
+/* The same inside each CPU's window, and whether any window opened. */
+static volatile bool in_window[MAX_CPUS], windowed;
+static uint64_t window_counts[MAX_CPUS][MAX_NODES + 1];
+static const unsigned char OPEN[] = {0x4d, 0x87, 0xf6}, CLOSE[] = {0x4d, 0x87, 0xed};
 
 static int node_of(uint64_t pa) {
     for (int i = 0; i < n_ranges; i++) {
@@ -60,12 +70,18 @@ static void on_mem(unsigned int cpu, qemu_plugin_meminfo_t info, uint64_t vaddr,
     (void)u;
     if (cpu >= MAX_CPUS || !counting[cpu]) return;
     struct qemu_plugin_hwaddr *hw = qemu_plugin_get_hwaddr(info, vaddr);
-    if (!hw || qemu_plugin_hwaddr_is_io(hw)) {
-        __atomic_fetch_add(&counts[cpu][MAX_NODES], 1, __ATOMIC_RELAXED);
-        return;
-    }
-    __atomic_fetch_add(&counts[cpu][node_of(qemu_plugin_hwaddr_phys_addr(hw))], 1,
-                       __ATOMIC_RELAXED);
+    int node = !hw || qemu_plugin_hwaddr_is_io(hw)
+                   ? MAX_NODES
+                   : node_of(qemu_plugin_hwaddr_phys_addr(hw));
+    __atomic_fetch_add(&counts[cpu][node], 1, __ATOMIC_RELAXED);
+    if (in_window[cpu]) __atomic_fetch_add(&window_counts[cpu][node], 1, __ATOMIC_RELAXED);
+}
+
+/* A window mark ran on `cpu`: `u` is non-null to open it. */
+static void on_window(unsigned int cpu, void *u) {
+    if (cpu >= MAX_CPUS || !counting[cpu]) return;
+    in_window[cpu] = u != NULL;
+    if (u) windowed = true;
 }
 
 /* A block of the hypervisor's ran on `cpu`. */
@@ -96,6 +112,12 @@ static void on_tb(qemu_plugin_id_t id, struct qemu_plugin_tb *tb) {
         if (va >= skip_start && va < skip_end) continue;
         qemu_plugin_register_vcpu_mem_cb(insn, on_mem, QEMU_PLUGIN_CB_NO_REGS,
                                          QEMU_PLUGIN_MEM_RW, NULL);
+        if (qemu_plugin_insn_size(insn) != sizeof OPEN) continue;
+        const void *bytes = qemu_plugin_insn_data(insn);
+        if (!memcmp(bytes, OPEN, sizeof OPEN) || !memcmp(bytes, CLOSE, sizeof CLOSE)) {
+            void *open = memcmp(bytes, OPEN, sizeof OPEN) ? NULL : (void *)1;
+            qemu_plugin_register_vcpu_insn_exec_cb(insn, on_window, QEMU_PLUGIN_CB_NO_REGS, open);
+        }
     }
 }
 
@@ -104,10 +126,13 @@ static void on_plugin_exit(qemu_plugin_id_t id, void *u) {
     (void)u;
     FILE *f = fopen(out_path, "w");
     if (!f) return;
-    for (int c = 0; c < n_cpus; c++) {
-        fprintf(f, "cpu %d node %d:", c, cpu_node[c]);
-        for (int n = 0; n < n_nodes; n++) fprintf(f, " %" PRIu64, counts[c][n]);
-        fprintf(f, " other: %" PRIu64 "\n", counts[c][MAX_NODES]);
+    for (int w = 0; w < (windowed ? 2 : 1); w++) {
+        for (int c = 0; c < n_cpus; c++) {
+            uint64_t *of = w ? window_counts[c] : counts[c];
+            fprintf(f, "%scpu %d node %d:", w ? "window " : "", c, cpu_node[c]);
+            for (int n = 0; n < n_nodes; n++) fprintf(f, " %" PRIu64, of[n]);
+            fprintf(f, " other: %" PRIu64 "\n", of[MAX_NODES]);
+        }
     }
     fclose(f);
 }
