@@ -17,6 +17,7 @@ import { buildIso, buildKernel, buildPayload, buildProgram, type IsoModule } fro
 import { buildInitrd, buildLinuxBundle, buildLinuxGuest, LINUX_CMDLINE } from "./linux.ts";
 import { type Meter, parseMeter } from "./meter.ts";
 import { buildPlugin } from "./plugins.ts";
+import { drainPty } from "./pty.ts";
 import { type CpuModel, hostCpu, resolveCpu } from "./cpus.ts";
 import { describe, EventStream, type SvEvent } from "./events.ts";
 import { checkExpectations } from "./expect.ts";
@@ -442,8 +443,10 @@ async function runOn(
     const deadline = started + plan.timeoutS * 1000;
     let endedAt: number | undefined;
     let crashedAt: number | undefined;
+    let draining = !launch.terminal;
     while (!exited) {
       await new Promise((r) => setTimeout(r, POLL_MS));
+      draining ||= await drainPty(child.pid, join(dir, launch.terminal!));
       await readSerial();
       const now = performance.now();
       if (endedAt === undefined && stream.events.some((e) => TERMINAL.has(e.ev))) endedAt = now;

@@ -38,6 +38,11 @@ export interface Launch {
   log: string;
   /** Exit status of an emulator whose kernel powered off with success. */
   successExitCode?: number;
+  /**
+   * The file the emulator's own pseudo-terminal is drained into, for one
+   * that opens one and blocks when nobody reads it (`pty.ts`).
+   */
+  terminal?: string;
   /** SIGKILL for emulators that ignore SIGTERM. */
   stopSignal: Deno.Signal;
   /**

@@ -1,5 +1,6 @@
 /**
- * Bochs, headless: the curses `term` display drawing into a file, the
+ * Bochs, headless: the curses `term` display drawing into its own
+ * pseudo-terminal, which the runner drains into screen.log, the
  * debugger told by an rc file to continue and then quit, COM1 (the guest's)
  * and COM2 (the hypervisor's) to files. Its exit status is always 1, so the
  * verdict comes from the hypervisor's output alone. (The `rfb` display is no good in parallel: with a second Bochs on
@@ -56,13 +57,14 @@ export const bochs: Backend = {
   launch(plan, _artifacts: Artifacts, _cmdline) {
     return {
       bin: "bochs",
-      // curses wants a terminal type; the screen goes to stdout.log.
+      // curses wants a terminal type; the screen goes to screen.log.
       env: { TERM: "xterm" },
       args: ["-q", "-f", "bochsrc.txt", "-rc", "bochs.rc"],
       // Each reported panic stops in the built-in debugger: continue past them.
       files: { "bochsrc.txt": bochsConfig(plan), "bochs.rc": "continue\n".repeat(4) + "quit\n" },
       copies: {},
       log: "bochs.log",
+      terminal: "screen.log",
       stopSignal: "SIGKILL",
     };
   },
