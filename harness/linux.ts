@@ -452,3 +452,30 @@ export function linuxMarkers(console: string): Map<string, string> {
   }
   return found;
 }
+
+/**
+ * What is wrong with `sv-threads`' report (payloads/linux/sv-threads.c): a
+ * thread per CPU of `cpus`, each on its own CPU, with at least `passes`
+ * passes over `words` words whose sum is the passes times the words.
+ */
+export function svThreadsProblems(
+  console: string,
+  cpus: number,
+  words: number,
+  passes: number,
+): string[] {
+  const m = linuxMarkers(console);
+  const problems = m.get("threads") === String(cpus)
+    ? []
+    : [`sv-threads ran ${m.get("threads") ?? "no"} threads, not ${cpus}`];
+  for (let i = 0; i < cpus; i++) {
+    const got = m.get(`thread${i}`) ?? "nothing";
+    const [, cpu, done, sum] = got.match(/^cpu (-?\d+) passes (\d+) sum (\d+)$/) ?? [];
+    if (cpu !== String(i) || Number(done) < passes || Number(sum) !== Number(done) * words) {
+      problems.push(
+        `thread ${i}: "${got}", expected "cpu ${i} passes P sum P*${words}" with P at least ${passes}`,
+      );
+    }
+  }
+  return problems;
+}

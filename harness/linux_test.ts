@@ -9,6 +9,7 @@ import {
   MARKER,
   moduleDepends,
   moduleName,
+  svThreadsProblems,
 } from "./linux.ts";
 import { markerProblems } from "./linux_scenario.ts";
 
@@ -120,4 +121,27 @@ Deno.test("marker checks fail on a wrong node count, CPUs, RAM or distances", ()
     /distance node0/,
   );
   assert.match(markerProblems("no markers", want).join(), /never reached its \/init/);
+});
+
+Deno.test("sv-threads' report: every thread on its CPU, enough passes, the sum they give", () => {
+  const report = (lines: string[]) => lines.map((l) => `${MARKER} ${l}`).join("\n");
+  const good = report([
+    "threads=2",
+    "thread0=cpu 0 passes 9 sum 36",
+    "thread1=cpu 1 passes 8 sum 32",
+  ]);
+  assert.deepEqual(svThreadsProblems(good, 2, 4, 8), []);
+  const bad = report([
+    "threads=2",
+    "thread0=cpu -1 passes 9 sum 36",
+    "thread1=cpu 1 passes 7 sum 28",
+  ]);
+  assert.equal(svThreadsProblems(bad, 2, 4, 8).length, 2, "moved off its CPU; too few passes");
+  const wrongSum = report([
+    "threads=2",
+    "thread0=cpu 0 passes 9 sum 35",
+    "thread1=cpu 1 passes 8 sum 32",
+  ]);
+  assert.match(svThreadsProblems(wrongSum, 2, 4, 8).join(), /thread 0/);
+  assert.match(svThreadsProblems(report(["threads=1"]), 2, 4, 8).join(), /ran 1 threads, not 2/);
 });

@@ -1,4 +1,4 @@
-import { linuxMarkers } from "../harness/linux.ts";
+import { svThreadsProblems } from "../harness/linux.ts";
 import { defineLinuxScenario } from "../harness/linux_scenario.ts";
 import type { RunCheck, RunInfo } from "../harness/scenario.ts";
 
@@ -28,7 +28,7 @@ const scenario = defineLinuxScenario({
   guestMiB: 256,
   cmdline: "numa.policy=first-touch",
   programs: ["linux/sv-threads.c"],
-  run: `sv-threads ${MIB} ${PASSES}`,
+  run: `sv-threads private ${MIB} ${PASSES}`,
 });
 
 /** Each CPU's window (the threads' passes) counted at least one access per word a pass. */
@@ -44,18 +44,8 @@ const windowCounted: RunCheck = (_events, run) => {
 export default {
   ...scenario,
   checks: [...scenario.checks ?? [], windowCounted],
-  guestOutput: (text: string, run: RunInfo) => {
-    const problems = scenario.guestOutput?.(text, run) ?? [];
-    const m = linuxMarkers(text);
-    if (m.get("threads") !== String(CPUS)) {
-      problems.push(`sv-threads ran ${m.get("threads") ?? "no"} threads, not ${CPUS}`);
-    }
-    for (let i = 0; i < CPUS; i++) {
-      const want = `cpu ${i} sum ${WORDS * PASSES}`;
-      if (m.get(`thread${i}`) !== want) {
-        problems.push(`thread ${i}: "${m.get(`thread${i}`) ?? "nothing"}", expected "${want}"`);
-      }
-    }
-    return problems;
-  },
+  guestOutput: (text: string, run: RunInfo) => [
+    ...scenario.guestOutput?.(text, run) ?? [],
+    ...svThreadsProblems(text, CPUS, WORDS, PASSES),
+  ],
 };

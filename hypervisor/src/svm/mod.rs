@@ -295,6 +295,7 @@ pub struct Vcpu<'m> {
     apic: Apic,
     /// An OS guest: it owns interrupts, the APIC timer and the devices.
     os: bool,
+    clock: vcpu::ExitClock,
 }
 
 impl Drop for Vcpu<'_> {
@@ -341,6 +342,7 @@ impl<'m> Vcpu<'m> {
             nrip_save: svm.nrip_save,
             deadline: Deadline::default(),
             timer_armed: None,
+            clock: vcpu::ExitClock::default(),
             checked: None,
             refused_at: None,
             // Software-enabled: a disabled APIC masks its timer. An OS
@@ -580,6 +582,14 @@ impl<'m> Vcpu<'m> {
         });
     }
 
+    /// Whether an OS guest's period passed by `now` (`vcpu::ExitClock`);
+    /// out of line, off the payloads' path.
+    #[cold]
+    #[inline(never)]
+    fn clock_due(&mut self, now: u64) -> bool {
+        self.clock.due(now, self.deadline)
+    }
+
     /// Arms the APIC timer to fire `left` TSC ticks from now.
     fn arm_timer(&self, left: u64) {
         let ticks = u128::from(left) * u128::from(self.apic.timer_per_ms())
@@ -751,7 +761,13 @@ impl VirtCpu for Vcpu<'_> {
                 if !self.deadline.arm(now, |left| arm = Some(left)) {
                     return Ok(Exit::Deadline);
                 }
-                if let Some(left) = arm {
+                if self.os {
+                    // It owns the APIC timer (never armed here, so this
+                    // runs at each entry): its periods are seen here.
+                    if self.clock_due(now) {
+                        return Ok(Exit::Timer);
+                    }
+                } else if let Some(left) = arm {
                     self.arm_timer(left);
                     self.timer_armed = Some(now.saturating_add(left));
                 }
@@ -796,8 +812,7 @@ impl VirtCpu for Vcpu<'_> {
             v.control.tlb_control = 0;
             // An event the exit interrupted while it was delivered (a fault on
             // a page not backed yet, say) is delivered again (APM 15.7.2).
-            let pending = v.control.exit_int_info;
-            v.control.event_inject = if pending & (1 << 31) != 0 { pending } else { 0 };
+            v.control.event_inject = vmcb::redelivered(v.control.exit_int_info);
             let (rax, code) = (v.save.rax, v.control.exit_code);
             self.ctx.regs.rax = rax;
             if names::is_invalid(code) {

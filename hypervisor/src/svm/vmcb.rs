@@ -187,10 +187,52 @@ pub fn attrib(access: u32) -> u16 {
     ((access & 0xff) | ((access >> 4) & 0xf00)) as u16
 }
 
+/// The EVENTINJ that delivers again the event an exit interrupted
+/// (`exitintinfo`, APM 2, 15.7.2), or 0 for none. QEMU reports an external
+/// interrupt or an NMI it was delivering as an exception (type 3) of its
+/// vector, which VMRUN then refuses (no exception has a vector above 31, and
+/// vector 2 is NMI's type): such an event goes back as what it was.
+pub fn redelivered(exit_int_info: u64) -> u64 {
+    const VALID: u64 = 1 << 31;
+    if exit_int_info & VALID == 0 {
+        return 0;
+    }
+    as_it_was(exit_int_info)
+}
+
+/// A valid `exitintinfo` as the event it was (`redelivered`); out of line,
+/// off the common exits' path.
+#[cold]
+#[inline(never)]
+fn as_it_was(exit_int_info: u64) -> u64 {
+    const TYPE: u64 = 7 << 8;
+    const EXCEPTION: u64 = 3 << 8;
+    const NMI: u64 = 2 << 8; // an external interrupt's type is 0
+    let vector = exit_int_info & 0xff;
+    match exit_int_info & TYPE {
+        EXCEPTION if vector >= 32 => exit_int_info & !TYPE,
+        EXCEPTION if vector == 2 => (exit_int_info & !TYPE) | NMI,
+        _ => exit_int_info,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::vcpu::guest::access;
+
+    #[test]
+    fn an_interrupted_event_is_delivered_as_what_it_was() {
+        assert_eq!(redelivered(0x3ec), 0, "not valid: nothing");
+        // A page fault with its error code stays one.
+        assert_eq!(redelivered(0x2_8000_0b0e), 0x2_8000_0b0e);
+        // QEMU's external interrupt 0xec and NMI, reported as exceptions.
+        assert_eq!(redelivered(0x8000_03ec), 0x8000_00ec);
+        assert_eq!(redelivered(0x8000_0302), 0x8000_0202);
+        // As hardware reports them: unchanged.
+        assert_eq!(redelivered(0x8000_00ec), 0x8000_00ec);
+        assert_eq!(redelivered(0x8000_0202), 0x8000_0202);
+    }
 
     #[test]
     fn access_rights_pack_into_attrib() {

@@ -220,6 +220,34 @@ impl Deadline {
     }
 }
 
+/// An OS guest's clock for the hypervisor's periods (adaptive placement's):
+/// the guest owns the timers, and no timer of the hypervisor's leaves its
+/// interrupts alone on both vendors, so a period that passed is seen at the
+/// guest's next exit, by the TSC read before each entry. The guest's own
+/// timer interrupts' EOIs exit (docs/guests.md): a busy vCPU comes back at
+/// least at its tick rate.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ExitClock {
+    next: Option<u64>,
+}
+
+impl ExitClock {
+    /// Whether a period of the `deadline` passed by `now`: true once per
+    /// period, from the second (the first entry starts the clock).
+    pub fn due(&mut self, now: u64, deadline: Deadline) -> bool {
+        let Some(every) = deadline.every else {
+            return false;
+        };
+        match self.next {
+            Some(at) if now < at => false,
+            next => {
+                self.next = Some(now.saturating_add(every));
+                next.is_some()
+            }
+        }
+    }
+}
+
 /// The `entry-failure` event: the vendor's instruction, its error (number
 /// and name) and the guest state it was asked to load, in the vendor's terms.
 #[derive(Serialize)]
@@ -452,6 +480,21 @@ mod tests {
         assert!(parse_ports("0x80,").is_none());
         assert!(parse_ports("0x10000").is_none());
         assert!(parse_ports("zz").is_none());
+    }
+
+    #[test]
+    fn an_exit_clock_is_due_once_a_period() {
+        let mut clock = ExitClock::default();
+        assert!(!clock.due(5, Deadline::default()), "no period asked");
+        let every = Deadline::default().every(100);
+        assert!(!clock.due(10, every), "the first entry starts it");
+        assert!(!clock.due(109, every));
+        assert!(clock.due(110, every));
+        assert!(!clock.due(111, every), "once");
+        // Exits far apart: one period seen, the next from there.
+        assert!(clock.due(500, every));
+        assert!(!clock.due(599, every));
+        assert!(clock.due(600, every));
     }
 }
 

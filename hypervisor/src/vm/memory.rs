@@ -292,6 +292,9 @@ impl<F: Format, H: Host> GuestMemory<F, H> {
 
     /// Maps the page at `gpa` to the same host-physical page, uncached:
     /// device memory passed through; `writable` false makes writes fault.
+    /// Every node's copy of the table maps it too: a device page is the
+    /// same for all, never placed, never moved, so the copies need not
+    /// wait for a change of the table (`change`).
     pub fn map_device(&self, gpa: u64, writable: bool) -> Result<(), BackError> {
         let page = gpa & !(PAGE - 1);
         let access = Access {
@@ -299,13 +302,19 @@ impl<F: Format, H: Host> GuestMemory<F, H> {
             uncached: true,
             ..Access::ALL
         };
-        match self
-            .table
-            .map(&mut self.main(), page, page, PageSize::Small, access)
-        {
-            Ok(_) | Err(MapError::AlreadyMapped) => Ok(()), // another vCPU mapped it first
-            Err(e) => Err(BackError::Map(e)),
+        let map = |table: PageTable<F>, mut memory: H::Tables| {
+            match table.map(&mut memory, page, page, PageSize::Small, access) {
+                Ok(_) | Err(MapError::AlreadyMapped) => Ok(()), // another vCPU mapped it first
+                Err(e) => Err(BackError::Map(e)),
+            }
+        };
+        map(self.table, self.main())?;
+        for (node, copy) in self.copies.iter().enumerate() {
+            if let Some(copy) = copy {
+                map(*copy, self.host.tables(Some(node)))?;
+            }
         }
+        Ok(())
     }
 
     /// The frame backing the 4 KiB page at `gpa`, backed now if it was not:

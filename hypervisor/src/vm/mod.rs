@@ -167,6 +167,11 @@ impl<F: Format> Vm<F> {
     /// page to start at, or None when the guest ends first.
     pub fn wait_for_startup(&self, index: usize) -> Option<u8> {
         loop {
+            // A vCPU that never entered the guest holds none of its
+            // translations: it answers every flush asked meanwhile (a
+            // migration's shootdown waits for all), flushing anyway at its
+            // first entry.
+            self.flushed[index].fetch_max(self.tlb.load(Ordering::SeqCst), Ordering::SeqCst);
             let v = self.startup[index].load(Ordering::SeqCst);
             if v != 0 {
                 return Some((v - 1) as u8);
@@ -532,6 +537,7 @@ impl<F: Format> Machine for Vm<F> {
                 let _ = self.request_flush(vcpu);
             },
         );
+        policy.rest(crate::arch::tsc::now());
     }
 
     fn write_trap(&self, gpa: u64) -> Option<Trap> {
