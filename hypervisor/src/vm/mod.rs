@@ -537,7 +537,6 @@ impl<F: Format> Machine for Vm<F> {
                 let _ = self.request_flush(vcpu);
             },
         );
-        policy.rest(crate::arch::tsc::now());
     }
 
     fn write_trap(&self, gpa: u64) -> Option<Trap> {

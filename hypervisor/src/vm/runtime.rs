@@ -23,9 +23,6 @@ pub trait RunTime {
     fn collapsed(&self, base: u64);
     /// Whether a period is due at TSC `now`: true for one caller per period.
     fn due(&self, now: u64) -> bool;
-    /// The period's work (`tick`) ended at TSC `now`: the next waits a
-    /// whole period from there.
-    fn rest(&self, now: u64);
     /// A period's work on `memory`, as the `owner` of where pages are:
     /// `shootdown` has every vCPU flush and waits, `request` asks them to
     /// flush without waiting; `distance` between the nodes.
@@ -88,12 +85,6 @@ impl RunTime for RunTimePolicy {
     fn due(&self, now: u64) -> bool {
         match self {
             Self::Adaptive(s) => s.due(now),
-        }
-    }
-
-    fn rest(&self, now: u64) {
-        match self {
-            Self::Adaptive(s) => s.rest(now),
         }
     }
 

@@ -101,13 +101,14 @@ impl Event for Look {
 
 pub struct Sampler {
     pages: &'static [Page],
-    /// Bytes of guest RAM a look samples.
+    /// Bytes of guest RAM a look samples, and the period in TSC ticks.
     window: u64,
+    period: u64,
     /// By the accessed and dirty bits of each node's table (there are
     /// copies), not by faults.
     bits: bool,
-    /// When periods are due.
-    clock: Periods,
+    /// The TSC value at which the next look is due.
+    next: AtomicU64,
     hints: AtomicU64,
     collapsed: AtomicU64,
     /// The window being sampled, the rounds it had, the pace of looks,
@@ -129,8 +130,9 @@ impl Sampler {
         Some(Self {
             pages,
             window: sampling.pages * PAGE,
-            clock: Periods::new(sampling.period_ms.saturating_mul(per_ms)),
+            period: sampling.period_ms.saturating_mul(per_ms).max(1),
             bits,
+            next: AtomicU64::new(0),
             hints: AtomicU64::new(0),
             collapsed: AtomicU64::new(0),
             state: spin::Mutex::new((0..0, 0, Pace::default(), Stats::default())),
@@ -310,11 +312,12 @@ impl RunTime for Sampler {
 
     /// Whether a look is due at TSC `now`: true for one caller per period.
     fn due(&self, now: u64) -> bool {
-        self.clock.due(now)
-    }
-
-    fn rest(&self, now: u64) {
-        self.clock.rest(now);
+        let next = self.next.load(Ordering::Relaxed);
+        now >= next
+            && self
+                .next
+                .compare_exchange(next, now + self.period, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
     }
 
     /// A period's sampling: by bits, the window's read; after the pace's
@@ -378,41 +381,6 @@ impl RunTime for Sampler {
     }
 }
 
-/// When periods are due, in TSC ticks: one `period` after the last was
-/// claimed, and never sooner than one `period` after the last one's work
-/// ended (`rest`), so that the guest runs at least as long as the sampler
-/// worked, however slow the CPU (an emulator whose TSC counts instructions
-/// would otherwise spend every period sampling).
-struct Periods {
-    next: AtomicU64,
-    period: u64,
-}
-
-impl Periods {
-    fn new(period: u64) -> Self {
-        Self {
-            next: AtomicU64::new(0),
-            period: period.max(1),
-        }
-    }
-
-    /// True for one caller per period.
-    fn due(&self, now: u64) -> bool {
-        let next = self.next.load(Ordering::Relaxed);
-        now >= next
-            && self
-                .next
-                .compare_exchange(next, now + self.period, Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok()
-    }
-
-    /// The period's work ended at `now`.
-    fn rest(&self, now: u64) {
-        self.next
-            .fetch_max(now.saturating_add(self.period), Ordering::AcqRel);
-    }
-}
-
 /// Moves the pages of `batch` (`GuestMemory::migrate_many`), counted in `stats`.
 fn migrate<F: Format, H: Host>(
     memory: &GuestMemory<F, H>,
@@ -427,27 +395,4 @@ fn migrate<F: Format, H: Host>(
         Err(_) => stats.failed += 1,
     });
     batch.clear();
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Periods;
-
-    #[test]
-    fn a_period_is_due_once_and_never_sooner_than_a_period_after_its_work() {
-        let p = Periods::new(100);
-        assert!(p.due(0));
-        assert!(!p.due(0), "one caller per period");
-        assert!(!p.due(99));
-        assert!(p.due(100));
-        // Work that took 250 ticks: the guest gets a whole period after it.
-        p.rest(350);
-        assert!(!p.due(300));
-        assert!(!p.due(449));
-        assert!(p.due(450));
-        // Short work too: the next period starts when it ended.
-        p.rest(460);
-        assert!(!p.due(559));
-        assert!(p.due(560));
-    }
 }
