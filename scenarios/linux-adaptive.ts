@@ -82,7 +82,7 @@ const adaptive = (track: string, local?: number, targets = scenario.targets) => 
 
 /** By accessed bits and by hinting faults, and first-touch for the gap. */
 export default variants(base, {
-  // By bits only the moves: 51-78 % so far, below first-touch in 2 of 5 runs.
+  // By bits only the moves: 51-78 % so far, below first-touch in 2 of 6 runs.
   bits: adaptive("bits"),
   // On VMX (Bochs' skylake_x; Linux does not boot on its tigerlake at all,
   // field notes) the hypervisor skips it, naming why: Linux stopped under it
