@@ -464,7 +464,7 @@ mod tests {
         assert_eq!(Track::Bits.by_bits(false), None);
         assert!(parse("guest=long numa.sample=64").is_err(), "not adaptive");
         assert!(parse("guest=long numa.policy=adaptive numa.period=0").is_err());
-        // An OS guest too: VMX's preemption timer or, on SVM, its exits bring its periods.
+        // An OS guest too (its exits bring its periods; VMX skips it for now).
         assert!(parse("guest=linux numa.policy=adaptive").is_ok());
     }
 

@@ -316,7 +316,7 @@ impl<'m> Vcpu<'m> {
         let (index, cpu) = (seat.vcpu, seat.cpu);
         let os = config.os();
         // Linux under it stops after its initramfs on Bochs (docs/numa.md,
-        // "Adaptive placement for Linux"): refused until that is found.
+        // "Adaptive placement for Linux"): skipped until that is found.
         if os && config.placement.policy == crate::numa::policy::Spec::Adaptive {
             return Err(Refusal::Unsupported(
                 "numa.policy=adaptive for an OS guest: not on VMX yet",
