@@ -40,7 +40,8 @@ export async function exists(path: string): Promise<boolean> {
 }
 
 /** Runs a build tool (dax quotes each argument); its output, or a BuildError with it. */
-async function run(cmd: string, args: string[], what: string, cwd = ROOT): Promise<string> {
+/** Runs a build tool; a `BuildError` with its output when it fails. */
+export async function run(cmd: string, args: string[], what: string, cwd = ROOT): Promise<string> {
   // No standard input: rustc's probes read "-", and an inherited stdin may carry anything.
   const out = await $`${cmd} ${args}`.cwd(cwd).stdin("null").captureCombined().noThrow();
   if (out.code !== 0) throw new BuildError(`${what} failed:\n${out.combined.trim()}`);

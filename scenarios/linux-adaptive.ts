@@ -11,11 +11,11 @@ import { type RunCheck, type RunInfo, variants } from "../harness/scenario.ts";
 // Adaptive placement must move pages while the threads run, by accessed
 // bits and by hinting faults; on QEMU the meter's window (the passes after
 // WARMUP_MS of the guest's clock) must be at least ADAPTIVE_LOCAL local by
-// faults, and under first-touch at most FIRST_TOUCH_LOCAL. The issue's goal is 30 points
-// over first-touch; the bounds guard what runs met (docs/numa.md, "Adaptive
-// placement for Linux"). On VMX the hypervisor skips it, naming why.
-// Every thread must end on its CPU with its sum, every vCPU by the guest's
-// power-off.
+// faults, and under first-touch at most FIRST_TOUCH_LOCAL. The issue's goal
+// is 30 points over first-touch; the bounds guard what runs met
+// (docs/numa.md, "Adaptive placement for Linux"). On VMX the hypervisor
+// skips it, naming why. Every thread must end on its CPU with its passes
+// and sum, every vCPU by the guest's power-off.
 const MIB = 8, PASSES = 8, WARMUP_MS = 20000, CPUS = 2;
 const WORDS = (MIB << 20) / 8;
 const ADAPTIVE_LOCAL = 0.7, FIRST_TOUCH_LOCAL = 0.65;

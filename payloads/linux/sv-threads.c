@@ -72,7 +72,7 @@ static void *work(void *arg) {
 int main(int argc, char **argv) {
     int master = argc >= 4 && strcmp(argv[1], "master-init") == 0;
     if (argc < 4 || argc > 5 || (!master && strcmp(argv[1], "private") != 0)) {
-        fprintf(stderr, "usage: sv-threads private|master-init MIB PASSES [WARMUP]\n");
+        fprintf(stderr, "usage: sv-threads private|master-init MIB PASSES [WARMUP_MS]\n");
         return 2;
     }
     size_t words = (size_t)atol(argv[2]) << 20 >> 3;
