@@ -4,7 +4,7 @@ import { exitCosts, exitGoal } from "./exit_cost.ts";
 import { BuildError, buildPayload, grubConfig } from "./build.ts";
 import { hostCpu, resolveCpu } from "./cpus.ts";
 import { globRegExp, saveFailures, selectPlans } from "./matrix.ts";
-import { counts, junit, outcome, summaryLine, tap } from "./report.ts";
+import { counts, failures, junit, outcome, summaryLine, tap } from "./report.ts";
 import { busyFactor, type RunResult, underLoad } from "./runner.ts";
 import type { Scenario } from "./scenario.ts";
 import { cargoTestCounts, denoTestCounts } from "./test.ts";
@@ -115,6 +115,9 @@ Deno.test("TAP, JUnit and the summary line report the same counts", () => {
   assert.match(x, /tests="3" failures="1" skipped="1"/);
   assert.match(x, /<failure message="timeout: no end &#60;after&#62; &#34;boot&#34;">p &#38; q/);
   assert.match(x, /<skipped message="no KVM"\/>/);
+  assert.deepEqual(failures(rs), [
+    'FAILED s qemu EPYC kernel/bios: timeout (expected pass): no end <after> "boot"\n  p & q\n  logs: /r',
+  ]);
 });
 
 Deno.test("medians of odd and even counts", () => {

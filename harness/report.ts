@@ -42,6 +42,20 @@ export function table(results: RunResult[]): string {
   return columns(["scenario", "backend", "cpu", "boot", "status", "time"], rows, true);
 }
 
+/**
+ * One line per run that failed, with why and where its logs are: the summary
+ * repeats them so that the end of a long CI log names what failed.
+ */
+export function failures(results: RunResult[]): string[] {
+  return results.filter((r) => outcome(r) === "failed").map((r) =>
+    [
+      `FAILED ${title(r)}: ${statusText(r)} (expected ${r.expected}): ${r.reason}`,
+      ...r.problems.map((p) => `  ${p}`),
+      ...(r.runDir ? [`  logs: ${r.runDir}`] : []),
+    ].join("\n")
+  );
+}
+
 /** `rows` under `head` in aligned columns, with a rule under the head when `rule`. */
 export function columns(head: string[], rows: string[][], rule = false): string {
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));

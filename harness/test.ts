@@ -7,7 +7,7 @@ import { fuzzCounts, fuzzReport, runFuzz } from "./fuzz.ts";
 import { runMatrix } from "./matrix.ts";
 import { FUZZ_DIR, ROOT } from "./paths.ts";
 import { ALL_TOOLS, ensureTools } from "./prereq.ts";
-import { counts, type Outcome, summaryLine, table } from "./report.ts";
+import { counts, failures, type Outcome, summaryLine, table } from "./report.ts";
 
 /** Random guests per vendor in every test run (`deno task fuzz` runs more). */
 const FUZZ_SMOKE = 16;
@@ -100,6 +100,7 @@ async function runStep(step: Step): Promise<{ ok: boolean; counts: Record<Outcom
 
 export async function runTests(opts: { jobs: number; matrix: boolean }): Promise<number> {
   const rows: [string, string][] = [];
+  const failed: string[] = [];
   const total = { passed: 0, failed: 0, skipped: 0 };
   const add = (name: string, c: Record<Outcome, number>) => {
     total.passed += c.passed;
@@ -119,6 +120,7 @@ export async function runTests(opts: { jobs: number; matrix: boolean }): Promise
     });
     console.log(table(results));
     add("matrix", counts(results));
+    failed.push(...failures(results));
     console.log("\n=== fuzz smoke");
     const fuzz = await runFuzz({
       vendors: ["intel", "amd"],
@@ -132,6 +134,7 @@ export async function runTests(opts: { jobs: number; matrix: boolean }): Promise
     add("fuzz smoke", fuzzCounts(fuzz));
   }
   console.log("\n=== summary");
+  for (const f of failed) console.log(f);
   for (const [name, line] of rows) console.log(`${name.padEnd(14)} ${line}`);
   console.log(summaryLine(total));
   return total.failed > 0 ? 1 : 0;
