@@ -12,6 +12,7 @@ import $ from "dax";
 import { basename, dirname, join } from "node:path";
 import { cached, exists, sha256 } from "./build.ts";
 import { CACHE_DIR } from "./paths.ts";
+import type { Workload } from "./workloads.ts";
 
 export class LinuxBuildError extends Error {}
 
@@ -453,29 +454,94 @@ export function linuxMarkers(console: string): Map<string, string> {
   return found;
 }
 
+/** sv-threads' access patterns: the reference workloads' (harness/workloads.ts). */
+export type SvPattern = Workload;
+
+/** What sv-threads must be run with, for its report to be checked. */
+export interface SvThreads {
+  pattern: SvPattern;
+  /** Data per thread. */
+  mib: number;
+  /** The measured passes (each thread makes at least these). */
+  passes: number;
+  /** Unmeasured passes before them, in milliseconds of the guest's clock. */
+  warmupMs?: number;
+}
+
+/** /init's line that runs `t` (the program must be in `programs`). */
+export function svThreadsLine(t: SvThreads): string {
+  return `sv-threads ${t.pattern} ${t.mib} ${t.passes}${t.warmupMs ? ` ${t.warmupMs}` : ""}`;
+}
+
+/** sv-threads' C source, for a scenario's `programs`. */
+export const SV_THREADS = "linux/sv-threads.c";
+
+/** The 64 KiB hot region of `shared-write-hot`, in words. */
+const HOT_WORDS = (16 * 4096) / 8;
+
 /**
- * What is wrong with `sv-threads`' report (payloads/linux/sv-threads.c): a
- * thread per CPU of `cpus`, each on its own CPU, with at least `passes`
- * passes over `words` words whose sum is the passes times the words.
+ * What one pass adds to the sum thread `i` of `cpus` reports, by the
+ * pattern's definition in payloads/linux/sv-threads.c: the words it updates
+ * (once each), or for `shared-read` the ones it reads (all of them, ones).
  */
-export function svThreadsProblems(
-  console: string,
-  cpus: number,
-  words: number,
-  passes: number,
-): string[] {
+export function svThreadsPerPass(t: SvThreads, cpus: number, i: number): number {
+  const words = (t.mib << 20) / 8;
+  switch (t.pattern) {
+    case "shared-read":
+      return words * cpus;
+    case "shared-write-hot": {
+      const mine = Math.ceil((HOT_WORDS - i) / cpus);
+      return Math.floor(words / Math.floor(HOT_WORDS / cpus)) * mine;
+    }
+    case "stream":
+      return words / 2;
+    default:
+      return words;
+  }
+}
+
+/** A thread's line of sv-threads' report. */
+export interface SvThread {
+  /** The CPU it ran on; -1: it moved. */
+  cpu: number;
+  passes: number;
+  sum: number;
+  /** Its measured passes, in milliseconds of the guest's clock. */
+  ms: number;
+}
+
+/** sv-threads' report, thread by thread (undefined: a thread's line is missing or malformed). */
+export function svThreadsReport(console: string, cpus: number): (SvThread | undefined)[] {
+  const m = linuxMarkers(console);
+  return Array.from({ length: cpus }, (_, i) => {
+    const [, cpu, passes, sum, ms] =
+      (m.get(`thread${i}`) ?? "").match(/^cpu (-?\d+) passes (\d+) sum (\d+) ms (\d+)$/) ?? [];
+    return cpu === undefined
+      ? undefined
+      : { cpu: Number(cpu), passes: Number(passes), sum: Number(sum), ms: Number(ms) };
+  });
+}
+
+/**
+ * What is wrong with `sv-threads`' report (payloads/linux/sv-threads.c) of
+ * a run of `t` on `cpus` CPUs: a thread per CPU, each on its own CPU, with
+ * at least the measured passes, whose sum is its passes times what a pass
+ * gives it.
+ */
+export function svThreadsProblems(console: string, cpus: number, t: SvThreads): string[] {
   const m = linuxMarkers(console);
   const problems = m.get("threads") === String(cpus)
     ? []
     : [`sv-threads ran ${m.get("threads") ?? "no"} threads, not ${cpus}`];
-  for (let i = 0; i < cpus; i++) {
-    const got = m.get(`thread${i}`) ?? "nothing";
-    const [, cpu, done, sum] = got.match(/^cpu (-?\d+) passes (\d+) sum (\d+)$/) ?? [];
-    if (cpu !== String(i) || Number(done) < passes || Number(sum) !== Number(done) * words) {
+  svThreadsReport(console, cpus).forEach((r, i) => {
+    const per = svThreadsPerPass(t, cpus, i);
+    if (!r || r.cpu !== i || r.passes < t.passes || r.sum !== r.passes * per) {
       problems.push(
-        `thread ${i}: "${got}", expected "cpu ${i} passes P sum P*${words}" with P at least ${passes}`,
+        `thread ${i}: "${
+          m.get(`thread${i}`) ?? "nothing"
+        }", expected "cpu ${i} passes P sum P*${per} ms M" with P at least ${t.passes}`,
       );
     }
-  }
+  });
   return problems;
 }

@@ -9,7 +9,11 @@ import {
   MARKER,
   moduleDepends,
   moduleName,
+  type SvPattern,
+  svThreadsLine,
+  svThreadsPerPass,
   svThreadsProblems,
+  svThreadsReport,
 } from "./linux.ts";
 import { markerProblems } from "./linux_scenario.ts";
 
@@ -125,23 +129,41 @@ Deno.test("marker checks fail on a wrong node count, CPUs, RAM or distances", ()
 
 Deno.test("sv-threads' report: every thread on its CPU, enough passes, the sum they give", () => {
   const report = (lines: string[]) => lines.map((l) => `${MARKER} ${l}`).join("\n");
+  // 1 MiB a thread: 131072 words a pass.
+  const t = { pattern: "private" as const, mib: 1, passes: 8 };
   const good = report([
     "threads=2",
-    "thread0=cpu 0 passes 9 sum 36",
-    "thread1=cpu 1 passes 8 sum 32",
+    `thread0=cpu 0 passes 9 sum ${9 * 131072} ms 40`,
+    `thread1=cpu 1 passes 8 sum ${8 * 131072} ms 41`,
   ]);
-  assert.deepEqual(svThreadsProblems(good, 2, 4, 8), []);
+  assert.deepEqual(svThreadsProblems(good, 2, t), []);
+  assert.deepEqual(svThreadsReport(good, 2)[1], { cpu: 1, passes: 8, sum: 8 * 131072, ms: 41 });
   const bad = report([
     "threads=2",
-    "thread0=cpu -1 passes 9 sum 36",
-    "thread1=cpu 1 passes 7 sum 28",
+    `thread0=cpu -1 passes 9 sum ${9 * 131072} ms 40`,
+    `thread1=cpu 1 passes 7 sum ${7 * 131072} ms 41`,
   ]);
-  assert.equal(svThreadsProblems(bad, 2, 4, 8).length, 2, "moved off its CPU; too few passes");
+  assert.equal(svThreadsProblems(bad, 2, t).length, 2, "moved off its CPU; too few passes");
   const wrongSum = report([
     "threads=2",
-    "thread0=cpu 0 passes 9 sum 35",
-    "thread1=cpu 1 passes 8 sum 32",
+    `thread0=cpu 0 passes 9 sum ${9 * 131072 - 1} ms 40`,
+    `thread1=cpu 1 passes 8 sum ${8 * 131072} ms 41`,
   ]);
-  assert.match(svThreadsProblems(wrongSum, 2, 4, 8).join(), /thread 0/);
-  assert.match(svThreadsProblems(report(["threads=1"]), 2, 4, 8).join(), /ran 1 threads, not 2/);
+  assert.match(svThreadsProblems(wrongSum, 2, t).join(), /thread 0/);
+  assert.match(svThreadsProblems(report(["threads=1"]), 2, t).join(), /ran 1 threads, not 2/);
+  assert.equal(svThreadsLine({ ...t, warmupMs: 500 }), "sv-threads private 1 8 500");
+});
+
+Deno.test("what a pass of sv-threads gives each thread, pattern by pattern", () => {
+  const per = (pattern: SvPattern, cpus: number, i: number) =>
+    svThreadsPerPass({ pattern, mib: 2, passes: 1 }, cpus, i);
+  // Figures from the program itself (cc on the host, 2 CPUs, 2 MiB).
+  assert.equal(per("private", 2, 0), 262144);
+  assert.equal(per("shared-read", 2, 1), 524288);
+  assert.equal(per("shared-write-hot", 2, 0), 262144);
+  assert.equal(per("stream", 2, 0), 131072);
+  assert.equal(per("random", 2, 1), 262144);
+  // 3 threads share the hot region's 8192 words 2731, 2731, 2730.
+  assert.equal(per("shared-write-hot", 3, 0), 96 * 2731);
+  assert.equal(per("shared-write-hot", 3, 2), 96 * 2730);
 });

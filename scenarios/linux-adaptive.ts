@@ -1,4 +1,4 @@
-import { svThreadsProblems } from "../harness/linux.ts";
+import { SV_THREADS, type SvThreads, svThreadsLine, svThreadsProblems } from "../harness/linux.ts";
 import { defineLinuxScenario } from "../harness/linux_scenario.ts";
 import { type RunCheck, type RunInfo, variants } from "../harness/scenario.ts";
 
@@ -16,8 +16,8 @@ import { type RunCheck, type RunInfo, variants } from "../harness/scenario.ts";
 // (docs/numa.md, "Adaptive placement for Linux"). On VMX the hypervisor
 // skips it, naming why. Every thread must end on its CPU with its passes
 // and sum, every vCPU by the guest's power-off.
-const MIB = 8, PASSES = 8, WARMUP_MS = 20000, CPUS = 2;
-const WORDS = (MIB << 20) / 8;
+const THREADS: SvThreads = { pattern: "master-init", mib: 8, passes: 8, warmupMs: 20000 };
+const CPUS = 2;
 const ADAPTIVE_LOCAL = 0.7, FIRST_TOUCH_LOCAL = 0.65;
 
 const scenario = defineLinuxScenario({
@@ -33,8 +33,8 @@ const scenario = defineLinuxScenario({
   },
   targets: [{ backend: "qemu", cpus: ["EPYC"] }],
   guestMiB: 256,
-  programs: ["linux/sv-threads.c"],
-  run: `sv-threads master-init ${MIB} ${PASSES} ${WARMUP_MS}`,
+  programs: [SV_THREADS],
+  run: svThreadsLine(THREADS),
   groups: ["linux", "numa"],
   timeoutS: 900,
 });
@@ -63,7 +63,7 @@ const base = {
   ...scenario,
   guestOutput: (text: string, run: RunInfo) => [
     ...scenario.guestOutput?.(text, run) ?? [],
-    ...svThreadsProblems(text, CPUS, WORDS, PASSES),
+    ...svThreadsProblems(text, CPUS, THREADS),
   ],
 };
 
