@@ -68,12 +68,17 @@ interface Timing {
   exits: Record<string, number>;
 }
 
-/** Starts `launch` in a fresh directory with `files` linked in; times the guest's /init. */
-async function timeRun(
+/**
+ * Starts `launch` in a fresh directory with `files` linked in and waits for
+ * it to end (at most `timeoutS`), timing the guest's /init; `read` takes
+ * what it needs from the directory before it goes.
+ */
+export async function launchOnce<T>(
   launch: Launch,
   files: Partial<Artifacts>,
   timeoutS: number,
-): Promise<Timing> {
+  read: (dir: string) => Promise<T>,
+): Promise<{ initMs?: number; totalMs: number; read: T }> {
   const dir = await Deno.makeTempDir({ prefix: "scalevisor-bench-linux-" });
   try {
     await fillRunDir(dir, files, launch);
@@ -108,9 +113,24 @@ async function timeRun(
       const text = await Deno.readTextFile(console).catch(() => "");
       if (text.includes(`${MARKER} init`)) initMs = totalMs; // printed in the last poll's gap
     }
+    return { initMs, totalMs, read: await read(dir) };
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** Runs `launch` once and times it: to /init, counted, and its exits. */
+async function timeRun(
+  launch: Launch,
+  files: Partial<Artifacts>,
+  timeoutS: number,
+): Promise<Timing> {
+  const r = await launchOnce(launch, files, timeoutS, async (dir) => {
     const counter = await Deno.readTextFile(join(dir, INSNS)).catch(() => undefined);
     const count = counter === undefined
-      ? linuxMarkers(await Deno.readTextFile(console).catch(() => "")).get("tsc")
+      ? linuxMarkers(await Deno.readTextFile(join(dir, RUN_FILES.guest)).catch(() => "")).get(
+        "tsc",
+      )
       : counter.match(/^mark (\d+)$/m)?.[1];
     const exits: Record<string, number> = {};
     const log = await Deno.readTextFile(join(dir, RUN_FILES.serial)).catch(() => "");
@@ -119,15 +139,9 @@ async function timeRun(
         exits[reason] = (exits[reason] ?? 0) + n;
       }
     }
-    return {
-      initMs,
-      count: count && /^\d+$/.test(count) ? Number(count) : undefined,
-      totalMs,
-      exits,
-    };
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+    return { count: count && /^\d+$/.test(count) ? Number(count) : undefined, exits };
+  });
+  return { initMs: r.initMs, totalMs: r.totalMs, ...r.read };
 }
 
 const secs = (ms: number | undefined) => ms === undefined ? "never" : `${(ms / 1000).toFixed(2)}s`;

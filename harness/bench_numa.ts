@@ -18,7 +18,7 @@ import { ASYMMETRIC_4_NODES } from "./numa.ts";
 import { numa, policy, type PolicyName } from "./numa_scenario.ts";
 import { RUNS_DIR } from "./paths.ts";
 import { ensureTools, toolsFor } from "./prereq.ts";
-import { columns } from "./report.ts";
+import { barsSvg, columns } from "./report.ts";
 import { runPlan } from "./runner.ts";
 import { defineScenario, expandTargets, type Numa } from "./scenario.ts";
 import {
@@ -120,60 +120,18 @@ export function table(rows: Row[]): string {
 
 /** Bars of the local fraction per policy, oracle and worst, grouped by topology and workload. */
 export function svg(rows: Row[]): string {
-  const series = [...POLICIES, "oracle", "worst"];
-  const colors = [
-    "#4e79a7",
-    "#f28e2b",
-    "#e15759",
-    "#76b7b2",
-    "#59a14f",
-    "#b07aa1",
-    "#9c755f",
-    "#222",
-    "#bbb",
-  ];
-  const bar = 10, gap = 14, top = 30, height = 200;
-  const groupWidth = series.length * bar + gap;
-  const width = 60 + rows.length * groupWidth + 160;
-  const value = (r: Row, s: string) =>
-    s === "oracle" ? r.oracle.local : s === "worst" ? r.worst.local : r.policies[s]?.local;
-  const parts = rows.flatMap((r, g) => {
-    const x0 = 60 + g * groupWidth;
-    return [
-      ...series.map((s, i) => {
-        const v = value(r, s) ?? 0;
-        const h = v * height;
-        return `<rect x="${x0 + i * bar}" y="${top + height - h}" width="${
-          bar - 1
-        }" height="${h}" fill="${colors[i]}"><title>${r.topology} ${r.workload} ${s}: ${
-          pct(value(r, s))
-        } %</title></rect>`;
-      }),
-      `<text x="${x0}" y="${top + height + 12}" font-size="8" transform="rotate(40 ${x0} ${
-        top + height + 12
-      })">${r.topology.replace(" nodes", "n")} ${r.workload}</text>`,
-    ];
-  });
-  const legend = series.map((s, i) =>
-    `<rect x="${width - 150}" y="${top + i * 14}" width="10" height="10" fill="${
-      colors[i]
-    }"/><text x="${width - 135}" y="${top + 9 + i * 14}" font-size="10">${s}</text>`
+  return barsSvg(
+    "Local fraction of the guest's accesses (locality meter)",
+    [...POLICIES, "oracle", "worst"],
+    rows.map((r) => ({
+      label: `${r.topology.replace(" nodes", "n")} ${r.workload}`,
+      values: {
+        ...Object.fromEntries(POLICIES.map((p) => [p, r.policies[p]?.local])),
+        oracle: r.oracle.local,
+        worst: r.worst.local,
+      },
+    })),
   );
-  const axis = [0, 0.25, 0.5, 0.75, 1].map((t) =>
-    `<text x="10" y="${top + height - t * height + 3}" font-size="9">${t * 100}%</text>` +
-    `<line x1="50" x2="${width - 160}" y1="${top + height - t * height}" y2="${
-      top + height - t * height
-    }" stroke="#eee"/>`
-  );
-  return [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${top + height + 80}">`,
-    `<text x="60" y="18" font-size="12">Local fraction of the guest's accesses (locality meter)</text>`,
-    ...axis,
-    ...parts,
-    ...legend,
-    "</svg>",
-    "",
-  ].join("\n");
 }
 
 export async function runNumaBench(o: {

@@ -7,7 +7,8 @@
  *          [--tap FILE] [--junit FILE] [--save-failures DIR]
  *   test [--jobs N] [--no-matrix]
  *   bench [--filter GLOB] [--runs N] [--until EVENT] | bench exits | bench linux [--filter GLOB]
- *   | bench numa [--size MIB]
+ *   | bench numa [--size MIB] | bench linux-numa [--filter GLOB] [--size MIB] [--passes N]
+ *   [--warmup-ms MS]
  *   fuzz [--vendor intel|amd|all] [--count N] [--seed S] [--jobs N]
  *   stress [--filter GLOB] [--runs N] [--jobs N]
  *   setup
@@ -17,6 +18,7 @@ import { parseArgs, type ParseArgsConfig } from "node:util";
 import { runBench, runExitBench } from "./bench.ts";
 import { runNumaBench } from "./bench_numa.ts";
 import { runLinuxBench } from "./bench_linux.ts";
+import { runLinuxNumaBench } from "./bench_linux_numa.ts";
 import { fuzzCounts, fuzzReport, runFuzz } from "./fuzz.ts";
 import { BuildError } from "./build.ts";
 import { loadAll, loadScenario, UnknownScenario } from "./load.ts";
@@ -56,6 +58,10 @@ const USAGE = `usage: deno task <command> [options]
             emulated instructions per CPUID and hypercall round trip (bench-exits scenarios)
   bench numa [--size MIB] [--passes N] [--jobs N] [--filter GLOB]
             every workload x placement policy x topology on QEMU with the locality meter
+  bench linux-numa [--size MIB] [--passes N] [--warmup-ms MS] [--jobs N] [--filter GLOB]
+            every workload as a program inside Linux x topology x way of managing NUMA
+            (one node under Scalevisor's policies, Linux seeing the nodes, bare QEMU)
+            (default: 8 MiB a thread, 8 measured passes after 20000 ms of warm-up)
   fuzz [--vendor intel|amd|all] [--count N] [--seed S] [--jobs N]
             random guests (default: 50 per vendor from seed 1); failing seeds go to .fuzz/
   stress [--filter GLOB] [--runs N] [--jobs N]
@@ -228,11 +234,23 @@ async function main(argv: string[]): Promise<number> {
         jobs: { type: "string" },
         size: { type: "string" },
         passes: { type: "string" },
+        "warmup-ms": { type: "string" },
       });
       if (positionals.length === 1 && positionals[0] === "exits") return await runExitBench(say);
       if (positionals.length === 1 && positionals[0] === "linux") {
         const runs = Math.round(positiveNumber(values.runs, "runs") ?? 5);
         return await runLinuxBench({ runs, filter: values.filter ?? "linux-uma", say });
+      }
+      if (positionals.length === 1 && positionals[0] === "linux-numa") {
+        const warmup = values["warmup-ms"];
+        return await runLinuxNumaBench({
+          say,
+          jobs: positiveNumber(values.jobs, "jobs") ?? defaultJobs(),
+          filter: values.filter,
+          mib: Math.round(positiveNumber(values.size, "size") ?? 8),
+          passes: Math.round(positiveNumber(values.passes, "passes") ?? 8),
+          warmupMs: warmup === "0" ? 0 : Math.round(positiveNumber(warmup, "warmup-ms") ?? 20000),
+        });
       }
       if (positionals.length === 1 && positionals[0] === "numa") {
         return await runNumaBench({
@@ -246,7 +264,9 @@ async function main(argv: string[]): Promise<number> {
         });
       }
       if (positionals.length) {
-        throw new UsageError("bench takes no positional argument but exits, numa or linux");
+        throw new UsageError(
+          "bench takes no positional argument but exits, numa, linux or linux-numa",
+        );
       }
       const runs = positiveNumber(values.runs, "runs") ?? 5;
       const filter = values.filter ?? "boot-hello";

@@ -12,7 +12,6 @@ import $ from "dax";
 import { basename, dirname, join } from "node:path";
 import { cached, exists, sha256 } from "./build.ts";
 import { CACHE_DIR } from "./paths.ts";
-import type { Workload } from "./workloads.ts";
 
 export class LinuxBuildError extends Error {}
 
@@ -121,6 +120,62 @@ async function kernelDeb(dir: string, pkg: string): Promise<string> {
   const deb = join(dir, "kernel.deb");
   if (!(await exists(deb))) await download(pkg, deb);
   return deb;
+}
+
+/**
+ * The shared libraries `ldd` names for a binary, with the dynamic loader:
+ * absolute paths on this host (Debian's, from the packages installed);
+ * throws naming each library the host lacks.
+ */
+export function lddLibraries(output: string, binary: string): string[] {
+  const missing = [...output.matchAll(/^\s*(\S+) => not found/gm)].map((m) => m[1]!);
+  if (missing.length) {
+    throw new LinuxBuildError(
+      `${binary} needs ${missing.join(", ")}, which this host lacks: ` +
+        `install the Debian packages that hold them (apt-file search ${missing[0]})`,
+    );
+  }
+  return [...output.matchAll(/^\s*(?:\S+ => )?(\/\S+) \(0x[0-9a-f]+\)$/gm)].map((m) => m[1]!);
+}
+
+/** A file of the guest's initramfs at an absolute path of its own. */
+export interface GuestFile {
+  path: string;
+  data: Uint8Array;
+}
+
+/**
+ * Programs from Debian packages for the guest, each `PACKAGE:/PATH`
+ * (`pigz:/usr/bin/pigz`): the package downloaded and unpacked once into the
+ * harness cache, the program at its own path, and the shared libraries and
+ * loader it needs at theirs, taken from this host (Debian's own files, as
+ * `ldd` resolves them).
+ */
+export async function debianFiles(
+  wanted: string[],
+  progress: (msg: string) => void,
+): Promise<GuestFile[]> {
+  const files = new Map<string, string>(); // guest path -> host file
+  for (const w of wanted) {
+    const [, pkg, path] = w.match(/^([a-z0-9][a-z0-9+.-]*):(\/[\w/.+-]+)$/) ?? [];
+    if (!pkg || !path) throw new LinuxBuildError(`"${w}" is not PACKAGE:/PATH`);
+    const dir = join(CACHE_DIR, "debian", pkg);
+    if (!(await exists(join(dir, ".unpacked")))) {
+      progress(`downloading ${pkg} (apt-get download)`);
+      await Deno.mkdir(dir, { recursive: true });
+      await unpack(pkg, dir);
+      await Deno.writeTextFile(join(dir, ".unpacked"), "");
+    }
+    const binary = join(dir, path);
+    if (!(await exists(binary))) throw new LinuxBuildError(`package ${pkg} holds no ${path}`);
+    files.set(path, binary);
+    for (const lib of lddLibraries(await tool("ldd", [binary], `ldd ${path}`), path)) {
+      files.set(lib, lib);
+    }
+  }
+  return Promise.all(
+    [...files].map(async ([path, from]) => ({ path, data: await Deno.readFile(from) })),
+  );
 }
 
 /** A module's name as the kernel knows it: its file's, `-` read as `_`. */
@@ -297,22 +352,32 @@ export interface Program {
 
 /**
  * The initramfs: busybox, /init, the directories /init mounts on,
- * `programs` in /bin and kernel `modules` in /lib/modules.
+ * `programs` in /bin, kernel `modules` in /lib/modules and `files` at
+ * their own paths.
  */
 export function initramfs(
   busybox: Uint8Array,
   init = INIT_SCRIPT,
   programs: Program[] = [],
   modules: Program[] = [],
+  files: GuestFile[] = [],
 ): Uint8Array {
   const enc = new TextEncoder();
+  const paths = files.map((f) => f.path.replace(/^\/+/, ""));
+  // Every directory above a file, parents first.
+  const above = paths.flatMap((p) =>
+    p.split("/").slice(0, -1).map((_, i, parts) => parts.slice(0, i + 1).join("/"))
+  );
   const dirs = [
-    "bin",
-    "dev",
-    "proc",
-    "sys",
-    "tmp",
-    ...modules.length ? ["lib", "lib/modules"] : [],
+    ...new Set([
+      "bin",
+      "dev",
+      "proc",
+      "sys",
+      "tmp",
+      ...modules.length ? ["lib", "lib/modules"] : [],
+      ...above,
+    ]),
   ];
   return cpio([
     ...dirs.map((path) => ({ path, mode: DIR })),
@@ -320,6 +385,7 @@ export function initramfs(
     { path: "bin/sh", mode: LINK, data: enc.encode("busybox") },
     ...programs.map((p) => ({ path: `bin/${p.name}`, mode: FILE, data: p.data })),
     ...modules.map((m) => ({ path: `lib/modules/${m.name}.ko`, mode: FILE, data: m.data })),
+    ...files.map((f, i) => ({ path: paths[i]!, mode: FILE, data: f.data })),
     { path: "init", mode: FILE, data: enc.encode(init) },
   ]);
 }
@@ -398,6 +464,7 @@ export async function buildInitrd(
   programs: { name: string; path: string }[],
   run: string | undefined,
   modules: string[] = [],
+  files: GuestFile[] = [],
 ): Promise<string> {
   const kos = modules.length ? await kernelModules(guest, modules) : [];
   // The modules load first, in order, before the scenario's lines.
@@ -407,10 +474,17 @@ export async function buildInitrd(
   const init = initScript([...insmod, run ?? ""].join("\n").trim() || undefined);
   const read = (files: { name: string; path: string }[]) =>
     Promise.all(files.map(async (p) => ({ name: p.name, data: await Deno.readFile(p.path) })));
-  const key = await sha256(init, ...[...programs, ...kos].map((p) => `${p.name}:${p.path}`));
+  const key = await sha256(
+    init,
+    ...[...programs, ...kos].map((p) => `${p.name}:${p.path}`),
+    ...files.flatMap((f) => [f.path, f.data]),
+  );
   return cached(join(guest.initrd, "..", `initrd-${key}.cpio`), async (tmp) => {
     const busybox = await Deno.readFile(guest.busybox);
-    await Deno.writeFile(tmp, initramfs(busybox, init, await read(programs), await read(kos)));
+    await Deno.writeFile(
+      tmp,
+      initramfs(busybox, init, await read(programs), await read(kos), files),
+    );
   });
 }
 
@@ -452,96 +526,4 @@ export function linuxMarkers(console: string): Map<string, string> {
     else found.set(rest.slice(0, eq), rest.slice(eq + 1));
   }
   return found;
-}
-
-/** sv-threads' access patterns: the reference workloads' (harness/workloads.ts). */
-export type SvPattern = Workload;
-
-/** What sv-threads must be run with, for its report to be checked. */
-export interface SvThreads {
-  pattern: SvPattern;
-  /** Data per thread. */
-  mib: number;
-  /** The measured passes (each thread makes at least these). */
-  passes: number;
-  /** Unmeasured passes before them, in milliseconds of the guest's clock. */
-  warmupMs?: number;
-}
-
-/** /init's line that runs `t` (the program must be in `programs`). */
-export function svThreadsLine(t: SvThreads): string {
-  return `sv-threads ${t.pattern} ${t.mib} ${t.passes}${t.warmupMs ? ` ${t.warmupMs}` : ""}`;
-}
-
-/** sv-threads' C source, for a scenario's `programs`. */
-export const SV_THREADS = "linux/sv-threads.c";
-
-/** The 64 KiB hot region of `shared-write-hot`, in words. */
-const HOT_WORDS = (16 * 4096) / 8;
-
-/**
- * What one pass adds to the sum thread `i` of `cpus` reports, by the
- * pattern's definition in payloads/linux/sv-threads.c: the words it updates
- * (once each), or for `shared-read` the ones it reads (all of them, ones).
- */
-export function svThreadsPerPass(t: SvThreads, cpus: number, i: number): number {
-  const words = (t.mib << 20) / 8;
-  switch (t.pattern) {
-    case "shared-read":
-      return words * cpus;
-    case "shared-write-hot": {
-      const mine = Math.ceil((HOT_WORDS - i) / cpus);
-      return Math.floor(words / Math.floor(HOT_WORDS / cpus)) * mine;
-    }
-    case "stream":
-      return words / 2;
-    default:
-      return words;
-  }
-}
-
-/** A thread's line of sv-threads' report. */
-export interface SvThread {
-  /** The CPU it ran on; -1: it moved. */
-  cpu: number;
-  passes: number;
-  sum: number;
-  /** Its measured passes, in milliseconds of the guest's clock. */
-  ms: number;
-}
-
-/** sv-threads' report, thread by thread (undefined: a thread's line is missing or malformed). */
-export function svThreadsReport(console: string, cpus: number): (SvThread | undefined)[] {
-  const m = linuxMarkers(console);
-  return Array.from({ length: cpus }, (_, i) => {
-    const [, cpu, passes, sum, ms] =
-      (m.get(`thread${i}`) ?? "").match(/^cpu (-?\d+) passes (\d+) sum (\d+) ms (\d+)$/) ?? [];
-    return cpu === undefined
-      ? undefined
-      : { cpu: Number(cpu), passes: Number(passes), sum: Number(sum), ms: Number(ms) };
-  });
-}
-
-/**
- * What is wrong with `sv-threads`' report (payloads/linux/sv-threads.c) of
- * a run of `t` on `cpus` CPUs: a thread per CPU, each on its own CPU, with
- * at least the measured passes, whose sum is its passes times what a pass
- * gives it.
- */
-export function svThreadsProblems(console: string, cpus: number, t: SvThreads): string[] {
-  const m = linuxMarkers(console);
-  const problems = m.get("threads") === String(cpus)
-    ? []
-    : [`sv-threads ran ${m.get("threads") ?? "no"} threads, not ${cpus}`];
-  svThreadsReport(console, cpus).forEach((r, i) => {
-    const per = svThreadsPerPass(t, cpus, i);
-    if (!r || r.cpu !== i || r.passes < t.passes || r.sum !== r.passes * per) {
-      problems.push(
-        `thread ${i}: "${
-          m.get(`thread${i}`) ?? "nothing"
-        }", expected "cpu ${i} passes P sum P*${per} ms M" with P at least ${t.passes}`,
-      );
-    }
-  });
-  return problems;
 }

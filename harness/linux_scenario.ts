@@ -46,8 +46,9 @@ export interface LinuxScenario {
   guestCmdline?: string;
   /** How the kernel is entered (default `vmlinux`, by PVH). */
   image?: "vmlinux" | "bzImage";
-  /** Programs in the guest's /bin and the lines /init runs (`LinuxGuest`). */
+  /** Programs in the guest's /bin, Debian's, and the lines /init runs (`LinuxGuest`). */
   programs?: string[];
+  debian?: string[];
   run?: string;
   /** The nodes the guest must report: 1 (UMA) unless given. */
   guestNodes?: (run: RunInfo) => number;
@@ -122,6 +123,7 @@ export function defineLinuxScenario(l: LinuxScenario): Scenario {
       ...(l.guestCmdline ? { cmdline: l.guestCmdline } : {}),
       ...(l.image ? { image: l.image } : {}),
       ...(l.programs ? { programs: l.programs } : {}),
+      ...(l.debian ? { debian: l.debian } : {}),
       ...(l.run ? { run: l.run } : {}),
     },
     cmdline: ["guest=linux", `guest.memory=${l.guestMiB}`, l.cmdline].filter((c) => c).join(" "),

@@ -4,16 +4,12 @@ import {
   findMagic,
   INIT_SCRIPT,
   initramfs,
+  lddLibraries,
   linuxMarkers,
   loadOrder,
   MARKER,
   moduleDepends,
   moduleName,
-  type SvPattern,
-  svThreadsLine,
-  svThreadsPerPass,
-  svThreadsProblems,
-  svThreadsReport,
 } from "./linux.ts";
 import { markerProblems } from "./linux_scenario.ts";
 
@@ -74,6 +70,42 @@ Deno.test("the initramfs puts modules in /lib/modules", () => {
   }
 });
 
+Deno.test("files at their own paths come with every directory above them, once", () => {
+  const enc = new TextEncoder();
+  const archive = text(
+    initramfs(enc.encode("BB"), INIT_SCRIPT, [], [], [
+      { path: "/usr/bin/pigz", data: enc.encode("PIGZ") },
+      { path: "/lib/x86_64-linux-gnu/libz.so.1", data: enc.encode("LIBZ") },
+      { path: "/lib64/ld-linux-x86-64.so.2", data: enc.encode("LD") },
+    ]),
+  );
+  for (
+    const name of ["usr", "usr/bin", "usr/bin/pigz", "lib/x86_64-linux-gnu/libz.so.1", "lib64"]
+  ) {
+    assert.ok(archive.includes(`${name}\0`), name);
+  }
+  assert.equal(archive.split("usr/bin\0").length, 2, "usr/bin once");
+  assert.ok(archive.indexOf("usr\0") < archive.indexOf("usr/bin\0"), "parents first");
+});
+
+Deno.test("ldd's libraries and loader are read; a library the host lacks is named", () => {
+  const out = [
+    "\tlinux-vdso.so.1 (0x00007f468f3fc000)",
+    "\tlibz.so.1 => /lib/x86_64-linux-gnu/libz.so.1 (0x00007f468f2a1000)",
+    "\tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x00007f468f0bf000)",
+    "\t/lib64/ld-linux-x86-64.so.2 (0x00007f468f3fe000)",
+  ].join("\n");
+  assert.deepEqual(lddLibraries(out, "/usr/bin/pigz"), [
+    "/lib/x86_64-linux-gnu/libz.so.1",
+    "/lib/x86_64-linux-gnu/libc.so.6",
+    "/lib64/ld-linux-x86-64.so.2",
+  ]);
+  assert.throws(
+    () => lddLibraries(`${out}\n\tlibjudy.so.1 => not found`, "/usr/bin/stress-ng"),
+    /stress-ng needs libjudy\.so\.1, which this host lacks/,
+  );
+});
+
 Deno.test("findMagic finds the xz stream of a bzImage", () => {
   const b = new Uint8Array([1, 2, 0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00, 9]);
   assert.equal(findMagic(b, [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]), 2);
@@ -125,45 +157,4 @@ Deno.test("marker checks fail on a wrong node count, CPUs, RAM or distances", ()
     /distance node0/,
   );
   assert.match(markerProblems("no markers", want).join(), /never reached its \/init/);
-});
-
-Deno.test("sv-threads' report: every thread on its CPU, enough passes, the sum they give", () => {
-  const report = (lines: string[]) => lines.map((l) => `${MARKER} ${l}`).join("\n");
-  // 1 MiB a thread: 131072 words a pass.
-  const t = { pattern: "private" as const, mib: 1, passes: 8 };
-  const good = report([
-    "threads=2",
-    `thread0=cpu 0 passes 9 sum ${9 * 131072} ms 40`,
-    `thread1=cpu 1 passes 8 sum ${8 * 131072} ms 41`,
-  ]);
-  assert.deepEqual(svThreadsProblems(good, 2, t), []);
-  assert.deepEqual(svThreadsReport(good, 2)[1], { cpu: 1, passes: 8, sum: 8 * 131072, ms: 41 });
-  const bad = report([
-    "threads=2",
-    `thread0=cpu -1 passes 9 sum ${9 * 131072} ms 40`,
-    `thread1=cpu 1 passes 7 sum ${7 * 131072} ms 41`,
-  ]);
-  assert.equal(svThreadsProblems(bad, 2, t).length, 2, "moved off its CPU; too few passes");
-  const wrongSum = report([
-    "threads=2",
-    `thread0=cpu 0 passes 9 sum ${9 * 131072 - 1} ms 40`,
-    `thread1=cpu 1 passes 8 sum ${8 * 131072} ms 41`,
-  ]);
-  assert.match(svThreadsProblems(wrongSum, 2, t).join(), /thread 0/);
-  assert.match(svThreadsProblems(report(["threads=1"]), 2, t).join(), /ran 1 threads, not 2/);
-  assert.equal(svThreadsLine({ ...t, warmupMs: 500 }), "sv-threads private 1 8 500");
-});
-
-Deno.test("what a pass of sv-threads gives each thread, pattern by pattern", () => {
-  const per = (pattern: SvPattern, cpus: number, i: number) =>
-    svThreadsPerPass({ pattern, mib: 2, passes: 1 }, cpus, i);
-  // Figures from the program itself (cc on the host, 2 CPUs, 2 MiB).
-  assert.equal(per("private", 2, 0), 262144);
-  assert.equal(per("shared-read", 2, 1), 524288);
-  assert.equal(per("shared-write-hot", 2, 0), 262144);
-  assert.equal(per("stream", 2, 0), 131072);
-  assert.equal(per("random", 2, 1), 262144);
-  // 3 threads share the hot region's 8192 words 2731, 2731, 2730.
-  assert.equal(per("shared-write-hot", 3, 0), 96 * 2731);
-  assert.equal(per("shared-write-hot", 3, 2), 96 * 2730);
 });

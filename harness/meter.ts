@@ -47,8 +47,12 @@ export function meterRanges(numa: Numa | undefined, memoryMiB: number): string[]
   });
 }
 
-/** The `-plugin` argument of a metered QEMU run. */
-export function meterArgument(plan: RunPlan, meter: string, image: [number, number]): string {
+/**
+ * The `-plugin` argument of a metered QEMU run; `image`, the hypervisor's
+ * code, whose accesses are not counted (none: a guest on the bare machine,
+ * counted from its first instruction).
+ */
+export function meterArgument(plan: RunPlan, meter: string, image?: [number, number]): string {
   const m = plan.scenario.machine;
   const smp = m.smp ?? 1;
   const cpuNode = (cpu: number) => m.numa?.nodes.findIndex((n) => n.cpus.includes(cpu)) ?? 0;
@@ -57,7 +61,7 @@ export function meterArgument(plan: RunPlan, meter: string, image: [number, numb
     "out=meter.txt",
     ...meterRanges(m.numa, m.memoryMiB ?? 128),
     ...Array.from({ length: smp }, (_, cpu) => `cpu=${cpu}:${Math.max(0, cpuNode(cpu))}`),
-    `skip=0x${image[0].toString(16)}-0x${image[1].toString(16)}`,
+    ...image ? [`skip=0x${image[0].toString(16)}-0x${image[1].toString(16)}`] : [],
   ].join(",");
 }
 

@@ -64,6 +64,70 @@ export function columns(head: string[], rows: string[][], rule = false): string 
     .join("\n");
 }
 
+const COLORS = [
+  "#4e79a7",
+  "#f28e2b",
+  "#e15759",
+  "#76b7b2",
+  "#59a14f",
+  "#b07aa1",
+  "#9c755f",
+  "#222",
+  "#bbb",
+  "#edc948",
+];
+
+/**
+ * An SVG of bars: per group (a topology and workload), a bar per series
+ * (a policy, a configuration) of a fraction from 0 to 1 (none: no bar).
+ */
+export function barsSvg(
+  title: string,
+  series: string[],
+  groups: { label: string; values: Record<string, number | undefined> }[],
+): string {
+  const bar = 10, gap = 14, top = 30, height = 200;
+  const groupWidth = series.length * bar + gap;
+  const width = 60 + groups.length * groupWidth + 160;
+  const pct = (v: number | undefined) => (v === undefined ? "-" : (v * 100).toFixed(1));
+  const parts = groups.flatMap((g, k) => {
+    const x0 = 60 + k * groupWidth;
+    return [
+      ...series.map((s, i) => {
+        const h = (g.values[s] ?? 0) * height;
+        return `<rect x="${x0 + i * bar}" y="${top + height - h}" width="${
+          bar - 1
+        }" height="${h}" fill="${COLORS[i % COLORS.length]}"><title>${g.label} ${s}: ${
+          pct(g.values[s])
+        } %</title></rect>`;
+      }),
+      `<text x="${x0}" y="${top + height + 12}" font-size="8" transform="rotate(40 ${x0} ${
+        top + height + 12
+      })">${g.label}</text>`,
+    ];
+  });
+  const legend = series.map((s, i) =>
+    `<rect x="${width - 150}" y="${top + i * 14}" width="10" height="10" fill="${
+      COLORS[i % COLORS.length]
+    }"/><text x="${width - 135}" y="${top + 9 + i * 14}" font-size="10">${s}</text>`
+  );
+  const axis = [0, 0.25, 0.5, 0.75, 1].map((t) =>
+    `<text x="10" y="${top + height - t * height + 3}" font-size="9">${t * 100}%</text>` +
+    `<line x1="50" x2="${width - 160}" y1="${top + height - t * height}" y2="${
+      top + height - t * height
+    }" stroke="#eee"/>`
+  );
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${top + height + 80}">`,
+    `<text x="60" y="18" font-size="12">${title}</text>`,
+    ...axis,
+    ...parts,
+    ...legend,
+    "</svg>",
+    "",
+  ].join("\n");
+}
+
 function yamlString(s: string): string {
   return JSON.stringify(s);
 }

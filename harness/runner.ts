@@ -14,7 +14,13 @@ import {
 import { bochs } from "./backends/bochs.ts";
 import { qemu } from "./backends/qemu.ts";
 import { buildIso, buildKernel, buildPayload, buildProgram, type IsoModule } from "./build.ts";
-import { buildInitrd, buildLinuxBundle, buildLinuxGuest, LINUX_CMDLINE } from "./linux.ts";
+import {
+  buildInitrd,
+  buildLinuxBundle,
+  buildLinuxGuest,
+  debianFiles,
+  LINUX_CMDLINE,
+} from "./linux.ts";
 import { type Meter, parseMeter } from "./meter.ts";
 import { buildPlugin } from "./plugins.ts";
 import { drainPty } from "./pty.ts";
@@ -131,14 +137,15 @@ export async function build(plan: RunPlan, progress: (m: string) => void): Promi
     const args = [LINUX_CMDLINE, linux.cmdline].filter((a) => a).join(" ");
     const image = linux.image === "bzImage" ? guest.bzImage : guest.vmlinux;
     let initrd = guest.initrd;
-    if (linux.programs || linux.run || linux.modules) {
+    if (linux.programs || linux.run || linux.modules || linux.debian) {
       const programs = await Promise.all(
         (linux.programs ?? []).map(async (file) => ({
           name: basename(file).replace(/\.(asm|c)$/, ""),
           path: await buildProgram(file, progress),
         })),
       );
-      initrd = await buildInitrd(guest, programs, linux.run, linux.modules);
+      const debian = linux.debian ? await debianFiles(linux.debian, progress) : [];
+      initrd = await buildInitrd(guest, programs, linux.run, linux.modules, debian);
     }
     if (plan.boot === "kernel") bundle = await buildLinuxBundle(image, initrd, args);
     modules.push(

@@ -70,6 +70,12 @@ export interface LinuxGuest {
    * compiler (`build.buildProgram`).
    */
   programs?: string[];
+  /**
+   * Programs from Debian packages, each `PACKAGE:/PATH` (`pigz:/usr/bin/pigz`),
+   * at their own paths with the shared libraries they need
+   * (`linux.debianFiles`).
+   */
+  debian?: string[];
   /** Shell lines the guest's /init runs after its markers, as root. */
   run?: string;
   /**
@@ -430,12 +436,18 @@ export function validateScenario(value: unknown, fileName: string, variant = fal
             s.linux.programs.every((p) =>
               typeof p === "string" && /^[\w/-]+\.(asm|c)$/.test(p)
             ))) &&
+        (s.linux.debian === undefined ||
+          (Array.isArray(s.linux.debian) &&
+            s.linux.debian.every((d) =>
+              typeof d === "string" && /^[a-z0-9][\w+.-]*:\//.test(d)
+            ))) &&
         (s.linux.run === undefined || typeof s.linux.run === "string") &&
         (s.linux.modules === undefined ||
           (Array.isArray(s.linux.modules) &&
             s.linux.modules.every((m) => typeof m === "string" && /^[\w-]+$/.test(m)))),
       `linux must be { cmdline?: plain words (${CMDLINE_RE.source}), image?: "vmlinux" | "bzImage", ` +
-        "programs?: NASM files under payloads/, run?: shell lines }",
+        "programs?: NASM or C files under payloads/, debian?: PACKAGE:/PATH, run?: shell lines, " +
+        "modules?: module names }",
     );
     need(s.payload === undefined, "a scenario has a payload or a linux guest, not both");
   }

@@ -48,6 +48,14 @@ Deno.test("a valid scenario passes validation", () => {
   assert.deepEqual(problems(scenario()), []);
 });
 
+Deno.test("a Linux guest's Debian programs are PACKAGE:/PATH", () => {
+  const linux = (debian: unknown) => ({ ...scenario(), payload: undefined, linux: { debian } });
+  assert.deepEqual(problems(linux(["pigz:/usr/bin/pigz", "coreutils:/usr/bin/sort"])), []);
+  for (const bad of [["/usr/bin/pigz"], ["pigz:usr/bin/pigz"], "pigz:/usr/bin/pigz"]) {
+    assertMentions(problems(linux(bad)), ["debian?: PACKAGE:/PATH"]);
+  }
+});
+
 Deno.test("validation names every problem", () => {
   const p = problems({
     ...scenario(),

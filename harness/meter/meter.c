@@ -15,7 +15,9 @@
  *   out=FILE            where the counts go, at exit
  *   mem=NODE:BASE-END   a node's physical memory (repeatable)
  *   cpu=INDEX:NODE      a CPU's node (repeatable)
- *   skip=START-END      the hypervisor's code: its accesses are not counted
+ *   skip=START-END      the hypervisor's code: its accesses are not counted;
+ *                       without it (a guest on the bare machine) every CPU
+ *                       counts from its first instruction
  * Output: one line per CPU, `cpu I node N: C0 C1 ...`, the accesses of CPU
  * I (on node N) to each node's memory, then `other: C` for accesses to no
  * node's memory (devices).
@@ -174,6 +176,8 @@ PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *in
             return -1;
         }
     }
+    if (skip_end == 0)
+        for (int c = 0; c < MAX_CPUS; c++) counting[c] = true;
     qemu_plugin_register_vcpu_tb_trans_cb(id, on_tb);
     qemu_plugin_register_atexit_cb(id, on_plugin_exit, NULL);
     return 0;
