@@ -16,28 +16,21 @@
  * `bench-linux-numa.json` and `.svg` under `.runs/`. Figures, not
  * assertions.
  */
-import { basename, join } from "node:path";
+import { join } from "node:path";
 import { type Artifacts, RUN_FILES } from "./backends/backend.ts";
 import { launchOnce } from "./bench_linux.ts";
-import { buildKernel, buildProgram } from "./build.ts";
-import {
-  buildInitrd,
-  buildLinuxGuest,
-  debianFiles,
-  LINUX_CMDLINE,
-  linuxMarkers,
-  MARKER,
-} from "./linux.ts";
+import { buildKernel } from "./build.ts";
+import { buildLinuxGuest, LINUX_CMDLINE, linuxMarkers, MARKER } from "./linux.ts";
 import { DEBIAN_WORKLOADS, type LinuxWorkload, svThreadsWorkload } from "./linux_workloads.ts";
 import { defineLinuxScenario } from "./linux_scenario.ts";
 import { globRegExp, inParallel } from "./matrix.ts";
-import { meterArgument, parseMeter } from "./meter.ts";
+import { type Counts, meterArgument, parseMeter } from "./meter.ts";
 import { ASYMMETRIC_4_NODES } from "./numa.ts";
 import { RUNS_DIR } from "./paths.ts";
 import { buildPlugin } from "./plugins.ts";
 import { ensureTools, toolsFor } from "./prereq.ts";
 import { barsSvg, columns } from "./report.ts";
-import { backendFor, runPlan } from "./runner.ts";
+import { backendFor, linuxInitrd, runPlan } from "./runner.ts";
 import { expandTargets, type Numa, type RunPlan } from "./scenario.ts";
 import { WORKLOADS } from "./workloads.ts";
 
@@ -130,18 +123,17 @@ function jobPlan(t: (typeof LINUX_TOPOLOGIES)[number], w: LinuxWorkload, config:
   return expandTargets(s)[0]!;
 }
 
-/** What a run's console and meter say, as a result (or why it has none). */
+/** What a run's console and meter window say, as a result (or why it has none). */
 function resultOf(
   job: Job,
   console: string,
-  meterText: string,
+  window: Counts | undefined,
   problems: string[],
   adaptive?: { migrated?: number; replicated?: number },
 ): LinuxNumaResult {
   const base = { topology: job.topology.name, workload: job.workload.name, config: job.config };
   const cpus = job.topology.numa.nodes.length;
   const all = [...problems, ...job.workload.problems(console, cpus)];
-  const window = parseMeter(meterText, job.topology.numa)?.window;
   if (!window) all.push("the meter saw no window");
   if (all.length || !window) return { ...base, failure: all.join("; ") };
   const migrated = linuxMarkers(console).get("numa-migrated");
@@ -159,15 +151,7 @@ function resultOf(
 /** `job` on the bare machine: the same QEMU, kernel and initramfs, no hypervisor. */
 async function runBare(job: Job, say: (m: string) => void): Promise<LinuxNumaResult> {
   const guest = await buildLinuxGuest(say);
-  const linux = job.plan.scenario.linux!;
-  const programs = await Promise.all(
-    job.workload.programs.map(async (file) => ({
-      name: basename(file).replace(/\.(asm|c)$/, ""),
-      path: await buildProgram(file, say),
-    })),
-  );
-  const debian = linux.debian ? await debianFiles(linux.debian, say) : [];
-  const initrd = await buildInitrd(guest, programs, linux.run, [], debian);
+  const initrd = await linuxInitrd(guest, job.plan.scenario.linux!, say);
   const meter = await buildPlugin("meter", say);
   const m = job.plan.scenario.machine;
   const plan: RunPlan = {
@@ -186,21 +170,21 @@ async function runBare(job: Job, say: (m: string) => void): Promise<LinuxNumaRes
     console: await Deno.readTextFile(join(dir, RUN_FILES.guest)).catch(() => ""),
     meter: await Deno.readTextFile(join(dir, "meter.txt")).catch(() => ""),
   }));
+  const window = parseMeter(r.read.meter, job.topology.numa)?.window;
   const done = linuxMarkers(r.read.console).has("done");
-  return resultOf(job, r.read.console, r.read.meter, done ? [] : ["/init did not finish"]);
+  return resultOf(job, r.read.console, window, done ? [] : ["/init did not finish"]);
 }
 
 /** `job` under Scalevisor: a run like any scenario's, its problems the failure. */
 async function runUnder(job: Job): Promise<LinuxNumaResult> {
   const r = await runPlan(job.plan, { progress: () => {} });
   const console = await Deno.readTextFile(join(r.runDir, RUN_FILES.guest)).catch(() => "");
-  const meter = await Deno.readTextFile(join(r.runDir, "meter.txt")).catch(() => "");
   const placement = r.events.find((e) => e.ev === "placement");
   const problems = r.status === "pass" ? r.problems : [`${r.status}: ${r.reason}`, ...r.problems];
   return resultOf(
     job,
     console,
-    meter,
+    r.meter?.window,
     problems,
     placement?.adaptive as { migrated?: number; replicated?: number } | undefined,
   );

@@ -20,6 +20,7 @@ import {
   buildLinuxGuest,
   debianFiles,
   LINUX_CMDLINE,
+  type LinuxGuest as BuiltLinux,
 } from "./linux.ts";
 import { type Meter, parseMeter } from "./meter.ts";
 import { buildPlugin } from "./plugins.ts";
@@ -33,6 +34,7 @@ import {
   DEFAULT_SMP,
   fakeNodes,
   type HostSide,
+  type LinuxGuest,
   planId,
   type RunInfo,
   type RunPlan,
@@ -121,6 +123,26 @@ function runDirName(plan: RunPlan): string {
 }
 
 /** What a run boots: the kernel, its payload or Linux guest, the ISO, the meter. */
+/**
+ * The initramfs of a scenario's Linux guest: the stock one, or one with its
+ * programs, Debian's, modules and /init lines.
+ */
+export async function linuxInitrd(
+  guest: BuiltLinux,
+  linux: LinuxGuest,
+  progress: (m: string) => void,
+): Promise<string> {
+  if (!(linux.programs || linux.run || linux.modules || linux.debian)) return guest.initrd;
+  const programs = await Promise.all(
+    (linux.programs ?? []).map(async (file) => ({
+      name: basename(file).replace(/\.(asm|c)$/, ""),
+      path: await buildProgram(file, progress),
+    })),
+  );
+  const debian = linux.debian ? await debianFiles(linux.debian, progress) : [];
+  return buildInitrd(guest, programs, linux.run, linux.modules, debian);
+}
+
 export async function build(plan: RunPlan, progress: (m: string) => void): Promise<Artifacts> {
   const kernel = await buildKernel(progress);
   const payload = plan.scenario.payload
@@ -136,17 +158,7 @@ export async function build(plan: RunPlan, progress: (m: string) => void): Promi
     const guest = await buildLinuxGuest(progress);
     const args = [LINUX_CMDLINE, linux.cmdline].filter((a) => a).join(" ");
     const image = linux.image === "bzImage" ? guest.bzImage : guest.vmlinux;
-    let initrd = guest.initrd;
-    if (linux.programs || linux.run || linux.modules || linux.debian) {
-      const programs = await Promise.all(
-        (linux.programs ?? []).map(async (file) => ({
-          name: basename(file).replace(/\.(asm|c)$/, ""),
-          path: await buildProgram(file, progress),
-        })),
-      );
-      const debian = linux.debian ? await debianFiles(linux.debian, progress) : [];
-      initrd = await buildInitrd(guest, programs, linux.run, linux.modules, debian);
-    }
+    const initrd = await linuxInitrd(guest, linux, progress);
     if (plan.boot === "kernel") bundle = await buildLinuxBundle(image, initrd, args);
     modules.push(
       { path: image, name: linux.image ?? "vmlinux", args },
